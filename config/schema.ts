@@ -1,0 +1,497 @@
+import { ConfigError } from './errors';
+import { FlinkConfig, parseFlinkConfig } from './flink';
+import {
+  readArray,
+  readBoolean,
+  readInt,
+  readObject,
+  readOneOf,
+  readString,
+  readTimeZone,
+  rejectUnknownKeys,
+} from './validate';
+
+/** Topics this project creates and registers contracts for (Flink creates its own sink tables). */
+export const TOPIC_NAMES = [
+  'ad-events',
+  'campaign-events',
+  'conversion-events',
+  'compensation-events',
+  'product-catalog',
+] as const;
+/** One of the project's Terraform-managed topics. */
+export type TopicName = (typeof TOPIC_NAMES)[number];
+
+/** Cleanup policies a topic may have. */
+export const CLEANUP_POLICIES = ['delete', 'compact', 'compact,delete'] as const;
+
+/** Partitions, retention and cleanup of one topic. */
+export interface TopicConfig {
+  /** Partition count; also the upper bound of Lambda concurrency for its consumer. */
+  readonly partitions: number;
+  /** Retention in milliseconds; -1 keeps records forever (compacted feeds). */
+  readonly retentionMs: number;
+  /** `delete` for event streams, `compact` for latest-value feeds. */
+  readonly cleanupPolicy: (typeof CLEANUP_POLICIES)[number];
+}
+
+/** Create a Confluent environment, or reference an existing one by id. */
+export type ConfluentEnvironmentConfig =
+  | {
+      readonly mode: 'create';
+      /** Display name; also the Flink catalog name. */
+      readonly displayName: string;
+      /** Stream Governance package of the environment. */
+      readonly streamGovernance: 'ESSENTIALS' | 'ADVANCED';
+    }
+  | {
+      readonly mode: 'reference';
+      /** Existing environment id, `env-xxxxx`. */
+      readonly id: string;
+    };
+
+/** Create a Kafka cluster, or reference an existing one by id. */
+export type KafkaClusterConfig =
+  | {
+      readonly mode: 'create';
+      /** Display name; also the Flink database name. */
+      readonly displayName: string;
+      /** Cluster type. */
+      readonly type: 'BASIC' | 'STANDARD' | 'ENTERPRISE' | 'DEDICATED';
+      /** Zone redundancy. */
+      readonly availability: 'SINGLE_ZONE' | 'MULTI_ZONE';
+      /** CKUs, for DEDICATED clusters only. */
+      readonly cku?: number;
+    }
+  | {
+      readonly mode: 'reference';
+      /** Existing cluster id, `lkc-xxxxx`. */
+      readonly id: string;
+    };
+
+/** The Confluent Cloud side of an environment. */
+export interface ConfluentConfig {
+  /** Cloud provider hosting the cluster and the Flink pool. */
+  readonly cloud: 'AWS' | 'GCP' | 'AZURE';
+  /** Cloud region, e.g. `ap-northeast-2`. */
+  readonly region: string;
+  /** The Confluent environment. */
+  readonly environment: ConfluentEnvironmentConfig;
+  /** The Kafka cluster. */
+  readonly kafkaCluster: KafkaClusterConfig;
+  /** Settings of every project topic. */
+  readonly topics: Readonly<Record<TopicName, TopicConfig>>;
+}
+
+/** The AWS account the workers run in. */
+export interface AwsConfig {
+  /** Region of the functions, database and cache. */
+  readonly region: string;
+  /** 12-digit account id; the provider refuses any other account. */
+  readonly accountId: string;
+  /** Tags applied to every AWS resource. */
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/** Where alerts go. */
+export interface AlertsConfig {
+  /** E-mail addresses subscribed to the alerts topic (each must confirm once). */
+  readonly emails: readonly string[];
+  /** Slack channel through AWS Chatbot. @default - no Slack delivery */
+  readonly slack?: { readonly workspaceId: string; readonly channelId: string };
+}
+
+/** Terraform state backend of every stack of the environment. */
+export type StateBackendConfig =
+  | {
+      readonly kind: 's3';
+      /** Bucket holding the state. */
+      readonly bucket: string;
+      /** Key prefix; each stack appends `<stack>.tfstate`. */
+      readonly keyPrefix: string;
+      /** Region of the bucket. */
+      readonly region: string;
+      /** Server-side encryption of the state object; must be on. */
+      readonly encrypt: true;
+      /** Lock with an S3 lock file (Terraform ≥ 1.10). */
+      readonly useLockfile: true;
+    }
+  | {
+      readonly kind: 'local';
+      /** Directory for the state files, relative to the stack's working directory. */
+      readonly directory: string;
+    };
+
+/** The VPC the functions, database and cache live in. */
+export type NetworkConfig =
+  | {
+      readonly mode: 'create';
+      /** VPC CIDR block. */
+      readonly cidr: string;
+      /** How many availability zones (and private subnets) to spread over. */
+      readonly availabilityZones: number;
+      /** NAT gateways for the functions that produce to Confluent (0 disables egress). */
+      readonly natGateways: number;
+    }
+  | {
+      readonly mode: 'reference';
+      /** Existing VPC id. */
+      readonly vpcId: string;
+      /** Existing private subnet ids (with a route to NAT). */
+      readonly privateSubnetIds: readonly string[];
+    };
+
+/** The Postgres database (RDS). */
+export interface DatabaseConfig {
+  /** Instance class, e.g. `db.t4g.medium`. */
+  readonly instanceClass: string;
+  /** Postgres engine version. */
+  readonly engineVersion: string;
+  /** Initial storage in GiB. */
+  readonly allocatedStorageGb: number;
+  /** Storage autoscaling ceiling in GiB. */
+  readonly maxAllocatedStorageGb: number;
+  /** Standby in another zone. */
+  readonly multiAz: boolean;
+  /** Days of automated backups. */
+  readonly backupRetentionDays: number;
+  /** Put RDS Proxy between the functions and the database. */
+  readonly useProxy: boolean;
+}
+
+/** The Redis cache (ElastiCache). */
+export interface CacheConfig {
+  /** Node type, e.g. `cache.t4g.small`. */
+  readonly nodeType: string;
+  /** Redis engine version. */
+  readonly engineVersion: string;
+  /** Read replicas; ≥ 1 enables automatic failover and multi-AZ. */
+  readonly replicas: number;
+}
+
+/** Names of the worker functions. */
+export const WORKER_FUNCTIONS = [
+  'clickBalance',
+  'compensation',
+  'rankingCache',
+  'budgetReset',
+  'outboxSweep',
+  'dbMigrate',
+] as const;
+/** One worker function. */
+export type WorkerFunctionName = (typeof WORKER_FUNCTIONS)[number];
+
+/** Size and concurrency of one function. */
+export interface FunctionSizing {
+  /** Memory in MB (CPU scales with it). */
+  readonly memoryMb: number;
+  /** Timeout in seconds (≤ 840 for Kafka triggers). */
+  readonly timeoutSeconds: number;
+  /** Reserved concurrency; for Kafka consumers at least the topic's partitions. */
+  readonly reservedConcurrency: number;
+}
+
+/** CloudWatch Logs retention values the service accepts. */
+export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
+
+/** The worker Lambdas and their Kafka triggers. */
+export interface WorkersConfig {
+  /** Calendar day of budgets and of the reset schedule. */
+  readonly budgetTimeZone: string;
+  /** Records per Lambda invocation. */
+  readonly batchSize: number;
+  /** Where a new consumer group starts; TRIM_HORIZON so no click is skipped. */
+  readonly startingPosition: 'TRIM_HORIZON' | 'LATEST';
+  /** Confluent Cloud as self-managed Kafka, or topics mirrored into MSK. */
+  readonly kafkaSource: { readonly kind: 'confluent' } | { readonly kind: 'msk'; readonly clusterArn: string };
+  /** Per-function sizing. */
+  readonly functions: Readonly<Record<WorkerFunctionName, FunctionSizing>>;
+  /** Days the functions' logs are kept. */
+  readonly logRetentionDays: (typeof LOG_RETENTION_DAYS)[number];
+  /** Minutes between outbox sweeps. */
+  readonly outboxSweepMinutes: number;
+  /** Seconds a ranking stays in Redis without a refresh. */
+  readonly rankingTtlSeconds: number;
+}
+
+/** Everything one deployment environment needs, validated. */
+export interface EnvironmentConfig {
+  /** Short name, used in stack names and resource names. */
+  readonly name: string;
+  /** Production turns on deletion protection and prevent_destroy. */
+  readonly production: boolean;
+  /** Confluent Cloud side. */
+  readonly confluent: ConfluentConfig;
+  /** Flink compute pool and pipelines. */
+  readonly flink: FlinkConfig;
+  /** AWS account and region. */
+  readonly aws: AwsConfig;
+  /**
+   * Why the Confluent and AWS regions may differ. Absent means they must match: the workers'
+   * latency budget assumes same-region traffic.
+   * @default - regions must match
+   */
+  readonly regionMismatchReason?: string;
+  /** Alert delivery. */
+  readonly alerts: AlertsConfig;
+  /** Terraform state backend. */
+  readonly stateBackend: StateBackendConfig;
+  /** VPC of the workers. */
+  readonly network: NetworkConfig;
+  /** Postgres. */
+  readonly database: DatabaseConfig;
+  /** Redis. */
+  readonly cache: CacheConfig;
+  /** Worker functions. */
+  readonly workers: WorkersConfig;
+}
+
+const NAME = /^[a-z][a-z0-9-]{1,14}$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+const MAX_RETENTION_MS = 90 * 24 * 3600 * 1000;
+
+function parseTopic(raw: unknown, path: string): TopicConfig {
+  const o = readObject(raw, path);
+  rejectUnknownKeys(o, path, ['partitions', 'retentionMs', 'cleanupPolicy']);
+  const cleanupPolicy = readOneOf(o.cleanupPolicy, `${path}.cleanupPolicy`, CLEANUP_POLICIES);
+  const retentionMs = o.retentionMs;
+  if (!(retentionMs === -1 || (typeof retentionMs === 'number' && Number.isInteger(retentionMs) && retentionMs >= 3_600_000 && retentionMs <= MAX_RETENTION_MS))) {
+    throw new ConfigError(`${path}.retentionMs`, retentionMs, `-1 (forever) or an integer from 3600000 (1 h) to ${MAX_RETENTION_MS} (90 d)`);
+  }
+  if (retentionMs === -1 && cleanupPolicy === 'delete') {
+    throw new ConfigError(`${path}.retentionMs`, retentionMs, 'a finite retention for a topic whose cleanupPolicy is "delete"');
+  }
+  return { partitions: readInt(o.partitions, `${path}.partitions`, 1, 120), retentionMs, cleanupPolicy };
+}
+
+function parseConfluent(raw: unknown, path: string): ConfluentConfig {
+  const o = readObject(raw, path);
+  rejectUnknownKeys(o, path, ['cloud', 'region', 'environment', 'kafkaCluster', 'topics']);
+  const env = readObject(o.environment, `${path}.environment`);
+  const environment: ConfluentEnvironmentConfig =
+    readOneOf(env.mode, `${path}.environment.mode`, ['create', 'reference'] as const) === 'create'
+      ? {
+          mode: 'create',
+          displayName: readString(env.displayName, `${path}.environment.displayName`, /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, "_", "." and "-", at most 64'),
+          streamGovernance: readOneOf(env.streamGovernance, `${path}.environment.streamGovernance`, ['ESSENTIALS', 'ADVANCED'] as const, 'ESSENTIALS'),
+        }
+      : { mode: 'reference', id: readString(env.id, `${path}.environment.id`, /^env-[a-z0-9]+$/, 'an environment id such as "env-abc123"') };
+
+  const k = readObject(o.kafkaCluster, `${path}.kafkaCluster`);
+  let kafkaCluster: KafkaClusterConfig;
+  if (readOneOf(k.mode, `${path}.kafkaCluster.mode`, ['create', 'reference'] as const) === 'create') {
+    const type = readOneOf(k.type, `${path}.kafkaCluster.type`, ['BASIC', 'STANDARD', 'ENTERPRISE', 'DEDICATED'] as const);
+    const cku = k.cku === undefined ? undefined : readInt(k.cku, `${path}.kafkaCluster.cku`, 1, 152);
+    if (type === 'DEDICATED' && cku === undefined) {
+      throw new ConfigError(`${path}.kafkaCluster.cku`, undefined, 'an integer from 1 to 152 for a DEDICATED cluster');
+    }
+    if (type !== 'DEDICATED' && cku !== undefined) {
+      throw new ConfigError(`${path}.kafkaCluster.cku`, cku, 'nothing: only DEDICATED clusters take a CKU count');
+    }
+    kafkaCluster = {
+      mode: 'create',
+      displayName: readString(k.displayName, `${path}.kafkaCluster.displayName`, /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, "_", "." and "-", at most 64'),
+      type,
+      availability: readOneOf(k.availability, `${path}.kafkaCluster.availability`, ['SINGLE_ZONE', 'MULTI_ZONE'] as const),
+      ...(cku === undefined ? {} : { cku }),
+    };
+  } else {
+    kafkaCluster = { mode: 'reference', id: readString(k.id, `${path}.kafkaCluster.id`, /^lkc-[a-z0-9]+$/, 'a cluster id such as "lkc-abc123"') };
+  }
+
+  const t = readObject(o.topics, `${path}.topics`);
+  rejectUnknownKeys(t, `${path}.topics`, TOPIC_NAMES);
+  const topics = Object.fromEntries(TOPIC_NAMES.map((name) => [name, parseTopic(t[name], `${path}.topics.${name}`)])) as Record<TopicName, TopicConfig>;
+  if (topics['product-catalog'].cleanupPolicy === 'delete') {
+    throw new ConfigError(`${path}.topics.product-catalog.cleanupPolicy`, 'delete', '"compact" or "compact,delete": the catalogue is a latest-value feed');
+  }
+  return {
+    cloud: readOneOf(o.cloud, `${path}.cloud`, ['AWS', 'GCP', 'AZURE'] as const),
+    region: readString(o.region, `${path}.region`, /^[a-z0-9-]{3,32}$/, 'a cloud region such as "ap-northeast-2"'),
+    environment,
+    kafkaCluster,
+    topics,
+  };
+}
+
+function parseAws(raw: unknown, path: string): AwsConfig {
+  const o = readObject(raw, path);
+  rejectUnknownKeys(o, path, ['region', 'accountId', 'tags']);
+  const tagsRaw = o.tags === undefined ? {} : readObject(o.tags, `${path}.tags`);
+  const tags = Object.fromEntries(Object.entries(tagsRaw).map(([key, value]) => [key, readString(value, `${path}.tags.${key}`)]));
+  return {
+    region: readString(o.region, `${path}.region`, REGION, 'an AWS region such as "ap-northeast-2"'),
+    accountId: readString(o.accountId, `${path}.accountId`, /^\d{12}$/, 'a 12-digit AWS account id'),
+    tags,
+  };
+}
+
+function parseAlerts(raw: unknown, path: string): AlertsConfig {
+  const o = readObject(raw, path);
+  rejectUnknownKeys(o, path, ['emails', 'slack']);
+  const emails = readArray(o.emails, `${path}.emails`, (item, p) => readString(item, p, EMAIL, 'an e-mail address'), 1);
+  if (o.slack === undefined) return { emails };
+  const s = readObject(o.slack, `${path}.slack`);
+  rejectUnknownKeys(s, `${path}.slack`, ['workspaceId', 'channelId']);
+  return {
+    emails,
+    slack: {
+      workspaceId: readString(s.workspaceId, `${path}.slack.workspaceId`, /^T[A-Z0-9]{6,}$/, 'a Slack workspace id such as "T0123ABCD"'),
+      channelId: readString(s.channelId, `${path}.slack.channelId`, /^[CG][A-Z0-9]{6,}$/, 'a Slack channel id such as "C0123ABCD"'),
+    },
+  };
+}
+
+function parseStateBackend(raw: unknown, path: string, production: boolean): StateBackendConfig {
+  const o = readObject(raw, path);
+  const kind = readOneOf(o.kind, `${path}.kind`, ['s3', 'local'] as const);
+  if (kind === 'local') {
+    if (production) throw new ConfigError(`${path}.kind`, kind, '"s3": production state must be remote, encrypted and locked');
+    rejectUnknownKeys(o, path, ['kind', 'directory']);
+    return { kind, directory: readString(o.directory ?? 'terraform-state', `${path}.directory`) };
+  }
+  rejectUnknownKeys(o, path, ['kind', 'bucket', 'keyPrefix', 'region', 'encrypt', 'useLockfile']);
+  if (o.encrypt !== true) throw new ConfigError(`${path}.encrypt`, o.encrypt, 'true: state holds API key secrets and must be encrypted');
+  if (o.useLockfile !== true) throw new ConfigError(`${path}.useLockfile`, o.useLockfile, 'true: concurrent applies must be locked');
+  return {
+    kind,
+    bucket: readString(o.bucket, `${path}.bucket`, /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name'),
+    keyPrefix: readString(o.keyPrefix, `${path}.keyPrefix`, /^[A-Za-z0-9_./-]+$/, 'an S3 key prefix'),
+    region: readString(o.region, `${path}.region`, REGION, 'an AWS region such as "ap-northeast-2"'),
+    encrypt: true,
+    useLockfile: true,
+  };
+}
+
+function parseNetwork(raw: unknown, path: string): NetworkConfig {
+  const o = readObject(raw, path);
+  if (readOneOf(o.mode, `${path}.mode`, ['create', 'reference'] as const) === 'reference') {
+    rejectUnknownKeys(o, path, ['mode', 'vpcId', 'privateSubnetIds']);
+    return {
+      mode: 'reference',
+      vpcId: readString(o.vpcId, `${path}.vpcId`, /^vpc-[0-9a-f]{8,17}$/, 'a VPC id such as "vpc-0abc12345"'),
+      privateSubnetIds: readArray(o.privateSubnetIds, `${path}.privateSubnetIds`, (item, p) => readString(item, p, /^subnet-[0-9a-f]{8,17}$/, 'a subnet id'), 2),
+    };
+  }
+  rejectUnknownKeys(o, path, ['mode', 'cidr', 'availabilityZones', 'natGateways']);
+  const availabilityZones = readInt(o.availabilityZones, `${path}.availabilityZones`, 2, 3);
+  return {
+    mode: 'create',
+    cidr: readString(o.cidr, `${path}.cidr`, /^(\d{1,3}\.){3}\d{1,3}\/(1[6-9]|2[0-4])$/, 'an IPv4 CIDR from /16 to /24'),
+    availabilityZones,
+    natGateways: readInt(o.natGateways, `${path}.natGateways`, 0, availabilityZones),
+  };
+}
+
+function parseDatabase(raw: unknown, path: string, production: boolean): DatabaseConfig {
+  const o = readObject(raw, path);
+  rejectUnknownKeys(o, path, ['instanceClass', 'engineVersion', 'allocatedStorageGb', 'maxAllocatedStorageGb', 'multiAz', 'backupRetentionDays', 'useProxy']);
+  const allocatedStorageGb = readInt(o.allocatedStorageGb, `${path}.allocatedStorageGb`, 20, 65536);
+  const backupRetentionDays = readInt(o.backupRetentionDays, `${path}.backupRetentionDays`, 1, 35);
+  if (production && backupRetentionDays < 7) {
+    throw new ConfigError(`${path}.backupRetentionDays`, backupRetentionDays, 'at least 7 in production');
+  }
+  return {
+    instanceClass: readString(o.instanceClass, `${path}.instanceClass`, /^db\.[a-z0-9]+\.[a-z0-9]+$/, 'an RDS instance class such as "db.t4g.medium"'),
+    engineVersion: readString(o.engineVersion ?? '16.4', `${path}.engineVersion`, /^1[4-7](\.\d+)?$/, 'a Postgres version from 14 to 17'),
+    allocatedStorageGb,
+    maxAllocatedStorageGb: readInt(o.maxAllocatedStorageGb, `${path}.maxAllocatedStorageGb`, allocatedStorageGb, 65536),
+    multiAz: readBoolean(o.multiAz, `${path}.multiAz`),
+    backupRetentionDays,
+    useProxy: readBoolean(o.useProxy, `${path}.useProxy`, false),
+  };
+}
+
+function parseCache(raw: unknown, path: string, production: boolean): CacheConfig {
+  const o = readObject(raw, path);
+  rejectUnknownKeys(o, path, ['nodeType', 'engineVersion', 'replicas']);
+  const replicas = readInt(o.replicas, `${path}.replicas`, 0, 5);
+  if (production && replicas < 1) {
+    throw new ConfigError(`${path}.replicas`, replicas, 'at least 1 in production (a replica in another zone for failover)');
+  }
+  return {
+    nodeType: readString(o.nodeType, `${path}.nodeType`, /^cache\.[a-z0-9]+\.[a-z0-9]+$/, 'an ElastiCache node type such as "cache.t4g.small"'),
+    engineVersion: readString(o.engineVersion ?? '7.1', `${path}.engineVersion`, /^[67]\.\d+$/, 'a Redis version 6.x or 7.x'),
+    replicas,
+  };
+}
+
+function parseSizing(raw: unknown, path: string): FunctionSizing {
+  const o = readObject(raw, path);
+  rejectUnknownKeys(o, path, ['memoryMb', 'timeoutSeconds', 'reservedConcurrency']);
+  return {
+    memoryMb: readInt(o.memoryMb, `${path}.memoryMb`, 128, 10240),
+    timeoutSeconds: readInt(o.timeoutSeconds, `${path}.timeoutSeconds`, 1, 840),
+    reservedConcurrency: readInt(o.reservedConcurrency, `${path}.reservedConcurrency`, 1, 1000),
+  };
+}
+
+function parseWorkers(raw: unknown, path: string, topics: Readonly<Record<TopicName, TopicConfig>>): WorkersConfig {
+  const o = readObject(raw, path);
+  rejectUnknownKeys(o, path, ['budgetTimeZone', 'batchSize', 'startingPosition', 'kafkaSource', 'functions', 'logRetentionDays', 'outboxSweepMinutes', 'rankingTtlSeconds']);
+  const source = readObject(o.kafkaSource ?? { kind: 'confluent' }, `${path}.kafkaSource`);
+  const kafkaSource: WorkersConfig['kafkaSource'] =
+    readOneOf(source.kind, `${path}.kafkaSource.kind`, ['confluent', 'msk'] as const) === 'msk'
+      ? { kind: 'msk', clusterArn: readString(source.clusterArn, `${path}.kafkaSource.clusterArn`, /^arn:aws[a-z-]*:kafka:[a-z0-9-]+:\d{12}:cluster\/.+$/, 'an MSK cluster ARN') }
+      : { kind: 'confluent' };
+  const f = readObject(o.functions, `${path}.functions`);
+  rejectUnknownKeys(f, `${path}.functions`, WORKER_FUNCTIONS);
+  const functions = Object.fromEntries(WORKER_FUNCTIONS.map((name) => [name, parseSizing(f[name], `${path}.functions.${name}`)])) as Record<WorkerFunctionName, FunctionSizing>;
+  const consumers: ReadonlyArray<[WorkerFunctionName, TopicName]> = [
+    ['clickBalance', 'ad-events'],
+    ['compensation', 'compensation-events'],
+  ];
+  for (const [fn, topic] of consumers) {
+    const reserved = functions[fn].reservedConcurrency;
+    if (reserved < topics[topic].partitions) {
+      throw new ConfigError(`${path}.functions.${fn}.reservedConcurrency`, reserved, `at least ${topics[topic].partitions}, the partition count of ${topic} (fewer makes Lambda throttle its Kafka pollers)`);
+    }
+  }
+  return {
+    budgetTimeZone: readTimeZone(o.budgetTimeZone, `${path}.budgetTimeZone`, 'Asia/Seoul'),
+    batchSize: readInt(o.batchSize, `${path}.batchSize`, 1, 10000, 100),
+    startingPosition: readOneOf(o.startingPosition, `${path}.startingPosition`, ['TRIM_HORIZON', 'LATEST'] as const, 'TRIM_HORIZON'),
+    kafkaSource,
+    functions,
+    logRetentionDays: readOneOf(o.logRetentionDays, `${path}.logRetentionDays`, LOG_RETENTION_DAYS, 30),
+    outboxSweepMinutes: readInt(o.outboxSweepMinutes, `${path}.outboxSweepMinutes`, 1, 60, 1),
+    rankingTtlSeconds: readInt(o.rankingTtlSeconds, `${path}.rankingTtlSeconds`, 60, 86400, 900),
+  };
+}
+
+/**
+ * Parses and validates one environment file. Throws ConfigError on the first problem, naming
+ * the field, the value and what is allowed.
+ */
+export function parseEnvironment(raw: unknown): EnvironmentConfig {
+  const root = readObject(raw, 'environment');
+  const name = readString(root.name, 'environment.name', NAME, 'lowercase letters, digits and "-", 2 to 15 characters, starting with a letter');
+  const path = name;
+  rejectUnknownKeys(root, path, ['name', 'production', 'confluent', 'flink', 'aws', 'regionMismatchReason', 'alerts', 'stateBackend', 'network', 'database', 'cache', 'workers']);
+  const production = readBoolean(root.production, `${path}.production`);
+  const confluent = parseConfluent(root.confluent, `${path}.confluent`);
+  const aws = parseAws(root.aws, `${path}.aws`);
+  const regionMismatchReason = root.regionMismatchReason === undefined ? undefined : readString(root.regionMismatchReason, `${path}.regionMismatchReason`);
+  if (regionMismatchReason === undefined && (confluent.cloud !== 'AWS' || confluent.region !== aws.region)) {
+    throw new ConfigError(
+      `${path}.confluent.region`,
+      `${confluent.cloud}/${confluent.region}`,
+      `AWS/${aws.region} to match aws.region (the workers' latency budget assumes same-region Kafka); set regionMismatchReason to override`,
+    );
+  }
+  return {
+    name,
+    production,
+    confluent,
+    flink: parseFlinkConfig(root.flink, `${path}.flink`, production),
+    aws,
+    ...(regionMismatchReason === undefined ? {} : { regionMismatchReason }),
+    alerts: parseAlerts(root.alerts, `${path}.alerts`),
+    stateBackend: parseStateBackend(root.stateBackend, `${path}.stateBackend`, production),
+    network: parseNetwork(root.network, `${path}.network`),
+    database: parseDatabase(root.database, `${path}.database`, production),
+    cache: parseCache(root.cache, `${path}.cache`, production),
+    workers: parseWorkers(root.workers, `${path}.workers`, confluent.topics),
+  };
+}

@@ -1,0 +1,224 @@
+import { Construct } from 'constructs';
+import { Fn, TerraformOutput, TerraformVariable } from 'cdktf';
+import { ConfluentProvider } from '../.gen/providers/confluent/provider';
+import { DataConfluentOrganization } from '../.gen/providers/confluent/data-confluent-organization';
+import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
+import {
+  adEventContract,
+  campaignEventContract,
+  compensationEventContract,
+  conversionEventContract,
+  productCatalogContract,
+  RTB_RANKINGS_TOPIC,
+} from '../contracts';
+import { ConfluentEnvironment } from '../constructs/confluent/environment';
+import { KafkaCluster } from '../constructs/confluent/kafka-cluster';
+import { KafkaTopic } from '../constructs/confluent/kafka-topic';
+import { ServiceAccount } from '../constructs/confluent/service-account';
+import { FlinkComputePool } from '../constructs/confluent/flink-compute-pool';
+import { KafkaCredentialsSecret } from '../constructs/aws/kafka-credentials-secret';
+import { FLINK_SINK_TABLES } from '../constructs/flink/tables';
+import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
+
+/** Consumer groups of the worker Lambdas' Kafka triggers (exact names, bound one by one). */
+export const WORKER_CONSUMER_GROUPS = {
+  clickBalance: 'click-balance-processor',
+  compensation: 'compensation-processor',
+  rankingCache: 'ranking-cache-writer',
+} as const;
+
+/** What the Flink stack needs from this one to submit statements. */
+export interface FlinkConnectionAttributes {
+  /** Organisation id. */
+  readonly organizationId: string;
+  /** Environment id. */
+  readonly environmentId: string;
+  /** Environment display name (Flink catalog). */
+  readonly catalogName: string;
+  /** Kafka cluster display name (Flink database). */
+  readonly databaseName: string;
+  /** Compute pool id. */
+  readonly computePoolId: string;
+  /** Service account the statements run as. */
+  readonly principalId: string;
+  /** Flink REST endpoint of the region. */
+  readonly restEndpoint: string;
+}
+
+/**
+ * The Confluent streaming core of one environment: environment and cluster (created or
+ * referenced), the project's topics with their registered contracts, one service account per
+ * duty with least-privilege bindings and keys, and the Flink compute pool. The workers' Kafka
+ * keys are stored in Secrets Manager for the Lambda triggers and the outbox producer.
+ */
+export class StreamingStack extends EnvironmentStack {
+  /** Kafka bootstrap `host:port` (scheme stripped, as Lambda triggers want it). */
+  public readonly bootstrapServers: string;
+  /** Secrets Manager ARN of the workers' consumer key (`{"username","password"}`). */
+  public readonly consumerSecretArn: string;
+  /** Secrets Manager ARN of the workers' producer key (`{"username","password"}`). */
+  public readonly producerSecretArn: string;
+  /** Connection attributes for the Flink stack. */
+  public readonly flinkConnection: FlinkConnectionAttributes;
+  /** The topics, by name. */
+  public readonly topics: Readonly<Record<string, KafkaTopic>>;
+
+  constructor(scope: Construct, props: EnvironmentStackProps) {
+    super(scope, 'streaming', props);
+    const { config } = props;
+    const protect = config.production;
+
+    const cloudApiKey = new TerraformVariable(this, 'confluent_cloud_api_key', {
+      type: 'string',
+      sensitive: true,
+      description: 'Confluent Cloud API key (Cloud resource management) of the deployer.',
+    });
+    const cloudApiSecret = new TerraformVariable(this, 'confluent_cloud_api_secret', {
+      type: 'string',
+      sensitive: true,
+      description: 'Secret of confluent_cloud_api_key.',
+    });
+    new ConfluentProvider(this, 'confluent', { cloudApiKey: cloudApiKey.stringValue, cloudApiSecret: cloudApiSecret.stringValue });
+    new AwsProvider(this, 'aws', {
+      region: config.aws.region,
+      allowedAccountIds: [config.aws.accountId],
+      defaultTags: [{ tags: config.aws.tags }],
+    });
+
+    const organization = new DataConfluentOrganization(this, 'organization', {});
+    const environment = new ConfluentEnvironment(this, 'environment', { config: config.confluent.environment, preventDestroy: protect });
+    const cluster = new KafkaCluster(this, 'cluster', {
+      environment,
+      config: config.confluent.kafkaCluster,
+      cloud: config.confluent.cloud,
+      region: config.confluent.region,
+      preventDestroy: protect,
+    });
+    const registry = environment.schemaRegistry;
+    const prefix = `adstream-${config.name}`;
+
+    // Topic and schema owner: manages exactly the project's topics and their value subjects.
+    const topicManager = new ServiceAccount(this, 'topic-manager', {
+      displayName: `${prefix}-topic-manager`,
+      duty: 'Creates and configures the adstream topics and registers their value schemas.',
+    });
+    const contracts = [adEventContract, campaignEventContract, conversionEventContract, compensationEventContract, productCatalogContract];
+    for (const contract of contracts) {
+      topicManager.grantTopicManage(cluster, contract.topic);
+      topicManager.grantSubjectWrite(registry, `${contract.topic}-value`);
+      topicManager.grantSubjectManage(registry, `${contract.topic}-value`);
+    }
+    const managerKafkaKey = topicManager.createKafkaApiKey(cluster, `${prefix}-topic-manager-kafka`);
+    const managerRegistryKey = topicManager.createSchemaRegistryApiKey(environment, `${prefix}-topic-manager-sr`);
+    const topics: Record<string, KafkaTopic> = {};
+    for (const contract of contracts) {
+      topics[contract.topic] = new KafkaTopic(this, `topic-${contract.topic}`, {
+        cluster,
+        environment,
+        contract,
+        config: config.confluent.topics[contract.topic],
+        kafkaCredentials: managerKafkaKey,
+        schemaRegistryCredentials: managerRegistryKey,
+        preventDestroy: protect,
+      });
+    }
+    this.topics = topics;
+
+    // Flink statement runner: reads the sources, writes compensations and the tables its DDL creates.
+    const runner = new ServiceAccount(this, 'flink-runner', {
+      displayName: `${prefix}-flink-runner`,
+      duty: 'Principal the adstream Flink statements run as.',
+    });
+    runner.grantFlinkDeveloper(environment);
+    for (const source of [adEventContract, campaignEventContract, conversionEventContract, productCatalogContract]) {
+      runner.grantTopicRead(cluster, topics[source.topic]);
+      runner.grantSubjectRead(registry, `${source.topic}-value`);
+    }
+    runner.grantTopicWrite(cluster, topics[compensationEventContract.topic]);
+    runner.grantSubjectRead(registry, `${compensationEventContract.topic}-value`);
+    for (const table of FLINK_SINK_TABLES) {
+      runner.grantTopicManage(cluster, table);
+      runner.grantTopicRead(cluster, { topicName: table });
+      runner.grantTopicWrite(cluster, { topicName: table });
+      for (const subject of [`${table}-key`, `${table}-value`]) {
+        runner.grantSubjectRead(registry, subject);
+        runner.grantSubjectWrite(registry, subject);
+      }
+    }
+    runner.grantTransactionalId(cluster, '_confluent-flink_*');
+
+    // Flink deployer: submits statements as the runner (Assigner), owns the Flink API key.
+    const deployer = new ServiceAccount(this, 'flink-deployer', {
+      displayName: `${prefix}-flink-deployer`,
+      duty: 'Submits and manages the adstream Flink statements on behalf of the runner.',
+    });
+    deployer.grantFlinkDeveloper(environment);
+    runner.allowAssignmentBy(deployer, organization.resourceName);
+
+    const pool = new FlinkComputePool(this, 'flink-pool', {
+      environment,
+      displayName: `${prefix}-pipelines`,
+      cloud: config.confluent.cloud,
+      region: config.confluent.region,
+      maxCfu: config.flink.maxCfu,
+      preventDestroy: protect,
+    });
+    const flinkKey = deployer.createFlinkApiKey(
+      { id: pool.regionId, apiVersion: pool.regionApiVersion, kind: pool.regionKind },
+      environment,
+      `${prefix}-flink-deployer`,
+    );
+
+    // Workers' consumer: reads the three topics its triggers consume, in its three groups only.
+    const consumer = new ServiceAccount(this, 'workers-consumer', {
+      displayName: `${prefix}-workers-consumer`,
+      duty: 'Lambda Kafka triggers of the adstream workers.',
+    });
+    consumer.grantTopicRead(cluster, topics[adEventContract.topic]);
+    consumer.grantTopicRead(cluster, topics[compensationEventContract.topic]);
+    consumer.grantTopicRead(cluster, { topicName: RTB_RANKINGS_TOPIC });
+    for (const group of Object.values(WORKER_CONSUMER_GROUPS)) consumer.grantConsumerGroup(cluster, group);
+    const consumerKey = consumer.createKafkaApiKey(cluster, `${prefix}-workers-consumer`);
+
+    // Workers' producer: campaign status events from the outbox, nothing else.
+    const producer = new ServiceAccount(this, 'workers-producer', {
+      displayName: `${prefix}-workers-producer`,
+      duty: 'Outbox publisher of campaign status events.',
+    });
+    producer.grantTopicWrite(cluster, topics[campaignEventContract.topic]);
+    const producerKey = producer.createKafkaApiKey(cluster, `${prefix}-workers-producer`);
+
+    const consumerSecret = new KafkaCredentialsSecret(this, 'consumer-secret', {
+      secretName: `adstream/${config.name}/kafka/workers-consumer`,
+      description: 'Confluent API key of the adstream workers consumer (Lambda BASIC_AUTH).',
+      apiKey: consumerKey,
+    });
+    const producerSecret = new KafkaCredentialsSecret(this, 'producer-secret', {
+      secretName: `adstream/${config.name}/kafka/workers-producer`,
+      description: 'Confluent API key of the adstream outbox producer.',
+      apiKey: producerKey,
+    });
+
+    this.bootstrapServers = Fn.replace(cluster.bootstrapEndpoint, 'SASL_SSL://', '');
+    this.consumerSecretArn = consumerSecret.secretArn;
+    this.producerSecretArn = producerSecret.secretArn;
+    this.flinkConnection = {
+      organizationId: organization.id,
+      environmentId: environment.environmentId,
+      catalogName: environment.displayName,
+      databaseName: cluster.displayName,
+      computePoolId: pool.poolId,
+      principalId: runner.serviceAccountId,
+      restEndpoint: pool.restEndpoint,
+    };
+
+    new TerraformOutput(this, 'kafka_bootstrap_servers', { value: this.bootstrapServers, description: 'host:port for Lambda self-managed Kafka triggers.' });
+    new TerraformOutput(this, 'workers_consumer_secret_arn', { value: this.consumerSecretArn });
+    new TerraformOutput(this, 'workers_producer_secret_arn', { value: this.producerSecretArn });
+    new TerraformOutput(this, 'flink_compute_pool_id', { value: pool.poolId });
+    new TerraformOutput(this, 'flink_rest_endpoint', { value: pool.restEndpoint });
+    new TerraformOutput(this, 'flink_runner_principal_id', { value: runner.serviceAccountId });
+    new TerraformOutput(this, 'flink_api_key', { value: flinkKey.resource.id, description: 'Set as TF_VAR_flink_api_key for the Flink stack.' });
+    new TerraformOutput(this, 'flink_api_secret', { value: flinkKey.resource.secret, sensitive: true, description: 'Set as TF_VAR_flink_api_secret for the Flink stack.' });
+  }
+}
