@@ -1,0 +1,156 @@
+import { Testing } from 'cdktf';
+import { StreamingStack } from '../../stacks/streaming-stack';
+import { resourcesOf, SynthesizedStack, testEnvironment } from '../support/environments';
+
+function synth(name: 'dev' | 'prod'): { stack: StreamingStack; json: SynthesizedStack } {
+  const stack = new StreamingStack(Testing.app(), { config: testEnvironment(name) });
+  return { stack, json: JSON.parse(Testing.synth(stack, true)) as SynthesizedStack };
+}
+
+const { stack: prodStack, json: prod } = synth('prod');
+const { stack: devStack, json: dev } = synth('dev');
+
+function bindingsOf(json: SynthesizedStack, accountNodeId: string): Array<{ role: string; crn: string }> {
+  const accountAddress = Object.entries(json.resource.confluent_service_account).find(([, r]) =>
+    String(r.display_name).endsWith(accountNodeId),
+  )?.[0];
+  if (!accountAddress) throw new Error(`no service account ${accountNodeId}`);
+  return resourcesOf(json, 'confluent_role_binding')
+    .filter((b) => b.principal === `User:\${confluent_service_account.${accountAddress}.id}`)
+    .map((b) => ({ role: String(b.role_name), crn: String(b.crn_pattern).replace(/^\$\{[^}]+\}/, '<crn>') }))
+    .sort((a, b) => `${a.role}${a.crn}`.localeCompare(`${b.role}${b.crn}`));
+}
+
+describe('StreamingStack', () => {
+  test('creates the five contract topics with partitions, retention and cleanup from config', () => {
+    const topics = Object.fromEntries(resourcesOf(prod, 'confluent_kafka_topic').map((t) => [t.topic_name, t]));
+    expect(Object.keys(topics).sort()).toEqual(['ad-events', 'campaign-events', 'compensation-events', 'conversion-events', 'product-catalog']);
+    expect(topics['ad-events']).toMatchObject({ partitions_count: 12, config: { 'cleanup.policy': 'delete', 'retention.ms': '604800000' } });
+    expect(topics['product-catalog']).toMatchObject({ partitions_count: 3, config: { 'cleanup.policy': 'compact', 'retention.ms': '-1' } });
+    const devAdEvents = resourcesOf(dev, 'confluent_kafka_topic').find((t) => t.topic_name === 'ad-events');
+    expect(devAdEvents).toMatchObject({ partitions_count: 3, config: { 'retention.ms': '259200000' } });
+  });
+
+  test('registers each contract as a JSON Schema under <topic>-value', () => {
+    const schemas = resourcesOf(prod, 'confluent_schema');
+    expect(schemas.map((s) => s.subject_name).sort()).toEqual([
+      'ad-events-value', 'campaign-events-value', 'compensation-events-value', 'conversion-events-value', 'product-catalog-value',
+    ]);
+    const adEvents = schemas.find((s) => s.subject_name === 'ad-events-value')!;
+    expect(adEvents.format).toBe('JSON');
+    expect(JSON.parse(String(adEvents.schema))).toMatchObject({ title: 'AdEvent', required: expect.arrayContaining(['event_id']) });
+  });
+
+  test('the workers consumer may read exactly its three topics in exactly its three groups', () => {
+    expect(bindingsOf(prod, 'workers-consumer')).toEqual([
+      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/group=click-balance-processor' },
+      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/group=compensation-processor' },
+      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/group=ranking-cache-writer' },
+      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=ad-events' },
+      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=compensation-events' },
+      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=rtb-rankings' },
+    ]);
+  });
+
+  test('the workers producer may only write campaign-events', () => {
+    expect(bindingsOf(prod, 'workers-producer')).toEqual([
+      { role: 'DeveloperWrite', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=campaign-events' },
+    ]);
+  });
+
+  test('the Flink runner runs statements, reads the sources, writes compensations and uses Flink transactional ids', () => {
+    const bindings = bindingsOf(prod, 'flink-runner');
+    expect(bindings).toContainEqual({ role: 'FlinkDeveloper', crn: '<crn>' });
+    expect(bindings).toContainEqual({ role: 'DeveloperWrite', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/transactional-id=_confluent-flink_*' });
+    expect(bindings).toContainEqual({ role: 'DeveloperWrite', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=compensation-events' });
+    expect(bindings).toContainEqual({ role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=ad-events' });
+    expect(bindings).not.toContainEqual(expect.objectContaining({ crn: expect.stringContaining('topic=*') }));
+    expect(bindings.filter((b) => b.crn.includes('topic=ad-events'))).toEqual([
+      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=ad-events' },
+    ]);
+  });
+
+  test('the deployer may assign statements to the runner and nothing else but FlinkDeveloper', () => {
+    const assigner = resourcesOf(prod, 'confluent_role_binding').filter((b) => b.role_name === 'Assigner');
+    expect(assigner).toHaveLength(1);
+    expect(String(assigner[0].crn_pattern)).toMatch(/\/service-account=\$\{confluent_service_account\.flink-runner_account_[A-F0-9]+\.id\}$/);
+    expect(assigner[0].principal).toMatch(/^User:\$\{confluent_service_account\.flink-deployer_account_[A-F0-9]+\.id\}$/);
+    expect(bindingsOf(prod, 'flink-deployer').map((b) => b.role)).toEqual(['Assigner', 'FlinkDeveloper']);
+  });
+
+  test('no service account holds an admin role', () => {
+    const roles = new Set(resourcesOf(prod, 'confluent_role_binding').map((b) => b.role_name));
+    expect([...roles].sort()).toEqual(['Assigner', 'DeveloperManage', 'DeveloperRead', 'DeveloperWrite', 'FlinkDeveloper']);
+  });
+
+  test('every API key depends on all role bindings of its owner', () => {
+    const keys = Object.entries(prod.resource.confluent_api_key);
+    expect(keys).toHaveLength(5);
+    for (const [, key] of keys) {
+      const owner = String((key.owner as { id: string }).id).match(/confluent_service_account\.([^.]+)\.id/)![1];
+      const ownerBindings = Object.entries(prod.resource.confluent_role_binding)
+        .filter(([, b]) => b.principal === `User:\${confluent_service_account.${owner}.id}`)
+        .map(([name]) => `confluent_role_binding.${name}`);
+      expect(ownerBindings.length).toBeGreaterThan(0);
+      expect(key.depends_on).toEqual(expect.arrayContaining(ownerBindings));
+    }
+  });
+
+  test('the compute pool size comes from config', () => {
+    expect(resourcesOf(prod, 'confluent_flink_compute_pool')[0]).toMatchObject({ max_cfu: 20, cloud: 'AWS', region: 'ap-northeast-2' });
+    expect(resourcesOf(dev, 'confluent_flink_compute_pool')[0]).toMatchObject({ max_cfu: 10 });
+  });
+
+  test('production topics, schemas and the pool cannot be destroyed; dev ones can', () => {
+    for (const type of ['confluent_kafka_topic', 'confluent_schema', 'confluent_flink_compute_pool', 'confluent_kafka_cluster', 'confluent_environment']) {
+      for (const r of resourcesOf(prod, type)) expect(r.lifecycle).toEqual({ prevent_destroy: true });
+      for (const r of resourcesOf(dev, type)) expect(r.lifecycle).toEqual({ prevent_destroy: false });
+    }
+  });
+
+  test('credentials come from sensitive variables and the consumer key reaches Secrets Manager by reference only', () => {
+    expect(prod.variable).toMatchObject({
+      confluent_cloud_api_key: { sensitive: true, type: 'string' },
+      confluent_cloud_api_secret: { sensitive: true, type: 'string' },
+    });
+    expect(prod.provider!.confluent[0]).toEqual({ cloud_api_key: '${var.confluent_cloud_api_key}', cloud_api_secret: '${var.confluent_cloud_api_secret}' });
+    const versions = resourcesOf(prod, 'aws_secretsmanager_secret_version');
+    expect(versions).toHaveLength(2);
+    for (const v of versions) {
+      expect(v.secret_string).toMatch(/^\$\{jsonencode\(\{"username" = confluent_api_key\.[^.]+\.id, "password" = confluent_api_key\.[^.]+\.secret\}\)\}$/);
+    }
+    expect(prod.output!.flink_api_secret).toMatchObject({ sensitive: true });
+  });
+
+  test('Lambda triggers get a bare host:port bootstrap address', () => {
+    expect(prod.output!.kafka_bootstrap_servers.value).toBe('${replace(confluent_kafka_cluster.cluster_A4C38409.bootstrap_endpoint, "SASL_SSL://", "")}');
+  });
+
+  test('a referenced environment and cluster are looked up, not created', () => {
+    const config = testEnvironment('dev');
+    const stack = new StreamingStack(Testing.app(), {
+      config: {
+        ...config,
+        confluent: { ...config.confluent, environment: { mode: 'reference', id: 'env-abc123' }, kafkaCluster: { mode: 'reference', id: 'lkc-xyz789' } },
+      },
+    });
+    const json = JSON.parse(Testing.synth(stack, true)) as SynthesizedStack;
+    expect(json.resource.confluent_environment).toBeUndefined();
+    expect(json.resource.confluent_kafka_cluster).toBeUndefined();
+    expect(Object.values(json.data!.confluent_environment)[0]).toMatchObject({ id: 'env-abc123' });
+    expect(Object.values(json.data!.confluent_kafka_cluster)[0]).toMatchObject({
+      id: 'lkc-xyz789',
+      environment: { id: expect.stringMatching(/^\$\{data\.confluent_environment\.environment_[A-F0-9]+\.id\}$/) },
+    });
+  });
+
+  test('no policy violation in either environment', () => {
+    expect(prodStack.policy.violations).toEqual([]);
+    expect(devStack.policy.violations).toEqual([]);
+  });
+
+  test.each([['dev'], ['prod']] as const)('synthesized HCL of the %s streaming stack (review surface)', (name) => {
+    const stack = new StreamingStack(Testing.app(), { config: testEnvironment(name) });
+    expect(Testing.synthHcl(stack)).toMatchSnapshot();
+  });
+});
