@@ -8,9 +8,11 @@ import {
   campaignEventContract,
   compensationEventContract,
   conversionEventContract,
+  EventContract,
   productCatalogContract,
   RTB_RANKINGS_TOPIC,
 } from '../contracts';
+import type { TopicName } from '../config/schema';
 import { ConfluentEnvironment } from '../constructs/confluent/environment';
 import { KafkaCluster } from '../constructs/confluent/kafka-cluster';
 import { KafkaTopic } from '../constructs/confluent/kafka-topic';
@@ -102,8 +104,14 @@ export class StreamingStack extends EnvironmentStack {
       displayName: `${prefix}-topic-manager`,
       duty: 'Creates and configures the adstream topics and registers their value schemas.',
     });
-    const contracts = [adEventContract, campaignEventContract, conversionEventContract, compensationEventContract, productCatalogContract];
-    for (const contract of contracts) {
+    const contracts: ReadonlyArray<readonly [TopicName, EventContract]> = [
+      ['ad-events', adEventContract],
+      ['campaign-events', campaignEventContract],
+      ['conversion-events', conversionEventContract],
+      ['compensation-events', compensationEventContract],
+      ['product-catalog', productCatalogContract],
+    ];
+    for (const [, contract] of contracts) {
       topicManager.grantTopicManage(cluster, contract.topic);
       topicManager.grantSubjectWrite(registry, `${contract.topic}-value`);
       topicManager.grantSubjectManage(registry, `${contract.topic}-value`);
@@ -111,12 +119,12 @@ export class StreamingStack extends EnvironmentStack {
     const managerKafkaKey = topicManager.createKafkaApiKey(cluster, `${prefix}-topic-manager-kafka`);
     const managerRegistryKey = topicManager.createSchemaRegistryApiKey(environment, `${prefix}-topic-manager-sr`);
     const topics: Record<string, KafkaTopic> = {};
-    for (const contract of contracts) {
-      topics[contract.topic] = new KafkaTopic(this, `topic-${contract.topic}`, {
+    for (const [name, contract] of contracts) {
+      topics[name] = new KafkaTopic(this, `topic-${name}`, {
         cluster,
         environment,
         contract,
-        config: config.confluent.topics[contract.topic],
+        config: config.confluent.topics[name],
         kafkaCredentials: managerKafkaKey,
         schemaRegistryCredentials: managerRegistryKey,
         preventDestroy: protect,

@@ -126,7 +126,7 @@ export class ServiceAccount extends Construct {
       id: cluster.clusterId,
       apiVersion: cluster.apiVersion,
       kind: cluster.kind,
-      environment: { id: cluster.environment.environmentId },
+      environment: [{ id: cluster.environment.environmentId }],
     });
   }
 
@@ -136,7 +136,7 @@ export class ServiceAccount extends Construct {
       id: environment.schemaRegistry.id,
       apiVersion: environment.schemaRegistry.apiVersion,
       kind: environment.schemaRegistry.kind,
-      environment: { id: environment.environmentId },
+      environment: [{ id: environment.environmentId }],
     });
   }
 
@@ -150,14 +150,14 @@ export class ServiceAccount extends Construct {
       id: region.id,
       apiVersion: region.apiVersion,
       kind: region.kind,
-      environment: { id: environment.environmentId },
+      environment: [{ id: environment.environmentId }],
     });
   }
 
   private createApiKey(
     id: string,
     displayName: string,
-    managedResource: { id: string; apiVersion: string; kind: string; environment: { id: string } },
+    managedResource: { id: string; apiVersion: string; kind: string; environment: Array<{ id: string }> },
   ): ServiceAccountApiKey {
     const resource = new ApiKey(this, id, {
       displayName,
