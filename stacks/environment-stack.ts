@@ -7,10 +7,13 @@ import { ALL_POLICY_RULES } from '../constructs/policy/rules';
 /** The lifecycle a stack belongs to; stacks split where deployment cadence differs. */
 export type StackLifecycle = 'streaming' | 'flink' | 'storage' | 'workers';
 
+/** What the base stack itself needs of an environment. */
+export type StackEnvironment = Pick<EnvironmentConfig, 'name' | 'production' | 'stateBackend'>;
+
 /** Props every environment stack takes. */
-export interface EnvironmentStackProps {
+export interface EnvironmentStackProps<C extends StackEnvironment = EnvironmentConfig> {
   /** The validated environment. */
-  readonly config: EnvironmentConfig;
+  readonly config: C;
 }
 
 /** The stack name of one lifecycle in one environment, e.g. `adstream-prod-streaming`. */
@@ -23,13 +26,13 @@ export function stackName(config: Pick<EnvironmentConfig, 'name'>, lifecycle: St
  * (S3 with encryption and a lock file per environment, or a local directory for tests) and
  * attaches the policy aspect, so no stack can skip the rules.
  */
-export abstract class EnvironmentStack extends TerraformStack {
+export abstract class EnvironmentStack<C extends StackEnvironment = EnvironmentConfig> extends TerraformStack {
   /** The validated environment this stack deploys. */
-  public readonly config: EnvironmentConfig;
+  public readonly config: C;
   /** The policy aspect, for tests to inspect findings. */
   public readonly policy: PolicyAspect;
 
-  protected constructor(scope: Construct, lifecycle: StackLifecycle, props: EnvironmentStackProps) {
+  protected constructor(scope: Construct, lifecycle: StackLifecycle, props: EnvironmentStackProps<C>) {
     const name = stackName(props.config, lifecycle);
     super(scope, name);
     this.config = props.config;

@@ -142,6 +142,8 @@ export class StreamingStack extends EnvironmentStack {
       runner.grantTopicRead(cluster, topics[source.topic]);
       runner.grantSubjectRead(registry, `${source.topic}-value`);
     }
+    // ALTER TABLE … MODIFY WATERMARK stores the watermark with the table's value schema.
+    for (const altered of [adEventContract, conversionEventContract]) runner.grantSubjectWrite(registry, `${altered.topic}-value`);
     runner.grantTopicWrite(cluster, topics[compensationEventContract.topic]);
     runner.grantSubjectRead(registry, `${compensationEventContract.topic}-value`);
     for (const table of FLINK_SINK_TABLES) {

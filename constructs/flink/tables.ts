@@ -4,10 +4,11 @@ import { RTB_RANKINGS_TOPIC } from '../../contracts';
  * Tables (= topics) that the Flink DDL statements create with CREATE TABLE. The streaming
  * stack grants the runner DeveloperManage/Read/Write on exactly these topics and their
  * `-key`/`-value` subjects, so this list must match the CREATE TABLE statements in flink-sql/
- * (a test checks that it does).
+ * (__tests__/flink/stack.test.ts checks that it does).
  */
 export const FLINK_SINK_TABLES: readonly string[] = [
   RTB_RANKINGS_TOPIC,
   'ad-performance-5m',
+  'product-metrics-24h',
   'conversion-attributions',
 ];
