@@ -1,6 +1,9 @@
 import { App } from 'cdktf';
 import { loadEnvironments } from './config';
 import { StreamingStack } from './stacks/streaming-stack';
+import { FlinkStack } from './stacks/flink-stack';
+import { StorageStack } from './stacks/storage-stack';
+import { WorkersStack } from './stacks/workers-stack';
 
 /**
  * Composes the app: every environment under config/environments gets its stacks, split by
@@ -8,6 +11,9 @@ import { StreamingStack } from './stacks/streaming-stack';
  */
 const app = new App();
 for (const config of loadEnvironments()) {
-  new StreamingStack(app, { config });
+  const streaming = new StreamingStack(app, { config });
+  new FlinkStack(app, { config, connection: streaming.flinkConnection });
+  new StorageStack(app, { config });
+  new WorkersStack(app, { config });
 }
 app.synth();

@@ -225,6 +225,10 @@ export class StreamingStack extends EnvironmentStack {
     new TerraformOutput(this, 'kafka_bootstrap_servers', { value: this.bootstrapServers, description: 'host:port for Lambda self-managed Kafka triggers.' });
     new TerraformOutput(this, 'workers_consumer_secret_arn', { value: this.consumerSecretArn });
     new TerraformOutput(this, 'workers_producer_secret_arn', { value: this.producerSecretArn });
+    new TerraformOutput(this, 'campaign_events_schema_id', {
+      value: topics['campaign-events'].valueSchemaId,
+      description: 'Schema Registry id of campaign-events-value; the outbox producer writes it in the wire header.',
+    });
     new TerraformOutput(this, 'flink_compute_pool_id', { value: pool.poolId });
     new TerraformOutput(this, 'flink_rest_endpoint', { value: pool.restEndpoint });
     new TerraformOutput(this, 'flink_runner_principal_id', { value: runner.serviceAccountId });

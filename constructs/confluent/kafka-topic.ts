@@ -45,6 +45,8 @@ export class KafkaTopic extends Construct implements KafkaTopicRef {
   public readonly valueSubject: string;
   /** The topic resource, for ordering. */
   public readonly dependable: ITerraformDependable;
+  /** Id Schema Registry assigned to the value schema (producers put it in the wire header). */
+  public readonly valueSchemaId: number;
 
   constructor(scope: Construct, id: string, props: KafkaTopicProps) {
     super(scope, id);
@@ -65,7 +67,7 @@ export class KafkaTopic extends Construct implements KafkaTopicRef {
       lifecycle,
     });
     this.valueSubject = valueSubjectOf(props.contract);
-    new Schema(this, 'value-schema', {
+    const schema = new Schema(this, 'value-schema', {
       schemaRegistryCluster: { id: props.environment.schemaRegistry.id },
       restEndpoint: props.environment.schemaRegistry.restEndpoint,
       subjectName: this.valueSubject,
@@ -79,5 +81,6 @@ export class KafkaTopic extends Construct implements KafkaTopicRef {
     });
     this.topicName = props.contract.topic;
     this.dependable = topic;
+    this.valueSchemaId = schema.schemaIdentifier;
   }
 }

@@ -1,0 +1,303 @@
+// Types of the cdktf matchers that Testing.setupJest() registers.
+import 'cdktf/lib/testing/adapters/jest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Testing, TerraformStack } from 'cdktf';
+import { LambdaFunction } from '@cdktf/provider-aws/lib/lambda-function';
+import { LambdaEventSourceMapping } from '@cdktf/provider-aws/lib/lambda-event-source-mapping';
+import { LambdaInvocation } from '@cdktf/provider-aws/lib/lambda-invocation';
+import { SchedulerSchedule } from '@cdktf/provider-aws/lib/scheduler-schedule';
+import { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
+import { SnsTopicSubscription } from '@cdktf/provider-aws/lib/sns-topic-subscription';
+import { ChatbotSlackChannelConfiguration } from '@cdktf/provider-aws/lib/chatbot-slack-channel-configuration';
+import { WorkersStack } from '../../stacks/workers-stack';
+import { STORAGE_HANDOFF, STREAMING_HANDOFF } from '../../constructs/aws/stack-inputs';
+import { migrationsDigest } from '../../constructs/aws/schema-migration';
+import { MissingBundleError } from '../../constructs/aws/errors';
+import { KafkaTrigger } from '../../constructs/aws/kafka-trigger';
+import { WorkerFunction } from '../../constructs/aws/worker-function';
+import { parseWorkerEnv } from '../../lambdas/shared/env';
+import { createFakeBundleRoot, testEnvironment } from './support/fixtures';
+
+Testing.setupJest();
+
+type Block = Record<string, unknown>;
+type Synthesized = { resource: Record<string, Record<string, Block>>; data: Record<string, Record<string, Block>>; variable: Record<string, Block> };
+
+const bundleRoot = createFakeBundleRoot();
+
+function synthWorkers(name: 'dev' | 'prod', overrides = {}) {
+  const stack = new WorkersStack(Testing.app(), { config: testEnvironment(name, overrides), bundleRoot });
+  const json = Testing.synth(stack, true);
+  return { stack, json, parsed: JSON.parse(json) as Synthesized };
+}
+
+function functionNamed(parsed: Synthesized, name: string): Block {
+  const fn = Object.values(parsed.resource.aws_lambda_function).find((f) => f.function_name === name);
+  if (!fn) throw new Error(`no function ${name}`);
+  return fn;
+}
+
+function policyOf(parsed: Synthesized, id: string): Array<{ sid: string; actions: string[]; resources: string[] }> {
+  const [, document] = Object.entries(parsed.data.aws_iam_policy_document).find(([key]) => key.startsWith(`${id}_access_`))!;
+  return document.statement as Array<{ sid: string; actions: string[]; resources: string[] }>;
+}
+
+describe('WorkersStack', () => {
+  describe.each(['dev', 'prod'] as const)('%s', (name) => {
+    const config = testEnvironment(name);
+    const prefix = `adstream-${name}`;
+    const { stack, json, parsed } = synthWorkers(name);
+
+    test('matches the reviewed HCL', () => {
+      expect(Testing.synthHcl(stack)).toMatchSnapshot();
+    });
+
+    test('passes every policy rule', () => {
+      expect(stack.policy.violations).toEqual([]);
+    });
+
+    test('each worker runs Node.js 22 with its configured memory, timeout and reserved concurrency', () => {
+      const sizes = config.workers.functions;
+      const expected: Array<[string, keyof typeof sizes]> = [
+        ['click-balance', 'clickBalance'],
+        ['compensation', 'compensation'],
+        ['ranking-cache', 'rankingCache'],
+        ['budget-reset', 'budgetReset'],
+        ['outbox-sweep', 'outboxSweep'],
+        ['db-migrate', 'dbMigrate'],
+      ];
+      for (const [id, key] of expected) {
+        expect(json).toHaveResourceWithProperties(LambdaFunction, {
+          function_name: `${prefix}-${id}`,
+          runtime: 'nodejs22.x',
+          handler: 'index.handler',
+          memory_size: sizes[key].memoryMb,
+          timeout: sizes[key].timeoutSeconds,
+          reserved_concurrent_executions: sizes[key].reservedConcurrency,
+        });
+      }
+    });
+
+    test('the environment carries ARNs and hosts only, in the names lambdas/shared/env.ts reads', () => {
+      const variables = functionNamed(parsed, `${prefix}-click-balance`).environment as { variables: Record<string, string> };
+      expect(variables.variables).toMatchObject({
+        DATABASE_SECRET_ARN: '${var.database_secret_arn}',
+        DATABASE_HOST: '${var.database_host}',
+        DATABASE_PORT: '${var.database_port}',
+        DATABASE_NAME: '${var.database_name}',
+        REDIS_HOST: '${var.redis_host}',
+        REDIS_PORT: '${var.redis_port}',
+        REDIS_AUTH_SECRET_ARN: '${var.redis_auth_secret_arn}',
+        BUDGET_TIME_ZONE: config.workers.budgetTimeZone,
+        KAFKA_BOOTSTRAP_SERVERS: '${var.kafka_bootstrap_servers}',
+        KAFKA_PRODUCER_SECRET_ARN: '${var.workers_producer_secret_arn}',
+        CAMPAIGN_EVENTS_TOPIC: 'campaign-events',
+        NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
+        POWERTOOLS_SERVICE_NAME: 'click-balance',
+        POWERTOOLS_METRICS_NAMESPACE: 'adstream',
+      });
+      expect(variables.variables.ALERTS_TOPIC_ARN).toMatch(/^\$\{aws_sns_topic\./);
+      // The handlers' own parser accepts the deployed environment (with variables filled in).
+      expect(variables.variables.CAMPAIGN_EVENTS_SCHEMA_ID).toBe('${var.campaign_events_schema_id == null ? "" : tostring(var.campaign_events_schema_id)}');
+      const resolved = (key: string, value: string): string => {
+        if (!value.startsWith('${')) return value;
+        if (key.endsWith('_PORT')) return '5432';
+        if (key.endsWith('_ARN')) return 'arn:aws:secretsmanager:ap-northeast-2:111111111111:secret:x';
+        if (key === 'CAMPAIGN_EVENTS_SCHEMA_ID') return '100003';
+        return 'host.example:9092';
+      };
+      const filled = Object.fromEntries(Object.entries(variables.variables).map(([key, value]) => [key, resolved(key, value)]));
+      const env = parseWorkerEnv(filled);
+      expect(env.database.kind).toBe('secret');
+      expect(env.redis?.kind).toBe('tls');
+      expect(env.kafkaProducer?.secretArn).toBeDefined();
+      expect(env.campaignEventsSchemaId).toBe(100003);
+    });
+
+    test('the ranking cache gets its TTL and no producer; db-migrate gets its migrations directory', () => {
+      const ranking = (functionNamed(parsed, `${prefix}-ranking-cache`).environment as { variables: Record<string, string> }).variables;
+      expect(ranking.RANKING_TTL_SECONDS).toBe(String(config.workers.rankingTtlSeconds));
+      expect(ranking.KAFKA_PRODUCER_SECRET_ARN).toBeUndefined();
+      const migrate = (functionNamed(parsed, `${prefix}-db-migrate`).environment as { variables: Record<string, string> }).variables;
+      expect(migrate.MIGRATIONS_DIR).toBe('/var/task/migrations');
+    });
+
+    test('roles read only their own secrets', () => {
+      const secretsRead = (id: string) =>
+        policyOf(parsed, id)
+          .filter((s) => s.actions.includes('secretsmanager:GetSecretValue'))
+          .flatMap((s) => s.resources)
+          .sort();
+      expect(secretsRead('click-balance')).toEqual(['${var.database_secret_arn}', '${var.redis_auth_secret_arn}', '${var.workers_consumer_secret_arn}', '${var.workers_producer_secret_arn}'].sort());
+      expect(secretsRead('ranking-cache')).toEqual(['${var.database_secret_arn}', '${var.redis_auth_secret_arn}', '${var.workers_consumer_secret_arn}'].sort());
+      expect(secretsRead('db-migrate')).toEqual(['${var.database_secret_arn}']);
+      expect(secretsRead('outbox-sweep')).toEqual(['${var.database_secret_arn}', '${var.workers_producer_secret_arn}'].sort());
+      for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate']) {
+        for (const statement of policyOf(parsed, id)) {
+          if (statement.resources.includes('*')) expect(statement.actions.every((a) => a.startsWith('ec2:'))).toBe(true);
+        }
+      }
+    });
+
+    test('one Confluent trigger per topic: bare bootstrap, BASIC_AUTH consumer secret, own group, TRIM_HORIZON, SQS on failure', () => {
+      const groups: Array<[string, string, string]> = [
+        ['click-balance', 'ad-events', 'click-balance-processor'],
+        ['compensation', 'compensation-events', 'compensation-processor'],
+        ['ranking-cache', 'rtb-rankings', 'ranking-cache-writer'],
+      ];
+      for (const [id, topic, group] of groups) {
+        expect(json).toHaveResourceWithProperties(LambdaEventSourceMapping, {
+          topics: [topic],
+          batch_size: config.workers.batchSize,
+          starting_position: 'TRIM_HORIZON',
+          self_managed_event_source: { endpoints: { KAFKA_BOOTSTRAP_SERVERS: '${var.kafka_bootstrap_servers}' } },
+          source_access_configuration: [{ type: 'BASIC_AUTH', uri: '${var.workers_consumer_secret_arn}' }],
+          self_managed_kafka_event_source_config: { consumer_group_id: group },
+        });
+        const mapping = Object.values(parsed.resource.aws_lambda_event_source_mapping).find((m) => JSON.stringify(m.topics) === JSON.stringify([topic]))!;
+        expect(JSON.stringify(mapping.destination_config)).toMatch(new RegExp(`aws_sqs_queue\\.${id}-trigger_failures_[^.]+\\.arn`));
+        // Records never flow before the schema migration ran.
+        expect(mapping.depends_on).toEqual(expect.arrayContaining([expect.stringMatching(/^aws_lambda_invocation\./)]));
+      }
+    });
+
+    test('the migration runs on deploy, keyed by the digest of the bundled SQL files', () => {
+      const { digest } = migrationsDigest(join(bundleRoot, 'db-migrate', 'migrations'));
+      expect(json).toHaveResourceWithProperties(LambdaInvocation, { triggers: { migrations: digest } });
+    });
+
+    test('budget reset at local midnight and the outbox sweep, each role invoking only its function', () => {
+      expect(json).toHaveResourceWithProperties(SchedulerSchedule, {
+        name: `${prefix}-budget-reset`,
+        schedule_expression: 'cron(0 0 * * ? *)',
+        schedule_expression_timezone: config.workers.budgetTimeZone,
+        flexible_time_window: { mode: 'OFF' },
+      });
+      expect(json).toHaveResourceWithProperties(SchedulerSchedule, { name: `${prefix}-outbox-sweep`, schedule_expression: 'rate(1 minute)' });
+      const scheduleDocs = Object.entries(parsed.data.aws_iam_policy_document).filter(([key]) => /-schedule_access_/.test(key));
+      expect(scheduleDocs).toHaveLength(2);
+      for (const [key, document] of scheduleDocs) {
+        const id = key.startsWith('budget-reset') ? 'budget-reset' : 'outbox-sweep';
+        expect(document.statement).toEqual([
+          expect.objectContaining({ actions: ['lambda:InvokeFunction'], resources: [expect.stringMatching(new RegExp(`^\\$\\{aws_lambda_function\\.${id}_function_[^.]+\\.arn\\}$`))] }),
+        ]);
+      }
+    });
+
+    test('alarms: errors and throttles per function, offset lag and discarded batches per trigger, dead letters, duplicate rate', () => {
+      const alarms = Object.values(parsed.resource.aws_cloudwatch_metric_alarm);
+      const count = (metric: string) => alarms.filter((a) => a.metric_name === metric).length;
+      expect(count('Errors')).toBe(6);
+      expect(count('Throttles')).toBe(6);
+      expect(count('OffsetLag')).toBe(3);
+      expect(count('ApproximateNumberOfMessagesVisible')).toBe(3);
+      expect(json).toHaveResourceWithProperties(CloudwatchMetricAlarm, { namespace: 'adstream', metric_name: 'RecordsDeadLettered', dimensions: { service: 'click-balance' } });
+      const rate = alarms.find((a) => a.alarm_name === `${prefix}-duplicate-click-rate`)!;
+      expect(JSON.stringify(rate.metric_query)).toContain('DuplicateClicks');
+      expect(JSON.stringify(rate.metric_query)).toContain('ClicksCharged');
+      for (const alarm of alarms) expect(alarm.alarm_actions).toEqual([expect.stringMatching(/^\$\{aws_sns_topic\.alerts_topic_/)]);
+    });
+
+    test('every configured e-mail address is subscribed to the KMS-encrypted alerts topic', () => {
+      for (const email of config.alerts.emails) {
+        expect(json).toHaveResourceWithProperties(SnsTopicSubscription, { protocol: 'email', endpoint: email });
+      }
+      expect(json).not.toHaveResource(ChatbotSlackChannelConfiguration);
+    });
+
+    test('without the offline opt-in the provider pins the account and skips no AWS check', () => {
+      const provider = JSON.parse(json).provider.aws[0] as Record<string, unknown>;
+      expect(provider.allowed_account_ids).toEqual([config.aws.accountId]);
+      expect(Object.keys(provider).filter((key) => key.startsWith('skip_') || key.endsWith('_key'))).toEqual([]);
+    });
+
+    test('takes exactly the storage and streaming outputs as variables', () => {
+      expect(Object.keys(parsed.variable).sort()).toEqual([...Object.values(STORAGE_HANDOFF), ...Object.values(STREAMING_HANDOFF)].sort());
+      expect(JSON.stringify(parsed.variable.kafka_bootstrap_servers.validation)).toContain('regex');
+    });
+  });
+
+  test('Slack through AWS Chatbot when alerts.slack is set', () => {
+    const base = testEnvironment('dev');
+    const { json } = synthWorkers('dev', { alerts: { ...base.alerts, slack: { workspaceId: 'T0123ABCD', channelId: 'C0123ABCD' } } });
+    expect(json).toHaveResourceWithProperties(ChatbotSlackChannelConfiguration, { slack_team_id: 'T0123ABCD', slack_channel_id: 'C0123ABCD' });
+  });
+
+  test('MSK as the source: event_source_arn and an MSK consumer group, no BASIC_AUTH', () => {
+    const base = testEnvironment('dev');
+    const clusterArn = 'arn:aws:kafka:ap-northeast-2:111111111111:cluster/adstream/0f1e2d3c-aaaa-bbbb-cccc-0123456789ab-1';
+    const { json, parsed } = synthWorkers('dev', { workers: { ...base.workers, kafkaSource: { kind: 'msk', clusterArn } } });
+    expect(json).toHaveResourceWithProperties(LambdaEventSourceMapping, {
+      event_source_arn: clusterArn,
+      amazon_managed_kafka_event_source_config: { consumer_group_id: 'click-balance-processor' },
+    });
+    expect(JSON.stringify(parsed.resource.aws_lambda_event_source_mapping)).not.toContain('BASIC_AUTH');
+  });
+
+  test('LATEST is possible but only when configured', () => {
+    const base = testEnvironment('dev');
+    const { json } = synthWorkers('dev', { workers: { ...base.workers, startingPosition: 'LATEST' } });
+    expect(json).toHaveResourceWithProperties(LambdaEventSourceMapping, { starting_position: 'LATEST' });
+  });
+
+  test('fails when a bundle is missing, telling to run npm run bundle', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'adstream-no-bundles-'));
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), bundleRoot: empty })).toThrow(MissingBundleError);
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), bundleRoot: empty })).toThrow(/click-balance.*npm run bundle/);
+    rmSync(empty, { recursive: true, force: true });
+  });
+
+  test('fails when the db-migrate bundle carries no migrations', () => {
+    const root = createFakeBundleRoot();
+    rmSync(join(root, 'db-migrate', 'migrations'), { recursive: true });
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), bundleRoot: root })).toThrow(/db-migrate.*migrations\/\*\.sql.*npm run bundle/);
+  });
+
+  test('the migration digest changes when a migration changes', () => {
+    const root = createFakeBundleRoot();
+    const dir = join(root, 'db-migrate', 'migrations');
+    const before = migrationsDigest(dir).digest;
+    writeFileSync(join(dir, '0002_more.sql'), 'alter table fake_marker add column x int;\n');
+    expect(migrationsDigest(dir).digest).not.toBe(before);
+  });
+
+  describe('KafkaTrigger validation', () => {
+    const worker = (timeoutSeconds = 60) => {
+      const stack = new TerraformStack(new App(), 'trigger-test');
+      const fn = new WorkerFunction(stack, 'fn', {
+        functionName: 'adstream-test-fn',
+        description: 'test',
+        bundleDirectory: join(bundleRoot, 'click-balance'),
+        sizing: { memoryMb: 256, timeoutSeconds, reservedConcurrency: 1 },
+        logRetentionDays: 7,
+        network: { vpcId: 'vpc-0abc12345', privateSubnetIds: ['subnet-0abc12345'] },
+        serviceName: 'test',
+      });
+      return { stack, fn };
+    };
+    const source = { kind: 'confluent' as const, bootstrapServers: 'pkc-1.example:9092', credentialsSecretArn: 'arn:aws:secretsmanager:ap-northeast-2:111111111111:secret:x' };
+    const base = { topic: 'ad-events', consumerGroupId: 'click-balance-processor', source, failureQueueName: 'q', production: false };
+
+    test('fails on a bootstrap server with a scheme', () => {
+      const { stack, fn } = worker();
+      expect(() => new KafkaTrigger(stack, 't', { ...base, worker: fn, source: { ...source, bootstrapServers: 'SASL_SSL://pkc-1.example:9092' } })).toThrow(/has a scheme.*strip "SASL_SSL:\/\/"/);
+    });
+
+    test('fails on a batch size over 10 000', () => {
+      const { stack, fn } = worker();
+      expect(() => new KafkaTrigger(stack, 't', { ...base, worker: fn, batchSize: 10_001 })).toThrow(/batchSize 10001 is out of range/);
+    });
+
+    test('fails on a function timeout over 14 minutes', () => {
+      const { stack, fn } = worker(900);
+      expect(() => new KafkaTrigger(stack, 't', { ...base, worker: fn })).toThrow(/timeout 900s exceeds the 840s/);
+    });
+
+    test('fails on an invalid MSK cluster ARN', () => {
+      const { stack, fn } = worker();
+      expect(() => new KafkaTrigger(stack, 't', { ...base, worker: fn, source: { kind: 'msk', clusterArn: 'arn:aws:kafka:x' } })).toThrow(/is not an MSK cluster ARN/);
+    });
+  });
+});

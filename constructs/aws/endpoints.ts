@@ -1,0 +1,39 @@
+/**
+ * What a worker needs to reach a store. The storage stack's constructs implement these, and
+ * the workers stack rebuilds them from its input variables, so `worker.connectTo(...)` takes
+ * the same typed reference in both places.
+ */
+
+/** A Postgres endpoint the functions may connect to. */
+export interface PostgresEndpoint {
+  /** Host name of the database (or of its RDS Proxy). */
+  readonly host: string;
+  /** TCP port. */
+  readonly port: number;
+  /** Database name. */
+  readonly databaseName: string;
+  /** Secrets Manager ARN of `{"username","password"}` (the RDS-managed master secret). */
+  readonly credentialsSecretArn: string;
+  /** Security group that admits clients (the proxy's, when there is one). */
+  readonly securityGroupId: string;
+}
+
+/** A Redis endpoint the functions may connect to (TLS + AUTH). */
+export interface RedisEndpoint {
+  /** Primary endpoint host name. */
+  readonly host: string;
+  /** TCP port. */
+  readonly port: number;
+  /** Secrets Manager ARN of the AUTH token (a plain string). */
+  readonly authTokenSecretArn: string;
+  /** Security group that admits clients. */
+  readonly securityGroupId: string;
+}
+
+/** The private network the functions run in. */
+export interface WorkerSubnets {
+  /** VPC id. */
+  readonly vpcId: string;
+  /** Private subnet ids. */
+  readonly privateSubnetIds: string[];
+}

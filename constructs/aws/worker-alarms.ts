@@ -1,0 +1,159 @@
+import { Construct } from 'constructs';
+import { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
+import type { AlertChannel } from './alert-channel';
+import type { KafkaTrigger } from './kafka-trigger';
+import { WORKER_METRICS_NAMESPACE, WorkerFunction } from './worker-function';
+
+/**
+ * Custom EMF metrics the handlers emit (lambdas/shared/observability.ts), in namespace
+ * `adstream` with the Powertools `service` dimension.
+ */
+export const WORKER_METRICS = {
+  /** Records written to the dead-letter table. */
+  deadLettered: 'RecordsDeadLettered',
+  /** Clicks newly charged (denominator of the duplicate rate). */
+  clicksCharged: 'ClicksCharged',
+  /** Duplicate clicks refunded or voided (numerator of the duplicate rate). */
+  duplicateClicks: 'DuplicateClicks',
+} as const;
+
+/** Props of {@link WorkerAlarms}. */
+export interface WorkerAlarmsProps {
+  /** Where every alarm (and its recovery) is sent. */
+  readonly alerts: AlertChannel;
+  /** Alarm name prefix, e.g. `adstream-dev`. */
+  readonly namePrefix: string;
+}
+
+/** Thresholds of the Kafka and data-quality alarms. */
+export interface TriggerAlarmThresholds {
+  /** Records the consumer group may lag behind before it alarms. */
+  readonly offsetLag: number;
+}
+
+/**
+ * The CloudWatch alarms of the workers, all notifying the alert channel on ALARM and OK:
+ * function errors and throttles, trigger offset lag and discarded batches, dead-lettered
+ * records and the duplicate-click rate.
+ */
+export class WorkerAlarms extends Construct {
+  private readonly actions: string[];
+
+  constructor(scope: Construct, id: string, private readonly props: WorkerAlarmsProps) {
+    super(scope, id);
+    this.actions = [props.alerts.topicArn];
+  }
+
+  /** `Errors` > 0 and `Throttles` > 0 over 5 minutes. */
+  public watchFunction(worker: WorkerFunction): void {
+    for (const metric of ['Errors', 'Throttles'] as const) {
+      new CloudwatchMetricAlarm(this, `${worker.node.id}-${metric.toLowerCase()}`, {
+        alarmName: `${this.props.namePrefix}-${worker.node.id}-${metric.toLowerCase()}`,
+        alarmDescription:
+          metric === 'Errors'
+            ? `${worker.node.id} threw: its Kafka partition is blocked and retried until it succeeds. Check the function's logs.`
+            : `${worker.node.id} was throttled: reserved concurrency is below what its triggers or schedules need.`,
+        namespace: 'AWS/Lambda',
+        metricName: metric,
+        dimensions: { FunctionName: worker.functionName },
+        statistic: 'Sum',
+        period: 300,
+        evaluationPeriods: 1,
+        threshold: 0,
+        comparisonOperator: 'GreaterThanThreshold',
+        treatMissingData: 'notBreaching',
+        alarmActions: this.actions,
+        okActions: this.actions,
+      });
+    }
+  }
+
+  /**
+   * The trigger's consumer group lagging (`OffsetLag`, maximum over 5 minutes, three periods
+   * in a row) and any message on its on-failure queue.
+   */
+  public watchTrigger(trigger: KafkaTrigger, thresholds: TriggerAlarmThresholds): void {
+    const id = trigger.worker.node.id;
+    new CloudwatchMetricAlarm(this, `${id}-offset-lag`, {
+      alarmName: `${this.props.namePrefix}-${id}-offset-lag`,
+      alarmDescription: `Consumer group ${trigger.consumerGroupId} is more than ${thresholds.offsetLag} records behind on ${trigger.topic}.`,
+      namespace: 'AWS/Lambda',
+      metricName: 'OffsetLag',
+      // One trigger per function, so the function name identifies the mapping.
+      dimensions: { FunctionName: trigger.worker.functionName },
+      statistic: 'Maximum',
+      period: 300,
+      evaluationPeriods: 3,
+      threshold: thresholds.offsetLag,
+      comparisonOperator: 'GreaterThanThreshold',
+      treatMissingData: 'notBreaching',
+      alarmActions: this.actions,
+      okActions: this.actions,
+    });
+    new CloudwatchMetricAlarm(this, `${id}-discarded-batches`, {
+      alarmName: `${this.props.namePrefix}-${id}-discarded-batches`,
+      alarmDescription: `Lambda gave up on a batch of ${trigger.topic}; its coordinates are on queue ${trigger.failureQueueName}. Replay the offsets after fixing the cause.`,
+      namespace: 'AWS/SQS',
+      metricName: 'ApproximateNumberOfMessagesVisible',
+      dimensions: { QueueName: trigger.failureQueueName },
+      statistic: 'Maximum',
+      period: 300,
+      evaluationPeriods: 1,
+      threshold: 0,
+      comparisonOperator: 'GreaterThanThreshold',
+      treatMissingData: 'notBreaching',
+      alarmActions: this.actions,
+      okActions: this.actions,
+    });
+  }
+
+  /** Any record written to the dead-letter table by this function in 5 minutes. */
+  public watchDeadLetters(worker: WorkerFunction): void {
+    new CloudwatchMetricAlarm(this, `${worker.node.id}-dead-lettered`, {
+      alarmName: `${this.props.namePrefix}-${worker.node.id}-dead-lettered`,
+      alarmDescription: `${worker.node.id} dead-lettered records (bad or unknown input); see the dead-letter table for reasons and Kafka coordinates.`,
+      namespace: WORKER_METRICS_NAMESPACE,
+      metricName: WORKER_METRICS.deadLettered,
+      dimensions: { service: worker.serviceName },
+      statistic: 'Sum',
+      period: 300,
+      evaluationPeriods: 1,
+      threshold: 0,
+      comparisonOperator: 'GreaterThanThreshold',
+      treatMissingData: 'notBreaching',
+      alarmActions: this.actions,
+      okActions: this.actions,
+    });
+  }
+
+  /**
+   * Duplicate clicks (refunded or voided by compensation) over clicks charged, per hour, above
+   * `maxRate` — a burst of invalid traffic or a broken dedup window.
+   */
+  public watchDuplicateRate(charging: WorkerFunction, compensating: WorkerFunction, maxRate: number): void {
+    new CloudwatchMetricAlarm(this, 'duplicate-click-rate', {
+      alarmName: `${this.props.namePrefix}-duplicate-click-rate`,
+      alarmDescription: `More than ${maxRate * 100}% of charged clicks were duplicates in the last hour.`,
+      evaluationPeriods: 1,
+      threshold: maxRate,
+      comparisonOperator: 'GreaterThanThreshold',
+      treatMissingData: 'notBreaching',
+      alarmActions: this.actions,
+      okActions: this.actions,
+      metricQuery: [
+        {
+          id: 'duplicates',
+          returnData: false,
+          metric: { namespace: WORKER_METRICS_NAMESPACE, metricName: WORKER_METRICS.duplicateClicks, dimensions: { service: compensating.serviceName }, stat: 'Sum', period: 3600 },
+        },
+        {
+          id: 'charged',
+          returnData: false,
+          metric: { namespace: WORKER_METRICS_NAMESPACE, metricName: WORKER_METRICS.clicksCharged, dimensions: { service: charging.serviceName }, stat: 'Sum', period: 3600 },
+        },
+        // No charged clicks means no rate, not an infinite one.
+        { id: 'rate', expression: 'IF(charged > 0, duplicates / charged, 0)', label: 'Duplicate click rate', returnData: true },
+      ],
+    });
+  }
+}

@@ -1,0 +1,63 @@
+import { Construct } from 'constructs';
+import { TerraformOutput } from 'cdktf';
+import { createAwsProvider } from '../constructs/aws/aws-provider';
+import { WorkerNetwork } from '../constructs/aws/worker-network';
+import { PostgresDatabase } from '../constructs/aws/postgres-database';
+import { RedisCache } from '../constructs/aws/redis-cache';
+import { STORAGE_HANDOFF } from '../constructs/aws/stack-inputs';
+import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
+
+/** Props of the AWS stacks. */
+export interface AwsStackProps extends EnvironmentStackProps {
+  /**
+   * Test-only: configure the AWS provider so `terraform plan` runs without AWS credentials
+   * or network (see `createAwsProvider`). `main.ts` never sets it.
+   * @default false
+   */
+  readonly offlinePlan?: boolean;
+}
+
+/**
+ * The stateful AWS side of one environment, deployed rarely: the VPC the workers run in, the
+ * Postgres ledger and the Redis cache. Its outputs are the workers stack's input variables
+ * (same names, see `STORAGE_HANDOFF`), so each stack plans on its own.
+ */
+export class StorageStack extends EnvironmentStack {
+  /** The network. */
+  public readonly network: WorkerNetwork;
+  /** The ledger database. */
+  public readonly database: PostgresDatabase;
+  /** The cache. */
+  public readonly cache: RedisCache;
+
+  constructor(scope: Construct, props: AwsStackProps) {
+    super(scope, 'storage', props);
+    const { config } = props;
+    const prefix = `adstream-${config.name}`;
+    createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan });
+
+    this.network = new WorkerNetwork(this, 'network', { config: config.network, region: config.aws.region, namePrefix: prefix });
+    const subnets = { vpcId: this.network.vpcId, privateSubnetIds: this.network.privateSubnetIds };
+    this.database = new PostgresDatabase(this, 'ledger', { config: config.database, network: subnets, namePrefix: prefix, production: config.production });
+    this.cache = new RedisCache(this, 'cache', {
+      config: config.cache,
+      network: subnets,
+      namePrefix: prefix,
+      authSecretName: `adstream/${config.name}/redis/auth-token`,
+      production: config.production,
+    });
+
+    const n = STORAGE_HANDOFF;
+    new TerraformOutput(this, n.vpcId, { value: this.network.vpcId });
+    new TerraformOutput(this, n.privateSubnetIds, { value: this.network.privateSubnetIds });
+    new TerraformOutput(this, n.databaseHost, { value: this.database.host });
+    new TerraformOutput(this, n.databasePort, { value: this.database.port });
+    new TerraformOutput(this, n.databaseName, { value: this.database.databaseName });
+    new TerraformOutput(this, n.databaseSecretArn, { value: this.database.credentialsSecretArn });
+    new TerraformOutput(this, n.databaseSecurityGroupId, { value: this.database.securityGroupId });
+    new TerraformOutput(this, n.redisHost, { value: this.cache.host });
+    new TerraformOutput(this, n.redisPort, { value: this.cache.port });
+    new TerraformOutput(this, n.redisAuthSecretArn, { value: this.cache.authTokenSecretArn });
+    new TerraformOutput(this, n.redisSecurityGroupId, { value: this.cache.securityGroupId });
+  }
+}

@@ -1,0 +1,147 @@
+import { join } from 'node:path';
+import { Construct } from 'constructs';
+import { TerraformOutput } from 'cdktf';
+import { RTB_RANKINGS_TOPIC, adEventContract, campaignEventContract, compensationEventContract } from '../contracts';
+import type { WorkerFunctionName } from '../config/schema';
+import { createAwsProvider } from '../constructs/aws/aws-provider';
+import { StorageInputs, StreamingInputs } from '../constructs/aws/stack-inputs';
+import { AlertChannel } from '../constructs/aws/alert-channel';
+import { WorkerAlarms } from '../constructs/aws/worker-alarms';
+import { WorkerFunction } from '../constructs/aws/worker-function';
+import { KafkaTrigger, KafkaTriggerSource } from '../constructs/aws/kafka-trigger';
+import { WorkerSchedule } from '../constructs/aws/worker-schedule';
+import { SchemaMigration } from '../constructs/aws/schema-migration';
+import { EnvironmentStack } from './environment-stack';
+import type { AwsStackProps } from './storage-stack';
+import { WORKER_CONSUMER_GROUPS } from './streaming-stack';
+
+/** Where `npm run bundle` writes the Lambda bundles. */
+export const DEFAULT_BUNDLE_ROOT = join(__dirname, '..', 'build', 'lambdas');
+
+/** Records a consumer group may lag before its alarm fires. */
+const OFFSET_LAG_ALARM = 10_000;
+/** Duplicate clicks per charged click (per hour) above which someone should look. */
+const DUPLICATE_RATE_ALARM = 0.05;
+
+/** Props of {@link WorkersStack}. */
+export interface WorkersStackProps extends AwsStackProps {
+  /**
+   * Directory holding one bundle directory per function (`click-balance/index.js`, …).
+   * @default DEFAULT_BUNDLE_ROOT - `build/lambdas`, made by `npm run bundle`
+   */
+  readonly bundleRoot?: string;
+}
+
+/**
+ * The fast-changing AWS side of one environment: the worker functions, their Kafka triggers,
+ * the schedules, the schema migration on deploy, and alerts. It takes the storage and
+ * streaming stacks' outputs as input variables (docs/deploy.md shows how to pass them), so it
+ * plans without reading their state.
+ */
+export class WorkersStack extends EnvironmentStack {
+  /** The alert channel. */
+  public readonly alerts: AlertChannel;
+  /** The functions, by config name. */
+  public readonly functions: Readonly<Record<WorkerFunctionName, WorkerFunction>>;
+  /** The Kafka triggers. */
+  public readonly triggers: readonly KafkaTrigger[];
+
+  constructor(scope: Construct, props: WorkersStackProps) {
+    super(scope, 'workers', props);
+    const { config } = props;
+    const { workers } = config;
+    const prefix = `adstream-${config.name}`;
+    const bundleRoot = props.bundleRoot ?? DEFAULT_BUNDLE_ROOT;
+    const location = { region: config.aws.region, accountId: config.aws.accountId };
+    createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan });
+
+    const storage = new StorageInputs(this, 'storage');
+    const streaming = new StreamingInputs(this, 'streaming');
+    this.alerts = new AlertChannel(this, 'alerts', { config: config.alerts, location, namePrefix: prefix, production: config.production });
+    const alarms = new WorkerAlarms(this, 'alarms', { alerts: this.alerts, namePrefix: prefix });
+
+    const fn = (id: string, name: WorkerFunctionName, description: string, environment: Record<string, string> = {}) =>
+      new WorkerFunction(this, id, {
+        functionName: `${prefix}-${id}`,
+        description,
+        bundleDirectory: join(bundleRoot, id),
+        sizing: workers.functions[name],
+        logRetentionDays: workers.logRetentionDays,
+        network: storage.network,
+        serviceName: id,
+        environment: { BUDGET_TIME_ZONE: workers.budgetTimeZone, ...environment },
+      });
+    const clickBalance = fn('click-balance', 'clickBalance', 'Charges each click exactly once and enforces daily budgets.');
+    const compensation = fn('compensation', 'compensation', 'Refunds duplicate clicks exactly once.');
+    const rankingCache = fn('ranking-cache', 'rankingCache', 'Writes RTB rankings into Redis.', { RANKING_TTL_SECONDS: String(workers.rankingTtlSeconds) });
+    const budgetReset = fn('budget-reset', 'budgetReset', 'Resumes budget-paused campaigns at local midnight.');
+    const outboxSweep = fn('outbox-sweep', 'outboxSweep', 'Publishes outbox rows that were not published after commit.');
+    const dbMigrate = fn('db-migrate', 'dbMigrate', 'Applies db/migrations on deploy.', { MIGRATIONS_DIR: '/var/task/migrations' });
+    this.functions = { clickBalance, compensation, rankingCache, budgetReset, outboxSweep, dbMigrate };
+
+    // Every handler parses the database settings at load (the ranking cache too); only the
+    // ones that touch prices, budgets or rankings get the cache.
+    for (const worker of [clickBalance, compensation, rankingCache, budgetReset, outboxSweep, dbMigrate]) worker.connectTo(storage.database);
+    for (const worker of [clickBalance, compensation, rankingCache, budgetReset]) worker.connectToCache(storage.cache);
+    // Outbox publishers: after each commit (the consumers, the reset) and from the sweep.
+    for (const worker of [clickBalance, compensation, budgetReset, outboxSweep]) {
+      this.alerts.grantPublish(worker);
+      worker.setVariables({
+        KAFKA_BOOTSTRAP_SERVERS: streaming.bootstrapServers,
+        KAFKA_PRODUCER_SECRET_ARN: streaming.producerSecretArn,
+        CAMPAIGN_EVENTS_TOPIC: campaignEventContract.topic,
+        CAMPAIGN_EVENTS_SCHEMA_ID: streaming.campaignEventsSchemaId,
+      });
+      worker.readsSecret('KafkaProducerKey', streaming.producerSecretArn);
+      worker.allowEgress('kafka', 9092, '0.0.0.0/0', 'Confluent Cloud brokers through the NAT');
+    }
+
+    const migration = new SchemaMigration(this, 'schema-migration', { migrator: dbMigrate, bundleDirectory: join(bundleRoot, 'db-migrate') });
+
+    const source: KafkaTriggerSource =
+      workers.kafkaSource.kind === 'msk'
+        ? { kind: 'msk', clusterArn: workers.kafkaSource.clusterArn }
+        : { kind: 'confluent', bootstrapServers: streaming.bootstrapServers, credentialsSecretArn: streaming.consumerSecretArn };
+    const trigger = (worker: WorkerFunction, topic: string, consumerGroupId: string) =>
+      new KafkaTrigger(this, `${worker.node.id}-trigger`, {
+        worker,
+        topic,
+        consumerGroupId,
+        source,
+        batchSize: workers.batchSize,
+        startingPosition: workers.startingPosition,
+        failureQueueName: `${prefix}-${worker.node.id}-discarded`,
+        production: config.production,
+        after: [migration.invocation],
+      });
+    const clickTrigger = trigger(clickBalance, adEventContract.topic, WORKER_CONSUMER_GROUPS.clickBalance);
+    const compensationTrigger = trigger(compensation, compensationEventContract.topic, WORKER_CONSUMER_GROUPS.compensation);
+    const rankingTrigger = trigger(rankingCache, RTB_RANKINGS_TOPIC, WORKER_CONSUMER_GROUPS.rankingCache);
+    this.triggers = [clickTrigger, compensationTrigger, rankingTrigger];
+
+    new WorkerSchedule(this, 'budget-reset-schedule', {
+      worker: budgetReset,
+      scheduleName: `${prefix}-budget-reset`,
+      expression: 'cron(0 0 * * ? *)',
+      timeZone: workers.budgetTimeZone,
+      description: 'Opens the new budget day at local midnight.',
+      accountId: config.aws.accountId,
+    });
+    new WorkerSchedule(this, 'outbox-sweep-schedule', {
+      worker: outboxSweep,
+      scheduleName: `${prefix}-outbox-sweep`,
+      expression: workers.outboxSweepMinutes === 1 ? 'rate(1 minute)' : `rate(${workers.outboxSweepMinutes} minutes)`,
+      description: 'Publishes outbox rows left unpublished after commit.',
+      accountId: config.aws.accountId,
+    });
+
+    for (const worker of Object.values(this.functions)) alarms.watchFunction(worker);
+    for (const t of this.triggers) alarms.watchTrigger(t, { offsetLag: OFFSET_LAG_ALARM });
+    for (const worker of [clickBalance, compensation, rankingCache]) alarms.watchDeadLetters(worker);
+    alarms.watchDuplicateRate(clickBalance, compensation, DUPLICATE_RATE_ALARM);
+
+    new TerraformOutput(this, 'alerts_topic_arn', { value: this.alerts.topicArn });
+    new TerraformOutput(this, 'migrations_digest', { value: migration.digest, description: 'sha256 of the migrations applied by this deploy.' });
+    new TerraformOutput(this, 'discarded_batch_queues', { value: this.triggers.map((t) => t.failureQueueName) });
+  }
+}
