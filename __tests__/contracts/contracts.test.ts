@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { contractsMarkdown } from '../../contracts/markdown';
 import {
   adEventContract,
   checkAgainst,
@@ -66,5 +69,13 @@ describe('event contracts', () => {
     const subjects = EVENT_CONTRACTS.map(valueSubjectOf);
     expect(new Set(subjects).size).toBe(EVENT_CONTRACTS.length);
     expect(subjects).toContain('compensation-events-value');
+  });
+});
+
+describe('README contract documentation', () => {
+  test('the README holds exactly the generated contract tables', () => {
+    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const section = readme.split('<!-- contracts:begin -->')[1]?.split('<!-- contracts:end -->')[0];
+    expect(section?.trim()).toBe(contractsMarkdown().trim());
   });
 });
