@@ -1,0 +1,39 @@
+/**
+ * Runs the deployed entry points (`lambdas/<name>/handler.ts`) exactly as Lambda loads them:
+ * environment parsed at module load, module-scope clients. Run with tsx by
+ * deployed-handlers.test.ts, with DATABASE_URL / REDIS_URL / REDIS_KEY_PREFIX set; prints one
+ * JSON line per invocation and exits (the module-scope pool is meant to outlive invocations).
+ */
+import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './kafka-fixtures';
+
+async function main(): Promise<void> {
+  const step = process.argv[2];
+  if (step === 'migrate') {
+    const { handler } = await import('../../../lambdas/db-migrate/handler');
+    console.log(JSON.stringify(await handler({})));
+    console.log(JSON.stringify(await handler({})));
+    return;
+  }
+  const clicks = await import('../../../lambdas/click-balance/handler');
+  const compensation = await import('../../../lambdas/compensation/handler');
+  const reset = await import('../../../lambdas/budget-reset/handler');
+  const sweep = await import('../../../lambdas/outbox-sweep/handler');
+  const { Pool } = await import('pg');
+  const pool = new Pool({ connectionString: process.env.DATABASE_URL });
+  await pool.query("INSERT INTO advertisers (advertiser_id, balance) VALUES (1, '1000')");
+  await pool.query("INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES (11, 1, '100', '200')");
+  await pool.end();
+  const click = clickEvent(11, 1);
+  console.log(JSON.stringify(await clicks.handler(adEventsBatch([click, clickEvent(11, 1)]))));
+  console.log(JSON.stringify(await compensation.handler(compensationBatch([compensationEvent(click)]))));
+  console.log(JSON.stringify(await reset.handler({ budget_day: '2030-01-01' })));
+  console.log(JSON.stringify(await sweep.handler({})));
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+    process.exit(1);
+  },
+);

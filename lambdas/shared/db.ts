@@ -1,0 +1,137 @@
+import { Pool, PoolClient, PoolConfig } from 'pg';
+import { DatabaseConfig } from './env';
+import { DatabaseUnavailableError } from './errors';
+import { readCredentials } from './secrets';
+
+/** Gives the handler its pool; the AWS variant reads the secret on first use. */
+export type PoolProvider = () => Promise<Pool>;
+
+/** Pool settings every worker shares. */
+const COMMON: PoolConfig = {
+  // One connection per container: Lambda runs one invocation at a time per container, and a
+  // bigger pool only multiplies connections against RDS.
+  max: 1,
+  connectionTimeoutMillis: 5000,
+  idleTimeoutMillis: 0,
+  // A hung statement must fail the batch (so it is retried) well before the Lambda timeout.
+  statement_timeout: 30000,
+  query_timeout: 35000,
+  application_name: 'adstream-worker',
+};
+
+/**
+ * Creates the module-scope pool provider. Locally the pool connects to `DATABASE_URL`; in AWS
+ * it reads `{"username","password"}` from the RDS-managed secret and connects with TLS,
+ * verifying the server certificate against the CA bundle Lambda installs
+ * (`NODE_EXTRA_CA_CERTS`).
+ */
+export function createPoolProvider(config: DatabaseConfig, overrides: PoolConfig = {}): PoolProvider {
+  let pool: Promise<Pool> | undefined;
+  return () => {
+    pool ??= build(config, overrides).catch((error: unknown) => {
+      pool = undefined;
+      throw error;
+    });
+    return pool;
+  };
+}
+
+async function build(config: DatabaseConfig, overrides: PoolConfig): Promise<Pool> {
+  if (config.kind === 'url') {
+    return withErrorListener(new Pool({ ...COMMON, connectionString: config.url, ...overrides }));
+  }
+  const credentials = await readCredentials(config.secretArn);
+  return withErrorListener(
+    new Pool({
+      ...COMMON,
+      host: config.host,
+      port: config.port,
+      database: config.database,
+      user: credentials.username,
+      // A function, so a connection opened after rotation uses the current password.
+      password: async () => (await readCredentials(config.secretArn)).password,
+      ssl: { rejectUnauthorized: true, servername: config.host },
+      ...overrides,
+    }),
+  );
+}
+
+function withErrorListener(pool: Pool): Pool {
+  // An idle client dropped by the server emits 'error' on the pool; without a listener that
+  // crashes the process. The next query simply opens a new connection.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** A client inside a transaction that counts its round trips (the benchmark reports them). */
+export interface TransactionClient {
+  /** Runs one statement. */
+  query: PoolClient['query'];
+  /** Statements sent so far, BEGIN and COMMIT included. */
+  readonly roundTrips: () => number;
+}
+
+/**
+ * Runs `work` in one transaction on a pooled connection. Any failure rolls back, discards the
+ * connection if it broke, and surfaces as `DatabaseUnavailableError` so the batch is retried
+ * with nothing half-applied.
+ */
+export async function withTransaction<T>(
+  pools: PoolProvider,
+  operation: string,
+  work: (client: TransactionClient) => Promise<T>,
+): Promise<{ result: T; roundTrips: number }> {
+  let client: PoolClient;
+  try {
+    const pool = await pools();
+    client = await pool.connect();
+  } catch (cause) {
+    throw new DatabaseUnavailableError(operation, { cause });
+  }
+  const release = guardCheckedOutClient(client);
+  let roundTrips = 0;
+  const counted: TransactionClient = {
+    query: ((...args: Parameters<PoolClient['query']>) => {
+      roundTrips++;
+      return (client.query as (...a: unknown[]) => unknown)(...args);
+    }) as PoolClient['query'],
+    roundTrips: () => roundTrips,
+  };
+  try {
+    await counted.query('BEGIN');
+    const result = await work(counted);
+    await counted.query('COMMIT');
+    release();
+    return { result, roundTrips };
+  } catch (cause) {
+    let broken: Error | undefined;
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackError) {
+      broken = rollbackError as Error;
+    }
+    // Passing an error destroys the connection instead of returning a broken one to the pool.
+    release(broken ?? (isConnectionError(cause) ? (cause as Error) : undefined));
+    if (cause instanceof DatabaseUnavailableError) throw cause;
+    throw new DatabaseUnavailableError(operation, { cause });
+  }
+}
+
+function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  return typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57');
+}
+
+/**
+ * A checked-out client whose connection dies emits 'error'; the pool only listens while the
+ * client is idle, and an unheard 'error' event crashes the process. The failing query rejects
+ * anyway, which is where the handler deals with it. Returns the release function to call.
+ */
+export function guardCheckedOutClient(client: PoolClient): (error?: Error) => void {
+  const ignore = (): void => undefined;
+  client.on('error', ignore);
+  return (error?: Error) => {
+    client.removeListener('error', ignore);
+    client.release(error);
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Exact decimal amounts as strings. The handlers never do arithmetic on money in JavaScript:
+ * Postgres NUMERIC does it. This module only checks that a string is a sane amount.
+ */
+
+/** Fraction digits a price may carry (NUMERIC in the database has no limit; this is sanity). */
+const MAX_SCALE = 6;
+
+/**
+ * Largest price or refund accepted for one click, in the account currency. Anything above is
+ * "absurd" and dead-lettered rather than charged (KRW CPCs are in the hundreds to thousands).
+ */
+export const MAX_CLICK_AMOUNT = '10000000';
+
+const DECIMAL = /^(0|[1-9][0-9]{0,17})(\.[0-9]{1,6})?$/;
+
+/** Amount in millionths as a bigint, or undefined when `text` is not a plain non-negative decimal. */
+export function toMicros(text: string): bigint | undefined {
+  const match = DECIMAL.exec(text);
+  if (!match) return undefined;
+  const fraction = (match[2] ?? '.').slice(1).padEnd(MAX_SCALE, '0');
+  return BigInt(match[1]) * 1_000_000n + BigInt(fraction);
+}
+
+const MAX_MICROS = toMicros(MAX_CLICK_AMOUNT) as bigint;
+
+/** Why an amount is unacceptable, or undefined when it is a positive amount within bounds. */
+export function checkClickAmount(text: string): string | undefined {
+  if (text.startsWith('-')) return `must not be negative, got ${text.slice(0, 32)}`;
+  const micros = toMicros(text);
+  if (micros === undefined) return `must be a decimal with at most ${MAX_SCALE} fraction digits, got ${JSON.stringify(text.slice(0, 32))}`;
+  if (micros === 0n) return 'must be greater than zero';
+  if (micros > MAX_MICROS) return `must be at most ${MAX_CLICK_AMOUNT}, got ${text}`;
+  return undefined;
+}
+
+/** True when `text` is a usable per-click price (used to distrust a corrupted cache value). */
+export function isClickPrice(text: string | null | undefined): text is string {
+  return typeof text === 'string' && checkClickAmount(text) === undefined;
+}
+
+/** Why an informational amount (quoted price, refund quote) is unacceptable: negative or absurd. */
+export function checkInformationalAmount(text: string): string | undefined {
+  if (text.startsWith('-')) return `must not be negative, got ${text.slice(0, 32)}`;
+  const micros = toMicros(text);
+  if (micros === undefined) return `must be a decimal with at most ${MAX_SCALE} fraction digits, got ${JSON.stringify(text.slice(0, 32))}`;
+  if (micros > MAX_MICROS) return `must be at most ${MAX_CLICK_AMOUNT}, got ${text}`;
+  return undefined;
+}

@@ -1,0 +1,175 @@
+import Redis, { RedisOptions } from 'ioredis';
+import { RedisConfig } from './env';
+import { readAuthToken } from './secrets';
+
+/**
+ * Fail-fast client settings (ioredis 5 option names). The cache is never needed for
+ * correctness, so a slow or absent Redis must cost a bounded few hundred milliseconds, not a
+ * queue of commands waiting for a reconnect.
+ */
+export const FAIL_FAST_OPTIONS: RedisOptions = {
+  lazyConnect: true,
+  connectTimeout: 500,
+  commandTimeout: 250,
+  maxRetriesPerRequest: 1,
+  enableOfflineQueue: false,
+  // How long disconnect() waits for a socket to close before destroying it (default 2 s).
+  disconnectTimeout: 200,
+  // Keep reconnecting in the background; while it is down, calls skip Redis immediately.
+  retryStrategy: (times: number) => Math.min(times * 200, 2000),
+};
+
+/** One key to write, with its time to live. */
+export interface CacheEntry {
+  /** Key without the keyspace prefix. */
+  readonly key: string;
+  /** String value. */
+  readonly value: string;
+  /** Expiry in seconds; omitted keeps the key until overwritten. */
+  readonly ttlSeconds?: number;
+}
+
+/** Called when Redis fails, so the handler can log it once and count it. */
+export type CacheFailureListener = (operation: string, error: unknown) => void;
+
+/**
+ * The Redis cache as the handlers use it: every call either succeeds or reports "unavailable"
+ * (`undefined` / `false`) within a bounded time; it never throws.
+ */
+export class RedisCache {
+  private failureListener: CacheFailureListener = () => undefined;
+
+  constructor(
+    /** The client, or undefined when no Redis is configured. */
+    private readonly clientProvider: (() => Promise<Redis>) | undefined,
+  ) {}
+
+  /** A cache with no Redis behind it (every read misses, every write is dropped). */
+  static disabled(): RedisCache {
+    return new RedisCache(undefined);
+  }
+
+  /** Registers who hears about failures (the handler's logger and metrics). */
+  onFailure(listener: CacheFailureListener): this {
+    this.failureListener = listener;
+    return this;
+  }
+
+  /** Values of `keys` in order (`null` for a missing key), or `undefined` if Redis is unavailable. */
+  async getMany(keys: readonly string[]): Promise<(string | null)[] | undefined> {
+    if (keys.length === 0) return [];
+    const client = await this.readyClient('MGET');
+    if (!client) return undefined;
+    try {
+      return await client.mget(...keys);
+    } catch (error) {
+      this.failureListener('MGET', error);
+      return undefined;
+    }
+  }
+
+  /** Writes entries in one pipeline; `false` if Redis is unavailable or any write failed. */
+  async setMany(entries: readonly CacheEntry[]): Promise<boolean> {
+    if (entries.length === 0) return true;
+    const client = await this.readyClient('SET');
+    if (!client) return false;
+    try {
+      const pipeline = client.pipeline();
+      for (const entry of entries) {
+        if (entry.ttlSeconds) pipeline.set(entry.key, entry.value, 'EX', entry.ttlSeconds);
+        else pipeline.set(entry.key, entry.value);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error);
+      if (failed) throw failed[0];
+      return true;
+    } catch (error) {
+      this.failureListener('SET', error);
+      return false;
+    }
+  }
+
+  /** Deletes keys; `false` if Redis is unavailable. */
+  async deleteMany(keys: readonly string[]): Promise<boolean> {
+    if (keys.length === 0) return true;
+    const client = await this.readyClient('DEL');
+    if (!client) return false;
+    try {
+      await client.del(...keys);
+      return true;
+    } catch (error) {
+      this.failureListener('DEL', error);
+      return false;
+    }
+  }
+
+  /** The underlying client when it is connected, for handlers that need other commands. */
+  async readyClient(operation = 'CONNECT'): Promise<Redis | undefined> {
+    if (!this.clientProvider) return undefined;
+    let client: Redis;
+    try {
+      client = await this.clientProvider();
+    } catch (error) {
+      this.failureListener(operation, error);
+      return undefined;
+    }
+    if (client.status === 'ready') return client;
+    if (client.status === 'wait') {
+      // First use in this container: connect, bounded by connectTimeout.
+      try {
+        await client.connect();
+      } catch (error) {
+        this.failureListener(operation, error);
+        return undefined;
+      }
+      return (client.status as string) === 'ready' ? client : undefined;
+    }
+    // Reconnecting in the background: skip the cache now rather than wait for it.
+    this.failureListener(operation, new Error(`Redis is ${client.status}`));
+    return undefined;
+  }
+
+  /** Closes the connection (tests; Lambda keeps it for the next invocation). */
+  async close(): Promise<void> {
+    if (!this.clientProvider) return;
+    const client = await this.clientProvider().catch(() => undefined);
+    client?.disconnect();
+  }
+}
+
+/**
+ * Creates the module-scope Redis client provider. Locally from `REDIS_URL`; in AWS with TLS
+ * (certificate verified) and the AUTH token from Secrets Manager. `keyPrefix` isolates a
+ * keyspace (tests).
+ */
+export function createRedisClientProvider(
+  config: RedisConfig,
+  keyPrefix: string,
+  overrides: RedisOptions = {},
+): () => Promise<Redis> {
+  let client: Promise<Redis> | undefined;
+  return () => {
+    client ??= build(config, keyPrefix, overrides).catch((error: unknown) => {
+      client = undefined;
+      throw error;
+    });
+    return client;
+  };
+}
+
+async function build(config: RedisConfig, keyPrefix: string, overrides: RedisOptions): Promise<Redis> {
+  const options: RedisOptions = { ...FAIL_FAST_OPTIONS, keyPrefix, ...overrides };
+  const client =
+    config.kind === 'url'
+      ? new Redis(config.url, options)
+      : new Redis({
+          ...options,
+          host: config.host,
+          port: config.port,
+          password: config.authSecretArn ? await readAuthToken(config.authSecretArn) : undefined,
+          tls: { servername: config.host },
+        });
+  // Without a listener ioredis prints every reconnect failure; the cache reports them itself.
+  client.on('error', () => undefined);
+  return client;
+}
