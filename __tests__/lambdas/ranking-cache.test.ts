@@ -1,0 +1,300 @@
+import type Redis from 'ioredis';
+import type { Pool } from 'pg';
+import { RankedCampaign, RankingKey, RankingRow, rankingCacheKey, RTB_RANKINGS_TOPIC } from '../../contracts';
+import {
+  createRankingCacheHandler,
+  DEFAULT_RANKING_TTL_SECONDS,
+  parseRankingTtlSeconds,
+  RankingCacheUnavailableError,
+} from '../../lambdas/ranking-cache/ranking-cache';
+import { DatabaseUnavailableError } from '../../lambdas/shared/errors';
+import type { LambdaKafkaEvent, LambdaKafkaRecord } from '../../lambdas/shared/kafka-event';
+import { jsonBytes, withWireHeader } from './support/kafka-fixtures';
+import { cleanKeyspace, countRows, createTestDatabase, TestDatabase, testKeyPrefix, testRedis, workerDeps } from './support/test-database';
+
+// GIVEN a fresh database (dead letters) and a keyspace of our own for every run of this file.
+let db: TestDatabase;
+let pool: Pool;
+const prefix = testKeyPrefix();
+let redis: Redis;
+const closers: Array<() => Promise<void>> = [];
+
+const KEY_SCHEMA_ID = 100_001;
+const VALUE_SCHEMA_ID = 100_002;
+
+function deps(options: { redisUrl?: string | null; databaseUrl?: string } = {}) {
+  const d = workerDeps({ databaseUrl: options.databaseUrl ?? db.url, keyPrefix: prefix, redisUrl: options.redisUrl });
+  closers.push(() => d.close());
+  return d;
+}
+
+function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; ttlSeconds?: number } = {}) {
+  const d = deps(options);
+  return createRankingCacheHandler({ pool: d.pool, cache: d.cache, observability: d.observability, ttlSeconds: options.ttlSeconds });
+}
+
+function campaign(rankNo: number, campaignId: number): RankedCampaign {
+  return { rank_no: rankNo, campaign_id: campaignId, advertiser_id: 7, product_id: 9000 + campaignId, bid_price: 350.5, score: 3.505 - rankNo / 100 };
+}
+
+function row(key: RankingKey, ranking: RankedCampaign[]): RankingRow {
+  return { ...key, ranking };
+}
+
+/** Bytes as Flink's json-registry writes them: Confluent wire header + JSON. */
+function registryJson(value: unknown, schemaId: number): Buffer {
+  return withWireHeader(jsonBytes(value), schemaId);
+}
+
+interface RankingFixture {
+  readonly partition?: number;
+  readonly offset: number;
+  readonly timestamp?: number;
+  /** Key bytes, or an object encoded as registry JSON; undefined leaves the key out. */
+  readonly key?: Buffer | RankingKey | null;
+  /** Value bytes, an object encoded as registry JSON, null for a tombstone, or raw base64 text. */
+  readonly value: Buffer | RankingRow | Record<string, unknown> | null | { readonly base64: string };
+}
+
+function encodeKey(key: RankingFixture['key']): string | undefined {
+  if (key === undefined || key === null) return undefined;
+  return (Buffer.isBuffer(key) ? key : registryJson(key, KEY_SCHEMA_ID)).toString('base64');
+}
+
+function encodeValue(value: RankingFixture['value']): string | null {
+  if (value === null) return null;
+  if (Buffer.isBuffer(value)) return value.toString('base64');
+  if ('base64' in value && typeof value.base64 === 'string') return value.base64;
+  return registryJson(value, VALUE_SCHEMA_ID).toString('base64');
+}
+
+/** A real-shaped Lambda event of the rtb-rankings topic, records grouped by `topic-partition`. */
+function rankingsEvent(fixtures: readonly RankingFixture[], eventSource: 'SelfManagedKafka' | 'aws:kafka' = 'SelfManagedKafka'): LambdaKafkaEvent {
+  const records: Record<string, LambdaKafkaRecord[]> = {};
+  for (const fixture of fixtures) {
+    const partition = fixture.partition ?? 0;
+    (records[`${RTB_RANKINGS_TOPIC}-${partition}`] ??= []).push({
+      topic: RTB_RANKINGS_TOPIC,
+      partition,
+      offset: fixture.offset,
+      timestamp: fixture.timestamp ?? 1_763_700_000_000 + fixture.offset,
+      timestampType: 'CREATE_TIME',
+      key: encodeKey(fixture.key),
+      value: encodeValue(fixture.value),
+      headers: [],
+    });
+  }
+  return eventSource === 'aws:kafka'
+    ? { eventSource, eventSourceArn: 'arn:aws:kafka:ap-northeast-2:123456789012:cluster/adstream/abcd', bootstrapServers: 'b-1:9098', records }
+    : { eventSource, bootstrapServers: 'pkc-test.ap-northeast-2.aws.confluent.cloud:9092', records };
+}
+
+async function cachedRanking(key: RankingKey): Promise<RankingRow | null> {
+  const text = await redis.get(rankingCacheKey(key));
+  return text === null ? null : (JSON.parse(text) as RankingRow);
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  pool = db.pool;
+  redis = testRedis(prefix);
+});
+
+afterAll(async () => {
+  for (const close of closers) await close();
+  redis.disconnect();
+  await cleanKeyspace(prefix);
+  await db.drop();
+});
+
+describe('ranking-cache', () => {
+  test('an upsert with wire headers on key and value stores the ranking sorted by rank_no, with the TTL', async () => {
+    const key = { placement: 'home_top', category: 'shoes' };
+    const handler = handlerWith({ ttlSeconds: 600 });
+
+    const summary = await handler(rankingsEvent([{ offset: 5, key, value: row(key, [campaign(3, 30), campaign(1, 10), campaign(2, 20)]) }]));
+
+    expect(summary).toMatchObject({ records: 1, rankingsWritten: 1, rankingsDeleted: 0, deadLettered: 0 });
+    const cached = await cachedRanking(key);
+    expect(cached).toEqual({ placement: 'home_top', category: 'shoes', ranking: [campaign(1, 10), campaign(2, 20), campaign(3, 30)] });
+    const ttl = await redis.ttl(rankingCacheKey(key));
+    expect(ttl).toBeGreaterThan(590);
+    expect(ttl).toBeLessThanOrEqual(600);
+  });
+
+  test('plain JSON without wire headers, in the MSK event shape, is stored too and keeps only contract fields', async () => {
+    const key = { placement: 'search_mid', category: 'bags' };
+    const value = { placement: 'search_mid', category: 'bags', ranking: [{ ...campaign(1, 41), bid_price: '350.50', extra: 'dropped' }] };
+    const handler = handlerWith();
+
+    await handler(rankingsEvent([{ offset: 0, key: jsonBytes(key), value: jsonBytes(value) }], 'aws:kafka'));
+
+    expect(await cachedRanking(key)).toEqual({ ...key, ranking: [{ ...campaign(1, 41), bid_price: '350.50' }] });
+    const ttl = await redis.ttl(rankingCacheKey(key));
+    expect(ttl).toBeGreaterThan(DEFAULT_RANKING_TTL_SECONDS - 10);
+  });
+
+  test('a tombstone deletes the key', async () => {
+    const key = { placement: 'home_top', category: 'tombstoned' };
+    const handler = handlerWith();
+    await handler(rankingsEvent([{ offset: 0, key, value: row(key, [campaign(1, 1)]) }]));
+    expect(await cachedRanking(key)).not.toBeNull();
+
+    const summary = await handler(rankingsEvent([{ offset: 1, key, value: null }]));
+
+    expect(summary).toMatchObject({ rankingsWritten: 0, rankingsDeleted: 1, deadLettered: 0 });
+    expect(await redis.exists(rankingCacheKey(key))).toBe(0);
+  });
+
+  test('within a batch only the last record per key is applied, per partition order', async () => {
+    const a = { placement: 'home_top', category: 'batch-a' };
+    const b = { placement: 'home_top', category: 'batch-b' };
+    const c = { placement: 'home_top', category: 'batch-c' };
+    const handler = handlerWith();
+    await handler(rankingsEvent([{ offset: 0, key: b, value: row(b, [campaign(1, 1)]) }]));
+
+    const summary = await handler(
+      rankingsEvent([
+        { offset: 10, key: a, value: row(a, [campaign(1, 1)]) },
+        { offset: 11, key: b, value: row(b, [campaign(1, 2)]) },
+        { offset: 12, key: c, value: null },
+        { offset: 13, key: a, value: row(a, [campaign(1, 3), campaign(2, 4)]) },
+        { offset: 14, key: b, value: null },
+        { offset: 15, key: c, value: row(c, [campaign(1, 5)]) },
+      ]),
+    );
+
+    expect(summary).toMatchObject({ records: 6, skipped: 3, rankingsWritten: 2, rankingsDeleted: 1 });
+    expect((await cachedRanking(a))?.ranking.map((r) => r.campaign_id)).toEqual([3, 4]);
+    expect(await cachedRanking(b)).toBeNull();
+    expect((await cachedRanking(c))?.ranking.map((r) => r.campaign_id)).toEqual([5]);
+  });
+
+  test('the same key from two partitions (after repartitioning) resolves to the later record timestamp', async () => {
+    const key = { placement: 'home_top', category: 'repartitioned' };
+    const handler = handlerWith();
+
+    await handler(
+      rankingsEvent([
+        { partition: 0, offset: 100, timestamp: 2_000, key, value: row(key, [campaign(1, 77)]) },
+        { partition: 1, offset: 3, timestamp: 1_000, key, value: row(key, [campaign(1, 66)]) },
+      ]),
+    );
+
+    expect((await cachedRanking(key))?.ranking[0].campaign_id).toBe(77);
+  });
+
+  test('bad records go to dead_letters with reason and coordinates, good ones in the batch still apply, and a redelivery records them once', async () => {
+    const good = { placement: 'home_top', category: 'with-bad-neighbours' };
+    const batch = rankingsEvent([
+      { partition: 2, offset: 1, key: good, value: row(good, [campaign(1, 1)]) },
+      { partition: 2, offset: 2, key: good, value: { base64: '***not base64***' } },
+      { partition: 2, offset: 3, key: good, value: Buffer.from('{"ranking": [') },
+      { partition: 2, offset: 4, key: undefined, value: row(good, [campaign(1, 2)]) },
+      { partition: 2, offset: 5, key: Buffer.from('not json'), value: row(good, [campaign(1, 2)]) },
+      { partition: 2, offset: 6, key: good, value: { placement: 'elsewhere', category: good.category, ranking: [] } },
+      { partition: 2, offset: 7, key: good, value: { ranking: [{ ...campaign(1, 1), rank_no: 0 }] } },
+      { partition: 2, offset: 8, key: good, value: { ranking: 'top' } },
+      { partition: 2, offset: 9, key: { placement: 'a:b', category: 'c' }, value: { ranking: [] } },
+      { partition: 2, offset: 10, key: good, value: { ranking: [{ ...campaign(1, 1), score: 'NaN' }] } },
+    ]);
+    const handler = handlerWith();
+
+    const first = await handler(batch);
+    const second = await handler(batch);
+
+    expect(first).toMatchObject({ records: 10, rankingsWritten: 1, deadLettered: 9 });
+    expect(second.deadLettered).toBe(9);
+    expect((await cachedRanking(good))?.ranking[0].campaign_id).toBe(1);
+    const letters = await pool.query<{ kafka_offset: string; reason: string; detail: string; topic: string; kafka_partition: number }>(
+      `SELECT kafka_offset::text, reason, detail, topic, kafka_partition FROM dead_letters WHERE handler = 'ranking-cache' AND kafka_partition = 2 ORDER BY dead_letters.kafka_offset`,
+    );
+    expect(letters.rows.map((r) => [Number(r.kafka_offset), r.reason])).toEqual([
+      [2, 'INVALID_BASE64'],
+      [3, 'INVALID_JSON'],
+      [4, 'CONTRACT_VIOLATION'],
+      [5, 'INVALID_JSON'],
+      [6, 'CONTRACT_VIOLATION'],
+      [7, 'CONTRACT_VIOLATION'],
+      [8, 'CONTRACT_VIOLATION'],
+      [9, 'CONTRACT_VIOLATION'],
+      [10, 'CONTRACT_VIOLATION'],
+    ]);
+    expect(letters.rows.every((r) => r.topic === RTB_RANKINGS_TOPIC)).toBe(true);
+    expect(letters.rows.find((r) => r.kafka_offset === '6')?.detail).toMatch(/value\.placement .* differs from the record key/);
+    expect(letters.rows.find((r) => r.kafka_offset === '9')?.detail).toMatch(/must not contain ':'/);
+  });
+
+  test('Redis unreachable: the handler throws so the batch is retried, and records no dead letters yet', async () => {
+    const key = { placement: 'home_top', category: 'redis-down' };
+    const handler = handlerWith({ redisUrl: 'redis://127.0.0.1:1' });
+    const batch = rankingsEvent([
+      { partition: 3, offset: 1, key, value: row(key, [campaign(1, 1)]) },
+      { partition: 3, offset: 2, key, value: Buffer.from('garbage') },
+    ]);
+
+    await expect(handler(batch)).rejects.toBeInstanceOf(RankingCacheUnavailableError);
+
+    expect(await countRows(pool, 'dead_letters', 'kafka_partition = 3')).toBe(0);
+    expect(await cachedRanking(key)).toBeNull();
+  });
+
+  test('a batch of only tombstones still needs Redis: unreachable Redis throws', async () => {
+    const handler = handlerWith({ redisUrl: 'redis://127.0.0.1:1' });
+
+    await expect(handler(rankingsEvent([{ offset: 1, key: { placement: 'x', category: 'y' }, value: null }]))).rejects.toThrow(/Redis is unavailable/);
+  });
+
+  test('Postgres unreachable: good records apply without it; a batch with a bad record throws to be retried', async () => {
+    const key = { placement: 'home_top', category: 'pg-down' };
+    const handler = handlerWith({ databaseUrl: 'postgres://postgres@127.0.0.1:1/nowhere' });
+
+    await handler(rankingsEvent([{ offset: 1, key, value: row(key, [campaign(1, 1)]) }]));
+    expect((await cachedRanking(key))?.ranking[0].campaign_id).toBe(1);
+
+    await expect(handler(rankingsEvent([{ offset: 2, key, value: Buffer.from('{') }]))).rejects.toBeInstanceOf(DatabaseUnavailableError);
+  });
+
+  test('fuzzed record values and keys never crash a batch: each record is applied, superseded or dead-lettered', async () => {
+    let seed = 42;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const base = Buffer.from(JSON.stringify(row({ placement: 'fuzz', category: 'c0' }, [campaign(1, 1), campaign(2, 2)])));
+    const fixtures: RankingFixture[] = [];
+    for (let i = 0; i < 2000; i += 1) {
+      const bytes = Buffer.from(base);
+      const flips = 1 + Math.floor(random() * 4);
+      for (let f = 0; f < flips; f += 1) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
+      const keyBytes = random() < 0.1 ? Buffer.from([0, 0, 0, 0, 1, Math.floor(random() * 256)]) : registryJson({ placement: 'fuzz', category: `c${i % 20}` }, 1);
+      fixtures.push({ partition: 9, offset: i, key: keyBytes, value: random() < 0.5 ? withWireHeader(bytes, 7) : bytes });
+    }
+    const handler = handlerWith();
+
+    const summary = await handler(rankingsEvent(fixtures));
+
+    expect(summary.records).toBe(2000);
+    expect(summary.rankingsWritten + summary.rankingsDeleted + summary.skipped + summary.deadLettered).toBe(2000);
+    expect(summary.deadLettered).toBeGreaterThan(0);
+    expect(await countRows(pool, 'dead_letters', `handler = 'ranking-cache' AND kafka_partition = 9`)).toBe(summary.deadLettered);
+    for (let i = 0; i < 20; i += 1) {
+      const cached = await redis.get(rankingCacheKey({ placement: 'fuzz', category: `c${i}` }));
+      if (cached !== null) expect(Array.isArray((JSON.parse(cached) as RankingRow).ranking)).toBe(true);
+    }
+  });
+});
+
+describe('RANKING_TTL_SECONDS', () => {
+  test('defaults to 15 minutes', () => {
+    expect(parseRankingTtlSeconds({})).toBe(900);
+  });
+
+  test('accepts whole seconds', () => {
+    expect(parseRankingTtlSeconds({ RANKING_TTL_SECONDS: '3600' })).toBe(3600);
+  });
+
+  test.each(['0', '30', '1.5', '-60', 'ten', '999999999'])('fails for %s with the allowed range', (raw) => {
+    expect(() => parseRankingTtlSeconds({ RANKING_TTL_SECONDS: raw })).toThrow(/RANKING_TTL_SECONDS: must be whole seconds between 60 and 604800/);
+  });
+});

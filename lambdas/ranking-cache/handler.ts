@@ -1,0 +1,22 @@
+import { createPoolProvider } from '../shared/db';
+import { parseWorkerEnv } from '../shared/env';
+import { ConfigError } from '../shared/errors';
+import { createObservability } from '../shared/observability';
+import { createRedisClientProvider, RedisCache } from '../shared/redis';
+import { createRankingCacheHandler, parseRankingTtlSeconds, RANKING_CACHE_HANDLER } from './ranking-cache';
+
+// Module scope: parsed and connected once per container, reused by every invocation. Built
+// from the shared pieces rather than loadWorkerDeps so this bundle carries no outbox publishers
+// (kafkajs, SNS), which the ranking cache never uses.
+const env = parseWorkerEnv(process.env);
+if (!env.redis) {
+  throw new ConfigError('REDIS_URL', 'is not set, nor REDIS_HOST; the ranking cache writes Redis and cannot run without it');
+}
+
+/** Lambda entry point for the `rtb-rankings` Kafka trigger (consumer group `ranking-cache-writer`). */
+export const handler = createRankingCacheHandler({
+  pool: createPoolProvider(env.database),
+  cache: new RedisCache(createRedisClientProvider(env.redis, env.redisKeyPrefix)),
+  observability: createObservability(RANKING_CACHE_HANDLER),
+  ttlSeconds: parseRankingTtlSeconds(process.env),
+});

@@ -1,0 +1,186 @@
+import { RankedCampaign, RankingKey, RankingRow, rankingCacheKey } from '../../contracts';
+import { KafkaRecordError } from '../shared/errors';
+import { DecodedKafkaRecord, parseJsonValue } from '../shared/kafka-event';
+
+/** Longest placement or category accepted (the ad-event contract allows 64 characters). */
+export const MAX_KEY_PART_LENGTH = 64;
+
+/** More ranked campaigns than this in one row means a broken statement, not a ranking (N defaults to 50). */
+export const MAX_RANKED_CAMPAIGNS = 1000;
+
+/** What one `rtb-rankings` record asks of the cache. */
+export type RankingChange =
+  | {
+      /** Store the ranking under `cacheKey`. */
+      readonly kind: 'upsert';
+      /** Redis key (`rankingCacheKey`), without the keyspace prefix. */
+      readonly cacheKey: string;
+      /** The ranking, sorted by `rank_no`. */
+      readonly row: RankingRow;
+    }
+  | {
+      /** Tombstone: the (placement, category) has no ranking any more. */
+      readonly kind: 'delete';
+      /** Redis key (`rankingCacheKey`), without the keyspace prefix. */
+      readonly cacheKey: string;
+      /** Whose ranking disappeared. */
+      readonly key: RankingKey;
+    };
+
+const CONFLUENT_MAGIC_BYTE = 0;
+const CONFLUENT_HEADER_BYTES = 5;
+
+/**
+ * Removes the Confluent wire header (magic byte 0 + 4-byte schema id) from a key. The shared
+ * envelope decoder strips it from values only; `json-registry` keys carry it as well.
+ */
+export function withoutWireHeader(bytes: Buffer): Buffer {
+  return bytes.length >= CONFLUENT_HEADER_BYTES && bytes[0] === CONFLUENT_MAGIC_BYTE
+    ? bytes.subarray(CONFLUENT_HEADER_BYTES)
+    : bytes;
+}
+
+function violation(message: string): KafkaRecordError {
+  return new KafkaRecordError('CONTRACT_VIOLATION', `RankingRow: ${message}`);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : String(value);
+}
+
+function keyPart(where: string, name: 'placement' | 'category', value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw violation(`${where}.${name} must be a non-empty string, got ${describe(value)}`);
+  }
+  if (value.length > MAX_KEY_PART_LENGTH) {
+    throw violation(`${where}.${name} must be at most ${MAX_KEY_PART_LENGTH} characters, got ${value.length}`);
+  }
+  // Control characters have no business in a slot name and would make an unreadable Redis key.
+  if (/[\u0000-\u001f\u007f]/.test(value)) {
+    throw violation(`${where}.${name} must not contain control characters`);
+  }
+  // rtb:ranking:<placement>:<category> is only unambiguous when the placement has no colon:
+  // ("a:b", "c") and ("a", "b:c") would otherwise share one key and overwrite each other.
+  if (name === 'placement' && value.includes(':')) {
+    throw violation(`${where}.placement must not contain ':' (it separates placement and category in the Redis key), got ${describe(value)}`);
+  }
+  return value;
+}
+
+function parseKey(record: DecodedKafkaRecord): RankingKey {
+  if (record.key === null || record.key.length === 0) {
+    throw violation('record has no key (or an undecodable one); rtb-rankings is keyed by {placement, category}');
+  }
+  const parsed = parseJsonValue(withoutWireHeader(record.key));
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw violation(`key must be a JSON object {placement, category}, got ${describe(parsed)}`);
+  }
+  const key = parsed as Record<string, unknown>;
+  return { placement: keyPart('key', 'placement', key.placement), category: keyPart('key', 'category', key.category) };
+}
+
+function identifier(where: string, value: unknown, minimum: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < minimum) {
+    throw violation(`${where} must be an integer ≥ ${minimum}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function decimal(where: string, value: unknown): number | string {
+  // Flink writes DECIMAL as a JSON number, or a string when configured so; both stay as given.
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'string' && /^-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,18})?([eE][+-]?[0-9]{1,3})?$/.test(value)) return value;
+  throw violation(`${where} must be a finite number or a decimal string, got ${describe(value)}`);
+}
+
+function rankedCampaign(index: number, value: unknown): RankedCampaign {
+  const where = `ranking[${index}]`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw violation(`${where} must be an object, got ${describe(value)}`);
+  }
+  const entry = value as Record<string, unknown>;
+  // Only the contract's fields are kept: the bidder reads exactly what RankedCampaign promises.
+  return {
+    rank_no: identifier(`${where}.rank_no`, entry.rank_no, 1),
+    campaign_id: identifier(`${where}.campaign_id`, entry.campaign_id, 0),
+    advertiser_id: identifier(`${where}.advertiser_id`, entry.advertiser_id, 0),
+    product_id: identifier(`${where}.product_id`, entry.product_id, 0),
+    bid_price: decimal(`${where}.bid_price`, entry.bid_price),
+    score: decimal(`${where}.score`, entry.score),
+  };
+}
+
+function parseRow(key: RankingKey, value: Buffer): RankingRow {
+  const parsed = parseJsonValue(value);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw violation(`value must be a JSON object, got ${describe(parsed)}`);
+  }
+  const row = parsed as Record<string, unknown>;
+  // With value.fields-include = ALL the value repeats the key; it must then agree with it.
+  for (const name of ['placement', 'category'] as const) {
+    if (row[name] !== undefined && row[name] !== null && row[name] !== key[name]) {
+      throw violation(`value.${name} ${describe(row[name])} differs from the record key's ${describe(key[name])}`);
+    }
+  }
+  if (!Array.isArray(row.ranking)) {
+    throw violation(`ranking must be an array, got ${describe(row.ranking)}`);
+  }
+  if (row.ranking.length > MAX_RANKED_CAMPAIGNS) {
+    throw violation(`ranking has ${row.ranking.length} entries, more than ${MAX_RANKED_CAMPAIGNS}`);
+  }
+  const ranking = row.ranking.map((entry, index) => rankedCampaign(index, entry));
+  // ARRAY_AGG has no order; rank_no does. campaign_id breaks ties so the stored JSON is stable.
+  ranking.sort((a, b) => a.rank_no - b.rank_no || a.campaign_id - b.campaign_id);
+  return { placement: key.placement, category: key.category, ranking };
+}
+
+/**
+ * Turns one decoded `rtb-rankings` record into a cache change. A null (or empty) value is a
+ * tombstone: the ranking of that (placement, category) is gone. Throws `KafkaRecordError`
+ * (dead-letter reason) for a bad key or value.
+ */
+export function rankingChangeOf(record: DecodedKafkaRecord): RankingChange {
+  const key = parseKey(record);
+  const cacheKey = rankingCacheKey(key);
+  if (record.value === null || record.value.length === 0) {
+    return { kind: 'delete', cacheKey, key };
+  }
+  return { kind: 'upsert', cacheKey, row: parseRow(key, record.value) };
+}
+
+/** A change with where it came from, to pick the latest one per key. */
+export interface PositionedChange {
+  /** The change. */
+  readonly change: RankingChange;
+  /** Kafka partition of the record. */
+  readonly partition: number;
+  /** Kafka offset of the record. */
+  readonly offset: number;
+  /** Record timestamp (epoch ms), if known. */
+  readonly timestamp?: number;
+}
+
+/**
+ * Keeps only the latest change per Redis key: within a partition the highest offset; across
+ * partitions (only after the topic was repartitioned) the later record timestamp, ties going
+ * to the record that came later in the event. Returns them in first-seen key order.
+ */
+export function latestPerKey(changes: readonly PositionedChange[]): PositionedChange[] {
+  const latest = new Map<string, PositionedChange>();
+  for (const candidate of changes) {
+    const current = latest.get(candidate.change.cacheKey);
+    if (current === undefined) {
+      latest.set(candidate.change.cacheKey, candidate);
+      continue;
+    }
+    const newer =
+      current.partition === candidate.partition
+        ? candidate.offset >= current.offset
+        : (candidate.timestamp ?? 0) >= (current.timestamp ?? 0);
+    if (newer) latest.set(candidate.change.cacheKey, candidate);
+  }
+  return [...latest.values()];
+}

@@ -1,0 +1,623 @@
+/**
+ * Click-balance benchmark: the REAL click-balance handler (lambdas/click-balance/handler.ts,
+ * loaded as Lambda loads it, env parsed at module load) against local Postgres and Redis, next
+ * to a naive per-record baseline shaped like the seed's Java sketch (per click: Redis GET cpc,
+ * UPDATE advertisers, INSERT history, autocommit).
+ *
+ *   npm run bench                              100 000 clicks, batches of 100 and 500
+ *   npm run bench -- --clicks 20000            a quicker run
+ *   npm run bench -- --baseline-clicks 5000    baseline sample (default min(10 000, clicks))
+ *   npm run bench -- --json                    same, plus one JSON object on the last line
+ *   npm run bench -- --partitions 1,3          partitions processed concurrently (default 1,3)
+ *   npm run bench -- --profile                 where a batch of 100 spends its time
+ *
+ * Every run creates its own database (migrated with the project's migration command) and Redis
+ * key prefix, and removes both at the end. Admin connection: BENCH_ADMIN_DATABASE_URL, else
+ * DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres; Redis: REDIS_URL, else
+ * redis://127.0.0.1:6379.
+ */
+import { ChildProcess, execFile, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import Redis from 'ioredis';
+import pg from 'pg';
+import type { AdEvent } from '../contracts';
+import { kafkaEvent } from '../__tests__/lambdas/support/kafka-fixtures';
+import type { LambdaKafkaEvent } from '../lambdas/shared/kafka-event';
+import { RedisCache } from '../lambdas/shared/redis';
+
+const REPO_ROOT = path.resolve(__dirname, '..');
+const ADMIN_DATABASE_URL =
+  process.env.BENCH_ADMIN_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const CPC = '120.50';
+/** Balances and budgets no run can exhaust, so no campaign pauses mid-run (checked at the end). */
+const BALANCE = '1000000000000';
+const DAILY_BUDGET = '1000000000000';
+
+/** Options from the command line. */
+interface BenchOptions {
+  readonly clicks: number;
+  readonly baselineClicks: number;
+  readonly campaigns: number;
+  readonly advertisers: number;
+  readonly batchSizes: readonly number[];
+  readonly partitions: readonly number[];
+  readonly warmupBatches: number;
+  readonly json: boolean;
+  readonly profile: boolean;
+}
+
+/** One measured run. */
+interface RunResult {
+  readonly name: string;
+  readonly batchSize: number;
+  /** Partitions processed at the same time, each by its own process (a Lambda instance each). */
+  readonly partitions: number;
+  readonly clicks: number;
+  readonly batches: number;
+  readonly seconds: number;
+  readonly clicksPerSecond: number;
+  readonly p50BatchMs: number;
+  readonly p99BatchMs: number;
+  readonly maxBatchMs: number;
+  readonly dbRoundTripsPerBatch: number;
+  readonly maxDbRoundTripsPerBatch: number;
+}
+
+class BenchError extends Error {
+  override readonly name = 'BenchError';
+}
+
+function parseOptions(argv: readonly string[]): BenchOptions {
+  const value = (flag: string): string | undefined => {
+    const index = argv.indexOf(flag);
+    if (index === -1) return undefined;
+    const next = argv[index + 1];
+    if (next === undefined || next.startsWith('--')) throw new BenchError(`${flag} needs a value`);
+    return next;
+  };
+  const positive = (flag: string, fallback: number): number => {
+    const raw = value(flag);
+    if (raw === undefined) return fallback;
+    const n = Number(raw.replace(/_/g, ''));
+    if (!Number.isSafeInteger(n) || n < 1) throw new BenchError(`${flag} must be a positive integer, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const known = new Set(['--clicks', '--baseline-clicks', '--campaigns', '--advertisers', '--batch-sizes', '--partitions', '--warmup-batches', '--json', '--profile']);
+  for (const arg of argv) {
+    if (arg.startsWith('--') && !known.has(arg)) throw new BenchError(`unknown option ${arg}; known: ${[...known].join(' ')}`);
+  }
+  const clicks = positive('--clicks', 100_000);
+  const batchSizes = (value('--batch-sizes') ?? '100,500').split(',').map((s) => Number(s));
+  if (batchSizes.some((n) => !Number.isSafeInteger(n) || n < 1) || !batchSizes.includes(100)) {
+    throw new BenchError('--batch-sizes must be positive integers and include 100 (the reported p99 is for batches of 100)');
+  }
+  const partitions = (value('--partitions') ?? '1,3').split(',').map((s) => Number(s));
+  if (partitions.some((n) => !Number.isSafeInteger(n) || n < 1 || n > 16) || !partitions.includes(1)) {
+    throw new BenchError('--partitions must be integers from 1 to 16 and include 1 (the headline numbers are for one partition)');
+  }
+  return {
+    clicks,
+    partitions,
+    baselineClicks: positive('--baseline-clicks', Math.min(10_000, clicks)),
+    campaigns: positive('--campaigns', 50),
+    advertisers: positive('--advertisers', 10),
+    batchSizes,
+    warmupBatches: positive('--warmup-batches', 20),
+    json: argv.includes('--json'),
+    profile: argv.includes('--profile'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database round trips: every query of every pg client in this process (the handler's pool
+// included) goes through Client.prototype.query, so counting there sees all of them exactly once.
+let queryCount = 0;
+/** With --profile: wall time spent waiting for each kind of statement (first words of its SQL). */
+const queryTime = new Map<string, { count: number; ms: number }>();
+let profiling = false;
+const originalQuery = pg.Client.prototype.query;
+pg.Client.prototype.query = function countedQuery(this: pg.Client, ...args: unknown[]) {
+  queryCount += 1;
+  const result = (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
+  if (profiling && result instanceof Promise) {
+    const text = typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string })?.text ?? '?');
+    const label = text.replace(/\s+/g, ' ').trim().slice(0, 48);
+    const started = performance.now();
+    const settle = () => {
+      const entry = queryTime.get(label) ?? { count: 0, ms: 0 };
+      entry.count += 1;
+      entry.ms += performance.now() - started;
+      queryTime.set(label, entry);
+    };
+    result.then(settle, settle);
+  }
+  return result;
+} as typeof pg.Client.prototype.query;
+
+// With --profile: wall time the handler waits for its Redis cache (reads and mirror writes).
+for (const method of ['getMany', 'setMany'] as const) {
+  const original = RedisCache.prototype[method] as (...a: unknown[]) => Promise<unknown>;
+  (RedisCache.prototype as unknown as Record<string, unknown>)[method] = async function timed(this: RedisCache, ...args: unknown[]) {
+    if (!profiling) return original.apply(this, args);
+    const started = performance.now();
+    try {
+      return await original.apply(this, args);
+    } finally {
+      const label = `Redis ${method === 'getMany' ? 'MGET cpc' : 'pipeline SET mirrors'}`;
+      const entry = queryTime.get(label) ?? { count: 0, ms: 0 };
+      entry.count += 1;
+      entry.ms += performance.now() - started;
+      queryTime.set(label, entry);
+    }
+  };
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index];
+}
+
+function summarise(
+  name: string,
+  batchSize: number,
+  partitions: number,
+  clicks: number,
+  batchMs: readonly number[],
+  roundTrips: readonly number[],
+  seconds: number,
+): RunResult {
+  const sorted = [...batchMs].sort((a, b) => a - b);
+  const round = (n: number, digits = 2) => Number(n.toFixed(digits));
+  return {
+    name,
+    batchSize,
+    partitions,
+    clicks,
+    batches: batchMs.length,
+    seconds: round(seconds, 3),
+    clicksPerSecond: Math.round(clicks / seconds),
+    p50BatchMs: round(percentile(sorted, 50)),
+    p99BatchMs: round(percentile(sorted, 99)),
+    maxBatchMs: round(sorted[sorted.length - 1] ?? 0),
+    dbRoundTripsPerBatch: round(roundTrips.reduce((a, b) => a + b, 0) / Math.max(1, roundTrips.length)),
+    maxDbRoundTripsPerBatch: Math.max(0, ...roundTrips),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+
+function databaseUrlFor(name: string): string {
+  const url = new URL(ADMIN_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
+async function migrate(databaseUrl: string): Promise<void> {
+  const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
+  await promisify(execFile)(
+    process.execPath,
+    [bin, 'up', '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'],
+    { cwd: REPO_ROOT, env: { ...process.env, DATABASE_URL: databaseUrl } },
+  );
+}
+
+function advertiserOf(campaignId: number, options: BenchOptions): number {
+  return 1 + ((campaignId - 1) % options.advertisers);
+}
+
+async function seed(pool: pg.Pool, redis: Redis, options: BenchOptions): Promise<void> {
+  const advertisers = Array.from({ length: options.advertisers }, (_, i) => i + 1);
+  const campaigns = Array.from({ length: options.campaigns }, (_, i) => i + 1);
+  await pool.query(`INSERT INTO advertisers (advertiser_id, balance) SELECT id, $2::numeric FROM unnest($1::bigint[]) AS id`, [advertisers, BALANCE]);
+  await pool.query(
+    `INSERT INTO campaigns (campaign_id, advertiser_id, status, daily_budget, cpc, product_id, placement, category, bid_price)
+     SELECT c, a, 'ACTIVE', $3::numeric, $4::numeric, 9000 + c, 'home_top', 'shoes', $4::numeric
+       FROM unnest($1::bigint[], $2::bigint[]) AS t(c, a)`,
+    [campaigns, campaigns.map((c) => advertiserOf(c, options)), DAILY_BUDGET, CPC],
+  );
+  // The prices the handler reads first (cpc:{campaign_id}); a miss would fall back to the database.
+  const pipeline = redis.pipeline();
+  for (const c of campaigns) pipeline.set(`cpc:${c}`, CPC);
+  await pipeline.exec();
+}
+
+async function resetLedger(pool: pg.Pool): Promise<void> {
+  await pool.query('TRUNCATE ad_balance_histories, campaign_daily_spend, outbox, dead_letters');
+  await pool.query('UPDATE advertisers SET balance = $1::numeric', [BALANCE]);
+  await pool.query('VACUUM ANALYZE');
+}
+
+let clickSequence = 0;
+
+function click(runId: string, campaignId: number, options: BenchOptions, now: number): AdEvent {
+  clickSequence += 1;
+  return {
+    event_id: `bench-${runId}-${clickSequence}`,
+    event_type: 'CLICK',
+    event_ts: now,
+    campaign_id: campaignId,
+    advertiser_id: advertiserOf(campaignId, options),
+    product_id: 9000 + campaignId,
+    ad_id: `ad-${campaignId}`,
+    placement: 'home_top',
+    category: 'shoes',
+    device_id: `device-${clickSequence % 5000}`,
+    session_id: `session-${clickSequence % 20000}`,
+    user_id: null,
+    actual_price: CPC,
+    revenue_amount: null,
+  };
+}
+
+/** Lambda-shaped batches of `batchSize` clicks from one partition, campaigns drawn at random. */
+function* batchesOf(runId: string, total: number, batchSize: number, options: BenchOptions, partition = 0): Generator<LambdaKafkaEvent> {
+  let offset = 0;
+  for (let start = 0; start < total; start += batchSize) {
+    const now = Date.now();
+    const size = Math.min(batchSize, total - start);
+    const values = Array.from({ length: size }, () => click(runId, 1 + Math.floor(Math.random() * options.campaigns), options, now));
+    yield kafkaEvent('ad-events', [{ partition, firstOffset: offset, values }]);
+    offset += size;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two contenders.
+
+type Handler = (event: unknown) => Promise<{ charged: number; deadLettered: number }>;
+
+async function runHandler(handler: Handler, runId: string, clicks: number, batchSize: number, options: BenchOptions): Promise<RunResult> {
+  for (const event of batchesOf(`${runId}-warmup`, options.warmupBatches * batchSize, batchSize, options)) await handler(event);
+  const batchMs: number[] = [];
+  const roundTrips: number[] = [];
+  let charged = 0;
+  let busy = 0;
+  profiling = options.profile && batchSize === 100;
+  for (const event of batchesOf(runId, clicks, batchSize, options)) {
+    const queriesBefore = queryCount;
+    const started = performance.now();
+    const summary = await handler(event);
+    const elapsed = performance.now() - started;
+    busy += elapsed;
+    batchMs.push(elapsed);
+    roundTrips.push(queryCount - queriesBefore);
+    charged += summary.charged;
+    if (summary.deadLettered > 0) throw new BenchError(`handler dead-lettered ${summary.deadLettered} generated clicks; the benchmark input is wrong`);
+  }
+  profiling = false;
+  if (charged !== clicks) throw new BenchError(`handler charged ${charged} of ${clicks} clicks`);
+  // Throughput over time spent inside the handler: building the Kafka events is Lambda's work.
+  return summarise(`handler, batch ${batchSize}, 1 partition`, batchSize, 1, clicks, batchMs, roundTrips, busy / 1000);
+}
+
+/**
+ * The seed's sketch, per record: decode, Redis GET cpc, UPDATE balance, INSERT history — each
+ * statement its own autocommit round trip, no idempotency, no budget work. One connection, as
+ * the handler has.
+ */
+async function runBaseline(databaseUrl: string, redis: Redis, runId: string, clicks: number, options: BenchOptions): Promise<RunResult> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const chargeBatch = async (event: LambdaKafkaEvent): Promise<void> => {
+    for (const records of Object.values(event.records)) {
+      for (const record of records) {
+        const ad = JSON.parse(Buffer.from(record.value as string, 'base64').toString('utf8')) as AdEvent;
+        if (ad.event_type !== 'CLICK') continue;
+        const cpc = (await redis.get(`cpc:${ad.campaign_id}`)) ?? CPC;
+        await client.query('UPDATE advertisers SET balance = balance - $1::numeric WHERE advertiser_id = $2', [cpc, ad.advertiser_id]);
+        await client.query(
+          `INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date, event_ts)
+           VALUES ($1, 'DEDUCT', $2::numeric, $3, $4, (to_timestamp($5 / 1000.0) AT TIME ZONE 'Asia/Seoul')::date, to_timestamp($5 / 1000.0))`,
+          [ad.event_id, cpc, ad.advertiser_id, ad.campaign_id, ad.event_ts],
+        );
+      }
+    }
+  };
+  try {
+    for (const event of batchesOf(`${runId}-warmup`, options.warmupBatches * 100, 100, options)) await chargeBatch(event);
+    const batchMs: number[] = [];
+    const roundTrips: number[] = [];
+    let busy = 0;
+    for (const event of batchesOf(runId, clicks, 100, options)) {
+      const queriesBefore = queryCount;
+      const started = performance.now();
+      await chargeBatch(event);
+      const elapsed = performance.now() - started;
+      busy += elapsed;
+      batchMs.push(elapsed);
+      roundTrips.push(queryCount - queriesBefore);
+    }
+    return summarise('naive per-record baseline, batch 100', 100, 1, clicks, batchMs, roundTrips, busy / 1000);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The ledger adds up: one DEDUCT per click, balances down by exactly the DEDUCT total, nothing paused. */
+async function checkLedger(pool: pg.Pool, expectedDeducts: number): Promise<{ paused: number }> {
+  const { rows } = await pool.query<{ deducts: string; total: string; spent: string; paused: string }>(
+    `SELECT (SELECT count(*) FROM ad_balance_histories WHERE type = 'DEDUCT') AS deducts,
+            (SELECT coalesce(sum(amount), 0)::text FROM ad_balance_histories WHERE type = 'DEDUCT') AS total,
+            (SELECT (count(*) * $1::numeric - sum(balance))::text FROM advertisers) AS spent,
+            (SELECT count(*) FROM campaigns WHERE status = 'PAUSED') AS paused`,
+    [BALANCE],
+  );
+  const row = rows[0];
+  if (Number(row.deducts) !== expectedDeducts) throw new BenchError(`expected ${expectedDeducts} DEDUCT rows, found ${row.deducts}`);
+  if (row.total !== row.spent) throw new BenchError(`DEDUCT total ${row.total} differs from the balance decrease ${row.spent}`);
+  return { paused: Number(row.paused) };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function table(results: readonly RunResult[]): string {
+  const header = ['run', 'clicks', 'clicks/s', 'p50 ms', 'p99 ms', 'max ms', 'DB round trips/batch'];
+  const rows = results.map((r) => [
+    r.name,
+    String(r.clicks),
+    String(r.clicksPerSecond),
+    r.p50BatchMs.toFixed(2),
+    r.p99BatchMs.toFixed(2),
+    r.maxBatchMs.toFixed(2),
+    r.dbRoundTripsPerBatch === r.maxDbRoundTripsPerBatch ? String(r.dbRoundTripsPerBatch) : `${r.dbRoundTripsPerBatch} (max ${r.maxDbRoundTripsPerBatch})`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** The handler's environment, exactly as a deployed function gets it (local URLs instead of ARNs). */
+function handlerEnvironment(databaseUrl: string, keyPrefix: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: REDIS_URL,
+    REDIS_KEY_PREFIX: keyPrefix,
+    // One summary log line and EMF blob per invocation would dominate stdout at these rates.
+    POWERTOOLS_LOG_LEVEL: 'SILENT',
+    POWERTOOLS_METRICS_DISABLED: 'true',
+  };
+}
+
+function loadRealHandler(): Handler {
+  return (require('../lambdas/click-balance/handler') as { handler: Handler }).handler;
+}
+
+/** Messages between the parent and a partition worker. */
+type WorkerJob = { readonly kind: 'job'; readonly runId: string; readonly clicks: number; readonly batchSize: number; readonly partition: number; readonly options: BenchOptions };
+type WorkerReport =
+  | { readonly kind: 'ready' }
+  | { readonly kind: 'done'; readonly batchMs: number[]; readonly roundTrips: number[]; readonly charged: number; readonly deadLettered: number }
+  | { readonly kind: 'failed'; readonly error: string };
+
+/**
+ * One partition's consumer, as Lambda runs it: its own process (a Lambda instance), its own
+ * module-scope pool (max 1) and Redis client, one batch at a time, in offset order.
+ */
+async function partitionWorker(): Promise<void> {
+  const send = (report: WorkerReport) => new Promise<void>((resolve) => process.send?.(report, () => resolve()));
+  const job = await new Promise<WorkerJob>((resolve) => process.once('message', (m) => resolve(m as WorkerJob)));
+  try {
+    const handler = loadRealHandler();
+    for (const event of batchesOf(`${job.runId}-warmup`, job.options.warmupBatches * job.batchSize, job.batchSize, job.options, job.partition)) {
+      await handler(event);
+    }
+    // Built before the clock starts: producing and fetching records is Kafka's and Lambda's work.
+    const events = [...batchesOf(job.runId, job.clicks, job.batchSize, job.options, job.partition)];
+    const go = new Promise<void>((resolve) => process.once('message', () => resolve()));
+    await send({ kind: 'ready' });
+    await go;
+    const batchMs: number[] = [];
+    const roundTrips: number[] = [];
+    let charged = 0;
+    let deadLettered = 0;
+    for (const event of events) {
+      const queriesBefore = queryCount;
+      const started = performance.now();
+      const summary = await handler(event);
+      batchMs.push(performance.now() - started);
+      roundTrips.push(queryCount - queriesBefore);
+      charged += summary.charged;
+      deadLettered += summary.deadLettered;
+    }
+    await send({ kind: 'done', batchMs, roundTrips, charged, deadLettered });
+  } catch (error) {
+    await send({ kind: 'failed', error: error instanceof Error ? error.stack ?? error.message : String(error) });
+  }
+}
+
+/** `partitions` workers at once, started together; throughput is clicks over wall-clock time. */
+async function runPartitions(env: Record<string, string>, runId: string, clicks: number, batchSize: number, partitions: number, options: BenchOptions): Promise<RunResult> {
+  const workers: ChildProcess[] = [];
+  const reports = new Map<ChildProcess, WorkerReport[]>();
+  const waiters = new Map<ChildProcess, (report: WorkerReport) => void>();
+  const next = (worker: ChildProcess) =>
+    new Promise<WorkerReport>((resolve, reject) => {
+      const queued = reports.get(worker)?.shift();
+      if (queued) return resolve(queued);
+      waiters.set(worker, resolve);
+      worker.once('exit', (code) => reject(new BenchError(`partition worker exited with ${code} before reporting`)));
+    });
+  try {
+    for (let partition = 0; partition < partitions; partition += 1) {
+      // Inherits tsx's loader flags (execArgv), so the worker runs this same TypeScript file.
+      const worker = fork(__filename, ['--partition-worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      workers.push(worker);
+      reports.set(worker, []);
+      worker.on('message', (message) => {
+        const waiter = waiters.get(worker);
+        waiters.delete(worker);
+        if (waiter) waiter(message as WorkerReport);
+        else reports.get(worker)?.push(message as WorkerReport);
+      });
+      const share = Math.floor(clicks / partitions) + (partition < clicks % partitions ? 1 : 0);
+      worker.send({ kind: 'job', runId: `${runId}-p${partition}`, clicks: share, batchSize, partition, options } satisfies WorkerJob);
+    }
+    for (const worker of workers) {
+      const report = await next(worker);
+      if (report.kind !== 'ready') throw new BenchError(`partition worker failed: ${report.kind === 'failed' ? report.error : report.kind}`);
+    }
+    const started = performance.now();
+    for (const worker of workers) worker.send({ kind: 'go' });
+    const done = await Promise.all(workers.map(next));
+    const seconds = (performance.now() - started) / 1000;
+    const batchMs: number[] = [];
+    const roundTrips: number[] = [];
+    let charged = 0;
+    for (const report of done) {
+      if (report.kind !== 'done') throw new BenchError(`partition worker failed: ${report.kind === 'failed' ? report.error : report.kind}`);
+      if (report.deadLettered > 0) throw new BenchError(`handler dead-lettered ${report.deadLettered} generated clicks; the benchmark input is wrong`);
+      batchMs.push(...report.batchMs);
+      roundTrips.push(...report.roundTrips);
+      charged += report.charged;
+    }
+    if (charged !== clicks) throw new BenchError(`handler charged ${charged} of ${clicks} clicks`);
+    return summarise(`handler, batch ${batchSize}, ${partitions} partitions`, batchSize, partitions, clicks, batchMs, roundTrips, seconds);
+  } finally {
+    for (const worker of workers) if (worker.exitCode === null) worker.kill();
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const runId = randomBytes(4).toString('hex');
+  const database = `adstream_bench_${runId}`;
+  const databaseUrl = databaseUrlFor(database);
+  const keyPrefix = `adstream_bench_${runId}:`;
+  const log = (text: string) => process.stdout.write(`${text}\n`);
+
+  await adminQuery(`CREATE DATABASE ${database}`);
+  const redis = new Redis(REDIS_URL, { keyPrefix, maxRetriesPerRequest: 1 });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  try {
+    await migrate(databaseUrl);
+    await seed(pool, redis, options);
+
+    // The real handler module, configured through its environment as Lambda configures it.
+    const env = handlerEnvironment(databaseUrl, keyPrefix);
+    Object.assign(process.env, env);
+    const loadStarted = performance.now();
+    const handler = loadRealHandler();
+    const moduleLoadMs = performance.now() - loadStarted;
+
+    const results: RunResult[] = [];
+    let paused = 0;
+    for (const batchSize of options.batchSizes) {
+      for (const partitions of options.partitions) {
+        await resetLedger(pool);
+        const result =
+          partitions === 1
+            ? await runHandler(handler, `${runId}-h${batchSize}`, options.clicks, batchSize, options)
+            : await runPartitions(env, `${runId}-h${batchSize}x${partitions}`, options.clicks, batchSize, partitions, options);
+        paused += (await checkLedger(pool, options.clicks + partitions * options.warmupBatches * batchSize)).paused;
+        results.push(result);
+      }
+    }
+    await resetLedger(pool);
+    const baseline = await runBaseline(databaseUrl, redis, `${runId}-b`, options.baselineClicks, options);
+    await checkLedger(pool, options.baselineClicks + options.warmupBatches * 100);
+    results.push(baseline);
+
+    const handlerRuns = results.filter((r) => r !== baseline);
+    const primary = handlerRuns.find((r) => r.batchSize === 100 && r.partitions === 1) as RunResult;
+    const best = handlerRuns.reduce((a, b) => (b.clicksPerSecond > a.clicksPerSecond ? b : a));
+    const speedup = Number((primary.clicksPerSecond / baseline.clicksPerSecond).toFixed(1));
+    const cpus = os.cpus();
+    const load = os.loadavg().map((n) => n.toFixed(2)).join(' ');
+    log(
+      `click-balance benchmark — ${options.campaigns} campaigns over ${options.advertisers} advertisers, ` +
+        `node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'CPU'}, Postgres + Redis on ${new URL(ADMIN_DATABASE_URL).hostname}, ` +
+        `load average ${load} (other work on the machine skews every number)`,
+    );
+    log(
+      `handler: ${options.clicks} clicks per run; baseline: ${options.baselineClicks} clicks (rates are compared, not totals); ` +
+        `${options.warmupBatches} warm-up batches per consumer are not measured; handler module load ${moduleLoadMs.toFixed(0)} ms.`,
+    );
+    log('1 partition: one consumer, clicks/s over time inside the handler. N partitions: N processes (one Lambda instance each) at once, clicks/s over wall-clock time.');
+    log('');
+    log(table(results));
+    log('');
+    log(`speed-up, handler (batch 100, 1 partition) vs baseline: ${speedup}×`);
+    log(`best throughput: ${best.clicksPerSecond} clicks/s (${best.name})`);
+    log(`campaigns paused during the runs: ${paused} (budgets are set far above the spend)`);
+    log('Ledger checked after each run: one DEDUCT per click, balances down by exactly the DEDUCT total.');
+    if (options.profile) {
+      const batches = primary.batches;
+      const waited = [...queryTime.values()].reduce((sum, e) => sum + e.ms, 0);
+      log('');
+      log(`where a batch of 100 (1 partition) spends its ${((primary.seconds * 1000) / batches).toFixed(2)} ms (mean):`);
+      for (const [label, entry] of [...queryTime].sort((a, b) => b[1].ms - a[1].ms)) {
+        log(`  ${(entry.ms / batches).toFixed(2).padStart(7)} ms  ${(entry.count / batches).toFixed(1).padStart(4)}×  ${label}`);
+      }
+      log(`  ${((primary.seconds * 1000 - waited) / batches).toFixed(2).padStart(7)} ms         the rest (decode, validation, building parameters, logging)`);
+    }
+    if (options.json) {
+      const runKey = (r: RunResult) => (r.partitions === 1 ? `batch${r.batchSize}` : `batch${r.batchSize}x${r.partitions}`);
+      log(
+        JSON.stringify({
+          clicksPerSecond: primary.clicksPerSecond,
+          p50BatchMs: primary.p50BatchMs,
+          p99BatchMs: primary.p99BatchMs,
+          dbRoundTripsPerBatch: primary.dbRoundTripsPerBatch,
+          speedup,
+          headline: 'batch 100, 1 partition',
+          bestClicksPerSecond: best.clicksPerSecond,
+          bestRun: best.name,
+          clicks: options.clicks,
+          baselineClicks: options.baselineClicks,
+          campaigns: options.campaigns,
+          advertisers: options.advertisers,
+          pausedCampaigns: paused,
+          handler: Object.fromEntries(handlerRuns.map((r) => [runKey(r), r])),
+          baseline,
+          environment: { node: process.version, cpus: cpus.length, platform: `${os.platform()} ${os.arch()}`, loadAverage: os.loadavg() },
+        }),
+      );
+    }
+  } finally {
+    redis.disconnect();
+    await pool.end().catch(() => undefined);
+    await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch((error: unknown) => {
+      process.stderr.write(`bench: could not drop ${database}: ${String(error)}\n`);
+    });
+    await cleanKeyspace(keyPrefix);
+  }
+}
+
+async function cleanKeyspace(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+(process.argv.includes('--partition-worker') ? partitionWorker() : main()).then(
+  // The handler's module-scope pool and Redis client stay open, as in Lambda; end explicitly.
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);
