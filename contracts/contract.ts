@@ -100,6 +100,19 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : String(value);
 }
 
+const decimalRegExps = new Map<string, RegExp>();
+
+/** The compiled decimal pattern, built once per (precision, scale): validation runs per record. */
+function decimalRegExp(precision: number, scale: number): RegExp {
+  const key = `${precision},${scale}`;
+  let compiled = decimalRegExps.get(key);
+  if (!compiled) {
+    compiled = new RegExp(decimalPattern(precision, scale));
+    decimalRegExps.set(key, compiled);
+  }
+  return compiled;
+}
+
 function checkField(name: string, spec: FieldSpec, value: unknown): string | undefined {
   if (value === undefined || value === null) {
     return spec.required ? 'is required' : undefined;
@@ -124,7 +137,7 @@ function checkField(name: string, spec: FieldSpec, value: unknown): string | und
       return undefined;
     case 'decimal':
       if (typeof value !== 'string') return `must be a decimal string such as "12.50", got ${describe(value)}`;
-      if (!new RegExp(decimalPattern(spec.precision, spec.scale)).test(value)) {
+      if (!decimalRegExp(spec.precision, spec.scale).test(value)) {
         return `must be a decimal string with at most ${spec.precision - spec.scale} integer and ${spec.scale} fraction digits, got ${describe(value)}`;
       }
       return undefined;

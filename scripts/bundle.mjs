@@ -8,13 +8,15 @@
 //   npm run bundle -- --quiet           no per-handler lines, only errors
 //   npm run bundle -- --out-dir <dir>   build somewhere else (tests)
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
+/** Timestamp given to every bundled file (zip dates start in 1980). */
+const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
 const outDirFlag = process.argv.indexOf('--out-dir');
 // --out-dir lets tests build elsewhere without racing anything that reads build/lambdas.
 const outDirArg = outDirFlag === -1 ? undefined : process.argv[outDirFlag + 1];
@@ -130,6 +132,10 @@ async function bundleHandler(name) {
     for (const file of sqlFiles) copyFileSync(join(migrationsDir, file), join(outDir, 'migrations', file));
   }
 
+  // cdktf zips the directory with each file's mtime: a fixed one makes an unchanged bundle
+  // produce the same zip, so Terraform sees no new source_code_hash and re-uploads nothing.
+  for (const file of filesUnder(outDir)) utimesSync(file, FIXED_MTIME, FIXED_MTIME);
+  if (existsSync(join(outDir, 'migrations'))) utimesSync(join(outDir, 'migrations'), FIXED_MTIME, FIXED_MTIME);
   const bytes = statSync(join(outDir, 'index.js')).size;
   if (bytes > MAX_BUNDLE_BYTES) {
     throw new BundleError(

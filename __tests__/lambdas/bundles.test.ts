@@ -105,6 +105,19 @@ describe('npm run bundle', () => {
     }
   });
 
+  test('every bundled file and folder has the same fixed mtime, so an unchanged bundle zips to the same bytes', () => {
+    const stamps = new Set<number>();
+    const walk = (d: string) => {
+      for (const entry of readdirSync(d, { withFileTypes: true })) {
+        const full = path.join(d, entry.name);
+        stamps.add(statSync(full).mtimeMs);
+        if (entry.isDirectory()) walk(full);
+      }
+    };
+    for (const name of HANDLERS) walk(path.join(outDir, name));
+    expect([...stamps]).toEqual([Date.parse('2000-01-01T00:00:00Z')]);
+  });
+
   test('db-migrate carries the SQL migrations beside its code', () => {
     const shipped = readdirSync(path.join(outDir, 'db-migrate', 'migrations')).sort();
     const source = readdirSync(path.join(REPO_ROOT, 'db', 'migrations')).filter((f) => f.endsWith('.sql')).sort();
