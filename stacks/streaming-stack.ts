@@ -21,6 +21,7 @@ import { FlinkComputePool } from '../constructs/confluent/flink-compute-pool';
 import { KafkaCredentialsSecret } from '../constructs/aws/kafka-credentials-secret';
 import { FLINK_SINK_TABLES } from '../constructs/flink/tables';
 import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
+import type { FlinkConnection } from './flink-stack';
 
 /** Consumer groups of the worker Lambdas' Kafka triggers (exact names, bound one by one). */
 export const WORKER_CONSUMER_GROUPS = {
@@ -28,24 +29,6 @@ export const WORKER_CONSUMER_GROUPS = {
   compensation: 'compensation-processor',
   rankingCache: 'ranking-cache-writer',
 } as const;
-
-/** What the Flink stack needs from this one to submit statements. */
-export interface FlinkConnectionAttributes {
-  /** Organisation id. */
-  readonly organizationId: string;
-  /** Environment id. */
-  readonly environmentId: string;
-  /** Environment display name (Flink catalog). */
-  readonly catalogName: string;
-  /** Kafka cluster display name (Flink database). */
-  readonly databaseName: string;
-  /** Compute pool id. */
-  readonly computePoolId: string;
-  /** Service account the statements run as. */
-  readonly principalId: string;
-  /** Flink REST endpoint of the region. */
-  readonly restEndpoint: string;
-}
 
 /**
  * The Confluent streaming core of one environment: environment and cluster (created or
@@ -61,7 +44,7 @@ export class StreamingStack extends EnvironmentStack {
   /** Secrets Manager ARN of the workers' producer key (`{"username","password"}`). */
   public readonly producerSecretArn: string;
   /** Connection attributes for the Flink stack. */
-  public readonly flinkConnection: FlinkConnectionAttributes;
+  public readonly flinkConnection: FlinkConnection;
   /** The topics, by name. */
   public readonly topics: Readonly<Record<string, KafkaTopic>>;
 

@@ -1,47 +1,26 @@
-import type { Pool } from 'pg';
 import { createBudgetResetHandler, budgetDayToOpen } from '../../lambdas/budget-reset/resume-campaigns';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { checkAgainst, campaignEventContract } from '../../contracts';
 import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
 import {
   budgetDayOf,
-  cleanKeyspace,
   countRows,
-  createTestDatabase,
+  isolatedWorkerStores,
   seedAdvertiser,
   seedCampaign,
   startOfNextDay,
-  TestDatabase,
-  testKeyPrefix,
-  workerDeps,
 } from './support/test-database';
 
-let db: TestDatabase;
-let pool: Pool;
-const prefix = testKeyPrefix();
-const closers: Array<() => Promise<void>> = [];
+const stores = isolatedWorkerStores();
 
 function deps() {
-  const d = workerDeps({ databaseUrl: db.url, keyPrefix: prefix });
-  closers.push(() => d.close());
-  return d;
+  return stores.deps();
 }
 
 async function statusOf(campaignId: number): Promise<{ status: string; paused_reason: string | null }> {
-  const result = await pool.query('SELECT status, paused_reason FROM campaigns WHERE campaign_id = $1', [campaignId]);
+  const result = await stores.pool.query('SELECT status, paused_reason FROM campaigns WHERE campaign_id = $1', [campaignId]);
   return result.rows[0];
 }
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  pool = db.pool;
-});
-
-afterAll(async () => {
-  for (const close of closers) await close();
-  await cleanKeyspace(prefix);
-  await db.drop();
-});
 
 describe('budget-reset', () => {
   test('opens the budget day of the scheduled time in the budget time zone', () => {
@@ -55,11 +34,11 @@ describe('budget-reset', () => {
   });
 
   test('resumes only campaigns paused for BUDGET_EXHAUSTED, and running it twice changes nothing', async () => {
-    await seedAdvertiser(pool, 1, '1000');
-    await seedCampaign(pool, { campaignId: 11, advertiserId: 1, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
-    await seedCampaign(pool, { campaignId: 12, advertiserId: 1, status: 'PAUSED', pausedReason: 'MANUAL' });
-    await seedCampaign(pool, { campaignId: 13, advertiserId: 1, status: 'ACTIVE' });
-    await seedCampaign(pool, { campaignId: 14, advertiserId: 1, status: 'DELETED' });
+    await seedAdvertiser(stores.pool, 1, '1000');
+    await seedCampaign(stores.pool, { campaignId: 11, advertiserId: 1, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    await seedCampaign(stores.pool, { campaignId: 12, advertiserId: 1, status: 'PAUSED', pausedReason: 'MANUAL' });
+    await seedCampaign(stores.pool, { campaignId: 13, advertiserId: 1, status: 'ACTIVE' });
+    await seedCampaign(stores.pool, { campaignId: 14, advertiserId: 1, status: 'DELETED' });
     const day = '2030-01-15';
     const handler = createBudgetResetHandler(deps());
 
@@ -72,7 +51,7 @@ describe('budget-reset', () => {
     expect(await statusOf(12)).toEqual({ status: 'PAUSED', paused_reason: 'MANUAL' });
     expect(await statusOf(13)).toEqual({ status: 'ACTIVE', paused_reason: null });
     expect(await statusOf(14)).toEqual({ status: 'DELETED', paused_reason: null });
-    const resumed = await pool.query("SELECT idempotency_key, payload FROM outbox WHERE kind = 'CAMPAIGN_RESUMED'");
+    const resumed = await stores.pool.query("SELECT idempotency_key, payload FROM outbox WHERE kind = 'CAMPAIGN_RESUMED'");
     expect(resumed.rows).toHaveLength(1);
     expect(resumed.rows[0].idempotency_key).toBe(`CAMPAIGN_RESUMED:11:${day}`);
     expect(resumed.rows[0].payload).toMatchObject({ event_id: 'campaign-resumed-11-20300115', status: 'ACTIVE', campaign_id: 11 });
@@ -80,12 +59,12 @@ describe('budget-reset', () => {
   });
 
   test('after a budget-exhausted day the reset resumes the campaign and the new day warns afresh', async () => {
-    await seedAdvertiser(pool, 2, '100000');
-    await seedCampaign(pool, { campaignId: 21, advertiserId: 2, cpc: '250', dailyBudget: '1000' });
+    await seedAdvertiser(stores.pool, 2, '100000');
+    await seedCampaign(stores.pool, { campaignId: 21, advertiserId: 2, cpc: '250', dailyBudget: '1000' });
     const clicks = createClickBalanceHandler(deps());
     await clicks(adEventsBatch(Array.from({ length: 4 }, () => clickEvent(21, 2))));
     expect(await statusOf(21)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
-    const paused = await pool.query("SELECT payload FROM outbox WHERE kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '21'");
+    const paused = await stores.pool.query("SELECT payload FROM outbox WHERE kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '21'");
     expect(checkAgainst(campaignEventContract, paused.rows[0].payload).ok).toBe(true);
 
     const midnight = startOfNextDay('Asia/Seoul', 0);
@@ -94,13 +73,13 @@ describe('budget-reset', () => {
     expect(reset).toMatchObject({ resumed: 1, budgetDay: budgetDayOf(midnight) });
     expect(await statusOf(21)).toEqual({ status: 'ACTIVE', paused_reason: null });
     await clicks(adEventsBatch(Array.from({ length: 4 }, () => clickEvent(21, 2, { event_ts: midnight + 60_000 }))));
-    expect(await countRows(pool, 'outbox', "kind = 'BUDGET_WARNING' AND payload->>'campaign_id' = '21'")).toBe(2);
-    expect(await countRows(pool, 'outbox', "kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '21'")).toBe(2);
+    expect(await countRows(stores.pool, 'outbox', "kind = 'BUDGET_WARNING' AND payload->>'campaign_id' = '21'")).toBe(2);
+    expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '21'")).toBe(2);
   });
 
   test('a campaign that already exhausted the new day before the reset ran stays paused', async () => {
-    await seedAdvertiser(pool, 3, '100000');
-    await seedCampaign(pool, { campaignId: 31, advertiserId: 3, cpc: '600', dailyBudget: '1000' });
+    await seedAdvertiser(stores.pool, 3, '100000');
+    await seedCampaign(stores.pool, { campaignId: 31, advertiserId: 3, cpc: '600', dailyBudget: '1000' });
     const clicks = createClickBalanceHandler(deps());
     const midnight = startOfNextDay('Asia/Seoul', 0);
     await clicks(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(31, 3)))); // today: exhausted, paused

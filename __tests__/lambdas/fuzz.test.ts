@@ -1,43 +1,25 @@
-import type { Pool } from 'pg';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import { brokenAdEventValues, brokenCompensationValues } from './support/fuzz';
 import {
   balanceOf,
-  cleanKeyspace,
   countRows,
-  createTestDatabase,
+  isolatedWorkerStores,
   seedAdvertiser,
   seedCampaign,
-  TestDatabase,
-  testKeyPrefix,
-  workerDeps,
 } from './support/test-database';
 
-let db: TestDatabase;
-let pool: Pool;
-const prefix = testKeyPrefix();
-const closers: Array<() => Promise<void>> = [];
+const stores = isolatedWorkerStores();
 
 function deps() {
-  const d = workerDeps({ databaseUrl: db.url, keyPrefix: prefix });
-  closers.push(() => d.close());
-  return d;
+  return stores.deps();
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  pool = db.pool;
-  await seedAdvertiser(pool, 1, '5000');
-  await seedAdvertiser(pool, 2, '5000');
-  await seedCampaign(pool, { campaignId: 11, advertiserId: 1, cpc: '10', dailyBudget: '100' });
-});
-
-afterAll(async () => {
-  for (const close of closers) await close();
-  await cleanKeyspace(prefix);
-  await db.drop();
+  await seedAdvertiser(stores.pool, 1, '5000');
+  await seedAdvertiser(stores.pool, 2, '5000');
+  await seedCampaign(stores.pool, { campaignId: 11, advertiserId: 1, cpc: '10', dailyBudget: '100' });
 });
 
 const SEED = 20261121;
@@ -59,12 +41,12 @@ describe('fuzzed records', () => {
       deadLettered += summary.deadLettered;
     }
     expect(deadLettered).toBe(4000);
-    expect(await balanceOf(pool, 1)).toBe('5000');
-    expect(await balanceOf(pool, 2)).toBe('5000');
-    expect(await countRows(pool, 'ad_balance_histories')).toBe(0);
-    expect(await countRows(pool, 'outbox')).toBe(0);
-    expect(await countRows(pool, 'dead_letters', "handler = 'click-balance'")).toBe(4000);
-    const reasons = await pool.query("SELECT reason, count(*)::int AS n FROM dead_letters WHERE handler = 'click-balance' GROUP BY reason");
+    expect(await balanceOf(stores.pool, 1)).toBe('5000');
+    expect(await balanceOf(stores.pool, 2)).toBe('5000');
+    expect(await countRows(stores.pool, 'ad_balance_histories')).toBe(0);
+    expect(await countRows(stores.pool, 'outbox')).toBe(0);
+    expect(await countRows(stores.pool, 'dead_letters', "handler = 'click-balance'")).toBe(4000);
+    const reasons = await stores.pool.query("SELECT reason, count(*)::int AS n FROM dead_letters WHERE handler = 'click-balance' GROUP BY reason");
     const seen = new Set(reasons.rows.map((r) => r.reason));
     for (const reason of ['INVALID_JSON', 'INVALID_UTF8', 'INVALID_BASE64', 'OVERSIZED', 'MISSING_VALUE', 'CONTRACT_VIOLATION', 'ABSURD_AMOUNT', 'ABSURD_TIMESTAMP', 'UNKNOWN_CAMPAIGN', 'ADVERTISER_MISMATCH']) {
       expect(seen).toContain(reason);
@@ -72,7 +54,7 @@ describe('fuzzed records', () => {
 
     // Redelivery of a fuzzed batch records nothing new.
     await handler(adEventsBatch(values.slice(0, BATCH), 0, 0));
-    expect(await countRows(pool, 'dead_letters', "handler = 'click-balance'")).toBe(4000);
+    expect(await countRows(stores.pool, 'dead_letters', "handler = 'click-balance'")).toBe(4000);
   });
 
   test('a valid click in the middle of a fuzzed batch is still charged exactly once', async () => {
@@ -82,13 +64,13 @@ describe('fuzzed records', () => {
     const summary = await handler(adEventsBatch(values, 1, 0));
     await handler(adEventsBatch(values, 1, 0));
     expect(summary).toMatchObject({ records: 201, charged: 1, deadLettered: 200 });
-    expect(await balanceOf(pool, 1)).toBe('4990');
+    expect(await balanceOf(stores.pool, 1)).toBe('4990');
   });
 
   test('1500 broken compensations never crash a batch and never refund money', async () => {
     const click = clickEvent(11, 1, { event_id: 'charged-click' });
     await createClickBalanceHandler(deps())(adEventsBatch([click], 2, 0));
-    const before = await balanceOf(pool, 1);
+    const before = await balanceOf(stores.pool, 1);
     const values = brokenCompensationValues(SEED + 2, 1500, (i) =>
       compensationEvent(click, { compensation_id: `fuzz-${i}`, campaign_id: i % 7 === 0 ? 424242 : 11 }),
     );
@@ -100,8 +82,8 @@ describe('fuzzed records', () => {
       deadLettered += summary.deadLettered;
     }
     expect(deadLettered).toBe(1500);
-    expect(await balanceOf(pool, 1)).toBe(before);
-    expect(await countRows(pool, 'ad_balance_histories', "type = 'REFUND'")).toBe(0);
-    expect(await countRows(pool, 'click_voids')).toBe(0);
+    expect(await balanceOf(stores.pool, 1)).toBe(before);
+    expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND'")).toBe(0);
+    expect(await countRows(stores.pool, 'click_voids')).toBe(0);
   });
 });

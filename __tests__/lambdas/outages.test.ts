@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { AddressInfo, createServer } from 'node:net';
 import { promisify } from 'node:util';
-import type { Pool } from 'pg';
 import Redis from 'ioredis';
 import { createClickBalanceHandler, cpcKey } from '../../lambdas/click-balance/charge-clicks';
 import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
@@ -9,22 +8,16 @@ import { DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import {
   balanceOf,
-  cleanKeyspace,
   countRows,
-  createTestDatabase,
+  isolatedWorkerStores,
   seedAdvertiser,
   seedCampaign,
-  TestDatabase,
-  testKeyPrefix,
-  workerDeps,
 } from './support/test-database';
 
 const run = promisify(execFile);
 
-let db: TestDatabase;
-let pool: Pool;
-const prefix = testKeyPrefix();
-const closers: Array<() => Promise<void>> = [];
+const stores = isolatedWorkerStores();
+const { prefix } = stores;
 /** A port nothing listens on. */
 const CLOSED_REDIS = 'redis://127.0.0.1:6390';
 /** A throwaway Redis this file starts and stops, on a free port so concurrent runs cannot collide. */
@@ -42,9 +35,7 @@ async function freePort(): Promise<number> {
 }
 
 function deps(options: { redisUrl?: string | null; databaseUrl?: string } = {}) {
-  const d = workerDeps({ databaseUrl: options.databaseUrl ?? db.url, keyPrefix: prefix, redisUrl: options.redisUrl });
-  closers.push(() => d.close());
-  return d;
+  return stores.deps({ databaseUrl: options.databaseUrl, redisUrl: options.redisUrl });
 }
 
 async function startThrowawayRedis(): Promise<void> {
@@ -71,22 +62,14 @@ async function stopThrowawayRedis(): Promise<void> {
   await run('redis-cli', ['-p', String(THROWAWAY_PORT), 'shutdown', 'nosave']).catch(() => undefined);
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  pool = db.pool;
-});
-
 afterAll(async () => {
-  for (const close of closers) await close();
   await stopThrowawayRedis();
-  await cleanKeyspace(prefix);
-  await db.drop();
 });
 
 describe('Redis unavailable', () => {
   test('with nothing listening, clicks are priced from the database, charged correctly, and fast', async () => {
-    await seedAdvertiser(pool, 1, '1000');
-    await seedCampaign(pool, { campaignId: 11, advertiserId: 1, cpc: '25', dailyBudget: '100' });
+    await seedAdvertiser(stores.pool, 1, '1000');
+    await seedCampaign(stores.pool, { campaignId: 11, advertiserId: 1, cpc: '25', dailyBudget: '100' });
     const handler = createClickBalanceHandler(deps({ redisUrl: CLOSED_REDIS }));
     const first = await handler(adEventsBatch(Array.from({ length: 3 }, () => clickEvent(11, 1))));
     const second = await handler(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(11, 1)), 1));
@@ -95,13 +78,13 @@ describe('Redis unavailable', () => {
     // Fail fast: the first call waits at most the connect timeout, later calls skip Redis.
     expect(first.elapsedMs).toBeLessThan(2000);
     expect(second.elapsedMs).toBeLessThan(1000);
-    expect(await balanceOf(pool, 1)).toBe('875');
-    expect(await countRows(pool, 'outbox', "kind = 'CAMPAIGN_PAUSED'")).toBe(1);
+    expect(await balanceOf(stores.pool, 1)).toBe('875');
+    expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_PAUSED'")).toBe(1);
   });
 
   test('when the Redis server stops between batches, charging continues through the database', async () => {
-    await seedAdvertiser(pool, 2, '1000');
-    await seedCampaign(pool, { campaignId: 21, advertiserId: 2, cpc: '40', dailyBudget: null });
+    await seedAdvertiser(stores.pool, 2, '1000');
+    await seedCampaign(stores.pool, { campaignId: 21, advertiserId: 2, cpc: '40', dailyBudget: null });
     await startThrowawayRedis();
     const handler = createClickBalanceHandler(deps({ redisUrl: `redis://127.0.0.1:${THROWAWAY_PORT}` }));
     const direct = new Redis(THROWAWAY_PORT, '127.0.0.1', { keyPrefix: prefix });
@@ -112,7 +95,7 @@ describe('Redis unavailable', () => {
     await direct.set(cpcKey(21), '30'); // the cache now holds the price
     direct.disconnect();
     await handler(adEventsBatch([clickEvent(21, 2)], 1));
-    expect(await balanceOf(pool, 2)).toBe('930');
+    expect(await balanceOf(stores.pool, 2)).toBe('930');
 
     await stopThrowawayRedis();
     const down = await handler(adEventsBatch(Array.from({ length: 4 }, () => clickEvent(21, 2)), 2));
@@ -121,17 +104,17 @@ describe('Redis unavailable', () => {
     expect([down.charged, stillDown.charged]).toEqual([4, 4]);
     expect(down.cacheFailures).toBeGreaterThan(0);
     expect(down.elapsedMs).toBeLessThan(2000);
-    expect(await balanceOf(pool, 2)).toBe('610'); // 930 - 8 * 40 (database price)
+    expect(await balanceOf(stores.pool, 2)).toBe('610'); // 930 - 8 * 40 (database price)
   });
 
   test('compensations work without Redis', async () => {
-    await seedAdvertiser(pool, 3, '100');
-    await seedCampaign(pool, { campaignId: 31, advertiserId: 3, cpc: '10', dailyBudget: null });
+    await seedAdvertiser(stores.pool, 3, '100');
+    await seedCampaign(stores.pool, { campaignId: 31, advertiserId: 3, cpc: '10', dailyBudget: null });
     const click = clickEvent(31, 3);
     await createClickBalanceHandler(deps({ redisUrl: CLOSED_REDIS }))(adEventsBatch([click]));
     const summary = await createCompensationHandler(deps({ redisUrl: CLOSED_REDIS }))(compensationBatch([compensationEvent(click)]));
     expect(summary.refunded).toBe(1);
-    expect(await balanceOf(pool, 3)).toBe('100');
+    expect(await balanceOf(stores.pool, 3)).toBe('100');
   });
 });
 
@@ -142,11 +125,11 @@ describe('Postgres unavailable', () => {
   });
 
   test('a connection lost mid-batch applies nothing, and the redelivered batch charges exactly once', async () => {
-    await seedAdvertiser(pool, 5, '1000');
-    await seedCampaign(pool, { campaignId: 51, advertiserId: 5, cpc: '100', dailyBudget: '300' });
+    await seedAdvertiser(stores.pool, 5, '1000');
+    await seedCampaign(stores.pool, { campaignId: 51, advertiserId: 5, cpc: '100', dailyBudget: '300' });
     // The database goes away in the middle of the charge statement: after the DEDUCT rows and
     // the balance update, while day spend is written.
-    await pool.query(`
+    await stores.pool.query(`
       CREATE FUNCTION drop_connection() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$;
       CREATE TRIGGER drop_connection BEFORE INSERT ON campaign_daily_spend FOR EACH ROW EXECUTE FUNCTION drop_connection();`);
@@ -154,18 +137,18 @@ describe('Postgres unavailable', () => {
     const batch = adEventsBatch([clickEvent(51, 5), clickEvent(51, 5), clickEvent(51, 5), { base64: '!!' }], 0, 500);
 
     await expect(handler(batch)).rejects.toBeInstanceOf(DatabaseUnavailableError);
-    expect(await balanceOf(pool, 5)).toBe('1000');
-    expect(await countRows(pool, 'ad_balance_histories', 'advertiser_id = 5')).toBe(0);
-    expect(await countRows(pool, 'campaign_daily_spend', 'campaign_id = 51')).toBe(0);
-    expect(await countRows(pool, 'dead_letters', 'kafka_offset = 503')).toBe(0);
-    expect(await countRows(pool, 'outbox', "payload->>'campaign_id' = '51'")).toBe(0);
+    expect(await balanceOf(stores.pool, 5)).toBe('1000');
+    expect(await countRows(stores.pool, 'ad_balance_histories', 'advertiser_id = 5')).toBe(0);
+    expect(await countRows(stores.pool, 'campaign_daily_spend', 'campaign_id = 51')).toBe(0);
+    expect(await countRows(stores.pool, 'dead_letters', 'kafka_offset = 503')).toBe(0);
+    expect(await countRows(stores.pool, 'outbox', "payload->>'campaign_id' = '51'")).toBe(0);
 
-    await pool.query('DROP TRIGGER drop_connection ON campaign_daily_spend; DROP FUNCTION drop_connection();');
+    await stores.pool.query('DROP TRIGGER drop_connection ON campaign_daily_spend; DROP FUNCTION drop_connection();');
     const retried = await handler(batch);
     await handler(batch);
     expect(retried).toMatchObject({ charged: 3, deadLettered: 1 });
-    expect(await balanceOf(pool, 5)).toBe('700');
-    expect(await countRows(pool, 'dead_letters', 'kafka_offset = 503')).toBe(1);
-    expect(await countRows(pool, 'outbox', "kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '51'")).toBe(1);
+    expect(await balanceOf(stores.pool, 5)).toBe('700');
+    expect(await countRows(stores.pool, 'dead_letters', 'kafka_offset = 503')).toBe(1);
+    expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '51'")).toBe(1);
   });
 });

@@ -14,20 +14,13 @@ import { decodeKafkaEvent, parseJsonValue } from '../../lambdas/shared/kafka-eve
 import { campaignEventContract, checkAgainst } from '../../contracts';
 import { adEventsBatch, clickEvent, kafkaEvent } from './support/kafka-fixtures';
 import {
-  cleanKeyspace,
   countRows,
-  createTestDatabase,
+  isolatedWorkerStores,
   seedAdvertiser,
   seedCampaign,
-  TestDatabase,
-  testKeyPrefix,
-  workerDeps,
 } from './support/test-database';
 
-let db: TestDatabase;
-let pool: Pool;
-const prefix = testKeyPrefix();
-const closers: Array<() => Promise<void>> = [];
+const stores = isolatedWorkerStores();
 
 /** A local stand-in for SNS or Kafka that records what it was sent and can be told to fail. */
 class FakeDestination {
@@ -56,38 +49,25 @@ class FakeDestination {
 }
 
 function deps(publishers: { sns?: OutboxPublisher; kafka?: OutboxPublisher } = {}) {
-  const d = workerDeps({ databaseUrl: db.url, keyPrefix: prefix, publishers });
-  closers.push(() => d.close());
-  return d;
+  return stores.deps({ publishers });
 }
 
 async function insertOutboxRows(count: number, tag: string): Promise<void> {
-  await pool.query(
+  await stores.pool.query(
     `INSERT INTO outbox (kind, idempotency_key, payload)
      SELECT 'BUDGET_WARNING', $1 || ':' || g, jsonb_build_object('campaign_id', g) FROM generate_series(1, $2) g`,
     [tag, count],
   );
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  pool = db.pool;
-});
-
-afterAll(async () => {
-  for (const close of closers) await close();
-  await cleanKeyspace(prefix);
-  await db.drop();
-});
-
 beforeEach(async () => {
-  await pool.query('DELETE FROM outbox');
+  await stores.pool.query('DELETE FROM outbox');
 });
 
 describe('outbox', () => {
   test('after commit, a pause goes to SNS and to campaign-events once, as a valid campaign event', async () => {
-    await seedAdvertiser(pool, 1, '10000');
-    await seedCampaign(pool, { campaignId: 11, advertiserId: 1, cpc: '500', dailyBudget: '1000' });
+    await seedAdvertiser(stores.pool, 1, '10000');
+    await seedCampaign(stores.pool, { campaignId: 11, advertiserId: 1, cpc: '500', dailyBudget: '1000' });
     const sns = new FakeDestination();
     const kafka = new FakeDestination();
     const handler = createClickBalanceHandler(deps({ sns: sns.publish, kafka: kafka.publish }));
@@ -96,7 +76,7 @@ describe('outbox', () => {
     await handler(adEventsBatch([clickEvent(11, 1)]));
 
     // One object, so a failure shows the whole picture.
-    const outbox = await pool.query('SELECT kind, sns_published_at IS NOT NULL AS sns, kafka_published_at IS NOT NULL AS kafka, last_error FROM outbox ORDER BY id');
+    const outbox = await stores.pool.query('SELECT kind, sns_published_at IS NOT NULL AS sns, kafka_published_at IS NOT NULL AS kafka, last_error FROM outbox ORDER BY id');
     expect({ summary, sns: sns.delivered.map((m) => m.kind).sort(), kafka: kafka.delivered.map((m) => m.kind), rows: outbox.rows }).toMatchObject({
       summary: { outboxWritten: 2, outboxPublished: 3 },
       sns: ['BUDGET_WARNING', 'CAMPAIGN_PAUSED'],
@@ -105,14 +85,14 @@ describe('outbox', () => {
     const event = kafka.delivered[0];
     expect(checkAgainst(campaignEventContract, event.payload)).toMatchObject({ ok: true });
     expect(event.idempotencyKey).toMatch(/^CAMPAIGN_PAUSED:11:\d{4}-\d{2}-\d{2}$/);
-    expect(await countRows(pool, 'outbox', 'published_at IS NULL')).toBe(0);
+    expect(await countRows(stores.pool, 'outbox', 'published_at IS NULL')).toBe(0);
   });
 
   test('with no SNS topic or Kafka producer configured, rows stay unpublished', async () => {
     await insertOutboxRows(3, 'unconfigured');
     const sweep = await createOutboxSweepHandler(deps())({});
     expect(sweep.outboxPublished).toBe(0);
-    expect(await countRows(pool, 'outbox', 'published_at IS NULL AND sns_published_at IS NULL')).toBe(3);
+    expect(await countRows(stores.pool, 'outbox', 'published_at IS NULL AND sns_published_at IS NULL')).toBe(3);
   });
 
   test('SNS down delays, never loses: failed rows are retried by the sweep and published exactly once', async () => {
@@ -125,7 +105,7 @@ describe('outbox', () => {
     const first = await sweep({});
     expect(first.publishedToSns).toBe(2);
     expect(first.failures).toHaveLength(1);
-    const failed = await pool.query("SELECT attempts, last_error FROM outbox WHERE idempotency_key = 'retry:3'");
+    const failed = await stores.pool.query("SELECT attempts, last_error FROM outbox WHERE idempotency_key = 'retry:3'");
     expect(failed.rows[0].attempts).toBe(1);
     expect(failed.rows[0].last_error).toMatch(/destination unavailable/);
 
@@ -137,21 +117,21 @@ describe('outbox', () => {
     await sweep({});
 
     for (let i = 1; i <= 5; i++) expect(sns.countOf(`retry:${i}`)).toBe(1);
-    expect(await countRows(pool, 'outbox', 'published_at IS NULL')).toBe(0);
+    expect(await countRows(stores.pool, 'outbox', 'published_at IS NULL')).toBe(0);
   });
 
   test('a publisher that throws leaves every row pending', async () => {
     await insertOutboxRows(2, 'throws');
-    const result = await drainOutbox(pool, { sns: async () => { throw new Error('boom'); } });
+    const result = await drainOutbox(stores.pool, { sns: async () => { throw new Error('boom'); } });
     expect(result.failures[0]).toMatchObject({ destination: 'sns' });
-    expect(await countRows(pool, 'outbox', 'sns_published_at IS NULL')).toBe(2);
+    expect(await countRows(stores.pool, 'outbox', 'sns_published_at IS NULL')).toBe(2);
   });
 
   test('concurrent drains never send a row twice', async () => {
     await insertOutboxRows(250, 'concurrent');
     const sns = new FakeDestination();
     sns.delayMs = 20;
-    const pools = Array.from({ length: 4 }, () => new Pool({ connectionString: db.url, max: 1 }));
+    const pools = Array.from({ length: 4 }, () => new Pool({ connectionString: stores.db.url, max: 1 }));
     try {
       for (let round = 0; round < 3; round++) {
         await Promise.all(pools.map((p) => drainOutbox(p, { sns: sns.publish }, { batchSize: 40 })));
@@ -167,17 +147,17 @@ describe('outbox', () => {
   });
 
   test('Kafka and SNS are tracked separately: Kafka down does not resend SNS', async () => {
-    await pool.query(
+    await stores.pool.query(
       `INSERT INTO outbox (kind, idempotency_key, payload) VALUES ('CAMPAIGN_PAUSED', 'k1', '{"campaign_id": 5}')`,
     );
     const sns = new FakeDestination();
     const kafka = new FakeDestination();
     kafka.failuresLeft = 1;
-    await drainOutbox(pool, { sns: sns.publish, kafka: kafka.publish });
-    expect(await countRows(pool, 'outbox', 'sns_published_at IS NOT NULL AND kafka_published_at IS NULL AND published_at IS NULL')).toBe(1);
-    await drainOutbox(pool, { sns: sns.publish, kafka: kafka.publish });
+    await drainOutbox(stores.pool, { sns: sns.publish, kafka: kafka.publish });
+    expect(await countRows(stores.pool, 'outbox', 'sns_published_at IS NOT NULL AND kafka_published_at IS NULL AND published_at IS NULL')).toBe(1);
+    await drainOutbox(stores.pool, { sns: sns.publish, kafka: kafka.publish });
     expect([sns.countOf('k1'), kafka.countOf('k1')]).toEqual([1, 1]);
-    expect(await countRows(pool, 'outbox', 'published_at IS NOT NULL')).toBe(1);
+    expect(await countRows(stores.pool, 'outbox', 'published_at IS NOT NULL')).toBe(1);
   });
 
   test('the SNS publisher reports an unreachable endpoint as a failure instead of throwing', async () => {

@@ -1,5 +1,5 @@
 import { withTransaction } from '../shared/db';
-import { emptySummary, InvocationSummary, reportInvocation } from '../shared/observability';
+import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
 
 /** Name of the handler in logs and metrics. */
@@ -86,11 +86,10 @@ export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, time
 /** Builds the budget-reset handler, scheduled at local midnight of the budget zone. */
 export function createBudgetResetHandler(deps: WorkerDeps): (event: unknown) => Promise<BudgetResetSummary> {
   return async (event) => {
-    const started = performance.now();
     const now = deps.now?.() ?? Date.now();
     const summary: BudgetResetSummary = { ...emptySummary(BUDGET_RESET_HANDLER), budgetDay: '', resumed: 0 };
     watchCache(deps, summary);
-    try {
+    return instrumentInvocation(deps.observability, summary, 'budget reset failed; nothing applied, the next run retries', async () => {
       summary.budgetDay = budgetDayToOpen(event as BudgetResetEvent, deps.budgetTimeZone, now);
       const { result, roundTrips } = await withTransaction(deps.pool, 'resuming budget-paused campaigns', async (client) => {
         const rows = await client.query<{ resumed: number; announced: number; campaign_ids: number[] }>(RESUME_CAMPAIGNS, [summary.budgetDay]);
@@ -100,10 +99,6 @@ export function createBudgetResetHandler(deps: WorkerDeps): (event: unknown) => 
       summary.resumed = result.resumed;
       summary.outboxWritten = result.announced;
       await publishAfterCommit(deps, summary);
-    } finally {
-      summary.elapsedMs = Math.round(performance.now() - started);
-      reportInvocation(deps.observability, summary);
-    }
-    return summary;
+    });
   };
 }

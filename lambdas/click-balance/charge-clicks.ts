@@ -1,10 +1,10 @@
 import { AdEvent, adEventContract } from '../../contracts';
-import { DeadLetter, recordDeadLetters } from '../shared/dead-letter';
+import { DeadLetter, deadLetterFor, recordDeadLetters } from '../shared/dead-letter';
 import { TransactionClient, withTransaction } from '../shared/db';
-import { describeCause, KafkaCoordinates, KafkaRecordError } from '../shared/errors';
+import { KafkaCoordinates, KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { checkInformationalAmount, isClickPrice } from '../shared/money';
-import { emptySummary, InvocationSummary, reportInvocation } from '../shared/observability';
+import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
 import { checkEventTime, parseContractRecord } from '../shared/records';
 import { CacheEntry } from '../shared/redis';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
@@ -170,10 +170,6 @@ SELECT (SELECT count(*) FROM charged)::int AS charged,
            'campaign_id', s.campaign_id, 'spend_date', s.spend_date::text,
            'spend', s.spend::text, 'daily_budget', s.daily_budget::text)), '[]'::json) FROM spend s) AS spend`;
 
-function deadLetterOf(error: KafkaRecordError, coordinates: KafkaCoordinates, rawValue: string | null): DeadLetter {
-  return { coordinates, reason: error.reason, detail: error.message, rawValue };
-}
-
 /**
  * Builds the click-balance handler (`ad-events`, group `click-balance-processor`): charges each
  * CLICK exactly once at the campaign's CPC, keeps day spend, fires the 90 % / 100 % budget
@@ -181,20 +177,11 @@ function deadLetterOf(error: KafkaRecordError, coordinates: KafkaCoordinates, ra
  */
 export function createClickBalanceHandler(deps: WorkerDeps): (event: unknown) => Promise<InvocationSummary> {
   return async (event) => {
-    const started = performance.now();
-    const now = deps.now?.() ?? Date.now();
     const summary = emptySummary(CLICK_BALANCE_HANDLER);
     watchCache(deps, summary);
-    try {
-      await chargeClicks(deps, event, now, summary);
-    } catch (error) {
-      deps.observability.logger.error('batch failed; nothing applied, Lambda will redeliver it', { error: describeCause(error) });
-      throw error;
-    } finally {
-      summary.elapsedMs = Math.round(performance.now() - started);
-      reportInvocation(deps.observability, summary);
-    }
-    return summary;
+    return instrumentInvocation(deps.observability, summary, 'batch failed; nothing applied, Lambda will redeliver it', () =>
+      chargeClicks(deps, event, deps.now?.() ?? Date.now(), summary),
+    );
   };
 }
 
@@ -206,7 +193,7 @@ async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summa
   const seen = new Set<string>();
   for (const record of records) {
     if (!record.ok) {
-      deadLetters.push(deadLetterOf(record.error, record.coordinates, record.rawValue));
+      deadLetters.push(deadLetterFor(record.error, record.coordinates, record.rawValue));
       continue;
     }
     try {
@@ -223,7 +210,7 @@ async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summa
       clicks.push({ event: adEvent, coordinates: record.coordinates, rawValue: record.rawValue });
     } catch (error) {
       if (!(error instanceof KafkaRecordError)) throw error;
-      deadLetters.push(deadLetterOf(error, record.coordinates, record.rawValue));
+      deadLetters.push(deadLetterFor(error, record.coordinates, record.rawValue));
     }
   }
 
@@ -278,7 +265,7 @@ function priceClicks(
   for (const click of clicks) {
     const { campaign_id: campaignId, advertiser_id: advertiserId } = click.event;
     const campaign = campaigns.get(campaignId);
-    const reject = (error: KafkaRecordError) => deadLetters.push(deadLetterOf(error, click.coordinates, click.rawValue));
+    const reject = (error: KafkaRecordError) => deadLetters.push(deadLetterFor(error, click.coordinates, click.rawValue));
     if (!campaign) {
       reject(new KafkaRecordError('UNKNOWN_CAMPAIGN', `campaign ${campaignId} does not exist`));
       continue;

@@ -1,10 +1,10 @@
 import { CompensationEvent, compensationEventContract } from '../../contracts';
-import { DeadLetter, recordDeadLetters } from '../shared/dead-letter';
+import { DeadLetter, deadLetterFor, recordDeadLetters } from '../shared/dead-letter';
 import { withTransaction } from '../shared/db';
-import { describeCause, KafkaCoordinates, KafkaRecordError } from '../shared/errors';
+import { KafkaCoordinates, KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { checkInformationalAmount } from '../shared/money';
-import { emptySummary, InvocationSummary, reportInvocation } from '../shared/observability';
+import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
 import { checkEventTime, parseContractRecord } from '../shared/records';
 import { watchCache, WorkerDeps } from '../shared/runtime';
 import { dailySpendKey } from '../click-balance/charge-clicks';
@@ -129,10 +129,6 @@ SELECT (SELECT count(*) FROM refunds)::int AS refunded,
            'campaign_id', campaign_id, 'spend_date', spend_date::text, 'spend', spend::text)), '[]'::json)
           FROM restored) AS spend`;
 
-function deadLetterOf(error: KafkaRecordError, coordinates: KafkaCoordinates, rawValue: string | null): DeadLetter {
-  return { coordinates, reason: error.reason, detail: error.message, rawValue };
-}
-
 /**
  * Builds the compensation handler (`compensation-events`, group `compensation-processor`):
  * refunds duplicate clicks exactly once, by what was charged, whatever the arrival order of the
@@ -140,20 +136,11 @@ function deadLetterOf(error: KafkaRecordError, coordinates: KafkaCoordinates, ra
  */
 export function createCompensationHandler(deps: WorkerDeps): (event: unknown) => Promise<InvocationSummary> {
   return async (event) => {
-    const started = performance.now();
-    const now = deps.now?.() ?? Date.now();
     const summary = emptySummary(COMPENSATION_HANDLER);
     watchCache(deps, summary);
-    try {
-      await refundDuplicates(deps, event, now, summary);
-    } catch (error) {
-      deps.observability.logger.error('batch failed; nothing applied, Lambda will redeliver it', { error: describeCause(error) });
-      throw error;
-    } finally {
-      summary.elapsedMs = Math.round(performance.now() - started);
-      reportInvocation(deps.observability, summary);
-    }
-    return summary;
+    return instrumentInvocation(deps.observability, summary, 'batch failed; nothing applied, Lambda will redeliver it', () =>
+      refundDuplicates(deps, event, deps.now?.() ?? Date.now(), summary),
+    );
   };
 }
 
@@ -165,7 +152,7 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
   const seen = new Set<string>();
   for (const record of records) {
     if (!record.ok) {
-      deadLetters.push(deadLetterOf(record.error, record.coordinates, record.rawValue));
+      deadLetters.push(deadLetterFor(record.error, record.coordinates, record.rawValue));
       continue;
     }
     try {
@@ -181,7 +168,7 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
       compensations.push({ event: compensation, coordinates: record.coordinates, rawValue: record.rawValue });
     } catch (error) {
       if (!(error instanceof KafkaRecordError)) throw error;
-      deadLetters.push(deadLetterOf(error, record.coordinates, record.rawValue));
+      deadLetters.push(deadLetterFor(error, record.coordinates, record.rawValue));
     }
   }
   if (compensations.length === 0 && deadLetters.length === 0) {
@@ -202,7 +189,7 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
         const owner = ownerOf.get(c.event.campaign_id);
         if (owner === String(c.event.advertiser_id)) return true;
         deadLetters.push(
-          deadLetterOf(
+          deadLetterFor(
             owner === undefined
               ? new KafkaRecordError('UNKNOWN_CAMPAIGN', `campaign ${c.event.campaign_id} does not exist`)
               : new KafkaRecordError('ADVERTISER_MISMATCH', `campaign ${c.event.campaign_id} belongs to advertiser ${owner}, not ${c.event.advertiser_id}`),

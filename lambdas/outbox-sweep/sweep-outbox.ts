@@ -1,5 +1,5 @@
 import { drainOutbox } from '../shared/outbox';
-import { emptySummary, InvocationSummary, reportInvocation } from '../shared/observability';
+import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
 import { WorkerDeps } from '../shared/runtime';
 import { DatabaseUnavailableError } from '../shared/errors';
 
@@ -23,12 +23,11 @@ export interface OutboxSweepSummary extends InvocationSummary {
  */
 export function createOutboxSweepHandler(deps: WorkerDeps): (event?: unknown) => Promise<OutboxSweepSummary> {
   return async () => {
-    const started = performance.now();
     const summary: OutboxSweepSummary = { ...emptySummary(OUTBOX_SWEEP_HANDLER), publishedToSns: 0, publishedToKafka: 0, failures: [] };
-    try {
+    return instrumentInvocation(deps.observability, summary, 'outbox sweep failed; rows stay pending for the next sweep', async () => {
       if (!deps.publishers.sns && !deps.publishers.kafka) {
         deps.observability.logger.info('no SNS topic or Kafka producer configured; outbox rows stay unpublished');
-        return summary;
+        return;
       }
       let pool;
       try {
@@ -44,10 +43,6 @@ export function createOutboxSweepHandler(deps: WorkerDeps): (event?: unknown) =>
       summary.outboxPublished = result.published.sns + result.published.kafka;
       summary.failures = result.failures.map((f) => f.error);
       for (const failure of result.failures) deps.observability.logger.warn('outbox publish failed; will retry', failure);
-    } finally {
-      summary.elapsedMs = Math.round(performance.now() - started);
-      reportInvocation(deps.observability, summary);
-    }
-    return summary;
+    });
   };
 }

@@ -4,7 +4,7 @@ import { DeadLetter, recordDeadLetters } from '../shared/dead-letter';
 import type { PoolProvider } from '../shared/db';
 import { ConfigError, DatabaseUnavailableError, describeCause, KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
-import { emptySummary, InvocationSummary, Observability, reportInvocation } from '../shared/observability';
+import { emptySummary, InvocationSummary, instrumentInvocation, Observability } from '../shared/observability';
 import type { RedisCache } from '../shared/redis';
 import { latestPerKey, PositionedChange, rankingChangeOf } from './rankings';
 
@@ -114,20 +114,12 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
 export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unknown) => Promise<RankingCacheSummary> {
   const ttlSeconds = deps.ttlSeconds ?? DEFAULT_RANKING_TTL_SECONDS;
   return async (event) => {
-    const started = performance.now();
     const summary: RankingCacheSummary = { ...emptySummary(RANKING_CACHE_HANDLER), rankingsWritten: 0, rankingsDeleted: 0 };
-    try {
+    return instrumentInvocation(deps.observability, summary, 'ranking batch not applied; the trigger will retry it', async () => {
       await cacheRankings(deps, event, ttlSeconds, summary);
-    } catch (error) {
-      deps.observability.logger.error('ranking batch not applied; the trigger will retry it', { error: describeCause(error) });
-      throw error;
-    } finally {
-      summary.elapsedMs = Math.round(performance.now() - started);
       deps.observability.metrics.addMetric('RankingsWritten', MetricUnit.Count, summary.rankingsWritten);
       deps.observability.metrics.addMetric('RankingsDeleted', MetricUnit.Count, summary.rankingsDeleted);
-      reportInvocation(deps.observability, summary);
-    }
-    return summary;
+    });
   };
 }
 

@@ -1,6 +1,6 @@
 import type { ClientBase, Pool } from 'pg';
 import { decodeBase64 } from './kafka-event';
-import { DeadLetterReason, KafkaCoordinates } from './errors';
+import { DeadLetterReason, KafkaCoordinates, KafkaRecordError } from './errors';
 
 /** A record that will not be applied, on its way to the `dead_letters` table. */
 export interface DeadLetter {
@@ -12,6 +12,11 @@ export interface DeadLetter {
   readonly detail: string;
   /** The value exactly as Lambda delivered it (base64), or null for a tombstone. */
   readonly rawValue: string | null;
+}
+
+/** The dead letter of a record rejected with `error`. */
+export function deadLetterFor(error: KafkaRecordError, coordinates: KafkaCoordinates, rawValue: string | null): DeadLetter {
+  return { coordinates, reason: error.reason, detail: error.message, rawValue };
 }
 
 /** Raw values beyond this are stored truncated (`raw_value_bytes` keeps the full size). */

@@ -97,3 +97,27 @@ export function reportInvocation(observability: Observability, summary: Invocati
     logger.warn('could not emit metrics', { error: describeCause(error) });
   }
 }
+
+/**
+ * Runs one invocation with the bookkeeping every handler shares: elapsed time, one error line
+ * before rethrowing (Lambda then redelivers the batch, nothing having been applied), and the
+ * summary line with its metrics whatever the outcome.
+ */
+export async function instrumentInvocation<S extends InvocationSummary>(
+  observability: Observability,
+  summary: S,
+  failureMessage: string,
+  work: () => Promise<void>,
+): Promise<S> {
+  const started = performance.now();
+  try {
+    await work();
+  } catch (error) {
+    observability.logger.error(failureMessage, { error: describeCause(error) });
+    throw error;
+  } finally {
+    summary.elapsedMs = Math.round(performance.now() - started);
+    reportInvocation(observability, summary);
+  }
+  return summary;
+}

@@ -212,3 +212,51 @@ export function startOfNextDay(timeZone = 'Asia/Seoul', minutes = 1, from = Date
 export function budgetDayOf(ts: number, timeZone = 'Asia/Seoul'): string {
   return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(ts);
 }
+
+/** A test file's own stores: a migrated database and a Redis key prefix, removed after the file. */
+export interface IsolatedWorkerStores {
+  /** The file's Redis key prefix. */
+  readonly prefix: string;
+  /** The file's database (set once the file's `beforeAll` has run). */
+  readonly db: TestDatabase;
+  /** A pool on the file's database, for seeding and assertions. */
+  readonly pool: Pool;
+  /** Handler dependencies bound to the file's database and prefix; closed after the file. */
+  deps(options?: Omit<WorkerDepsOptions, 'databaseUrl' | 'keyPrefix'> & { readonly databaseUrl?: string }): ReturnType<typeof workerDeps>;
+}
+
+/**
+ * Registers the `beforeAll` / `afterAll` that give the calling test file its own database and
+ * key prefix, and closes every dependency set it handed out before dropping them.
+ */
+export function isolatedWorkerStores(): IsolatedWorkerStores {
+  const prefix = testKeyPrefix();
+  const closers: Array<() => Promise<void>> = [];
+  let db: TestDatabase | undefined;
+  const current = (): TestDatabase => {
+    if (!db) throw new Error('the test database is created in beforeAll; use it inside hooks and tests');
+    return db;
+  };
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    for (const close of closers) await close();
+    await cleanKeyspace(prefix);
+    await db?.drop();
+  });
+  return {
+    prefix,
+    get db() {
+      return current();
+    },
+    get pool() {
+      return current().pool;
+    },
+    deps(options = {}) {
+      const deps = workerDeps({ ...options, databaseUrl: options.databaseUrl ?? current().url, keyPrefix: prefix });
+      closers.push(() => deps.close());
+      return deps;
+    },
+  };
+}
