@@ -12,26 +12,22 @@
  *   npm run bench -- --profile                 where a batch of 100 spends its time
  *
  * Every run creates its own database (migrated with the project's migration command) and Redis
- * key prefix, and removes both at the end. Admin connection: BENCH_ADMIN_DATABASE_URL, else
+ * key prefix, and removes both at the end, with the test suite's helpers. Admin connection:
  * DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres; Redis: REDIS_URL, else
  * redis://127.0.0.1:6379.
  */
-import { ChildProcess, execFile, fork } from 'node:child_process';
+import { ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import Redis from 'ioredis';
 import pg from 'pg';
 import type { AdEvent } from '../contracts';
 import { kafkaEvent } from '../__tests__/lambdas/support/kafka-fixtures';
+import { cleanKeyspace, createTestDatabase, TEST_REDIS_URL } from '../__tests__/lambdas/support/test-database';
 import type { LambdaKafkaEvent } from '../lambdas/shared/kafka-event';
 import { RedisCache } from '../lambdas/shared/redis';
 
-const REPO_ROOT = path.resolve(__dirname, '..');
-const ADMIN_DATABASE_URL =
-  process.env.BENCH_ADMIN_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = TEST_REDIS_URL;
 const CPC = '120.50';
 /** Balances and budgets no run can exhaust, so no campaign pauses mid-run (checked at the end). */
 const BALANCE = '1000000000000';
@@ -192,30 +188,6 @@ function summarise(
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
 
-function databaseUrlFor(name: string): string {
-  const url = new URL(ADMIN_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function adminQuery(sql: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
-
-async function migrate(databaseUrl: string): Promise<void> {
-  const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
-  await promisify(execFile)(
-    process.execPath,
-    [bin, 'up', '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'],
-    { cwd: REPO_ROOT, env: { ...process.env, DATABASE_URL: databaseUrl } },
-  );
-}
 
 function advertiserOf(campaignId: number, options: BenchOptions): number {
   return 1 + ((campaignId - 1) % options.advertisers);
@@ -496,16 +468,13 @@ async function runPartitions(env: Record<string, string>, runId: string, clicks:
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const runId = randomBytes(4).toString('hex');
-  const database = `adstream_bench_${runId}`;
-  const databaseUrl = databaseUrlFor(database);
   const keyPrefix = `adstream_bench_${runId}:`;
   const log = (text: string) => process.stdout.write(`${text}\n`);
 
-  await adminQuery(`CREATE DATABASE ${database}`);
+  const db = await createTestDatabase();
+  const { url: databaseUrl, pool } = db;
   const redis = new Redis(REDIS_URL, { keyPrefix, maxRetriesPerRequest: 1 });
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   try {
-    await migrate(databaseUrl);
     await seed(pool, redis, options);
 
     // The real handler module, configured through its environment as Lambda configures it.
@@ -541,7 +510,7 @@ async function main(): Promise<void> {
     const load = os.loadavg().map((n) => n.toFixed(2)).join(' ');
     log(
       `click-balance benchmark — ${options.campaigns} campaigns over ${options.advertisers} advertisers, ` +
-        `node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'CPU'}, Postgres + Redis on ${new URL(ADMIN_DATABASE_URL).hostname}, ` +
+        `node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'CPU'}, Postgres + Redis on ${new URL(databaseUrl).hostname}, ` +
         `load average ${load} (other work on the machine skews every number)`,
     );
     log(
@@ -591,27 +560,13 @@ async function main(): Promise<void> {
     }
   } finally {
     redis.disconnect();
-    await pool.end().catch(() => undefined);
-    await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch((error: unknown) => {
-      process.stderr.write(`bench: could not drop ${database}: ${String(error)}\n`);
+    await db.drop().catch((error: unknown) => {
+      process.stderr.write(`bench: could not drop ${db.name}: ${String(error)}\n`);
     });
     await cleanKeyspace(keyPrefix);
   }
 }
 
-async function cleanKeyspace(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 (process.argv.includes('--partition-worker') ? partitionWorker() : main()).then(
   // The handler's module-scope pool and Redis client stay open, as in Lambda; end explicitly.
