@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
+import { CloudwatchMetricAlarm, CloudwatchMetricAlarmConfig } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
 import type { AlertChannel } from './alert-channel';
 import type { KafkaTrigger } from './kafka-trigger';
 import { WORKER_METRICS_NAMESPACE, WorkerFunction } from './worker-function';
@@ -47,8 +47,7 @@ export class WorkerAlarms extends Construct {
   /** `Errors` > 0 and `Throttles` > 0 over 5 minutes. */
   public watchFunction(worker: WorkerFunction): void {
     for (const metric of ['Errors', 'Throttles'] as const) {
-      new CloudwatchMetricAlarm(this, `${worker.node.id}-${metric.toLowerCase()}`, {
-        alarmName: `${this.props.namePrefix}-${worker.node.id}-${metric.toLowerCase()}`,
+      this.alarmOn(`${worker.node.id}-${metric.toLowerCase()}`, {
         alarmDescription:
           metric === 'Errors'
             ? `${worker.node.id} threw: its Kafka partition is blocked and retried until it succeeds. Check the function's logs.`
@@ -57,13 +56,6 @@ export class WorkerAlarms extends Construct {
         metricName: metric,
         dimensions: { FunctionName: worker.functionName },
         statistic: 'Sum',
-        period: 300,
-        evaluationPeriods: 1,
-        threshold: 0,
-        comparisonOperator: 'GreaterThanThreshold',
-        treatMissingData: 'notBreaching',
-        alarmActions: this.actions,
-        okActions: this.actions,
       });
     }
   }
@@ -74,55 +66,33 @@ export class WorkerAlarms extends Construct {
    */
   public watchTrigger(trigger: KafkaTrigger, thresholds: TriggerAlarmThresholds): void {
     const id = trigger.worker.node.id;
-    new CloudwatchMetricAlarm(this, `${id}-offset-lag`, {
-      alarmName: `${this.props.namePrefix}-${id}-offset-lag`,
+    this.alarmOn(`${id}-offset-lag`, {
       alarmDescription: `Consumer group ${trigger.consumerGroupId} is more than ${thresholds.offsetLag} records behind on ${trigger.topic}.`,
       namespace: 'AWS/Lambda',
       metricName: 'OffsetLag',
       // One trigger per function, so the function name identifies the mapping.
       dimensions: { FunctionName: trigger.worker.functionName },
       statistic: 'Maximum',
-      period: 300,
       evaluationPeriods: 3,
       threshold: thresholds.offsetLag,
-      comparisonOperator: 'GreaterThanThreshold',
-      treatMissingData: 'notBreaching',
-      alarmActions: this.actions,
-      okActions: this.actions,
     });
-    new CloudwatchMetricAlarm(this, `${id}-discarded-batches`, {
-      alarmName: `${this.props.namePrefix}-${id}-discarded-batches`,
+    this.alarmOn(`${id}-discarded-batches`, {
       alarmDescription: `Lambda gave up on a batch of ${trigger.topic}; its coordinates are on queue ${trigger.failureQueueName}. Replay the offsets after fixing the cause.`,
       namespace: 'AWS/SQS',
       metricName: 'ApproximateNumberOfMessagesVisible',
       dimensions: { QueueName: trigger.failureQueueName },
       statistic: 'Maximum',
-      period: 300,
-      evaluationPeriods: 1,
-      threshold: 0,
-      comparisonOperator: 'GreaterThanThreshold',
-      treatMissingData: 'notBreaching',
-      alarmActions: this.actions,
-      okActions: this.actions,
     });
   }
 
   /** Any record written to the dead-letter table by this function in 5 minutes. */
   public watchDeadLetters(worker: WorkerFunction): void {
-    new CloudwatchMetricAlarm(this, `${worker.node.id}-dead-lettered`, {
-      alarmName: `${this.props.namePrefix}-${worker.node.id}-dead-lettered`,
+    this.alarmOn(`${worker.node.id}-dead-lettered`, {
       alarmDescription: `${worker.node.id} dead-lettered records (bad or unknown input); see the dead-letter table for reasons and Kafka coordinates.`,
       namespace: WORKER_METRICS_NAMESPACE,
       metricName: WORKER_METRICS.deadLettered,
       dimensions: { service: worker.serviceName },
       statistic: 'Sum',
-      period: 300,
-      evaluationPeriods: 1,
-      threshold: 0,
-      comparisonOperator: 'GreaterThanThreshold',
-      treatMissingData: 'notBreaching',
-      alarmActions: this.actions,
-      okActions: this.actions,
     });
   }
 
@@ -131,15 +101,9 @@ export class WorkerAlarms extends Construct {
    * `maxRate` — a burst of invalid traffic or a broken dedup window.
    */
   public watchDuplicateRate(charging: WorkerFunction, compensating: WorkerFunction, maxRate: number): void {
-    new CloudwatchMetricAlarm(this, 'duplicate-click-rate', {
-      alarmName: `${this.props.namePrefix}-duplicate-click-rate`,
+    this.alarmOn('duplicate-click-rate', {
       alarmDescription: `More than ${maxRate * 100}% of charged clicks were duplicates in the last hour.`,
-      evaluationPeriods: 1,
       threshold: maxRate,
-      comparisonOperator: 'GreaterThanThreshold',
-      treatMissingData: 'notBreaching',
-      alarmActions: this.actions,
-      okActions: this.actions,
       metricQuery: [
         {
           id: 'duplicates',
@@ -154,6 +118,26 @@ export class WorkerAlarms extends Construct {
         // No charged clicks means no rate, not an infinite one.
         { id: 'rate', expression: 'IF(charged > 0, duplicates / charged, 0)', label: 'Duplicate click rate', returnData: true },
       ],
+    });
+  }
+
+  /**
+   * One alarm with the settings every worker alarm shares: named under the prefix, above the
+   * threshold (0 unless given) for one period (5 minutes for a plain metric) unless told otherwise, missing data is
+   * fine, and both ALARM and OK go to the alert channel.
+   */
+  private alarmOn(id: string, config: Omit<CloudwatchMetricAlarmConfig, 'alarmName' | 'comparisonOperator' | 'evaluationPeriods'> & { readonly evaluationPeriods?: number }): CloudwatchMetricAlarm {
+    return new CloudwatchMetricAlarm(this, id, {
+      alarmName: `${this.props.namePrefix}-${id}`,
+      // A metric-math alarm takes its periods from its queries.
+      ...(config.metricQuery ? {} : { period: 300 }),
+      evaluationPeriods: 1,
+      threshold: 0,
+      comparisonOperator: 'GreaterThanThreshold',
+      treatMissingData: 'notBreaching',
+      alarmActions: this.actions,
+      okActions: this.actions,
+      ...config,
     });
   }
 }
