@@ -1,0 +1,48 @@
+import { Testing } from 'cdktf';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { WORKER_METRICS } from '../../constructs/aws/worker-alarms';
+import { WORKER_METRICS_NAMESPACE } from '../../constructs/aws/worker-function';
+import { METRICS_NAMESPACE, createObservability, emptySummary, reportInvocation } from '../../lambdas/shared/observability';
+import { BUDGET_RESET_HANDLER } from '../../lambdas/budget-reset/resume-campaigns';
+import { CLICK_BALANCE_HANDLER } from '../../lambdas/click-balance/charge-clicks';
+import { COMPENSATION_HANDLER } from '../../lambdas/compensation/refund-duplicates';
+import { DB_MIGRATE_HANDLER } from '../../lambdas/db-migrate/run-migrations';
+import { OUTBOX_SWEEP_HANDLER } from '../../lambdas/outbox-sweep/sweep-outbox';
+import { RANKING_CACHE_HANDLER } from '../../lambdas/ranking-cache/ranking-cache';
+import { createFakeBundleRoot, testEnvironment } from './support/fixtures';
+import { addAwsStacks } from './support/synth';
+
+// The alarms live in the infrastructure and the metrics in the handlers, which may not import
+// each other; these tests keep the two sides naming the same things.
+
+function emittedMetricNames(handler: string): string[] {
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  const observability = createObservability(handler);
+  const added = jest.spyOn(observability.metrics, 'addMetric');
+  reportInvocation(observability, { ...emptySummary(handler), charged: 1, refunded: 1 });
+  return added.mock.calls.map(([name, unit]) => {
+    expect([MetricUnit.Count, MetricUnit.Milliseconds]).toContain(unit);
+    return name;
+  });
+}
+
+describe('worker metrics seen by the alarms', () => {
+  test('alarms read the namespace the handlers write to', () => {
+    expect(WORKER_METRICS_NAMESPACE).toBe(METRICS_NAMESPACE);
+  });
+
+  test('the dead-letter and charged-click metrics are emitted by the charging handler, the duplicate count by compensation', () => {
+    expect(emittedMetricNames(CLICK_BALANCE_HANDLER)).toEqual(expect.arrayContaining([WORKER_METRICS.deadLettered, WORKER_METRICS.clicksCharged]));
+    expect(emittedMetricNames(COMPENSATION_HANDLER)).toEqual(expect.arrayContaining([WORKER_METRICS.deadLettered, WORKER_METRICS.duplicateClicks]));
+    expect(emittedMetricNames(CLICK_BALANCE_HANDLER)).not.toContain(WORKER_METRICS.duplicateClicks);
+  });
+
+  test("each function's service name (the metrics' service dimension) is its handler's name", () => {
+    const { workers } = addAwsStacks(Testing.app(), testEnvironment('dev'), { bundleRoot: createFakeBundleRoot() });
+    const json = JSON.parse(Testing.synth(workers)) as { resource: { aws_lambda_function: Record<string, { environment: { variables: Record<string, string> } }> } };
+    const services = Object.values(json.resource.aws_lambda_function).map((f) => f.environment.variables.POWERTOOLS_SERVICE_NAME).sort();
+    expect(services).toEqual(
+      [BUDGET_RESET_HANDLER, CLICK_BALANCE_HANDLER, COMPENSATION_HANDLER, DB_MIGRATE_HANDLER, OUTBOX_SWEEP_HANDLER, RANKING_CACHE_HANDLER].sort(),
+    );
+  });
+});
