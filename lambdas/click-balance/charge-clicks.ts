@@ -1,11 +1,11 @@
 import { AdEvent, adEventContract } from '../../contracts';
 import { DeadLetter, deadLetterFor, recordDeadLetters } from '../shared/dead-letter';
 import { TransactionClient, withTransaction } from '../shared/db';
-import { KafkaCoordinates, KafkaRecordError } from '../shared/errors';
+import { KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { checkInformationalAmount, isClickPrice } from '../shared/money';
 import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
-import { checkEventTime, parseContractRecord } from '../shared/records';
+import { AcceptedRecord, checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
 import { CacheEntry } from '../shared/redis';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
 
@@ -24,11 +24,7 @@ export const dailyBudgetKey = (campaignId: number | string): string => `daily_bu
 /** Redis key of a campaign's spend on one budget day (mirror of `campaign_daily_spend.spend`). */
 export const dailySpendKey = (campaignId: number | string, day: string): string => `daily_spend:${campaignId}:${day}`;
 
-interface Click {
-  readonly event: AdEvent;
-  readonly coordinates: KafkaCoordinates;
-  readonly rawValue: string | null;
-}
+type Click = AcceptedRecord<AdEvent>;
 
 interface CampaignRow {
   campaign_id: string;
@@ -188,31 +184,21 @@ export function createClickBalanceHandler(deps: WorkerDeps): (event: unknown) =>
 async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summary: InvocationSummary): Promise<void> {
   const records = decodeKafkaEvent(event);
   summary.records = records.length;
-  const deadLetters: DeadLetter[] = [];
-  const clicks: Click[] = [];
-  const seen = new Set<string>();
-  for (const record of records) {
-    if (!record.ok) {
-      deadLetters.push(deadLetterFor(record.error, record.coordinates, record.rawValue));
-      continue;
-    }
-    try {
+  const { accepted: clicks, deadLetters } = sortBatch(
+    records,
+    (record) => {
       const adEvent = parseContractRecord(adEventContract, record.value);
-      if (adEvent.event_type !== 'CLICK') continue;
+      if (adEvent.event_type !== 'CLICK') return undefined;
       checkEventTime('event_ts', adEvent.event_ts, now);
       if (adEvent.actual_price != null) {
         const problem = checkInformationalAmount(adEvent.actual_price);
         if (problem) throw new KafkaRecordError('ABSURD_AMOUNT', `actual_price ${problem}`);
       }
-      // The same click twice in one batch (a producer retry): charge the first only.
-      if (seen.has(adEvent.event_id)) continue;
-      seen.add(adEvent.event_id);
-      clicks.push({ event: adEvent, coordinates: record.coordinates, rawValue: record.rawValue });
-    } catch (error) {
-      if (!(error instanceof KafkaRecordError)) throw error;
-      deadLetters.push(deadLetterFor(error, record.coordinates, record.rawValue));
-    }
-  }
+      return adEvent;
+    },
+    // The same click twice in one batch (a producer retry): charge the first only.
+    (adEvent) => adEvent.event_id,
+  );
 
   const campaignIds = [...new Set(clicks.map((c) => c.event.campaign_id))];
   const cachedPrices = await deps.cache.getMany(campaignIds.map(cpcKey));

@@ -1,11 +1,11 @@
-import { CompensationEvent, compensationEventContract } from '../../contracts';
-import { DeadLetter, deadLetterFor, recordDeadLetters } from '../shared/dead-letter';
+import { compensationEventContract } from '../../contracts';
+import { deadLetterFor, recordDeadLetters } from '../shared/dead-letter';
 import { withTransaction } from '../shared/db';
-import { KafkaCoordinates, KafkaRecordError } from '../shared/errors';
+import { KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { checkInformationalAmount } from '../shared/money';
 import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
-import { checkEventTime, parseContractRecord } from '../shared/records';
+import { checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
 import { watchCache, WorkerDeps } from '../shared/runtime';
 import { dailySpendKey } from '../click-balance/charge-clicks';
 
@@ -13,12 +13,6 @@ import { dailySpendKey } from '../click-balance/charge-clicks';
 export const COMPENSATION_HANDLER = 'compensation';
 
 const SPEND_MIRROR_TTL_SECONDS = 2 * 24 * 60 * 60;
-
-interface Compensation {
-  readonly event: CompensationEvent;
-  readonly coordinates: KafkaCoordinates;
-  readonly rawValue: string | null;
-}
 
 interface RefundResult {
   refunded: number;
@@ -147,15 +141,9 @@ export function createCompensationHandler(deps: WorkerDeps): (event: unknown) =>
 async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, summary: InvocationSummary): Promise<void> {
   const records = decodeKafkaEvent(event);
   summary.records = records.length;
-  const deadLetters: DeadLetter[] = [];
-  const compensations: Compensation[] = [];
-  const seen = new Set<string>();
-  for (const record of records) {
-    if (!record.ok) {
-      deadLetters.push(deadLetterFor(record.error, record.coordinates, record.rawValue));
-      continue;
-    }
-    try {
+  const { accepted: compensations, deadLetters } = sortBatch(
+    records,
+    (record) => {
       const compensation = parseContractRecord(compensationEventContract, record.value);
       checkEventTime('duplicate_event_ts', compensation.duplicate_event_ts, now);
       checkEventTime('original_event_ts', compensation.original_event_ts, now);
@@ -163,14 +151,10 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
         const problem = checkInformationalAmount(compensation.refund_amount);
         if (problem) throw new KafkaRecordError('ABSURD_AMOUNT', `refund_amount ${problem}`);
       }
-      if (seen.has(compensation.compensation_id)) continue;
-      seen.add(compensation.compensation_id);
-      compensations.push({ event: compensation, coordinates: record.coordinates, rawValue: record.rawValue });
-    } catch (error) {
-      if (!(error instanceof KafkaRecordError)) throw error;
-      deadLetters.push(deadLetterFor(error, record.coordinates, record.rawValue));
-    }
-  }
+      return compensation;
+    },
+    (compensation) => compensation.compensation_id,
+  );
   if (compensations.length === 0 && deadLetters.length === 0) {
     summary.skipped = summary.records;
     return;

@@ -1,9 +1,10 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type Redis from 'ioredis';
-import { DeadLetter, recordDeadLetters } from '../shared/dead-letter';
+import { recordDeadLetters } from '../shared/dead-letter';
 import type { PoolProvider } from '../shared/db';
-import { ConfigError, DatabaseUnavailableError, describeCause, KafkaRecordError } from '../shared/errors';
+import { ConfigError, DatabaseUnavailableError, describeCause } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
+import { sortBatch } from '../shared/records';
 import { emptySummary, InvocationSummary, instrumentInvocation, Observability } from '../shared/observability';
 import type { RedisCache } from '../shared/redis';
 import { latestPerKey, PositionedChange, rankingChangeOf } from './rankings';
@@ -124,22 +125,16 @@ export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unkno
 }
 
 async function cacheRankings(deps: RankingCacheDeps, event: unknown, ttlSeconds: number, summary: RankingCacheSummary): Promise<void> {
-  const letters: DeadLetter[] = [];
-  const changes: PositionedChange[] = [];
-  for (const record of decodeKafkaEvent(event)) {
-    summary.records += 1;
-    if (!record.ok) {
-      letters.push({ coordinates: record.coordinates, reason: record.error.reason, detail: record.error.message, rawValue: record.rawValue });
-      continue;
-    }
-    try {
-      const change = rankingChangeOf(record);
-      changes.push({ change, partition: record.coordinates.partition, offset: record.coordinates.offset, timestamp: record.timestamp });
-    } catch (error) {
-      if (!(error instanceof KafkaRecordError)) throw error;
-      letters.push({ coordinates: record.coordinates, reason: error.reason, detail: error.message, rawValue: record.rawValue });
-    }
-  }
+  const records = decodeKafkaEvent(event);
+  summary.records = records.length;
+  const sorted = sortBatch(records, (record): PositionedChange => ({
+    change: rankingChangeOf(record),
+    partition: record.coordinates.partition,
+    offset: record.coordinates.offset,
+    timestamp: record.timestamp,
+  }));
+  const letters = sorted.deadLetters;
+  const changes = sorted.accepted.map((a) => a.event);
 
   const latest = latestPerKey(changes);
   if (latest.length > 0) await applyChanges(deps.cache, latest, ttlSeconds);

@@ -1,6 +1,7 @@
 import { checkAgainst, EventContract, RecordOfContract } from '../../contracts';
-import { KafkaRecordError } from './errors';
-import { parseJsonValue } from './kafka-event';
+import { DeadLetter, deadLetterFor } from './dead-letter';
+import { KafkaCoordinates, KafkaRecordError } from './errors';
+import { DecodedKafkaRecord, KafkaRecordResult, parseJsonValue } from './kafka-event';
 
 /** Earliest plausible event time (2020-01-01T00:00:00Z); older values are corrupt. */
 export const EARLIEST_EVENT_TS = Date.UTC(2020, 0, 1);
@@ -33,4 +34,51 @@ export function checkEventTime(field: string, ts: number, now: number): void {
   if (ts < EARLIEST_EVENT_TS || ts > now + MAX_FUTURE_SKEW_MS) {
     throw new KafkaRecordError('ABSURD_TIMESTAMP', `${field} ${ts} is before 2020 or more than a day in the future`);
   }
+}
+
+/** A record a handler accepted, with where it came from (for a dead letter later in the batch). */
+export interface AcceptedRecord<T> {
+  /** What the handler made of the record. */
+  readonly event: T;
+  /** Where the record sits in Kafka. */
+  readonly coordinates: KafkaCoordinates;
+  /** The value as Lambda delivered it (base64). */
+  readonly rawValue: string | null;
+}
+
+/**
+ * Sorts a decoded batch into accepted records and dead letters, in delivery order. `accept`
+ * returns what the handler makes of a record, `undefined` to skip it (counted, not recorded),
+ * or throws `KafkaRecordError` to dead-letter it; any other error propagates so the batch is
+ * retried. With `keyOf`, only the first record per key is accepted (a producer retry in the
+ * same batch).
+ */
+export function sortBatch<T>(
+  records: readonly KafkaRecordResult[],
+  accept: (record: DecodedKafkaRecord) => T | undefined,
+  keyOf?: (event: T) => string,
+): { accepted: AcceptedRecord<T>[]; deadLetters: DeadLetter[] } {
+  const accepted: AcceptedRecord<T>[] = [];
+  const deadLetters: DeadLetter[] = [];
+  const seen = new Set<string>();
+  for (const record of records) {
+    if (!record.ok) {
+      deadLetters.push(deadLetterFor(record.error, record.coordinates, record.rawValue));
+      continue;
+    }
+    try {
+      const event = accept(record);
+      if (event === undefined) continue;
+      if (keyOf) {
+        const key = keyOf(event);
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
+      accepted.push({ event, coordinates: record.coordinates, rawValue: record.rawValue });
+    } catch (error) {
+      if (!(error instanceof KafkaRecordError)) throw error;
+      deadLetters.push(deadLetterFor(error, record.coordinates, record.rawValue));
+    }
+  }
+  return { accepted, deadLetters };
 }
