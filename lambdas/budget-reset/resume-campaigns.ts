@@ -1,5 +1,6 @@
 import { withTransaction } from '../shared/db';
 import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
+import { campaignStatusOutboxColumns } from '../shared/outbox';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
 
 /** Name of the handler in logs and metrics. */
@@ -47,15 +48,7 @@ WITH resumed AS (
 ),
 announced AS (
   INSERT INTO outbox (kind, idempotency_key, payload)
-  SELECT 'CAMPAIGN_RESUMED',
-         'CAMPAIGN_RESUMED:' || r.campaign_id || ':' || $1::date,
-         jsonb_build_object(
-           'event_id', 'campaign-resumed-' || r.campaign_id || '-' || to_char($1::date, 'YYYYMMDD'),
-           'event_type', 'CAMPAIGN_RESUMED',
-           'event_ts', floor(extract(epoch FROM now()) * 1000)::bigint,
-           'campaign_id', r.campaign_id, 'advertiser_id', r.advertiser_id, 'status', 'ACTIVE',
-           'product_id', r.product_id, 'placement', r.placement, 'category', r.category,
-           'bid_price', round(r.bid_price, 2)::text, 'reason', 'BUDGET_RESET')
+  SELECT ${campaignStatusOutboxColumns('CAMPAIGN_RESUMED', 'r', '$1::date')}
     FROM resumed r
   ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING id

@@ -5,6 +5,7 @@ import { KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { checkInformationalAmount, isClickPrice } from '../shared/money';
 import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
+import { campaignStatusOutboxColumns } from '../shared/outbox';
 import { AcceptedRecord, checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
 import { CacheEntry } from '../shared/redis';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
@@ -145,15 +146,7 @@ outbox_rows AS (
     FROM crossed x JOIN campaigns k ON k.campaign_id = x.campaign_id
    WHERE x.newly_warned
   UNION ALL
-  SELECT 'CAMPAIGN_PAUSED',
-         'CAMPAIGN_PAUSED:' || p.campaign_id || ':' || p.spend_date,
-         jsonb_build_object(
-           'event_id', 'campaign-paused-' || p.campaign_id || '-' || to_char(p.spend_date, 'YYYYMMDD'),
-           'event_type', 'CAMPAIGN_PAUSED',
-           'event_ts', floor(extract(epoch FROM now()) * 1000)::bigint,
-           'campaign_id', p.campaign_id, 'advertiser_id', p.advertiser_id, 'status', 'PAUSED',
-           'product_id', p.product_id, 'placement', p.placement, 'category', p.category,
-           'bid_price', round(p.bid_price, 2)::text, 'reason', 'BUDGET_EXHAUSTED')
+  SELECT ${campaignStatusOutboxColumns('CAMPAIGN_PAUSED', 'p', 'p.spend_date')}
     FROM paused p
   ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING kind

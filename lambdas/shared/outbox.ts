@@ -12,6 +12,30 @@ export type OutboxKind = 'BUDGET_WARNING' | 'CAMPAIGN_PAUSED' | 'CAMPAIGN_RESUME
 /** Where outbox rows go. */
 export type OutboxDestination = 'sns' | 'kafka';
 
+const CAMPAIGN_STATUS_CHANGES = {
+  CAMPAIGN_PAUSED: { status: 'PAUSED', reason: 'BUDGET_EXHAUSTED', eventIdPrefix: 'campaign-paused' },
+  CAMPAIGN_RESUMED: { status: 'ACTIVE', reason: 'BUDGET_RESET', eventIdPrefix: 'campaign-resumed' },
+} as const;
+
+/**
+ * The SQL select list (kind, idempotency_key, payload) of one campaign status outbox row, for
+ * a row `alias` carrying the campaign's columns and a budget-day SQL expression `day`. The
+ * payload is a `campaignEventContract` event whose id derives from the campaign and the day,
+ * so a retried transaction writes the same event (and the unique key keeps it once).
+ */
+export function campaignStatusOutboxColumns(kind: keyof typeof CAMPAIGN_STATUS_CHANGES, alias: string, day: string): string {
+  const change = CAMPAIGN_STATUS_CHANGES[kind];
+  return `'${kind}',
+         '${kind}:' || ${alias}.campaign_id || ':' || ${day},
+         jsonb_build_object(
+           'event_id', '${change.eventIdPrefix}-' || ${alias}.campaign_id || '-' || to_char(${day}, 'YYYYMMDD'),
+           'event_type', '${kind}',
+           'event_ts', floor(extract(epoch FROM now()) * 1000)::bigint,
+           'campaign_id', ${alias}.campaign_id, 'advertiser_id', ${alias}.advertiser_id, 'status', '${change.status}',
+           'product_id', ${alias}.product_id, 'placement', ${alias}.placement, 'category', ${alias}.category,
+           'bid_price', round(${alias}.bid_price, 2)::text, 'reason', '${change.reason}')`;
+}
+
 /** Destinations of each kind: warnings are alerts only; status changes also feed the ranking. */
 export const DESTINATIONS_OF: Readonly<Record<OutboxKind, readonly OutboxDestination[]>> = {
   BUDGET_WARNING: ['sns'],
