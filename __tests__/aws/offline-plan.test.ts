@@ -153,6 +153,7 @@ describe.each(environments.map((config) => [config.name, config] as const))('off
         }
       }
     }
-    expect(checked).toBe(1 + 1 + 3 + 1);
+    // database, cache, three on-failure queues, and the KMS keys of the workers' and the storage alert topics
+    expect(checked).toBe(1 + 1 + 3 + 2);
   });
 });

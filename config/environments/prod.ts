@@ -35,4 +35,8 @@ export default defineEnvironment({
     },
     logRetentionDays: 90,
   },
+  monitoring: {
+    // A month of Performance Insights history and OS metrics every minute for incidents.
+    database: { performanceInsightsRetentionDays: 31, enhancedMonitoringSeconds: 60 },
+  },
 });

@@ -1,0 +1,73 @@
+import { ConfigError, parseEnvironment } from '../../config';
+import dev from '../../config/environments/dev';
+import prod from '../../config/environments/prod';
+
+function errorOf(raw: unknown): ConfigError {
+  try {
+    parseEnvironment(raw);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected parseEnvironment to throw a ConfigError');
+}
+
+const withMonitoring = (monitoring: unknown) => ({ ...structuredClone(dev), monitoring });
+
+describe('monitoring configuration', () => {
+  test('absent means the documented defaults', () => {
+    const { monitoring } = parseEnvironment(structuredClone(dev));
+    expect(monitoring.database).toEqual({
+      cpuPercent: 80,
+      freeStoragePercent: 10,
+      freeableMemoryPercent: 10,
+      connectionsPercent: 80,
+      readLatencyMs: 20,
+      writeLatencyMs: 20,
+      replicaLagSeconds: 60,
+      transactionIdAge: 1_000_000_000,
+      deadlocks: 0,
+      performanceInsightsRetentionDays: 7,
+      enhancedMonitoringSeconds: 0,
+    });
+    expect(monitoring.proxy).toEqual({ borrowLatencyMs: 50, pinnedConnections: 0 });
+    expect(monitoring.cache).toEqual({ engineCpuPercent: 80, memoryPercent: 80, evictions: 0, connections: 1000, replicationLagSeconds: 10 });
+    expect(monitoring.nat).toEqual({ portAllocationErrors: 0, packetsDropped: 100 });
+  });
+
+  test('production keeps a month of Performance Insights and enhanced monitoring every minute', () => {
+    const { monitoring } = parseEnvironment(structuredClone(prod));
+    expect(monitoring.database.performanceInsightsRetentionDays).toBe(31);
+    expect(monitoring.database.enhancedMonitoringSeconds).toBe(60);
+  });
+
+  test('an environment overrides one threshold and keeps the other defaults', () => {
+    const { monitoring } = parseEnvironment(withMonitoring({ cache: { evictions: 50 }, proxy: { clientConnections: 40 } }));
+    expect(monitoring.cache.evictions).toBe(50);
+    expect(monitoring.cache.memoryPercent).toBe(80);
+    expect(monitoring.proxy.clientConnections).toBe(40);
+  });
+
+  const cases: Array<[string, unknown, string, string]> = [
+    ['a monitoring section has a typo', { databse: {} }, 'dev.monitoring.databse', 'no such field'],
+    ['a database threshold has a typo', { database: { cpu: 90 } }, 'dev.monitoring.database.cpu', 'no such field'],
+    ['the CPU threshold is 100 % or more', { database: { cpuPercent: 100 } }, 'dev.monitoring.database.cpuPercent', 'an integer from 1 to 99'],
+    ['the free storage threshold is above half the disk', { database: { freeStoragePercent: 60 } }, 'dev.monitoring.database.freeStoragePercent', 'an integer from 1 to 50'],
+    ['the transaction-ID age is too close to wraparound', { database: { transactionIdAge: 1_800_000_000 } }, 'dev.monitoring.database.transactionIdAge', 'Postgres stops accepting writes'],
+    ['the transaction-ID age is below the autovacuum freeze age', { database: { transactionIdAge: 1000 } }, 'dev.monitoring.database.transactionIdAge', 'an integer from 100000000'],
+    ['the Performance Insights retention is not offered', { database: { performanceInsightsRetentionDays: 30 } }, 'dev.monitoring.database.performanceInsightsRetentionDays', 'one of 7, 31, 62'],
+    ['the enhanced monitoring interval is not offered', { database: { enhancedMonitoringSeconds: 20 } }, 'dev.monitoring.database.enhancedMonitoringSeconds', 'one of 0, 1, 5, 10, 15, 30, 60'],
+    ['max connections is not an integer', { database: { maxConnections: 'many' } }, 'dev.monitoring.database.maxConnections', 'an integer from 10'],
+    ['the proxy borrow latency is zero', { proxy: { borrowLatencyMs: 0 } }, 'dev.monitoring.proxy.borrowLatencyMs', 'an integer from 1'],
+    ['the cache connection threshold exceeds the node limit', { cache: { connections: 70_000 } }, 'dev.monitoring.cache.connections', 'an integer from 1 to 65000'],
+    ['a negative eviction threshold', { cache: { evictions: -1 } }, 'dev.monitoring.cache.evictions', 'an integer from 0'],
+    ['a NAT threshold is not a number', { nat: { packetsDropped: '100' } }, 'dev.monitoring.nat.packetsDropped', 'an integer from 0'],
+    ['monitoring is not an object', 'on', 'dev.monitoring', 'an object'],
+  ];
+
+  test.each(cases)('fails when %s', (_title, monitoring, field, allowed) => {
+    const error = errorOf(withMonitoring(monitoring));
+    expect(error.field).toBe(field);
+    expect(error.allowed).toContain(allowed);
+  });
+});
