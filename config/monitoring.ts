@@ -93,6 +93,36 @@ export interface NatMonitoringConfig {
   readonly packetsDropped: number;
 }
 
+/** Alarms for silence: the failures that produce no error, only missing money movements. */
+export interface SilenceMonitoringConfig {
+  /**
+   * Minutes `click-balance` may receive nothing from `ad-events` before it alarms, missing data
+   * breaching: a dead trigger (revoked key, wrong ACL, disabled mapping) or a silent ad server.
+   * Set it where clicks flow around the clock.
+   * @default - no such alarm (an environment that is idle most of the time)
+   */
+  readonly clickTrafficQuietMinutes?: number;
+  /** Minutes over which "records arrive but no click is charged" and "a trigger lags but consumes nothing" are judged. @default 15 */
+  readonly stalledMinutes: number;
+  /** Clicks charged in an hour from which at least one duplicate-click compensation is expected. @default 20000 */
+  readonly clicksPerHourExpectingDuplicates: number;
+  /** Minutes the oldest unpublished outbox row may wait (at least twice `workers.outboxSweepMinutes`). @default 10 */
+  readonly outboxMaxAgeMinutes: number;
+  /** Minutes between checks of the Flink statements' status. @default 5 */
+  readonly flinkCheckMinutes: number;
+}
+
+/** How long a blocked partition can wait before Kafka retention deletes its records. */
+export interface RecoveryMonitoringConfig {
+  /** Minutes the oldest record of a batch may wait before "a partition is behind" alarms. @default 30 */
+  readonly recordAgeWarnMinutes: number;
+  /**
+   * Percentage of a consumed topic's retention (the recovery window) after which the oldest
+   * unprocessed record alarms, leaving the rest of the window to fix and drain. @default 25
+   */
+  readonly recoveryWindowAlarmPercent: number;
+}
+
 /** Everything watched in one environment. */
 export interface MonitoringConfig {
   /** The ledger database. */
@@ -103,6 +133,16 @@ export interface MonitoringConfig {
   readonly cache: CacheMonitoringConfig;
   /** NAT gateways. */
   readonly nat: NatMonitoringConfig;
+  /** Silence alarms. */
+  readonly silence: SilenceMonitoringConfig;
+  /** Recovery window. */
+  readonly recovery: RecoveryMonitoringConfig;
+}
+
+/** What the monitoring section is checked against elsewhere in the environment. */
+export interface MonitoringContext {
+  /** Minutes between outbox sweeps (`workers.outboxSweepMinutes`). */
+  readonly outboxSweepMinutes: number;
 }
 
 function readPercent(raw: unknown, path: string, fallback: number): number {
@@ -179,14 +219,48 @@ function parseNatMonitoring(raw: unknown, path: string): NatMonitoringConfig {
   };
 }
 
-/** Parses `monitoring` (absent means every default). */
-export function parseMonitoringConfig(raw: unknown, path: string): MonitoringConfig {
+/** Whole minutes that are a multiple of 5 (the alarms' period). */
+function readFiveMinutes(raw: unknown, path: string, min: number, max: number, fallback?: number): number {
+  const minutes = readInt(raw, path, min, max, fallback);
+  if (minutes % 5 !== 0) throw new ConfigError(path, minutes, `a multiple of 5 from ${min} to ${max} (the alarms evaluate 5-minute periods)`);
+  return minutes;
+}
+
+function parseSilenceMonitoring(raw: unknown, path: string, context: MonitoringContext): SilenceMonitoringConfig {
   const o = readObject(raw ?? {}, path);
-  rejectUnknownKeys(o, path, ['database', 'proxy', 'cache', 'nat']);
+  rejectUnknownKeys(o, path, ['clickTrafficQuietMinutes', 'stalledMinutes', 'clicksPerHourExpectingDuplicates', 'outboxMaxAgeMinutes', 'flinkCheckMinutes']);
+  const outboxMaxAgeMinutes = readInt(o.outboxMaxAgeMinutes, `${path}.outboxMaxAgeMinutes`, 2, 1440, Math.max(10, 2 * context.outboxSweepMinutes));
+  if (outboxMaxAgeMinutes < 2 * context.outboxSweepMinutes) {
+    throw new ConfigError(`${path}.outboxMaxAgeMinutes`, outboxMaxAgeMinutes, `at least ${2 * context.outboxSweepMinutes}, twice workers.outboxSweepMinutes (a row normally waits up to one sweep)`);
+  }
+  return {
+    ...(o.clickTrafficQuietMinutes === undefined ? {} : { clickTrafficQuietMinutes: readFiveMinutes(o.clickTrafficQuietMinutes, `${path}.clickTrafficQuietMinutes`, 5, 1440) }),
+    stalledMinutes: readFiveMinutes(o.stalledMinutes, `${path}.stalledMinutes`, 5, 240, 15),
+    clicksPerHourExpectingDuplicates: readInt(o.clicksPerHourExpectingDuplicates, `${path}.clicksPerHourExpectingDuplicates`, 100, 100_000_000, 20_000),
+    outboxMaxAgeMinutes,
+    flinkCheckMinutes: readInt(o.flinkCheckMinutes, `${path}.flinkCheckMinutes`, 1, 60, 5),
+  };
+}
+
+function parseRecoveryMonitoring(raw: unknown, path: string): RecoveryMonitoringConfig {
+  const o = readObject(raw ?? {}, path);
+  rejectUnknownKeys(o, path, ['recordAgeWarnMinutes', 'recoveryWindowAlarmPercent']);
+  return {
+    recordAgeWarnMinutes: readFiveMinutes(o.recordAgeWarnMinutes, `${path}.recordAgeWarnMinutes`, 5, 1440, 30),
+    recoveryWindowAlarmPercent: readInt(o.recoveryWindowAlarmPercent, `${path}.recoveryWindowAlarmPercent`, 5, 50, 25),
+  };
+}
+
+/** Parses `monitoring` (absent means every default). */
+export function parseMonitoringConfig(raw: unknown, path: string, context: MonitoringContext): MonitoringConfig {
+  const o = readObject(raw ?? {}, path);
+  rejectUnknownKeys(o, path, ['database', 'proxy', 'cache', 'nat', 'silence', 'recovery']);
   return {
     database: parseDatabaseMonitoring(o.database, `${path}.database`),
     proxy: parseProxyMonitoring(o.proxy, `${path}.proxy`),
     cache: parseCacheMonitoring(o.cache, `${path}.cache`),
     nat: parseNatMonitoring(o.nat, `${path}.nat`),
+    silence: parseSilenceMonitoring(o.silence, `${path}.silence`, context),
+    recovery: parseRecoveryMonitoring(o.recovery, `${path}.recovery`),
   };
 }

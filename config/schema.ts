@@ -483,6 +483,7 @@ export function parseEnvironment(raw: unknown): EnvironmentConfig {
       `AWS/${aws.region} to match aws.region (the workers' latency budget assumes same-region Kafka); set regionMismatchReason to override`,
     );
   }
+  const workers = parseWorkers(root.workers, `${path}.workers`, confluent.topics);
   return {
     name,
     production,
@@ -495,7 +496,7 @@ export function parseEnvironment(raw: unknown): EnvironmentConfig {
     network: parseNetwork(root.network, `${path}.network`),
     database: parseDatabase(root.database, `${path}.database`, production),
     cache: parseCache(root.cache, `${path}.cache`, production),
-    workers: parseWorkers(root.workers, `${path}.workers`, confluent.topics),
-    monitoring: parseMonitoringConfig(root.monitoring, `${path}.monitoring`),
+    workers,
+    monitoring: parseMonitoringConfig(root.monitoring, `${path}.monitoring`, { outboxSweepMinutes: workers.outboxSweepMinutes }),
   };
 }

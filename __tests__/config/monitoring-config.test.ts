@@ -33,6 +33,19 @@ describe('monitoring configuration', () => {
     expect(monitoring.proxy).toEqual({ borrowLatencyMs: 50, pinnedConnections: 0 });
     expect(monitoring.cache).toEqual({ engineCpuPercent: 80, memoryPercent: 80, evictions: 0, connections: 1000, replicationLagSeconds: 10 });
     expect(monitoring.nat).toEqual({ portAllocationErrors: 0, packetsDropped: 100 });
+    expect(monitoring.silence).toEqual({ stalledMinutes: 15, clicksPerHourExpectingDuplicates: 20_000, outboxMaxAgeMinutes: 10, flinkCheckMinutes: 5 });
+    expect(monitoring.recovery).toEqual({ recordAgeWarnMinutes: 30, recoveryWindowAlarmPercent: 25 });
+  });
+
+  test('production alarms on a quarter of an hour without clicks; dev, idle most of the time, does not', () => {
+    expect(parseEnvironment(structuredClone(prod)).monitoring.silence.clickTrafficQuietMinutes).toBe(15);
+    expect(parseEnvironment(structuredClone(dev)).monitoring.silence).not.toHaveProperty('clickTrafficQuietMinutes');
+  });
+
+  test('the outbox age default follows a slower sweep', () => {
+    const raw = structuredClone(dev) as unknown as Record<string, Record<string, unknown>>;
+    raw.workers.outboxSweepMinutes = 15;
+    expect(parseEnvironment(raw).monitoring.silence.outboxMaxAgeMinutes).toBe(30);
   });
 
   test('production keeps a month of Performance Insights and enhanced monitoring every minute', () => {
@@ -63,7 +76,21 @@ describe('monitoring configuration', () => {
     ['a negative eviction threshold', { cache: { evictions: -1 } }, 'dev.monitoring.cache.evictions', 'an integer from 0'],
     ['a NAT threshold is not a number', { nat: { packetsDropped: '100' } }, 'dev.monitoring.nat.packetsDropped', 'an integer from 0'],
     ['monitoring is not an object', 'on', 'dev.monitoring', 'an object'],
+    ['the click quiet window is not a multiple of 5 minutes', { silence: { clickTrafficQuietMinutes: 12 } }, 'dev.monitoring.silence.clickTrafficQuietMinutes', 'a multiple of 5'],
+    ['the stalled window is longer than 4 hours', { silence: { stalledMinutes: 300 } }, 'dev.monitoring.silence.stalledMinutes', 'an integer from 5 to 240'],
+    ['the outbox may wait less than two sweeps', { silence: { outboxMaxAgeMinutes: 1 } }, 'dev.monitoring.silence.outboxMaxAgeMinutes', 'an integer from 2'],
+    ['the duplicate expectation is below 100 clicks an hour', { silence: { clicksPerHourExpectingDuplicates: 10 } }, 'dev.monitoring.silence.clicksPerHourExpectingDuplicates', 'an integer from 100'],
+    ['the Flink check runs less than hourly', { silence: { flinkCheckMinutes: 90 } }, 'dev.monitoring.silence.flinkCheckMinutes', 'an integer from 1 to 60'],
+    ['the recovery-window alarm comes after half the window', { recovery: { recoveryWindowAlarmPercent: 80 } }, 'dev.monitoring.recovery.recoveryWindowAlarmPercent', 'an integer from 5 to 50'],
+    ['the record-age warning is not a multiple of 5 minutes', { recovery: { recordAgeWarnMinutes: 7 } }, 'dev.monitoring.recovery.recordAgeWarnMinutes', 'a multiple of 5'],
   ];
+
+  test('fails when the outbox may wait less than two sweeps of a slow sweep', () => {
+    const raw = { ...withMonitoring({ silence: { outboxMaxAgeMinutes: 20 } }), workers: { ...structuredClone(dev).workers, outboxSweepMinutes: 15 } };
+    const error = errorOf(raw);
+    expect(error.field).toBe('dev.monitoring.silence.outboxMaxAgeMinutes');
+    expect(error.allowed).toContain('at least 30, twice workers.outboxSweepMinutes');
+  });
 
   test.each(cases)('fails when %s', (_title, monitoring, field, allowed) => {
     const error = errorOf(withMonitoring(monitoring));

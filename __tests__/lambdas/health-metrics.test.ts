@@ -48,15 +48,33 @@ describe('outbox backlog (real Postgres)', () => {
   afterAll(async () => db?.drop());
   beforeEach(async () => db.pool.query('DELETE FROM outbox'));
 
-  const insert = (key: string, ageSeconds: number, attempts = 0, published = false) =>
+  // A published row has every destination of its kind stamped, as the publishers leave it.
+  const insert = (key: string, ageSeconds: number, attempts = 0, published = false, kind = 'BUDGET_WARNING', snsOnly = false) =>
     db.pool.query(
-      `INSERT INTO outbox (kind, idempotency_key, payload, created_at, attempts, published_at)
-       VALUES ('BUDGET_WARNING', $1, '{}', now() - make_interval(secs => $2), $3, CASE WHEN $4 THEN now() END)`,
-      [key, ageSeconds, attempts, published],
+      `INSERT INTO outbox (kind, idempotency_key, payload, created_at, attempts, published_at, sns_published_at, kafka_published_at)
+       VALUES ($5, $1, '{}', now() - make_interval(secs => $2), $3, CASE WHEN $4 THEN now() END,
+               CASE WHEN $4 OR $6 THEN now() END, CASE WHEN $4 AND $5 <> 'BUDGET_WARNING' THEN now() END)`,
+      [key, ageSeconds, attempts, published, kind, snsOnly],
     );
 
   test('an empty outbox has no backlog', async () => {
-    await expect(measureOutboxBacklog(db.pool)).resolves.toEqual({ pending: 0, failing: 0, oldestAgeSeconds: 0 });
+    await expect(measureOutboxBacklog(db.pool)).resolves.toEqual({ pending: 0, failing: 0, oldestAgeSeconds: 0, campaignsBudgetPaused: 0 });
+  });
+
+  test('a pause sent to SNS but not yet to Kafka is still pending', async () => {
+    await insert('pause', 300, 1, false, 'CAMPAIGN_PAUSED', true);
+    await insert('resume', 60, 0, true, 'CAMPAIGN_RESUMED');
+    await expect(measureOutboxBacklog(db.pool)).resolves.toMatchObject({ pending: 1, failing: 1 });
+  });
+
+  test('counts the campaigns paused by budget, not those paused by hand', async () => {
+    await db.pool.query(`INSERT INTO advertisers (advertiser_id, balance) VALUES (1, 100) ON CONFLICT DO NOTHING`);
+    await db.pool.query(`DELETE FROM campaigns`);
+    await db.pool.query(
+      `INSERT INTO campaigns (campaign_id, advertiser_id, status, paused_reason) VALUES (1, 1, 'PAUSED', 'BUDGET_EXHAUSTED'), (2, 1, 'PAUSED', 'MANUAL'), (3, 1, 'ACTIVE', NULL)`,
+    );
+    await expect(measureOutboxBacklog(db.pool)).resolves.toMatchObject({ campaignsBudgetPaused: 1 });
+    await db.pool.query(`DELETE FROM campaigns`);
   });
 
   test('counts unpublished rows, those that failed, and the age of the oldest; published rows do not count', async () => {
@@ -81,6 +99,7 @@ describe('outbox backlog (real Postgres)', () => {
       [HEALTH_METRICS.outboxBacklog, 1],
       [HEALTH_METRICS.outboxFailing, 1],
       [HEALTH_METRICS.outboxOldestAge, true],
+      [HEALTH_METRICS.campaignsBudgetPaused, 0],
     ]);
   });
 

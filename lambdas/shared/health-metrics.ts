@@ -22,6 +22,8 @@ export const HEALTH_METRICS = {
   outboxOldestAge: 'OutboxOldestUnpublishedSeconds',
   /** Unpublished outbox rows whose last publish attempt failed. */
   outboxFailing: 'OutboxRowsFailing',
+  /** Campaigns currently paused because their daily budget is exhausted. */
+  campaignsBudgetPaused: 'CampaignsBudgetPaused',
 } as const;
 
 /** Age in milliseconds of the oldest record of `event` at `now`, or undefined when no record has a timestamp. */
@@ -72,18 +74,33 @@ export interface OutboxBacklog {
   readonly failing: number;
   /** Age of the oldest pending row in seconds (0 when none). */
   readonly oldestAgeSeconds: number;
+  /** Campaigns paused by budget right now. */
+  readonly campaignsBudgetPaused: number;
 }
 
-/** Measures the outbox backlog (one indexed-friendly query on unpublished rows). */
+/**
+ * Measures the outbox backlog and the budget-paused campaigns. Pending means not yet published
+ * to every destination of its kind, read through the two partial "pending" indexes the
+ * publishers use, so the cost follows the backlog, not the outbox's history.
+ */
 export async function measureOutboxBacklog(pool: Pool): Promise<OutboxBacklog> {
-  const { rows } = await pool.query<{ pending: string; failing: string; oldest: string | null }>(
+  const { rows } = await pool.query<{ pending: string; failing: string; oldest: string | null; paused: string }>(
     `SELECT count(*) AS pending,
             count(*) FILTER (WHERE attempts > 0) AS failing,
-            floor(EXTRACT(EPOCH FROM now() - min(created_at))) AS oldest
-       FROM outbox WHERE published_at IS NULL`,
+            floor(EXTRACT(EPOCH FROM now() - min(created_at))) AS oldest,
+            (SELECT count(*) FROM campaigns WHERE status = 'PAUSED' AND paused_reason = 'BUDGET_EXHAUSTED') AS paused
+       FROM outbox
+      WHERE id IN (SELECT id FROM outbox WHERE sns_published_at IS NULL
+                   UNION
+                   SELECT id FROM outbox WHERE kafka_published_at IS NULL AND kind IN ('CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED'))`,
   );
   const row = rows[0];
-  return { pending: Number(row.pending), failing: Number(row.failing), oldestAgeSeconds: row.oldest === null ? 0 : Math.max(0, Number(row.oldest)) };
+  return {
+    pending: Number(row.pending),
+    failing: Number(row.failing),
+    oldestAgeSeconds: row.oldest === null ? 0 : Math.max(0, Number(row.oldest)),
+    campaignsBudgetPaused: Number(row.paused),
+  };
 }
 
 /**
@@ -101,6 +118,7 @@ export function withOutboxBacklog<E, R>(handler: (event: E) => Promise<R>, pool:
         emit(HEALTH_METRICS.outboxBacklog, backlog.pending, 'Count');
         emit(HEALTH_METRICS.outboxFailing, backlog.failing, 'Count');
         emit(HEALTH_METRICS.outboxOldestAge, backlog.oldestAgeSeconds, 'Seconds');
+        emit(HEALTH_METRICS.campaignsBudgetPaused, backlog.campaignsBudgetPaused, 'Count');
       } catch (error) {
         observability.logger.warn('could not measure the outbox backlog', { error: describeCause(error) });
       }
