@@ -41,8 +41,6 @@ export interface DatabaseMonitoringConfig {
   readonly readLatencyMs: number;
   /** `WriteLatency` average above this many milliseconds, three periods in a row. @default 20 */
   readonly writeLatencyMs: number;
-  /** `ReplicaLag` of a read replica above this many seconds. @default 60 */
-  readonly replicaLagSeconds: number;
   /**
    * `MaximumUsedTransactionIDs` (the age of the oldest unfrozen transaction id) above this.
    * Postgres stops accepting writes at about 2.1 billion; autovacuum starts forced freezing
@@ -160,7 +158,6 @@ function parseDatabaseMonitoring(raw: unknown, path: string): DatabaseMonitoring
     'instanceMemoryGib',
     'readLatencyMs',
     'writeLatencyMs',
-    'replicaLagSeconds',
     'transactionIdAge',
     'deadlocks',
     'performanceInsightsRetentionDays',
@@ -179,7 +176,6 @@ function parseDatabaseMonitoring(raw: unknown, path: string): DatabaseMonitoring
     ...(o.instanceMemoryGib === undefined ? {} : { instanceMemoryGib: readInt(o.instanceMemoryGib, `${path}.instanceMemoryGib`, 1, 4096) }),
     readLatencyMs: readInt(o.readLatencyMs, `${path}.readLatencyMs`, 1, 10_000, 20),
     writeLatencyMs: readInt(o.writeLatencyMs, `${path}.writeLatencyMs`, 1, 10_000, 20),
-    replicaLagSeconds: readInt(o.replicaLagSeconds, `${path}.replicaLagSeconds`, 1, 86_400, 60),
     transactionIdAge,
     deadlocks: readInt(o.deadlocks, `${path}.deadlocks`, 0, 10_000, 0),
     performanceInsightsRetentionDays: readOneOf(o.performanceInsightsRetentionDays, `${path}.performanceInsightsRetentionDays`, PERFORMANCE_INSIGHTS_RETENTION_DAYS, 7),

@@ -117,7 +117,8 @@ describe.each(environments.map((config) => [config.name, config] as const))('off
 
   test('every function has a timeout, reserved concurrency and a log group with retention', () => {
     const functions = resources(workers(), 'aws_lambda_function');
-    expect(functions).toHaveLength(6);
+    // The six workers and the Flink status check.
+    expect(functions).toHaveLength(7);
     const logGroups = new Map(resources(workers(), 'aws_cloudwatch_log_group').map((g) => [g.values.name, g.values.retention_in_days]));
     for (const fn of functions) {
       expect(fn.values.timeout).toBeGreaterThanOrEqual(1);

@@ -24,7 +24,6 @@ describe('monitoring configuration', () => {
       connectionsPercent: 80,
       readLatencyMs: 20,
       writeLatencyMs: 20,
-      replicaLagSeconds: 60,
       transactionIdAge: 1_000_000_000,
       deadlocks: 0,
       performanceInsightsRetentionDays: 7,

@@ -101,9 +101,14 @@ describe('flink-status', () => {
   });
 
   test('an unreachable API and unreadable credentials are "cannot check", not a crash', async () => {
-    const unreachable = await handlerWith({ restEndpoint: 'http://127.0.0.1:9' })();
+    // A port that was free a moment ago and is closed now.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const closedPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const unreachable = await handlerWith({ restEndpoint: `http://127.0.0.1:${closedPort}` })();
     expect(unreachable.unknown).toBe(3);
-    expect(unreachable.statements[0].detail).toMatch(/^request to http:\/\/127\.0\.0\.1:9 failed/);
+    expect(unreachable.statements[0].detail).toMatch(new RegExp(`^request to http://127\\.0\\.0\\.1:${closedPort} failed`));
     const noSecret = await createFlinkStatusHandler({
       statements: STATEMENTS,
       settings: async () => {
