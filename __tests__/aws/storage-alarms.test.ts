@@ -4,6 +4,8 @@ import { Testing } from 'cdktf';
 import { DbInstance } from '@cdktf/provider-aws/lib/db-instance';
 import { StorageStack } from '../../stacks/storage-stack';
 import { storageAlarmNames } from '../../constructs/aws/storage-alarms';
+import { createAlarm } from '../../constructs/aws/alarm';
+import { TerraformStack } from 'cdktf';
 import { defaultMaxConnections, instanceClassMemoryGib } from '../../constructs/aws/rds-instance-classes';
 import { parseEnvironment } from '../../config';
 import dev from '../../config/environments/dev';
@@ -160,6 +162,15 @@ describe('stateful-tier alarms', () => {
     expect(() => synthStorage(config)).toThrow(/instance class "db\.x2iedn\.xlarge" is not in the built-in memory table; set monitoring\.database\.instanceMemoryGib/);
     const known = { ...config, monitoring: { ...config.monitoring, database: { ...config.monitoring.database, instanceMemoryGib: 128 } } };
     expect(synthStorage(known).byName.get('adstream-dev-ledger-connections')!.threshold).toBe(Math.floor(0.8 * 5000));
+  });
+
+  test('fails at synth when an alarm text is longer than CloudWatch accepts', () => {
+    const stack = new TerraformStack(Testing.app(), 'alarm-text');
+    const settings = { alarmName: 'a', namespace: 'AWS/RDS', metricName: 'CPUUtilization', statistic: 'Average' };
+    expect(() => createAlarm(stack, 'long', { topicArn: 'arn:aws:sns:ap-northeast-2:111111111111:t' }, { ...settings, alarmDescription: 'x'.repeat(1025) })).toThrow(
+      /alarm description is 1025 characters; CloudWatch accepts at most 1024/,
+    );
+    expect(() => createAlarm(stack, 'fits', { topicArn: 'arn:aws:sns:ap-northeast-2:111111111111:t' }, { ...settings, alarmDescription: 'x'.repeat(1024) })).not.toThrow();
   });
 
   test('max_connections follows the RDS for PostgreSQL default formula', () => {

@@ -1,6 +1,7 @@
 import { Construct } from 'constructs';
 import { CloudwatchMetricAlarm, CloudwatchMetricAlarmConfig } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
 import { partitionOf, type AwsLocation } from './arn';
+import { AwsConstructError } from './errors';
 
 /** Where an alarm notifies, on ALARM and on OK: the alert channel's topic. */
 export interface AlarmTarget {
@@ -38,7 +39,7 @@ export const MAX_ALARM_DESCRIPTION = 1024;
  */
 export function createAlarm(scope: Construct, id: string, target: AlarmTarget, settings: AlarmSettings): CloudwatchMetricAlarm {
   if (settings.alarmDescription.length > MAX_ALARM_DESCRIPTION) {
-    throw new Error(`${scope.node.path}/${id}: alarm description is ${settings.alarmDescription.length} characters; CloudWatch accepts at most ${MAX_ALARM_DESCRIPTION}.`);
+    throw new AwsConstructError(`${scope.node.path}/${id}`, `alarm description is ${settings.alarmDescription.length} characters; CloudWatch accepts at most ${MAX_ALARM_DESCRIPTION}. Shorten it and keep the runbook link.`);
   }
   return new CloudwatchMetricAlarm(scope, id, {
     ...(settings.metricQuery ? {} : { period: 300 }),

@@ -81,9 +81,9 @@ export interface SilenceAlarmsProps {
  */
 export class SilenceAlarms extends Construct {
   /** Every alarm, in creation order. */
-  public readonly alarms: CloudwatchMetricAlarm[] = [];
-  /** Alarm names by what they watch, for the dashboard. */
-  public readonly alarmNames: string[] = [];
+  public readonly alarms: readonly CloudwatchMetricAlarm[];
+  /** Their names, in the same order (the dashboard lists them). */
+  public readonly alarmNames: readonly string[];
 
   constructor(scope: Construct, id: string, props: SilenceAlarmsProps) {
     super(scope, id);
@@ -91,10 +91,14 @@ export class SilenceAlarms extends Construct {
     const prefix = `adstream-${config.name}`;
     const { silence, recovery } = config.monitoring;
     const stalledPeriods = silence.stalledMinutes / 5;
+    const alarms: CloudwatchMetricAlarm[] = [];
+    const names: string[] = [];
+    this.alarms = alarms;
+    this.alarmNames = names;
     const add = (alarmId: string, settings: Omit<AlarmSettings, 'alarmName'>) => {
       const alarmName = `${prefix}-${alarmId}`;
-      this.alarmNames.push(alarmName);
-      this.alarms.push(createAlarm(this, alarmId, props.target, { alarmName, ...settings }));
+      names.push(alarmName);
+      alarms.push(createAlarm(this, alarmId, props.target, { alarmName, ...settings }));
     };
     const custom = (worker: WorkerFunction, metricName: string, stat: string, period = 300) => ({
       namespace: WORKER_METRICS_NAMESPACE,
