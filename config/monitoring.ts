@@ -108,6 +108,8 @@ export interface SilenceMonitoringConfig {
   readonly outboxMaxAgeMinutes: number;
   /** Minutes between checks of the Flink statements' status. @default 5 */
   readonly flinkCheckMinutes: number;
+  /** Minutes between checks of the Kafka triggers' state (Enabled, no PROBLEM). @default 5 */
+  readonly triggerCheckMinutes: number;
 }
 
 /** How long a blocked partition can wait before Kafka retention deletes its records. */
@@ -224,7 +226,7 @@ function readFiveMinutes(raw: unknown, path: string, min: number, max: number, f
 
 function parseSilenceMonitoring(raw: unknown, path: string, context: MonitoringContext): SilenceMonitoringConfig {
   const o = readObject(raw ?? {}, path);
-  rejectUnknownKeys(o, path, ['clickTrafficQuietMinutes', 'stalledMinutes', 'clicksPerHourExpectingDuplicates', 'outboxMaxAgeMinutes', 'flinkCheckMinutes']);
+  rejectUnknownKeys(o, path, ['clickTrafficQuietMinutes', 'stalledMinutes', 'clicksPerHourExpectingDuplicates', 'outboxMaxAgeMinutes', 'flinkCheckMinutes', 'triggerCheckMinutes']);
   const outboxMaxAgeMinutes = readInt(o.outboxMaxAgeMinutes, `${path}.outboxMaxAgeMinutes`, 2, 1440, Math.max(10, 2 * context.outboxSweepMinutes));
   if (outboxMaxAgeMinutes < 2 * context.outboxSweepMinutes) {
     throw new ConfigError(`${path}.outboxMaxAgeMinutes`, outboxMaxAgeMinutes, `at least ${2 * context.outboxSweepMinutes}, twice workers.outboxSweepMinutes (a row normally waits up to one sweep)`);
@@ -235,6 +237,7 @@ function parseSilenceMonitoring(raw: unknown, path: string, context: MonitoringC
     clicksPerHourExpectingDuplicates: readInt(o.clicksPerHourExpectingDuplicates, `${path}.clicksPerHourExpectingDuplicates`, 100, 100_000_000, 20_000),
     outboxMaxAgeMinutes,
     flinkCheckMinutes: readInt(o.flinkCheckMinutes, `${path}.flinkCheckMinutes`, 1, 60, 5),
+    triggerCheckMinutes: readInt(o.triggerCheckMinutes, `${path}.triggerCheckMinutes`, 1, 60, 5),
   };
 }
 

@@ -12,6 +12,7 @@ import { KafkaTrigger, KafkaTriggerSource } from '../constructs/aws/kafka-trigge
 import { WorkerSchedule } from '../constructs/aws/worker-schedule';
 import { SchemaMigration } from '../constructs/aws/schema-migration';
 import { FlinkStatusCheck } from '../constructs/aws/flink-status-check';
+import { TriggerStatusCheck } from '../constructs/aws/trigger-status-check';
 import { SilenceAlarms } from '../constructs/aws/silence-alarms';
 import { MoneyDashboard } from '../constructs/aws/dashboard';
 import { storageAlarmNames } from '../constructs/aws/storage-alarms';
@@ -152,13 +153,23 @@ export class WorkersStack extends EnvironmentStack {
       production: config.production,
     });
 
+    const triggerStatus = new TriggerStatusCheck(this, 'trigger-status-check', {
+      namePrefix: prefix,
+      bundleRoot,
+      network: storage.network,
+      logRetentionDays: workers.logRetentionDays,
+      triggers: this.triggers,
+      everyMinutes: config.monitoring.silence.triggerCheckMinutes,
+      location,
+    });
+
     for (const worker of [clickBalance, compensation, rankingCache]) alarms.watchFunction(worker, 'kafka-consumer');
-    for (const worker of [budgetReset, outboxSweep, flinkStatus.worker]) alarms.watchFunction(worker, 'scheduled');
+    for (const worker of [budgetReset, outboxSweep, flinkStatus.worker, triggerStatus.worker]) alarms.watchFunction(worker, 'scheduled');
     alarms.watchFunction(dbMigrate, 'deploy');
     for (const t of this.triggers) alarms.watchTrigger(t, { offsetLag: OFFSET_LAG_ALARM });
     for (const worker of [clickBalance, compensation, rankingCache]) alarms.watchDeadLetters(worker);
     alarms.watchDuplicateRate(clickBalance, compensation, DUPLICATE_RATE_ALARM);
-    const silence = new SilenceAlarms(this, 'silence-alarms', { config, target: this.alerts, clickBalance, compensation, outboxSweep, triggers: this.triggers, flinkStatus });
+    const silence = new SilenceAlarms(this, 'silence-alarms', { config, target: this.alerts, clickBalance, compensation, outboxSweep, triggers: this.triggers, flinkStatus, triggerStatus });
     new MoneyDashboard(this, 'dashboard', {
       dashboardName: prefix,
       location,
@@ -166,7 +177,8 @@ export class WorkersStack extends EnvironmentStack {
       compensation,
       outboxSweep,
       flinkStatus: flinkStatus.worker,
-      functions: [...Object.values(this.functions), flinkStatus.worker],
+      triggerStatus: triggerStatus.worker,
+      functions: [...Object.values(this.functions), flinkStatus.worker, triggerStatus.worker],
       triggers: this.triggers,
       flinkStatements: flinkStatus.statements.map((s) => s.statementName),
       pipelineAlarmNames: [...alarms.alarmNames, ...silence.alarmNames],

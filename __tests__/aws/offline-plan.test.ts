@@ -117,8 +117,8 @@ describe.each(environments.map((config) => [config.name, config] as const))('off
 
   test('every function has a timeout, reserved concurrency and a log group with retention', () => {
     const functions = resources(workers(), 'aws_lambda_function');
-    // The six workers and the Flink status check.
-    expect(functions).toHaveLength(7);
+    // The six workers, the Flink status check and the trigger status check.
+    expect(functions).toHaveLength(8);
     const logGroups = new Map(resources(workers(), 'aws_cloudwatch_log_group').map((g) => [g.values.name, g.values.retention_in_days]));
     for (const fn of functions) {
       expect(fn.values.timeout).toBeGreaterThanOrEqual(1);

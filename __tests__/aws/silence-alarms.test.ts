@@ -95,6 +95,28 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
     }
   });
 
+  test('each trigger\'s mapping state (Enabled, no PROBLEM) is checked on a schedule, and silence breaches', () => {
+    const mappings = Object.keys(parsed.resource.aws_lambda_event_source_mapping);
+    for (const fn of ['click-balance', 'compensation', 'ranking-cache']) {
+      expect(alarm(`${fn}-trigger-state`)).toMatchObject({
+        metric_name: 'TriggerHealthy',
+        dimensions: { service: 'trigger-status', trigger: fn },
+        comparison_operator: 'LessThanThreshold',
+        threshold: 1,
+        treat_missing_data: 'breaching',
+        evaluation_periods: 2,
+      });
+    }
+    const checker = Object.values(parsed.resource.aws_lambda_function).find((f) => f.function_name === `${prefix}-trigger-status`) as { environment: { variables: Record<string, string> } };
+    const pairs = checker.environment.variables.TRIGGER_MAPPINGS.split(',');
+    expect(pairs).toHaveLength(3);
+    for (const pair of pairs) expect(pair).toMatch(/^(click-balance|compensation|ranking-cache)=\$\{aws_lambda_event_source_mapping\.[^.]+\.uuid\}$/);
+    const documents = (parsed as unknown as { data: { aws_iam_policy_document: Record<string, unknown> } }).data.aws_iam_policy_document;
+    const grant = JSON.stringify(Object.entries(documents).filter(([key]) => key.startsWith('trigger-status-check_trigger-status_access')).map(([, doc]) => doc));
+    expect(grant).toContain('lambda:GetEventSourceMapping');
+    for (const id of mappings) expect(grant).toContain(`event-source-mapping:\${aws_lambda_event_source_mapping.${id}.uuid}`);
+  });
+
   test('every continuous Flink statement has an alarm that breaches when the check is silent', () => {
     const statements = continuousFlinkStatements(config);
     expect(statements.map((s) => s.pipeline)).toEqual(expect.arrayContaining(['duplicate-clicks', 'rtb-ranking']));
@@ -122,7 +144,7 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
   });
 
   test('scheduled functions\' error alarms do not talk about a blocked partition; the consumers\' do', () => {
-    for (const fn of ['budget-reset', 'outbox-sweep', 'flink-status', 'db-migrate']) expect(alarm(`${fn}-errors`).alarm_description).not.toMatch(/partition/);
+    for (const fn of ['budget-reset', 'outbox-sweep', 'flink-status', 'trigger-status', 'db-migrate']) expect(alarm(`${fn}-errors`).alarm_description).not.toMatch(/partition/);
     for (const fn of ['click-balance', 'compensation', 'ranking-cache']) expect(alarm(`${fn}-errors`).alarm_description).toMatch(/partition is blocked/);
   });
 
@@ -158,7 +180,8 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
       expect(lines('Oldest unprocessed record per trigger (seconds)').match(/OldestRecordAgeSeconds/g)).toHaveLength(3);
       expect(lines('Outbox backlog')).toContain('OutboxOldestUnpublishedSeconds');
       expect(lines('Flink statements RUNNING (1) or not (0)').match(/FlinkStatementRunning/g)).toHaveLength(continuousFlinkStatements(config).length);
-      expect(lines('Function errors').match(/"Errors"/g)).toHaveLength(7);
+      expect(lines('Function errors').match(/"Errors"/g)).toHaveLength(8);
+      expect(lines('Kafka triggers consuming (1) or not (0)').match(/TriggerHealthy/g)).toHaveLength(3);
       expect(titled('Function duration p99 (ms)').properties.stat).toBe('p99');
     });
 

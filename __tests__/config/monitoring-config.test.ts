@@ -32,7 +32,7 @@ describe('monitoring configuration', () => {
     expect(monitoring.proxy).toEqual({ borrowLatencyMs: 50, pinnedConnections: 0 });
     expect(monitoring.cache).toEqual({ engineCpuPercent: 80, memoryPercent: 80, evictions: 0, connections: 1000, replicationLagSeconds: 10 });
     expect(monitoring.nat).toEqual({ portAllocationErrors: 0, packetsDropped: 100 });
-    expect(monitoring.silence).toEqual({ stalledMinutes: 15, clicksPerHourExpectingDuplicates: 20_000, outboxMaxAgeMinutes: 10, flinkCheckMinutes: 5 });
+    expect(monitoring.silence).toEqual({ stalledMinutes: 15, clicksPerHourExpectingDuplicates: 20_000, outboxMaxAgeMinutes: 10, flinkCheckMinutes: 5, triggerCheckMinutes: 5 });
     expect(monitoring.recovery).toEqual({ recordAgeWarnMinutes: 30, recoveryWindowAlarmPercent: 25 });
   });
 
@@ -79,6 +79,7 @@ describe('monitoring configuration', () => {
     ['the stalled window is longer than 4 hours', { silence: { stalledMinutes: 300 } }, 'dev.monitoring.silence.stalledMinutes', 'an integer from 5 to 240'],
     ['the outbox may wait less than two sweeps', { silence: { outboxMaxAgeMinutes: 1 } }, 'dev.monitoring.silence.outboxMaxAgeMinutes', 'an integer from 2'],
     ['the duplicate expectation is below 100 clicks an hour', { silence: { clicksPerHourExpectingDuplicates: 10 } }, 'dev.monitoring.silence.clicksPerHourExpectingDuplicates', 'an integer from 100'],
+    ['the trigger check runs every 0 minutes', { silence: { triggerCheckMinutes: 0 } }, 'dev.monitoring.silence.triggerCheckMinutes', 'an integer from 1 to 60'],
     ['the Flink check runs less than hourly', { silence: { flinkCheckMinutes: 90 } }, 'dev.monitoring.silence.flinkCheckMinutes', 'an integer from 1 to 60'],
     ['the recovery-window alarm comes after half the window', { recovery: { recoveryWindowAlarmPercent: 80 } }, 'dev.monitoring.recovery.recoveryWindowAlarmPercent', 'an integer from 5 to 50'],
     ['the record-age warning is not a multiple of 5 minutes', { recovery: { recordAgeWarnMinutes: 7 } }, 'dev.monitoring.recovery.recordAgeWarnMinutes', 'a multiple of 5'],

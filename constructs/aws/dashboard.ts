@@ -31,6 +31,8 @@ export interface MoneyDashboardProps {
   readonly outboxSweep: WorkerFunction;
   /** The Flink status check. */
   readonly flinkStatus: WorkerFunction;
+  /** The trigger status check. */
+  readonly triggerStatus: WorkerFunction;
   /** Every worker function (errors, duration). */
   readonly functions: readonly WorkerFunction[];
   /** The Kafka triggers (lag, oldest record age). */
@@ -139,6 +141,11 @@ export class MoneyDashboard extends Construct {
       graph(
         'Flink statements RUNNING (1) or not (0)',
         props.flinkStatements.map((statement): MetricLine => [WORKER_METRICS_NAMESPACE, SILENCE_METRICS.flinkRunning, 'service', props.flinkStatus.serviceName, 'statement', statement, { label: statement }]),
+        { stat: 'Minimum', period: 300, yAxis: { left: { min: 0, max: 1 } } },
+      ),
+      graph(
+        'Kafka triggers consuming (1) or not (0)',
+        props.triggers.map((t): MetricLine => [WORKER_METRICS_NAMESPACE, SILENCE_METRICS.triggerHealthy, 'service', props.triggerStatus.serviceName, 'trigger', t.worker.serviceName, { label: `${t.topic} → ${t.worker.serviceName}` }]),
         { stat: 'Minimum', period: 300, yAxis: { left: { min: 0, max: 1 } } },
       ),
       graph(

@@ -3,6 +3,7 @@ import type { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-m
 import type { EnvironmentConfig, TopicName } from '../../config/schema';
 import { AlarmSettings, AlarmTarget, createAlarm } from './alarm';
 import type { FlinkStatusCheck } from './flink-status-check';
+import type { TriggerStatusCheck } from './trigger-status-check';
 import type { KafkaTrigger } from './kafka-trigger';
 import { WORKER_METRICS_NAMESPACE, WorkerFunction } from './worker-function';
 
@@ -24,6 +25,7 @@ export const SILENCE_METRICS = {
   campaignsBudgetPaused: 'CampaignsBudgetPaused',
   flinkRunning: 'FlinkStatementRunning',
   flinkNotRunning: 'FlinkStatementsNotRunning',
+  triggerHealthy: 'TriggerHealthy',
 } as const;
 
 /**
@@ -69,6 +71,8 @@ export interface SilenceAlarmsProps {
   readonly triggers: readonly KafkaTrigger[];
   /** The Flink status check. */
   readonly flinkStatus: FlinkStatusCheck;
+  /** The trigger status check. */
+  readonly triggerStatus: TriggerStatusCheck;
 }
 
 /**
@@ -150,10 +154,24 @@ export class SilenceAlarms extends Construct {
       alarmDescription: `At least ${silence.clicksPerHourExpectingDuplicates} clicks were charged in the last hour and the compensation function received no event. Money path: duplicate clicks are charged and not refunded. Do: check the duplicate-clicks Flink statement (flink-status alarms) and the compensation trigger. ${RUNBOOK}#compensations-stopped`,
     });
 
+    const triggerPeriod = Math.max(300, Math.ceil(silence.triggerCheckMinutes / 5) * 300);
     for (const trigger of props.triggers) {
       const fn = trigger.worker;
       const name = fn.node.id;
       const money = name !== 'ranking-cache';
+      add(`${name}-trigger-state`, {
+        namespace: WORKER_METRICS_NAMESPACE,
+        metricName: SILENCE_METRICS.triggerHealthy,
+        dimensions: { service: props.triggerStatus.worker.serviceName, trigger: fn.serviceName },
+        statistic: 'Minimum',
+        period: triggerPeriod,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        comparisonOperator: 'LessThanThreshold',
+        threshold: 1,
+        treatMissingData: 'breaching',
+        alarmDescription: `The Kafka trigger of ${name} (${trigger.topic}, group ${trigger.consumerGroupId}) is not Enabled or reports a PROBLEM (revoked or wrong Confluent key, missing ACL, unreachable brokers), or the check could not read it. Money path: ${money ? 'its records are neither charged nor refunded' : 'rankings stop updating'}, silently, until Kafka retention deletes them. Do: read State and LastProcessingResult of the mapping. ${RUNBOOK}#trigger-not-consuming`,
+      });
       add(`${name}-not-consuming`, {
         evaluationPeriods: stalledPeriods,
         datapointsToAlarm: stalledPeriods,
