@@ -1,5 +1,6 @@
 import { ConfigError } from './errors';
 import { FlinkConfig, parseFlinkConfig } from './flink';
+import { MonitoringConfig, parseMonitoringConfig } from './monitoring';
 import {
   readArray,
   readBoolean,
@@ -244,6 +245,8 @@ export interface EnvironmentConfig {
   readonly cache: CacheConfig;
   /** Worker functions. */
   readonly workers: WorkersConfig;
+  /** Alarm thresholds and database insight (config/monitoring.ts); every field has a default. */
+  readonly monitoring: MonitoringConfig;
 }
 
 const NAME = /^[a-z][a-z0-9-]{1,14}$/;
@@ -468,7 +471,7 @@ export function parseEnvironment(raw: unknown): EnvironmentConfig {
   const root = readObject(raw, 'environment');
   const name = readString(root.name, 'environment.name', NAME, 'lowercase letters, digits and "-", 2 to 15 characters, starting with a letter');
   const path = name;
-  rejectUnknownKeys(root, path, ['name', 'production', 'confluent', 'flink', 'aws', 'regionMismatchReason', 'alerts', 'stateBackend', 'network', 'database', 'cache', 'workers']);
+  rejectUnknownKeys(root, path, ['name', 'production', 'confluent', 'flink', 'aws', 'regionMismatchReason', 'alerts', 'stateBackend', 'network', 'database', 'cache', 'workers', 'monitoring']);
   const production = readBoolean(root.production, `${path}.production`);
   const confluent = parseConfluent(root.confluent, `${path}.confluent`);
   const aws = parseAws(root.aws, `${path}.aws`);
@@ -480,6 +483,7 @@ export function parseEnvironment(raw: unknown): EnvironmentConfig {
       `AWS/${aws.region} to match aws.region (the workers' latency budget assumes same-region Kafka); set regionMismatchReason to override`,
     );
   }
+  const workers = parseWorkers(root.workers, `${path}.workers`, confluent.topics);
   return {
     name,
     production,
@@ -492,6 +496,7 @@ export function parseEnvironment(raw: unknown): EnvironmentConfig {
     network: parseNetwork(root.network, `${path}.network`),
     database: parseDatabase(root.database, `${path}.database`, production),
     cache: parseCache(root.cache, `${path}.cache`, production),
-    workers: parseWorkers(root.workers, `${path}.workers`, confluent.topics),
+    workers,
+    monitoring: parseMonitoringConfig(root.monitoring, `${path}.monitoring`, { outboxSweepMinutes: workers.outboxSweepMinutes }),
   };
 }

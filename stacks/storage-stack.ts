@@ -5,6 +5,9 @@ import { WorkerNetwork } from '../constructs/aws/worker-network';
 import { PostgresDatabase } from '../constructs/aws/postgres-database';
 import { RedisCache } from '../constructs/aws/redis-cache';
 import { STORAGE_HANDOFF } from '../constructs/aws/stack-inputs';
+import { AlertChannel } from '../constructs/aws/alert-channel';
+import { EnhancedMonitoringRole } from '../constructs/aws/database-insight';
+import { StorageAlarms } from '../constructs/aws/storage-alarms';
 import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
 
 /** Props of the AWS stacks. */
@@ -38,13 +41,41 @@ export class StorageStack extends EnvironmentStack {
 
     this.network = new WorkerNetwork(this, 'network', { config: config.network, region: config.aws.region, namePrefix: prefix });
     const subnets = { vpcId: this.network.vpcId, privateSubnetIds: this.network.privateSubnetIds };
-    this.database = new PostgresDatabase(this, 'ledger', { config: config.database, network: subnets, namePrefix: prefix, production: config.production });
+    const insight = config.monitoring.database;
+    const monitoringRole =
+      insight.enhancedMonitoringSeconds > 0 ? new EnhancedMonitoringRole(this, 'ledger-monitoring', { roleName: `${prefix}-ledger-monitoring`, region: config.aws.region }) : undefined;
+    this.database = new PostgresDatabase(this, 'ledger', {
+      config: config.database,
+      network: subnets,
+      namePrefix: prefix,
+      production: config.production,
+      insight: { ...insight, monitoringRoleArn: monitoringRole?.roleArn },
+    });
     this.cache = new RedisCache(this, 'cache', {
       config: config.cache,
       network: subnets,
       namePrefix: prefix,
       authSecretName: `adstream/${config.name}/redis/auth-token`,
       production: config.production,
+    });
+
+    // The stateful tier's alarms live next to what they watch (policy ADS-AWS9 checks them per
+    // stack), with their own alert topic: this stack deploys before the workers' one exists.
+    const alerts = new AlertChannel(this, 'alerts', {
+      config: config.alerts,
+      location: { region: config.aws.region, accountId: config.aws.accountId },
+      namePrefix: `${prefix}-storage`,
+      production: config.production,
+    });
+    new StorageAlarms(this, 'alarms', {
+      config,
+      target: alerts,
+      tier: {
+        database: { instanceIdentifier: this.database.instance.identifier, resourceId: this.database.instance.resourceId },
+        ...(this.database.proxy ? { proxyName: this.database.proxy.name } : {}),
+        cacheNodeIds: this.cache.memberClusterIds,
+        natGateways: this.network.natGateways,
+      },
     });
 
     const n = STORAGE_HANDOFF;

@@ -11,6 +11,12 @@ import { WorkerFunction } from '../constructs/aws/worker-function';
 import { KafkaTrigger, KafkaTriggerSource } from '../constructs/aws/kafka-trigger';
 import { WorkerSchedule } from '../constructs/aws/worker-schedule';
 import { SchemaMigration } from '../constructs/aws/schema-migration';
+import { FlinkStatusCheck } from '../constructs/aws/flink-status-check';
+import { TriggerStatusCheck } from '../constructs/aws/trigger-status-check';
+import { SilenceAlarms } from '../constructs/aws/silence-alarms';
+import { MoneyDashboard } from '../constructs/aws/dashboard';
+import { storageAlarmNames } from '../constructs/aws/storage-alarms';
+import { continuousFlinkStatements } from './flink-statement-names';
 import { EnvironmentStack } from './environment-stack';
 import type { AwsStackProps } from './storage-stack';
 import { WORKER_CONSUMER_GROUPS } from './streaming-stack';
@@ -135,13 +141,53 @@ export class WorkersStack extends EnvironmentStack {
       accountId: config.aws.accountId,
     });
 
-    for (const worker of Object.values(this.functions)) alarms.watchFunction(worker);
+    const flinkStatus = new FlinkStatusCheck(this, 'flink-status-check', {
+      namePrefix: prefix,
+      environmentName: config.name,
+      bundleRoot,
+      network: storage.network,
+      logRetentionDays: workers.logRetentionDays,
+      statements: continuousFlinkStatements(config),
+      everyMinutes: config.monitoring.silence.flinkCheckMinutes,
+      accountId: config.aws.accountId,
+      production: config.production,
+    });
+
+    const triggerStatus = new TriggerStatusCheck(this, 'trigger-status-check', {
+      namePrefix: prefix,
+      bundleRoot,
+      network: storage.network,
+      logRetentionDays: workers.logRetentionDays,
+      triggers: this.triggers,
+      everyMinutes: config.monitoring.silence.triggerCheckMinutes,
+      location,
+    });
+
+    for (const worker of [clickBalance, compensation, rankingCache]) alarms.watchFunction(worker, 'kafka-consumer');
+    for (const worker of [budgetReset, outboxSweep, flinkStatus.worker, triggerStatus.worker]) alarms.watchFunction(worker, 'scheduled');
+    alarms.watchFunction(dbMigrate, 'deploy');
     for (const t of this.triggers) alarms.watchTrigger(t, { offsetLag: OFFSET_LAG_ALARM });
     for (const worker of [clickBalance, compensation, rankingCache]) alarms.watchDeadLetters(worker);
     alarms.watchDuplicateRate(clickBalance, compensation, DUPLICATE_RATE_ALARM);
+    const silence = new SilenceAlarms(this, 'silence-alarms', { config, target: this.alerts, clickBalance, compensation, outboxSweep, triggers: this.triggers, flinkStatus, triggerStatus });
+    new MoneyDashboard(this, 'dashboard', {
+      dashboardName: prefix,
+      location,
+      clickBalance,
+      compensation,
+      outboxSweep,
+      flinkStatus: flinkStatus.worker,
+      triggerStatus: triggerStatus.worker,
+      functions: [...Object.values(this.functions), flinkStatus.worker, triggerStatus.worker],
+      triggers: this.triggers,
+      flinkStatements: flinkStatus.statements.map((s) => s.statementName),
+      pipelineAlarmNames: [...alarms.alarmNames, ...silence.alarmNames],
+      statefulAlarmNames: storageAlarmNames(config),
+    });
 
     new TerraformOutput(this, 'alerts_topic_arn', { value: this.alerts.topicArn });
     new TerraformOutput(this, 'migrations_digest', { value: migration.digest, description: 'sha256 of the migrations applied by this deploy.' });
     new TerraformOutput(this, 'discarded_batch_queues', { value: this.triggers.map((t) => t.failureQueueName) });
+    new TerraformOutput(this, 'flink_status_secret_name', { value: flinkStatus.secretName, description: 'Secret the Flink status check reads; store its credentials once (docs/operations.md).' });
   }
 }

@@ -9,6 +9,10 @@ import { COMPENSATION_HANDLER } from '../../lambdas/compensation/refund-duplicat
 import { DB_MIGRATE_HANDLER } from '../../lambdas/db-migrate/run-migrations';
 import { OUTBOX_SWEEP_HANDLER } from '../../lambdas/outbox-sweep/sweep-outbox';
 import { RANKING_CACHE_HANDLER } from '../../lambdas/ranking-cache/ranking-cache';
+import { FLINK_STATUS_HANDLER, FLINK_STATUS_METRICS } from '../../lambdas/flink-status/check-statements';
+import { HEALTH_METRICS } from '../../lambdas/shared/health-metrics';
+import { TRIGGER_STATUS_HANDLER, TRIGGER_STATUS_METRICS } from '../../lambdas/trigger-status/check-triggers';
+import { SILENCE_METRICS } from '../../constructs/aws/silence-alarms';
 import { createFakeBundleRoot, testEnvironment } from './support/fixtures';
 import { addAwsStacks } from './support/synth';
 
@@ -42,7 +46,20 @@ describe('worker metrics seen by the alarms', () => {
     const json = JSON.parse(Testing.synth(workers)) as { resource: { aws_lambda_function: Record<string, { environment: { variables: Record<string, string> } }> } };
     const services = Object.values(json.resource.aws_lambda_function).map((f) => f.environment.variables.POWERTOOLS_SERVICE_NAME).sort();
     expect(services).toEqual(
-      [BUDGET_RESET_HANDLER, CLICK_BALANCE_HANDLER, COMPENSATION_HANDLER, DB_MIGRATE_HANDLER, OUTBOX_SWEEP_HANDLER, RANKING_CACHE_HANDLER].sort(),
+      [BUDGET_RESET_HANDLER, CLICK_BALANCE_HANDLER, COMPENSATION_HANDLER, DB_MIGRATE_HANDLER, FLINK_STATUS_HANDLER, OUTBOX_SWEEP_HANDLER, RANKING_CACHE_HANDLER, TRIGGER_STATUS_HANDLER].sort(),
     );
+  });
+
+  test('the silence alarms read the health and Flink-status metrics under the names the handlers emit', () => {
+    expect(SILENCE_METRICS.oldestRecordAge).toBe(HEALTH_METRICS.oldestRecordAge);
+    expect(SILENCE_METRICS.outboxBacklog).toBe(HEALTH_METRICS.outboxBacklog);
+    expect(SILENCE_METRICS.outboxOldestAge).toBe(HEALTH_METRICS.outboxOldestAge);
+    expect(SILENCE_METRICS.outboxFailing).toBe(HEALTH_METRICS.outboxFailing);
+    expect(SILENCE_METRICS.campaignsBudgetPaused).toBe(HEALTH_METRICS.campaignsBudgetPaused);
+    expect(SILENCE_METRICS.flinkRunning).toBe(FLINK_STATUS_METRICS.running);
+    expect(SILENCE_METRICS.flinkNotRunning).toBe(FLINK_STATUS_METRICS.notRunning);
+    expect(SILENCE_METRICS.triggerHealthy).toBe(TRIGGER_STATUS_METRICS.healthy);
+    const summary = emittedMetricNames(CLICK_BALANCE_HANDLER);
+    expect(summary).toEqual(expect.arrayContaining([SILENCE_METRICS.recordsReceived, SILENCE_METRICS.recordsSkipped, SILENCE_METRICS.clicksCharged]));
   });
 });

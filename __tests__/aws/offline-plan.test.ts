@@ -117,7 +117,8 @@ describe.each(environments.map((config) => [config.name, config] as const))('off
 
   test('every function has a timeout, reserved concurrency and a log group with retention', () => {
     const functions = resources(workers(), 'aws_lambda_function');
-    expect(functions).toHaveLength(6);
+    // The six workers, the Flink status check and the trigger status check.
+    expect(functions).toHaveLength(8);
     const logGroups = new Map(resources(workers(), 'aws_cloudwatch_log_group').map((g) => [g.values.name, g.values.retention_in_days]));
     for (const fn of functions) {
       expect(fn.values.timeout).toBeGreaterThanOrEqual(1);
@@ -153,6 +154,7 @@ describe.each(environments.map((config) => [config.name, config] as const))('off
         }
       }
     }
-    expect(checked).toBe(1 + 1 + 3 + 1);
+    // database, cache, three on-failure queues, and the KMS keys of the workers' and the storage alert topics
+    expect(checked).toBe(1 + 1 + 3 + 2);
   });
 });

@@ -189,8 +189,9 @@ describe('WorkersStack', () => {
     test('alarms: errors and throttles per function, offset lag and discarded batches per trigger, dead letters, duplicate rate', () => {
       const alarms = Object.values(parsed.resource.aws_cloudwatch_metric_alarm);
       const count = (metric: string) => alarms.filter((a) => a.metric_name === metric).length;
-      expect(count('Errors')).toBe(6);
-      expect(count('Throttles')).toBe(6);
+      // The six workers, the Flink status check and the trigger status check.
+      expect(count('Errors')).toBe(8);
+      expect(count('Throttles')).toBe(8);
       expect(count('OffsetLag')).toBe(3);
       expect(count('ApproximateNumberOfMessagesVisible')).toBe(3);
       expect(json).toHaveResourceWithProperties(CloudwatchMetricAlarm, { namespace: 'adstream', metric_name: 'RecordsDeadLettered', dimensions: { service: 'click-balance' } });

@@ -13,7 +13,7 @@ import { build } from 'esbuild';
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, '../..');
-const HANDLERS = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate'];
+const HANDLERS = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status'];
 const MAX_BUNDLE_BYTES = 1.5 * 1024 * 1024;
 /** Generous: Lambda's own init budget is 10 s; this catches a bundle that drags in something huge. */
 const MAX_COLD_IMPORT_MS = 1500;
@@ -79,7 +79,7 @@ describe('npm run bundle', () => {
     const code = readFileSync(path.join(outDir, name, 'index.js'), 'utf8');
     expect(code).not.toMatch(INFRASTRUCTURE_CODE);
     // Only require calls to the SDK: its client code (user-agent header, service ids) stays out.
-    expect(code).toMatch(/require\("@aws-sdk\/client-secrets-manager"\)/);
+    expect(code).toMatch(/require\("@aws-sdk\/client-(secrets-manager|lambda)"\)/);
     expect(code).not.toMatch(/x-amz-user-agent|aws-sdk-js|AmazonSimpleNotificationService/);
   });
 
@@ -143,6 +143,9 @@ describe('npm run bundle', () => {
         // Module-load parsing needs these, exactly as the deployed function gets them.
         DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
         REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+        FLINK_STATUS_SECRET_ARN: 'arn:aws:secretsmanager:ap-northeast-2:111111111111:secret:adstream/dev/flink/status-reader',
+        FLINK_STATEMENTS: 'adstream-dev-duplicate-clicks-v1-insert',
+        TRIGGER_MAPPINGS: 'click-balance=00000000-0000-0000-0000-000000000000',
       },
     });
     const result = JSON.parse(stdout) as { ms: number; handler: string };

@@ -35,4 +35,10 @@ export default defineEnvironment({
     },
     logRetentionDays: 90,
   },
+  monitoring: {
+    // A month of Performance Insights history and OS metrics every minute for incidents.
+    database: { performanceInsightsRetentionDays: 31, enhancedMonitoringSeconds: 60 },
+    // Clicks flow around the clock in production: a quarter of an hour without one is an outage.
+    silence: { clickTrafficQuietMinutes: 15 },
+  },
 });

@@ -29,6 +29,21 @@ export interface PostgresDatabaseProps {
   readonly namePrefix: string;
   /** Deletion protection, `prevent_destroy` and a final snapshot. */
   readonly production: boolean;
+  /**
+   * Performance Insights retention and Enhanced Monitoring (see `DatabaseInsight`).
+   * @default - Performance Insights off, no Enhanced Monitoring
+   */
+  readonly insight?: DatabaseInsightSettings;
+}
+
+/** Performance Insights and Enhanced Monitoring of the instance. */
+export interface DatabaseInsightSettings {
+  /** Days Performance Insights keeps its data (7, or a multiple of 31 up to 731). */
+  readonly performanceInsightsRetentionDays: number;
+  /** Enhanced Monitoring interval in seconds; 0 turns it off. */
+  readonly enhancedMonitoringSeconds: number;
+  /** Role RDS publishes Enhanced Monitoring with; required when the interval is above 0. */
+  readonly monitoringRoleArn?: string;
 }
 
 /**
@@ -51,6 +66,8 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
   public readonly securityGroupId: string;
   /** The instance. */
   public readonly instance: DbInstance;
+  /** The proxy in front of the instance, when `useProxy`. */
+  public readonly proxy?: DbProxy;
 
   constructor(scope: Construct, id: string, props: PostgresDatabaseProps) {
     super(scope, id);
@@ -99,6 +116,15 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
       skipFinalSnapshot: !production,
       ...(production ? { finalSnapshotIdentifier: `${identifier}-final` } : {}),
       lifecycle: { preventDestroy: production },
+      ...(props.insight
+        ? {
+            performanceInsightsEnabled: true,
+            performanceInsightsRetentionPeriod: props.insight.performanceInsightsRetentionDays,
+            ...(props.insight.enhancedMonitoringSeconds > 0
+              ? { monitoringInterval: props.insight.enhancedMonitoringSeconds, monitoringRoleArn: props.insight.monitoringRoleArn }
+              : {}),
+          }
+        : {}),
     });
     const masterSecretArn = this.instance.masterUserSecret.get(0).secretArn;
     this.credentialsSecretArn = masterSecretArn;
@@ -160,6 +186,7 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
       targetGroupName: 'default',
       dbInstanceIdentifier: this.instance.identifier,
     });
+    this.proxy = proxy;
     this.host = proxy.endpoint;
     this.securityGroupId = proxyGroup.id;
   }

@@ -42,12 +42,21 @@ export class RedisCache extends Construct implements RedisEndpoint {
   public readonly securityGroupId: string;
   /** The replication group. */
   public readonly replicationGroup: ElasticacheReplicationGroup;
+  /** Replication group id, e.g. `adstream-dev-cache`. */
+  public readonly replicationGroupId: string;
+  /**
+   * Ids of the group's nodes (`<group>-001` is created as the primary, then one per replica),
+   * the `CacheClusterId` dimension of the node metrics.
+   */
+  public readonly memberClusterIds: readonly string[];
 
   constructor(scope: Construct, id: string, props: RedisCacheProps) {
     super(scope, id);
     const { config, namePrefix, production } = props;
     const identifier = `${namePrefix}-cache`;
     const replicated = config.replicas >= 1;
+    this.replicationGroupId = identifier;
+    this.memberClusterIds = Array.from({ length: 1 + config.replicas }, (_, index) => `${identifier}-${String(index + 1).padStart(3, '0')}`);
 
     const secret = new SecretsmanagerSecret(this, 'auth-secret', {
       name: props.authSecretName,

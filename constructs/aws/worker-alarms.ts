@@ -17,6 +17,9 @@ export const WORKER_METRICS = {
   duplicateClicks: 'DuplicateClicks',
 } as const;
 
+/** What a function is for, which decides what its errors mean. */
+export type FunctionDuty = 'kafka-consumer' | 'scheduled' | 'deploy';
+
 /** Props of {@link WorkerAlarms}. */
 export interface WorkerAlarmsProps {
   /** Where every alarm (and its recovery) is sent. */
@@ -37,6 +40,8 @@ export interface TriggerAlarmThresholds {
  * records and the duplicate-click rate.
  */
 export class WorkerAlarms extends Construct {
+  /** Names of the alarms created so far (the dashboard lists them). */
+  public readonly alarmNames: string[] = [];
   private readonly actions: string[];
 
   constructor(scope: Construct, id: string, private readonly props: WorkerAlarmsProps) {
@@ -44,14 +49,26 @@ export class WorkerAlarms extends Construct {
     this.actions = [props.alerts.topicArn];
   }
 
-  /** `Errors` > 0 and `Throttles` > 0 over 5 minutes. */
-  public watchFunction(worker: WorkerFunction): void {
+  /**
+   * `Errors` > 0 and `Throttles` > 0 over 5 minutes, with texts that match what the function
+   * does: a Kafka consumer's error blocks its partition, a scheduled function's waits for its
+   * next run, the migration's fails the deploy.
+   */
+  public watchFunction(worker: WorkerFunction, duty: FunctionDuty = 'kafka-consumer'): void {
+    const id = worker.node.id;
+    const errors: Record<FunctionDuty, string> = {
+      'kafka-consumer': `${id} threw: its Kafka partition is blocked and the batch is retried until it succeeds. Check the function's logs. Runbook: docs/operations.md#blocked-partition`,
+      scheduled: `${id} threw on its scheduled run; nothing is blocked, the next run retries. Check the function's logs. Runbook: docs/operations.md#scheduled-function-errors`,
+      deploy: `${id} threw: the schema migration of the last deploy failed and the deploy stopped before the triggers. Check the function's logs. Runbook: docs/operations.md#scheduled-function-errors`,
+    };
+    const throttles: Record<FunctionDuty, string> = {
+      'kafka-consumer': `${id} was throttled: reserved concurrency is below what its trigger's partitions need, so Lambda sheds pollers and lag grows.`,
+      scheduled: `${id} was throttled: a run overlapped the previous one or reserved concurrency is too low; that run was skipped.`,
+      deploy: `${id} was throttled during a deploy: two deploys ran at once.`,
+    };
     for (const metric of ['Errors', 'Throttles'] as const) {
-      this.alarmOn(`${worker.node.id}-${metric.toLowerCase()}`, {
-        alarmDescription:
-          metric === 'Errors'
-            ? `${worker.node.id} threw: its Kafka partition is blocked and retried until it succeeds. Check the function's logs.`
-            : `${worker.node.id} was throttled: reserved concurrency is below what its triggers or schedules need.`,
+      this.alarmOn(`${id}-${metric.toLowerCase()}`, {
+        alarmDescription: metric === 'Errors' ? errors[duty] : throttles[duty],
         namespace: 'AWS/Lambda',
         metricName: metric,
         dimensions: { FunctionName: worker.functionName },
@@ -127,6 +144,7 @@ export class WorkerAlarms extends Construct {
    * fine, and both ALARM and OK go to the alert channel.
    */
   private alarmOn(id: string, config: Omit<CloudwatchMetricAlarmConfig, 'alarmName' | 'comparisonOperator' | 'evaluationPeriods'> & { readonly evaluationPeriods?: number }): CloudwatchMetricAlarm {
+    this.alarmNames.push(`${this.props.namePrefix}-${id}`);
     return new CloudwatchMetricAlarm(this, id, {
       alarmName: `${this.props.namePrefix}-${id}`,
       // A metric-math alarm takes its periods from its queries.

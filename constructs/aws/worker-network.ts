@@ -38,6 +38,8 @@ export class WorkerNetwork extends Construct {
   public readonly vpcId: string;
   /** Private subnet ids, one per availability zone. */
   public readonly privateSubnetIds: string[];
+  /** The NAT gateways this network created, by zone (none in `reference` mode). */
+  public readonly natGateways: ReadonlyArray<{ readonly zone: string; readonly id: string }>;
 
   constructor(scope: Construct, id: string, props: WorkerNetworkProps) {
     super(scope, id);
@@ -45,6 +47,7 @@ export class WorkerNetwork extends Construct {
     if (config.mode === 'reference') {
       this.vpcId = config.vpcId;
       this.privateSubnetIds = [...config.privateSubnetIds];
+      this.natGateways = [];
       return;
     }
 
@@ -74,6 +77,7 @@ export class WorkerNetwork extends Construct {
     this.privateSubnetIds = privateSubnets.map((subnet) => subnet.id);
 
     const natGateways: NatGateway[] = [];
+    const natByZone: Array<{ zone: string; id: string }> = [];
     if (config.natGateways > 0) {
       const internet = new InternetGateway(this, 'internet', { vpcId: vpc.id, tags: tag('internet') });
       const publicRoutes = new RouteTable(this, 'public-routes', { vpcId: vpc.id, tags: tag('public') });
@@ -96,8 +100,11 @@ export class WorkerNetwork extends Construct {
             dependsOn: [internet],
           }),
         );
+        natByZone.push({ zone, id: natGateways[natGateways.length - 1].id });
       });
     }
+
+    this.natGateways = natByZone;
 
     const privateRouteTables = zones.map((zone, index) => {
       const table = new RouteTable(this, `private-${zone}-routes`, { vpcId: vpc.id, tags: tag(`private-${zone}`) });

@@ -1,5 +1,8 @@
 import { loadWorkerDeps } from '../shared/runtime';
+import { emfEmitter, withOutboxBacklog } from '../shared/health-metrics';
 import { createOutboxSweepHandler, OUTBOX_SWEEP_HANDLER } from './sweep-outbox';
 
-/** Lambda entry point (EventBridge Scheduler, every minute). */
-export const handler = createOutboxSweepHandler(loadWorkerDeps(OUTBOX_SWEEP_HANDLER));
+const deps = loadWorkerDeps(OUTBOX_SWEEP_HANDLER);
+
+/** Lambda entry point (EventBridge Scheduler, every minute); reports the outbox backlog after each sweep. */
+export const handler = withOutboxBacklog(createOutboxSweepHandler(deps), deps.pool, emfEmitter(OUTBOX_SWEEP_HANDLER), deps.observability);

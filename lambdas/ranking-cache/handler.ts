@@ -2,6 +2,7 @@ import { createPoolProvider } from '../shared/db';
 import { parseWorkerEnv } from '../shared/env';
 import { ConfigError } from '../shared/errors';
 import { createObservability } from '../shared/observability';
+import { emfEmitter, withBatchAge } from '../shared/health-metrics';
 import { createRedisClientProvider, RedisCache } from '../shared/redis';
 import { createRankingCacheHandler, parseRankingTtlSeconds, RANKING_CACHE_HANDLER } from './ranking-cache';
 
@@ -14,9 +15,12 @@ if (!env.redis) {
 }
 
 /** Lambda entry point for the `rtb-rankings` Kafka trigger (consumer group `ranking-cache-writer`). */
-export const handler = createRankingCacheHandler({
-  pool: createPoolProvider(env.database),
-  cache: new RedisCache(createRedisClientProvider(env.redis, env.redisKeyPrefix)),
-  observability: createObservability(RANKING_CACHE_HANDLER),
-  ttlSeconds: parseRankingTtlSeconds(process.env),
-});
+export const handler = withBatchAge(
+  createRankingCacheHandler({
+    pool: createPoolProvider(env.database),
+    cache: new RedisCache(createRedisClientProvider(env.redis, env.redisKeyPrefix)),
+    observability: createObservability(RANKING_CACHE_HANDLER),
+    ttlSeconds: parseRankingTtlSeconds(process.env),
+  }),
+  emfEmitter(RANKING_CACHE_HANDLER),
+);

@@ -5,7 +5,7 @@ import { loadEnvironment } from '../../../config';
 import type { EnvironmentConfig } from '../../../config/schema';
 
 /** Bundle directories the workers stack deploys (one per function). */
-export const BUNDLE_NAMES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate'] as const;
+export const BUNDLE_NAMES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status'] as const;
 
 /** Fixed migration text of the fake db-migrate bundle, so digests and snapshots are stable. */
 export const FAKE_MIGRATION = 'create table fake_marker (id bigint primary key);\n';

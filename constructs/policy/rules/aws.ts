@@ -227,6 +227,70 @@ export const noSecretLiterals: PolicyRule = {
   },
 };
 
+/** Metrics a stateful resource must be alarmed on, by resource type (extra ones by its settings). */
+export const REQUIRED_STATEFUL_ALARMS: Readonly<Record<string, readonly string[]>> = {
+  aws_db_instance: ['CPUUtilization', 'FreeStorageSpace', 'FreeableMemory', 'DatabaseConnections', 'ReadLatency', 'WriteLatency', 'MaximumUsedTransactionIDs', 'db.Concurrency.deadlocks'],
+  aws_db_proxy: ['ClientConnections', 'DatabaseConnectionsBorrowLatency', 'DatabaseConnectionsCurrentlySessionPinned'],
+  aws_elasticache_replication_group: ['EngineCPUUtilization', 'DatabaseMemoryUsagePercentage', 'Evictions', 'CurrConnections'],
+  aws_nat_gateway: ['ErrorPortAllocation', 'PacketsDropCount'],
+};
+
+function resolvedInStack(node: IConstruct, value: unknown): unknown {
+  return Tokenization.resolve(value, { scope: TerraformStack.of(node), preparing: false, resolver: new DefaultTokenResolver(new StringConcat()) });
+}
+
+/** What each alarm of the stack watches: its resolved configuration as text, and its metric names. */
+function alarmsOf(node: IConstruct): Array<{ text: string; metrics: string[] }> {
+  return TerraformStack.of(node)
+    .node.findAll()
+    .filter((c): c is TerraformResource => TerraformResource.isTerraformResource(c) && (c as TerraformResource).terraformResourceType === 'aws_cloudwatch_metric_alarm')
+    .map((alarm) => {
+      const attributes = resolvedInStack(node, configuredAttributes(alarm)) as Record<string, unknown>;
+      const actions = attributes.alarm_actions;
+      // An alarm that tells nobody does not watch anything.
+      if (!Array.isArray(actions) || actions.length === 0) return { text: '', metrics: [] };
+      const queries = Array.isArray(attributes.metric_query) ? (attributes.metric_query as Array<Record<string, unknown>>) : [];
+      const metrics = [
+        attributes.metric_name,
+        ...queries.map((q) => (q.metric as Record<string, unknown> | undefined)?.metric_name),
+        ...queries.flatMap((q) => (typeof q.expression === 'string' ? [...q.expression.matchAll(/'(db\.[A-Za-z]+\.[A-Za-z_]+)\.[a-z]+'/g)].map((m) => m[1]) : [])),
+      ].filter((m): m is string => typeof m === 'string');
+      return { text: JSON.stringify(attributes), metrics };
+    });
+}
+
+/**
+ * ADS-AWS9: every stateful resource is alarmed on the metrics that show the money path
+ * failing: RDS (CPU, storage, memory, connections, latency, transaction-id age, deadlocks,
+ * replica lag on a replica), RDS Proxy, ElastiCache (and replication lag and failover with a
+ * replica) and NAT gateways. An alarm counts when it notifies someone and its dimensions
+ * or expression refer to the resource (by reference, or for cache nodes by the group id).
+ */
+export const statefulResourcesAlarmed: PolicyRule = {
+  id: 'ADS-AWS9',
+  description: 'RDS instances, RDS proxies, ElastiCache replication groups and NAT gateways have CloudWatch alarms on the metrics that matter, in the same stack.',
+  level: 'error',
+  check(node) {
+    const resource = resourceOfType(node, ...Object.keys(REQUIRED_STATEFUL_ALARMS));
+    if (!resource) return undefined;
+    const type = resource.terraformResourceType;
+    const attributes = configuredAttributes(resource);
+    const required = [...REQUIRED_STATEFUL_ALARMS[type]];
+    if (type === 'aws_db_instance' && isSet(attributes.replicate_source_db)) required.push('ReplicaLag');
+    if (type === 'aws_elasticache_replication_group' && Number(attributes.num_cache_clusters ?? 1) > 1) required.push('ReplicationLag', 'IsMaster');
+    const reference = `\${${resource.terraformResourceType}.${resource.friendlyUniqueId}.`;
+    const groupId = type === 'aws_elasticache_replication_group' ? resolvedInStack(node, attributes.replication_group_id) : undefined;
+    const covered = new Set(
+      alarmsOf(node)
+        .filter((alarm) => alarm.text.includes(reference) || (typeof groupId === 'string' && alarm.text.includes(`"CacheClusterId":"${groupId}-`)))
+        .flatMap((alarm) => alarm.metrics),
+    );
+    const missing = required.filter((metric) => !covered.has(metric));
+    if (missing.length === 0) return undefined;
+    return `${type} ${resource.friendlyUniqueId} has no alarm on ${missing.join(', ')}: a stateful resource fails silently without them. Watch it with StorageAlarms (constructs/aws/storage-alarms.ts).`;
+  },
+};
+
 /** The AWS rules, in id order. */
 export const AWS_POLICY_RULES: readonly PolicyRule[] = [
   rdsStorageEncrypted,
@@ -237,4 +301,5 @@ export const AWS_POLICY_RULES: readonly PolicyRule[] = [
   functionLimits,
   productionStatefulPreventDestroy,
   noSecretLiterals,
+  statefulResourcesAlarmed,
 ];
