@@ -23,12 +23,9 @@ import { FLINK_SINK_TABLES } from '../constructs/flink/tables';
 import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
 import type { FlinkConnection } from './flink-stack';
 
-/** Consumer groups of the worker Lambdas' Kafka triggers (exact names, bound one by one). */
-export const WORKER_CONSUMER_GROUPS = {
-  clickBalance: 'click-balance-processor',
-  compensation: 'compensation-processor',
-  rankingCache: 'ranking-cache-writer',
-} as const;
+import { WORKER_CONSUMER_GROUPS } from './worker-triggers';
+
+export { WORKER_CONSUMER_GROUPS };
 
 /**
  * The Confluent streaming core of one environment: environment and cluster (created or
