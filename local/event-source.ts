@@ -50,8 +50,17 @@ export interface LambdaKafkaEventSourceProps {
   readonly connection: KafkaConnection;
   /** Topic, group, batch size, window, starting position, concurrency. */
   readonly settings: EventSourceSettings;
-  /** The function. */
-  readonly handler: KafkaEventHandler;
+  /**
+   * The function, one instance shared by every invocation. Give `containers` instead to model
+   * Lambda's execution environments.
+   */
+  readonly handler?: KafkaEventHandler;
+  /**
+   * Builds the function in a fresh execution environment (its module scope: pool, Redis client).
+   * Like Lambda, each environment runs one invocation at a time and is reused afterwards; a new
+   * one is made only when every existing one is busy (at most `maxConcurrency`).
+   */
+  readonly containers?: () => KafkaEventHandler;
   /** First wait after a failed invocation; doubles up to `maxRetryDelayMs`. @default 100 */
   readonly retryDelayMs?: number;
   /** Longest wait between retries of a failing batch. @default 2000 */
@@ -144,6 +153,9 @@ export class LambdaKafkaEventSource {
   private readonly consumer: Consumer;
   private readonly props: LambdaKafkaEventSourceProps;
   private readonly inFlight = new Map<string, number>();
+  private readonly idle: KafkaEventHandler[] = [];
+  /** Execution environments created so far (with `containers`). */
+  public environments = 0;
   private readonly windowStart = new Map<string, number>();
   private running = 0;
   private killed = false;
@@ -153,6 +165,9 @@ export class LambdaKafkaEventSource {
     const { settings } = props;
     if (!Number.isInteger(settings.batchSize) || settings.batchSize < 1 || settings.batchSize > 10_000) {
       throw new RangeError(`batchSize ${settings.batchSize} is out of range; Lambda takes 1 to 10000 records per batch for Kafka`);
+    }
+    if ((props.handler === undefined) === (props.containers === undefined)) {
+      throw new TypeError('give exactly one of handler (shared) or containers (one function per execution environment)');
     }
     this.props = props;
     this.consumer = kafkaClient(props.connection, `lambda-esm-${settings.consumerGroupId}`).consumer({
@@ -258,14 +273,16 @@ export class LambdaKafkaEventSource {
       let threw = false;
       const beat = setInterval(() => void heartbeat().catch(() => undefined), 3_000);
       this.enter(topicPartition);
+      const handler = this.acquire();
       try {
         this.stats.invocations++;
-        await this.props.handler(event);
+        await handler(event);
       } catch (caught) {
         threw = true;
         error = caught;
         this.stats.failures++;
       } finally {
+        this.release(handler);
         this.leave(topicPartition);
         clearInterval(beat);
       }
@@ -288,6 +305,18 @@ export class LambdaKafkaEventSource {
       delay = Math.min(delay * 2, this.props.maxRetryDelayMs ?? 2_000);
       await heartbeat().catch(() => undefined);
     }
+  }
+
+  private acquire(): KafkaEventHandler {
+    if (this.props.handler) return this.props.handler;
+    const reused = this.idle.pop();
+    if (reused) return reused;
+    this.environments++;
+    return (this.props.containers as () => KafkaEventHandler)();
+  }
+
+  private release(handler: KafkaEventHandler): void {
+    if (!this.props.handler) this.idle.push(handler);
   }
 
   private enter(topicPartition: string): void {

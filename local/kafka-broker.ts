@@ -28,6 +28,11 @@ export interface KafkaConnection {
   readonly password: string;
   /** The broker's log directory (`<topic>-<partition>/…log` segments), for inspection. */
   readonly logDir: string;
+  /**
+   * The broker's request log: one JSON line per completed request (header, body without record
+   * data, response), for seeing what clients actually sent. Empty when the broker is not local.
+   */
+  readonly requestLog: string;
 }
 
 /** A broker this process started. */
@@ -127,10 +132,11 @@ async function startOnce(classpath: string, options: Required<LocalKafkaBrokerOp
   writeFileSync(join(workDir, OWNER_FILE), JSON.stringify({ launcherPid: process.pid } satisfies Owner));
   const username = 'adstream';
   const password = randomBytes(18).toString('base64url');
-  // The broker's own log goes next to its directory so it survives the directory's deletion
-  // only while this process looks at it (startup failures quote its tail).
+  // Logs live in the work directory (startup failures quote their tails) and go with it.
   const logPath = join(workDir, 'broker.log');
-  const logFd = openSync(logPath, 'a');
+  const stderrPath = join(workDir, 'stderr.log');
+  const requestLog = join(workDir, 'requests.log');
+  const logFd = openSync(stderrPath, 'a');
   const broker = spawn(
     'java',
     [
@@ -139,8 +145,8 @@ async function startOnce(classpath: string, options: Required<LocalKafkaBrokerOp
       '-XX:+UseSerialGC',
       '-XX:TieredStopAtLevel=1',
       '-Djava.awt.headless=true',
-      '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn',
-      '-Dorg.slf4j.simpleLogger.showDateTime=true',
+      `-Dadstream.kafka.brokerLog=${logPath}`,
+      `-Dadstream.kafka.requestLog=${requestLog}`,
       '-cp',
       classpath,
       MAIN_CLASS,
@@ -191,14 +197,17 @@ async function startOnce(classpath: string, options: Required<LocalKafkaBrokerOp
   });
   try {
     const info = await Promise.race([ready, timeout]);
-    return { bootstrap: info.bootstrap, username, password, logDir: info.logDir, pid: broker.pid as number, workDir, stop };
+    return { bootstrap: info.bootstrap, username, password, logDir: info.logDir, requestLog, pid: broker.pid as number, workDir, stop };
   } catch (error) {
-    let tail = '';
-    try {
-      tail = readFileSync(logPath, 'utf8').split('\n').slice(-30).join('\n');
-    } catch {
-      // No log written.
-    }
+    const tail = [logPath, stderrPath]
+      .map((path) => {
+        try {
+          return readFileSync(path, 'utf8').split('\n').slice(-30).join('\n');
+        } catch {
+          return '';
+        }
+      })
+      .join('\n');
     broker.kill('SIGKILL');
     await exited;
     rmSync(workDir, { recursive: true, force: true });
@@ -258,6 +267,7 @@ export const KAFKA_CONNECTION_ENV = {
   username: 'ADSTREAM_KAFKA_USERNAME',
   password: 'ADSTREAM_KAFKA_PASSWORD',
   logDir: 'ADSTREAM_KAFKA_LOG_DIR',
+  requestLog: 'ADSTREAM_KAFKA_REQUEST_LOG',
 } as const;
 
 /** The connection named by the environment, if one is. */
@@ -269,6 +279,7 @@ export function kafkaConnectionFromEnv(source: NodeJS.ProcessEnv = process.env):
     username: source[KAFKA_CONNECTION_ENV.username] ?? '',
     password: source[KAFKA_CONNECTION_ENV.password] ?? '',
     logDir: source[KAFKA_CONNECTION_ENV.logDir] ?? '',
+    requestLog: source[KAFKA_CONNECTION_ENV.requestLog] ?? '',
   };
 }
 
@@ -278,6 +289,7 @@ export function exportKafkaConnection(connection: KafkaConnection, target: NodeJ
   target[KAFKA_CONNECTION_ENV.username] = connection.username;
   target[KAFKA_CONNECTION_ENV.password] = connection.password;
   target[KAFKA_CONNECTION_ENV.logDir] = connection.logDir;
+  target[KAFKA_CONNECTION_ENV.requestLog] = connection.requestLog;
 }
 
 /**

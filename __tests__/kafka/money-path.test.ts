@@ -52,6 +52,21 @@ let replay = 0;
 
 async function mapping(settings: EventSourceSettings, handler: KafkaEventHandler, created?: (source: LambdaKafkaEventSource) => void): Promise<LambdaKafkaEventSource> {
   const source = new LambdaKafkaEventSource({ connection: kafka.connection, settings, handler, retryDelayMs: 50 });
+  return started(source, created);
+}
+
+/** A mapping whose every execution environment builds the handler anew, with its own pool and Redis client, as Lambda does. */
+async function lambdaMapping(settings: EventSourceSettings, build: (deps: ReturnType<typeof stores.deps>) => unknown): Promise<LambdaKafkaEventSource> {
+  const source = new LambdaKafkaEventSource({
+    connection: kafka.connection,
+    settings,
+    containers: () => build(stores.deps()) as KafkaEventHandler,
+    retryDelayMs: 50,
+  });
+  return started(source);
+}
+
+async function started(source: LambdaKafkaEventSource, created?: (source: LambdaKafkaEventSource) => void): Promise<LambdaKafkaEventSource> {
   sources.push(source);
   // Batches may arrive before start() resolves: hand the source out first.
   created?.(source);
@@ -76,7 +91,7 @@ describe('money path through Kafka', () => {
     const settings = trigger('clickBalance');
     expect(settings).toMatchObject({ batchSize: config.workers.batchSize, batchingWindowMs: 500, startingPosition: 'TRIM_HORIZON' });
 
-    const source = await mapping(settings, createClickBalanceHandler(stores.deps()) as KafkaEventHandler);
+    const source = await lambdaMapping(settings, createClickBalanceHandler);
     await waitUntilCaughtUp(kafka.connection, settings.consumerGroupId, adEvents);
 
     // 110 × 12.34 + 110 × 0.05 = 1362.90; 110 × 99.99 = 10998.90.
@@ -147,7 +162,7 @@ describe('money path through Kafka', () => {
       ...after.map((c) => ({ ...asProduced(c), partition })),
     ]);
     const settings = trigger('clickBalance');
-    const source = await mapping(settings, createClickBalanceHandler(stores.deps()) as KafkaEventHandler);
+    const source = await lambdaMapping(settings, createClickBalanceHandler);
     await waitUntilCaughtUp(kafka.connection, settings.consumerGroupId, adEvents);
 
     expect(source.stats.failures).toBe(0);
@@ -173,8 +188,8 @@ describe('money path through Kafka', () => {
     await produce(kafka.connection, compensationEvents, early.map((c) => ({ key: String(c.campaign_id), value: compensationEvent(c) })));
     const clickSettings = trigger('clickBalance', { batchSize: 7 });
     const compensationSettings = trigger('compensation', { batchSize: 3 });
-    const clickSource = await mapping(clickSettings, createClickBalanceHandler(stores.deps()) as KafkaEventHandler);
-    const compensationSource = await mapping(compensationSettings, createCompensationHandler(stores.deps()) as KafkaEventHandler);
+    const clickSource = await lambdaMapping(clickSettings, createClickBalanceHandler);
+    const compensationSource = await lambdaMapping(compensationSettings, createCompensationHandler);
     await produce(kafka.connection, adEvents, clicks.map(asProduced));
     await produce(kafka.connection, compensationEvents, late.map((c) => ({ key: String(c.campaign_id), value: compensationEvent(c) })));
     await waitUntilCaughtUp(kafka.connection, clickSettings.consumerGroupId, adEvents);
@@ -191,8 +206,8 @@ describe('money path through Kafka', () => {
     replay++;
     const replayClicks = trigger('clickBalance');
     const replayCompensations = trigger('compensation');
-    await mapping(replayClicks, createClickBalanceHandler(stores.deps()) as KafkaEventHandler);
-    await mapping(replayCompensations, createCompensationHandler(stores.deps()) as KafkaEventHandler);
+    await lambdaMapping(replayClicks, createClickBalanceHandler);
+    await lambdaMapping(replayCompensations, createCompensationHandler);
     await waitUntilCaughtUp(kafka.connection, replayClicks.consumerGroupId, adEvents);
     await waitUntilCaughtUp(kafka.connection, replayCompensations.consumerGroupId, compensationEvents);
     expect(await balanceOf(stores.pool, 5)).toBe('9689.20');

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { IHeaders, KafkaMessage } from 'kafkajs';
@@ -187,4 +187,22 @@ export async function eventually(check: () => Promise<boolean>, what: string, ti
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** One completed request from the broker's request log. */
+export interface LoggedRequest {
+  readonly requestHeader: { readonly requestApiKeyName: string; readonly clientId: string; readonly requestApiVersion: number };
+  readonly request: Record<string, unknown>;
+  readonly response: Record<string, unknown>;
+}
+
+/** The requests the broker completed so far, as it logged them (header, body, response). */
+export function brokerRequests(connection: KafkaConnection, apiKeyName?: string): LoggedRequest[] {
+  if (!connection.requestLog) throw new Error('this broker has no request log (not started by local/kafka-broker.ts)');
+  const marker = 'Completed request:';
+  return readFileSync(connection.requestLog, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith(marker))
+    .map((line) => JSON.parse(line.slice(marker.length)) as LoggedRequest)
+    .filter((entry) => apiKeyName === undefined || entry.requestHeader.requestApiKeyName === apiKeyName);
 }
