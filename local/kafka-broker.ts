@@ -10,7 +10,7 @@
 // longer exists is stopped first.
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ITopicConfig, Kafka, KafkaConfig, logLevel } from 'kafkajs';
@@ -63,6 +63,7 @@ export class LocalKafkaBrokerError extends Error {
 const WORK_DIR_PREFIX = 'adstream-kafka-';
 const MAIN_CLASS = 'adstream.kafka.LocalBroker';
 const OWNER_FILE = 'owner.json';
+const UNOWNED_GRACE_MS = 10 * 60_000;
 
 interface Owner {
   readonly launcherPid: number;
@@ -106,6 +107,8 @@ export function removeStaleBrokers(tmpRoot: string = tmpdir()): string[] {
       owner = undefined;
     }
     if (owner && isAlive(owner.launcherPid)) continue;
+    // A directory without its owner file may be one a launcher has just made: leave young ones.
+    if (!owner && Date.now() - statSync(dir).mtimeMs < UNOWNED_GRACE_MS) continue;
     if (owner?.brokerPid && isAlive(owner.brokerPid) && isOurBroker(owner.brokerPid, dir)) {
       try {
         process.kill(owner.brokerPid, 'SIGKILL');
@@ -155,6 +158,7 @@ async function startOnce(classpath: string, options: Required<LocalKafkaBrokerOp
       '--parent-pid',
       String(process.pid),
       '--delete-on-exit',
+      workDir,
     ],
     {
       stdio: ['pipe', 'pipe', logFd],
@@ -357,4 +361,40 @@ export async function createContractTopics(connection: KafkaConnection, config: 
   const specs = contractTopicSpecs(config, prefix);
   await createTopics(connection, specs);
   return specs;
+}
+
+/**
+ * `npx tsx local/kafka-broker.ts [--env dev]`: starts a broker with the environment's contract
+ * topics, prints the connection as `NAME=value` lines (the variables of KAFKA_CONNECTION_ENV)
+ * and a `READY` line, and runs until interrupted or until its stdin closes.
+ */
+async function main(argv: readonly string[]): Promise<void> {
+  const envIndex = argv.indexOf('--env');
+  const envName = envIndex >= 0 ? argv[envIndex + 1] : 'dev';
+  // Loaded here, not at the top: test files import this module without wanting every environment.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { loadEnvironment } = require('../config') as typeof import('../config');
+  const config = loadEnvironment(envName);
+  const broker = await startLocalKafkaBroker();
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= broker.stop().then(() => process.exit(0));
+    return stopping;
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.stdin.on('end', stop);
+  process.stdin.resume();
+  await createContractTopics(broker, config);
+  const env: NodeJS.ProcessEnv = {};
+  exportKafkaConnection(broker, env);
+  for (const [name, value] of Object.entries(env)) process.stdout.write(`${name}=${value}\n`);
+  process.stdout.write(`READY broker pid ${broker.pid}, topics of ${config.name} created\n`);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
 }

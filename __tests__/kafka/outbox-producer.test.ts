@@ -7,6 +7,7 @@
  * producer's settings are visible in what the broker stored and how it refused.
  */
 import { createServer, Server, Socket } from 'node:net';
+import { Kafka, Producer } from 'kafkajs';
 import { loadEnvironment } from '../../config';
 import { campaignEventContract, checkAgainst } from '../../contracts';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
@@ -23,6 +24,16 @@ import { brokerRequests, dumpLog, kafkaForTests, produce, readAll } from './supp
 
 const kafka = kafkaForTests();
 const stores = isolatedWorkerStores();
+
+// The publisher keeps its producer for the container's life (as in Lambda) and has no close:
+// observe the producers kafkajs creates (they run unchanged) to disconnect them after the file.
+const producers = jest.spyOn(Kafka.prototype, 'producer');
+afterAll(async () => {
+  for (const result of producers.mock.results) {
+    if (result.type === 'return') await (result.value as Producer).disconnect().catch(() => undefined);
+  }
+  producers.mockRestore();
+});
 const config = loadEnvironment(BROKER_ENVIRONMENT);
 const SCHEMA_ID = 100_042;
 

@@ -37,7 +37,8 @@ import org.apache.kafka.metadata.storage.Formatter;
  * when asked to, as soon as stdin closes (the launching process ended, even by SIGKILL), its
  * parent process disappears, or it gets SIGTERM.
  *
- * <p>Arguments: {@code --data-dir DIR [--parent-pid PID] [--delete-on-exit]}; the client
+ * <p>Arguments: {@code --data-dir DIR [--parent-pid PID] [--delete-on-exit DIR]} (the directory
+ * deleted once the broker has stopped, normally the one holding the data directory); the client
  * password comes from the environment variable {@code ADSTREAM_KAFKA_PASSWORD} (never argv,
  * which {@code ps} shows), the user name from {@code ADSTREAM_KAFKA_USER}.
  */
@@ -49,7 +50,7 @@ public final class LocalBroker {
   public static void main(String[] args) throws Exception {
     Map<String, String> options = parse(args);
     Path dataDir = Paths.get(require(options, "--data-dir")).toAbsolutePath();
-    boolean deleteOnExit = options.containsKey("--delete-on-exit");
+    Path deleteOnExit = options.containsKey("--delete-on-exit") ? Paths.get(options.get("--delete-on-exit")).toAbsolutePath() : null;
     String user = envOr("ADSTREAM_KAFKA_USER", "adstream");
     String password = envOr("ADSTREAM_KAFKA_PASSWORD", "");
     if (password.isEmpty()) fail("ADSTREAM_KAFKA_PASSWORD is not set");
@@ -83,7 +84,7 @@ public final class LocalBroker {
       } catch (Throwable t) {
         t.printStackTrace();
       } finally {
-        if (deleteOnExit) deleteTree(dataDir);
+        if (deleteOnExit != null) deleteTree(deleteOnExit);
         stopped.countDown();
       }
     };
@@ -95,9 +96,17 @@ public final class LocalBroker {
     watchStdin(stop);
     if (options.containsKey("--parent-pid")) watchParent(Long.parseLong(options.get("--parent-pid")), stop);
 
-    server.startup();
     String bootstrap = "127.0.0.1:" + clientPort;
-    awaitReady(bootstrap, user, password);
+    try {
+      server.startup();
+      awaitReady(bootstrap, user, password);
+    } catch (Throwable t) {
+      // Kafka's non-daemon threads would keep a half-started JVM alive: stop and exit non-zero
+      // so the launcher retries on fresh ports.
+      t.printStackTrace();
+      stop.run();
+      System.exit(1);
+    }
     OUT.println("READY {\"bootstrap\":\"" + bootstrap + "\",\"controller\":\"127.0.0.1:" + controllerPort
         + "\",\"clusterId\":\"" + clusterId + "\",\"logDir\":\"" + jsonEscape(logDir.toString()) + "\",\"pid\":"
         + ProcessHandle.current().pid() + "}");
@@ -235,9 +244,11 @@ public final class LocalBroker {
     Map<String, String> options = new LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
       String arg = args[i];
-      if (arg.equals("--delete-on-exit")) options.put(arg, "true");
-      else if ((arg.equals("--data-dir") || arg.equals("--parent-pid")) && i + 1 < args.length) options.put(arg, args[++i]);
-      else fail("unknown argument " + arg + "; usage: --data-dir DIR [--parent-pid PID] [--delete-on-exit]");
+      if ((arg.equals("--data-dir") || arg.equals("--parent-pid") || arg.equals("--delete-on-exit")) && i + 1 < args.length) {
+        options.put(arg, args[++i]);
+      } else {
+        fail("unknown argument " + arg + "; usage: --data-dir DIR [--parent-pid PID] [--delete-on-exit DIR]");
+      }
     }
     return options;
   }
