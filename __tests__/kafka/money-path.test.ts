@@ -114,11 +114,12 @@ describe('money path through Kafka', () => {
     let first: LambdaKafkaEventSource | undefined;
     let killedAfterCommit: LambdaKafkaEvent | undefined;
     first = await mapping(settings, async (event) => {
-      invocations++;
-      if (invocations === 3 || invocations === 4) throw new Error('simulated: database unavailable before the charge');
+      // Partitions run concurrently: number this invocation before awaiting anything.
+      const n = ++invocations;
+      if (n === 3 || n === 4) throw new Error('simulated: database unavailable before the charge');
       const summary = await charge(event);
       summaries.push(summary);
-      if (invocations === 6) {
+      if (n === 6) {
         // The charge is committed in Postgres; the process dies before Lambda commits the offset.
         killedAfterCommit = event;
         void first?.kill();
