@@ -17,12 +17,12 @@
 //   https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventsourcemapping.html#invocation-eventsourcemapping-batching
 //   — a batch is sent when it reaches the batch size, when the batching window has passed
 //   (500 ms by default for Kafka) or when the payload would exceed 6 MB.
-// - "Apache Kafka event source mapping … error handling" / retries
-//   https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html — offsets are
-//   committed only after the function returns; when it throws, the same batch is retried and the
-//   partition waits (on-demand mode has no retry limit until the records expire); batches of one
-//   partition are processed in order, one at a time, and concurrency is at most one invocation
-//   per partition.
+// - "Configuring error handling controls for Kafka event sources"
+//   https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html — by default
+//   (maximum retry attempts and record age -1) a batch whose invocation fails is retried without
+//   limit; the partition waits, since offsets are committed only after the function returns.
+//   Together with the pages above: batches of one partition are processed in order, one at a
+//   time, so concurrency is at most one invocation per partition.
 //
 // Deliberate simplifications: one invocation carries one partition's records (Lambda may mix
 // partitions in one event; the handlers are tested with such events by fixture); retries go on

@@ -136,6 +136,20 @@ describe('Lambda Kafka event-source emulator', () => {
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(25);
   });
 
+  test('waits up to the batching window to fill a batch: records produced moments apart arrive in one invocation', async () => {
+    const [topic] = await kafka.topics([{ name: 'window', config: { ...stream, partitions: 1 } }]);
+    const sizes: number[] = [];
+    await startSource({
+      connection: kafka.connection,
+      settings: settings(topic, { batchSize: 10, batchingWindowMs: 5_000 }),
+      handler: async (event) => void sizes.push(Object.values(event.records).flat().length),
+    });
+    await produce(kafka.connection, topic, Array.from({ length: 3 }, (_, i) => ({ key: `a${i}`, value: { i }, partition: 0 })));
+    await produce(kafka.connection, topic, Array.from({ length: 4 }, (_, i) => ({ key: `b${i}`, value: { i }, partition: 0 })));
+    await waitUntilCaughtUp(kafka.connection, `${topic}-group`, topic);
+    expect(sizes).toEqual([7]);
+  });
+
   test('redelivers the same batch while the handler throws, commits nothing meanwhile, and blocks only that partition', async () => {
     const [topic] = await kafka.topics([{ name: 'retry', config: { ...stream, partitions: 2 } }]);
     await produce(kafka.connection, topic, [

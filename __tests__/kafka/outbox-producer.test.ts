@@ -182,6 +182,26 @@ describe('outbox to campaign-events on the broker', () => {
     expect(inits.map((r) => r.response.producerId)).toContain(stored.producerId);
   });
 
+  test('a transient broker error is retried inside one publish: a topic that appears meanwhile receives the event once', async () => {
+    const topic = `${kafka.prefix}campaign-events-late`;
+    const publish = publisherFor(topic);
+    // The topic does not exist yet (the broker does not create topics on use, like Confluent
+    // Cloud): the first attempts fail with UNKNOWN_TOPIC_OR_PARTITION, a retriable error.
+    const publishing = publish([pausedMessage('1', 61)]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await kafka.topics([{ name: 'campaign-events-late', config: { ...config.confluent.topics['campaign-events'], partitions: 1 } }]);
+    expect(await publishing).toEqual({ publishedIds: ['1'] });
+    const read = await readAll(kafka.connection, topic, 1);
+    expect(read.map((r) => r.message.key?.toString())).toEqual(['61']);
+    // The broker did answer "unknown topic" to the worker's producer before it succeeded.
+    const refusals = brokerRequests(kafka.connection, 'METADATA').filter(
+      (r) =>
+        r.requestHeader.clientId === 'adstream-worker' &&
+        (r.response.topics as Array<{ name: string; errorCode: number }>).some((t) => t.name === topic && t.errorCode === 3),
+    );
+    expect(refusals.length).toBeGreaterThanOrEqual(1);
+  });
+
   test('events of one campaign share its key and partition and keep their order', async () => {
     const [topic] = await kafka.topics([{ name: 'campaign-events-order', config: config.confluent.topics['campaign-events'] }]);
     const publish = publisherFor(topic);
