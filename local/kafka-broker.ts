@@ -41,6 +41,8 @@ export interface LocalKafkaBroker extends KafkaConnection {
   readonly pid: number;
   /** The directory the broker formatted and owns (deleted when it stops). */
   readonly workDir: string;
+  /** `host:port` of the listener advertised at `advertiseProxyPort`, when asked for. */
+  readonly proxiedListener?: string;
   /** Stops the broker and waits for its JVM to exit (it deletes its directory). */
   stop(): Promise<void>;
 }
@@ -53,6 +55,12 @@ export interface LocalKafkaBrokerOptions {
   readonly tmpRoot?: string;
   /** Start attempts (each on fresh ports and a fresh directory). @default 3 */
   readonly attempts?: number;
+  /**
+   * Adds a second client listener advertised at this port, where the caller runs a proxy to
+   * the listener's real address (`proxiedListener`); for tests that cut connections.
+   * @default - no such listener
+   */
+  readonly advertiseProxyPort?: number;
 }
 
 /** Raised when the broker cannot be built, started or reached; the message says why. */
@@ -129,7 +137,9 @@ function once(broker: ChildProcess): Promise<void> {
   });
 }
 
-async function startOnce(classpath: string, options: Required<LocalKafkaBrokerOptions>): Promise<LocalKafkaBroker> {
+type ResolvedOptions = Required<Omit<LocalKafkaBrokerOptions, 'advertiseProxyPort'>> & Pick<LocalKafkaBrokerOptions, 'advertiseProxyPort'>;
+
+async function startOnce(classpath: string, options: ResolvedOptions): Promise<LocalKafkaBroker> {
   const workDir = join(options.tmpRoot, `${WORK_DIR_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(workDir, { recursive: true });
   writeFileSync(join(workDir, OWNER_FILE), JSON.stringify({ launcherPid: process.pid } satisfies Owner));
@@ -159,6 +169,7 @@ async function startOnce(classpath: string, options: Required<LocalKafkaBrokerOp
       String(process.pid),
       '--delete-on-exit',
       workDir,
+      ...(options.advertiseProxyPort === undefined ? [] : ['--advertise-proxy-port', String(options.advertiseProxyPort)]),
     ],
     {
       stdio: ['pipe', 'pipe', logFd],
@@ -184,13 +195,13 @@ async function startOnce(classpath: string, options: Required<LocalKafkaBrokerOp
     rmSync(workDir, { recursive: true, force: true });
   };
 
-  const ready = new Promise<{ bootstrap: string; logDir: string }>((resolve, reject) => {
+  const ready = new Promise<{ bootstrap: string; logDir: string; proxied: string }>((resolve, reject) => {
     let buffered = '';
     broker.stdout?.setEncoding('utf8');
     broker.stdout?.on('data', (chunk: string) => {
       buffered += chunk;
       const match = /^READY (\{.*\})$/m.exec(buffered);
-      if (match) resolve(JSON.parse(match[1]) as { bootstrap: string; logDir: string });
+      if (match) resolve(JSON.parse(match[1]) as { bootstrap: string; logDir: string; proxied: string });
     });
     void exited.then(() => reject(new LocalKafkaBrokerError(`the broker exited during startup (code ${broker.exitCode}, signal ${broker.signalCode})`)));
     broker.once('error', (error) => reject(new LocalKafkaBrokerError(`could not run java: ${error.message}`)));
@@ -201,7 +212,17 @@ async function startOnce(classpath: string, options: Required<LocalKafkaBrokerOp
   });
   try {
     const info = await Promise.race([ready, timeout]);
-    return { bootstrap: info.bootstrap, username, password, logDir: info.logDir, requestLog, pid: broker.pid as number, workDir, stop };
+    return {
+      bootstrap: info.bootstrap,
+      username,
+      password,
+      logDir: info.logDir,
+      requestLog,
+      pid: broker.pid as number,
+      workDir,
+      ...(info.proxied ? { proxiedListener: info.proxied } : {}),
+      stop,
+    };
   } catch (error) {
     const tail = [logPath, stderrPath]
       .map((path) => {
@@ -226,10 +247,11 @@ async function startOnce(classpath: string, options: Required<LocalKafkaBrokerOp
  * broker on free 127.0.0.1 ports. Resolves once the broker answers admin requests.
  */
 export async function startLocalKafkaBroker(options: LocalKafkaBrokerOptions = {}): Promise<LocalKafkaBroker> {
-  const resolved: Required<LocalKafkaBrokerOptions> = {
+  const resolved: ResolvedOptions = {
     startTimeoutMs: options.startTimeoutMs ?? 240_000,
     tmpRoot: options.tmpRoot ?? tmpdir(),
     attempts: options.attempts ?? 3,
+    advertiseProxyPort: options.advertiseProxyPort,
   };
   removeStaleBrokers(resolved.tmpRoot);
   const classpath = javaClasspath('kafka-broker');

@@ -38,7 +38,9 @@ import org.apache.kafka.metadata.storage.Formatter;
  * parent process disappears, or it gets SIGTERM.
  *
  * <p>Arguments: {@code --data-dir DIR [--parent-pid PID] [--delete-on-exit DIR]} (the directory
- * deleted once the broker has stopped, normally the one holding the data directory); the client
+ * deleted once the broker has stopped, normally the one holding the data directory) and
+ * {@code [--advertise-proxy-port PORT]} (adds a listener advertised at PORT, for a test proxy
+ * that forwards to the listener's real port, printed as {@code proxied}); the client
  * password comes from the environment variable {@code ADSTREAM_KAFKA_PASSWORD} (never argv,
  * which {@code ps} shows), the user name from {@code ADSTREAM_KAFKA_USER}.
  */
@@ -60,7 +62,17 @@ public final class LocalBroker {
     while (controllerPort == clientPort) controllerPort = freePort();
     Path logDir = dataDir.resolve("kraft");
     Files.createDirectories(logDir);
+    Integer proxyPort = options.containsKey("--advertise-proxy-port") ? Integer.valueOf(options.get("--advertise-proxy-port")) : null;
+    int proxiedPort = proxyPort == null ? -1 : freePort();
     Properties props = brokerProperties(logDir, clientPort, controllerPort, user, password);
+    if (proxyPort != null) {
+      // A second client listener that advertises another port: clients that bootstrap through a
+      // proxy on that port keep talking through it (tests cut connections there).
+      props.put("listeners", props.get("listeners") + ",PROXIED://127.0.0.1:" + proxiedPort);
+      props.put("advertised.listeners", props.get("advertised.listeners") + ",PROXIED://127.0.0.1:" + proxyPort);
+      props.put("listener.security.protocol.map", props.get("listener.security.protocol.map") + ",PROXIED:SASL_PLAINTEXT");
+      props.put("listener.name.proxied.plain.sasl.jaas.config", props.get("listener.name.client.plain.sasl.jaas.config"));
+    }
     KafkaConfig config = KafkaConfig.fromProps(props, false);
 
     String clusterId = Uuid.randomUuid().toString();
@@ -107,7 +119,8 @@ public final class LocalBroker {
       stop.run();
       System.exit(1);
     }
-    OUT.println("READY {\"bootstrap\":\"" + bootstrap + "\",\"controller\":\"127.0.0.1:" + controllerPort
+    OUT.println("READY {\"bootstrap\":\"" + bootstrap + "\",\"proxied\":\"" + (proxyPort == null ? "" : "127.0.0.1:" + proxiedPort)
+        + "\",\"controller\":\"127.0.0.1:" + controllerPort
         + "\",\"clusterId\":\"" + clusterId + "\",\"logDir\":\"" + jsonEscape(logDir.toString()) + "\",\"pid\":"
         + ProcessHandle.current().pid() + "}");
     OUT.flush();
@@ -244,10 +257,11 @@ public final class LocalBroker {
     Map<String, String> options = new LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
       String arg = args[i];
-      if ((arg.equals("--data-dir") || arg.equals("--parent-pid") || arg.equals("--delete-on-exit")) && i + 1 < args.length) {
+      if ((arg.equals("--data-dir") || arg.equals("--parent-pid") || arg.equals("--delete-on-exit") || arg.equals("--advertise-proxy-port"))
+          && i + 1 < args.length) {
         options.put(arg, args[++i]);
       } else {
-        fail("unknown argument " + arg + "; usage: --data-dir DIR [--parent-pid PID] [--delete-on-exit DIR]");
+        fail("unknown argument " + arg + "; usage: --data-dir DIR [--parent-pid PID] [--delete-on-exit DIR] [--advertise-proxy-port PORT]");
       }
     }
     return options;
