@@ -22,9 +22,9 @@ import { KafkaCredentialsSecret } from '../constructs/aws/kafka-credentials-secr
 import { FLINK_SINK_TABLES } from '../constructs/flink/tables';
 import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
 import type { FlinkConnection } from './flink-stack';
-
 import { WORKER_CONSUMER_GROUPS } from './worker-triggers';
 
+/** Consumer groups of the worker Lambdas' Kafka triggers (defined with the triggers in worker-triggers.ts). */
 export { WORKER_CONSUMER_GROUPS };
 
 /**
