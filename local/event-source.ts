@@ -239,6 +239,12 @@ export class LambdaKafkaEventSource {
     let offset = 0;
     while (offset < batch.messages.length) {
       if (this.stopping || !isRunning() || isStale()) return;
+      if (offset > 0 && batch.messages.length - offset < settings.batchSize) {
+        // A partial batch after full ones gets its own window: leave it unresolved, so it is
+        // fetched again with whatever arrives meanwhile.
+        this.windowStart.set(topicPartition, Date.now());
+        return;
+      }
       const records: LambdaKafkaRecord[] = [];
       let bytes = 0;
       while (offset < batch.messages.length && records.length < settings.batchSize) {
