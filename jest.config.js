@@ -8,6 +8,9 @@ module.exports = {
   transformIgnorePatterns: ['/node_modules/(?!(dt-sql-parser|antlr4ng|antlr4-c3)/)'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   testTimeout: 120000,
+  // One local Kafka broker (java/kafka-broker) for the run; see __tests__/kafka/support.
+  globalSetup: '<rootDir>/__tests__/kafka/support/global-setup.ts',
+  globalTeardown: '<rootDir>/__tests__/kafka/support/global-teardown.ts',
   maxWorkers: 2,
   reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.js'],
 };

@@ -22,13 +22,10 @@ import { KafkaCredentialsSecret } from '../constructs/aws/kafka-credentials-secr
 import { FLINK_SINK_TABLES } from '../constructs/flink/tables';
 import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
 import type { FlinkConnection } from './flink-stack';
+import { WORKER_CONSUMER_GROUPS } from './worker-triggers';
 
-/** Consumer groups of the worker Lambdas' Kafka triggers (exact names, bound one by one). */
-export const WORKER_CONSUMER_GROUPS = {
-  clickBalance: 'click-balance-processor',
-  compensation: 'compensation-processor',
-  rankingCache: 'ranking-cache-writer',
-} as const;
+/** Consumer groups of the worker Lambdas' Kafka triggers (defined with the triggers in worker-triggers.ts). */
+export { WORKER_CONSUMER_GROUPS };
 
 /**
  * The Confluent streaming core of one environment: environment and cluster (created or
