@@ -7,13 +7,14 @@ import { WorkersStack } from './stacks/workers-stack';
 
 /**
  * Composes the app: every environment under config/environments gets its stacks, split by
- * lifecycle. Deploy order per environment: streaming → flink, storage → workers.
+ * lifecycle. Stacks are wired by cdktf cross-stack references, so the deploy order follows
+ * from them: streaming → flink, streaming + storage → workers.
  */
 const app = new App();
 for (const config of loadEnvironments()) {
   const streaming = new StreamingStack(app, { config });
-  new FlinkStack(app, { config, connection: streaming.flinkConnection });
-  new StorageStack(app, { config });
-  new WorkersStack(app, { config });
+  new FlinkStack(app, { config, connection: streaming.flinkConnection, credentials: streaming.flinkCredentials });
+  const storage = new StorageStack(app, { config });
+  new WorkersStack(app, { config, storage, streaming });
 }
 app.synth();

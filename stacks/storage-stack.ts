@@ -4,7 +4,7 @@ import { createAwsProvider } from '../constructs/aws/aws-provider';
 import { WorkerNetwork } from '../constructs/aws/worker-network';
 import { PostgresDatabase } from '../constructs/aws/postgres-database';
 import { RedisCache } from '../constructs/aws/redis-cache';
-import { STORAGE_HANDOFF } from '../constructs/aws/stack-inputs';
+import { STORAGE_OUTPUTS, StorageHandoff } from '../constructs/aws/stack-inputs';
 import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
 
 /** Props of the AWS stacks. */
@@ -19,10 +19,10 @@ export interface AwsStackProps extends EnvironmentStackProps {
 
 /**
  * The stateful AWS side of one environment, deployed rarely: the VPC the workers run in, the
- * Postgres ledger and the Redis cache. Its outputs are the workers stack's input variables
- * (same names, see `STORAGE_HANDOFF`), so each stack plans on its own.
+ * Postgres ledger and the Redis cache. The workers stack references its constructs directly
+ * (cdktf cross-stack references); the named outputs (`STORAGE_OUTPUTS`) are for people.
  */
-export class StorageStack extends EnvironmentStack {
+export class StorageStack extends EnvironmentStack implements StorageHandoff {
   /** The network. */
   public readonly network: WorkerNetwork;
   /** The ledger database. */
@@ -47,7 +47,7 @@ export class StorageStack extends EnvironmentStack {
       production: config.production,
     });
 
-    const n = STORAGE_HANDOFF;
+    const n = STORAGE_OUTPUTS;
     new TerraformOutput(this, n.vpcId, { value: this.network.vpcId });
     new TerraformOutput(this, n.privateSubnetIds, { value: this.network.privateSubnetIds });
     new TerraformOutput(this, n.databaseHost, { value: this.database.host });

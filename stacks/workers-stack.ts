@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { Construct } from 'constructs';
-import { TerraformOutput } from 'cdktf';
+import { TerraformOutput, Token } from 'cdktf';
 import { RTB_RANKINGS_TOPIC, adEventContract, campaignEventContract, compensationEventContract } from '../contracts';
 import type { WorkerFunctionName } from '../config/schema';
 import { createAwsProvider } from '../constructs/aws/aws-provider';
-import { StorageInputs, StreamingInputs } from '../constructs/aws/stack-inputs';
+import type { StorageHandoff, StreamingHandoff } from '../constructs/aws/stack-inputs';
 import { AlertChannel } from '../constructs/aws/alert-channel';
 import { WorkerAlarms } from '../constructs/aws/worker-alarms';
 import { WorkerFunction } from '../constructs/aws/worker-function';
@@ -30,13 +30,17 @@ export interface WorkersStackProps extends AwsStackProps {
    * @default DEFAULT_BUNDLE_ROOT - `build/lambdas`, made by `npm run bundle`
    */
   readonly bundleRoot?: string;
+  /** The storage stack (network, database, cache): read through cdktf cross-stack references. */
+  readonly storage: StorageHandoff;
+  /** The streaming stack (Kafka endpoint, key secrets, schema id): cross-stack references too. */
+  readonly streaming: StreamingHandoff;
 }
 
 /**
  * The fast-changing AWS side of one environment: the worker functions, their Kafka triggers,
- * the schedules, the schema migration on deploy, and alerts. It takes the storage and
- * streaming stacks' outputs as input variables (docs/deploy.md shows how to pass them), so it
- * plans without reading their state.
+ * the schedules, the schema migration on deploy, and alerts. It takes typed references to the
+ * storage and streaming stacks; cdktf wires them as cross-stack references, so the stack has
+ * no input variable and `cdktf deploy 'adstream-<env>-*'` deploys it after both.
  */
 export class WorkersStack extends EnvironmentStack {
   /** The alert channel. */
@@ -55,8 +59,7 @@ export class WorkersStack extends EnvironmentStack {
     const location = { region: config.aws.region, accountId: config.aws.accountId };
     createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan });
 
-    const storage = new StorageInputs(this, 'storage');
-    const streaming = new StreamingInputs(this, 'streaming');
+    const { storage, streaming } = props;
     this.alerts = new AlertChannel(this, 'alerts', { config: config.alerts, location, namePrefix: prefix, production: config.production });
     const alarms = new WorkerAlarms(this, 'alarms', { alerts: this.alerts, namePrefix: prefix });
 
@@ -90,7 +93,7 @@ export class WorkersStack extends EnvironmentStack {
         KAFKA_BOOTSTRAP_SERVERS: streaming.bootstrapServers,
         KAFKA_PRODUCER_SECRET_ARN: streaming.producerSecretArn,
         CAMPAIGN_EVENTS_TOPIC: campaignEventContract.topic,
-        CAMPAIGN_EVENTS_SCHEMA_ID: streaming.campaignEventsSchemaId,
+        CAMPAIGN_EVENTS_SCHEMA_ID: Token.isUnresolved(streaming.campaignEventsSchemaId) ? Token.asString(streaming.campaignEventsSchemaId) : String(streaming.campaignEventsSchemaId),
       });
       worker.readsSecret('KafkaProducerKey', streaming.producerSecretArn);
       worker.allowEgress('kafka', 9092, '0.0.0.0/0', 'Confluent Cloud brokers through the NAT');

@@ -13,7 +13,7 @@ import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { StorageStack } from '../../stacks/storage-stack';
 
 Testing.setupJest();
-import { STORAGE_HANDOFF } from '../../constructs/aws/stack-inputs';
+import { STORAGE_OUTPUTS } from '../../constructs/aws/stack-inputs';
 import { testEnvironment } from './support/fixtures';
 
 type Synthesized = { resource: Record<string, Record<string, Record<string, unknown>>>; output: Record<string, unknown>; provider: Record<string, unknown[]> };
@@ -79,7 +79,7 @@ describe('StorageStack', () => {
     });
 
     test('outputs exactly the variables the workers stack takes', () => {
-      expect(Object.keys(parsed.output).sort()).toEqual(Object.values(STORAGE_HANDOFF).sort());
+      expect(Object.keys(parsed.output).sort()).toEqual(Object.values(STORAGE_OUTPUTS).sort());
     });
 
     test('the provider pins the account and carries no credentials', () => {

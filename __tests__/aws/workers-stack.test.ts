@@ -12,13 +12,12 @@ import { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric
 import { SnsTopicSubscription } from '@cdktf/provider-aws/lib/sns-topic-subscription';
 import { ChatbotSlackChannelConfiguration } from '@cdktf/provider-aws/lib/chatbot-slack-channel-configuration';
 import { WorkersStack } from '../../stacks/workers-stack';
-import { STORAGE_HANDOFF, STREAMING_HANDOFF } from '../../constructs/aws/stack-inputs';
 import { migrationsDigest } from '../../constructs/aws/schema-migration';
 import { MissingBundleError } from '../../constructs/aws/errors';
 import { KafkaTrigger } from '../../constructs/aws/kafka-trigger';
 import { WorkerFunction } from '../../constructs/aws/worker-function';
 import { parseWorkerEnv } from '../../lambdas/shared/env';
-import { createFakeBundleRoot, testEnvironment } from './support/fixtures';
+import { createFakeBundleRoot, fakeHandoffs, testEnvironment } from './support/fixtures';
 
 Testing.setupJest();
 
@@ -28,7 +27,8 @@ type Synthesized = { resource: Record<string, Record<string, Block>>; data: Reco
 const bundleRoot = createFakeBundleRoot();
 
 function synthWorkers(name: 'dev' | 'prod', overrides = {}) {
-  const stack = new WorkersStack(Testing.app(), { config: testEnvironment(name, overrides), bundleRoot });
+  const config = testEnvironment(name, overrides);
+  const stack = new WorkersStack(Testing.app(), { config, ...fakeHandoffs(config), bundleRoot });
   const json = Testing.synth(stack, true);
   return { stack, json, parsed: JSON.parse(json) as Synthesized };
 }
@@ -47,6 +47,7 @@ function policyOf(parsed: Synthesized, id: string): Array<{ sid: string; actions
 describe('WorkersStack', () => {
   describe.each(['dev', 'prod'] as const)('%s', (name) => {
     const config = testEnvironment(name);
+    const { storage, streaming } = fakeHandoffs(config);
     const prefix = `adstream-${name}`;
     const { stack, json, parsed } = synthWorkers(name);
 
@@ -83,16 +84,17 @@ describe('WorkersStack', () => {
     test('the environment carries ARNs and hosts only, in the names lambdas/shared/env.ts reads', () => {
       const variables = functionNamed(parsed, `${prefix}-click-balance`).environment as { variables: Record<string, string> };
       expect(variables.variables).toMatchObject({
-        DATABASE_SECRET_ARN: '${var.database_secret_arn}',
-        DATABASE_HOST: '${var.database_host}',
-        DATABASE_PORT: '${var.database_port}',
-        DATABASE_NAME: '${var.database_name}',
-        REDIS_HOST: '${var.redis_host}',
-        REDIS_PORT: '${var.redis_port}',
-        REDIS_AUTH_SECRET_ARN: '${var.redis_auth_secret_arn}',
+        DATABASE_SECRET_ARN: storage.database.credentialsSecretArn,
+        DATABASE_HOST: storage.database.host,
+        DATABASE_PORT: '5432',
+        DATABASE_NAME: 'adstream',
+        REDIS_HOST: storage.cache.host,
+        REDIS_PORT: '6379',
+        REDIS_AUTH_SECRET_ARN: storage.cache.authTokenSecretArn,
         BUDGET_TIME_ZONE: config.workers.budgetTimeZone,
-        KAFKA_BOOTSTRAP_SERVERS: '${var.kafka_bootstrap_servers}',
-        KAFKA_PRODUCER_SECRET_ARN: '${var.workers_producer_secret_arn}',
+        KAFKA_BOOTSTRAP_SERVERS: streaming.bootstrapServers,
+        KAFKA_PRODUCER_SECRET_ARN: streaming.producerSecretArn,
+        CAMPAIGN_EVENTS_SCHEMA_ID: '100003',
         CAMPAIGN_EVENTS_TOPIC: 'campaign-events',
         NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
         POWERTOOLS_SERVICE_NAME: 'click-balance',
@@ -100,7 +102,6 @@ describe('WorkersStack', () => {
       });
       expect(variables.variables.ALERTS_TOPIC_ARN).toMatch(/^\$\{aws_sns_topic\./);
       // The handlers' own parser accepts the deployed environment (with variables filled in).
-      expect(variables.variables.CAMPAIGN_EVENTS_SCHEMA_ID).toBe('${var.campaign_events_schema_id == null ? "" : tostring(var.campaign_events_schema_id)}');
       const resolved = (key: string, value: string): string => {
         if (!value.startsWith('${')) return value;
         if (key.endsWith('_PORT')) return '5432';
@@ -130,10 +131,10 @@ describe('WorkersStack', () => {
           .filter((s) => s.actions.includes('secretsmanager:GetSecretValue'))
           .flatMap((s) => s.resources)
           .sort();
-      expect(secretsRead('click-balance')).toEqual(['${var.database_secret_arn}', '${var.redis_auth_secret_arn}', '${var.workers_consumer_secret_arn}', '${var.workers_producer_secret_arn}'].sort());
-      expect(secretsRead('ranking-cache')).toEqual(['${var.database_secret_arn}', '${var.redis_auth_secret_arn}', '${var.workers_consumer_secret_arn}'].sort());
-      expect(secretsRead('db-migrate')).toEqual(['${var.database_secret_arn}']);
-      expect(secretsRead('outbox-sweep')).toEqual(['${var.database_secret_arn}', '${var.workers_producer_secret_arn}'].sort());
+      expect(secretsRead('click-balance')).toEqual([storage.database.credentialsSecretArn, storage.cache.authTokenSecretArn, streaming.consumerSecretArn, streaming.producerSecretArn].sort());
+      expect(secretsRead('ranking-cache')).toEqual([storage.database.credentialsSecretArn, storage.cache.authTokenSecretArn, streaming.consumerSecretArn].sort());
+      expect(secretsRead('db-migrate')).toEqual([storage.database.credentialsSecretArn]);
+      expect(secretsRead('outbox-sweep')).toEqual([storage.database.credentialsSecretArn, streaming.producerSecretArn].sort());
       for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate']) {
         for (const statement of policyOf(parsed, id)) {
           if (statement.resources.includes('*')) expect(statement.actions.every((a) => a.startsWith('ec2:'))).toBe(true);
@@ -152,8 +153,8 @@ describe('WorkersStack', () => {
           topics: [topic],
           batch_size: config.workers.batchSize,
           starting_position: 'TRIM_HORIZON',
-          self_managed_event_source: { endpoints: { KAFKA_BOOTSTRAP_SERVERS: '${var.kafka_bootstrap_servers}' } },
-          source_access_configuration: [{ type: 'BASIC_AUTH', uri: '${var.workers_consumer_secret_arn}' }],
+          self_managed_event_source: { endpoints: { KAFKA_BOOTSTRAP_SERVERS: streaming.bootstrapServers } },
+          source_access_configuration: [{ type: 'BASIC_AUTH', uri: streaming.consumerSecretArn }],
           self_managed_kafka_event_source_config: { consumer_group_id: group },
         });
         const mapping = Object.values(parsed.resource.aws_lambda_event_source_mapping).find((m) => JSON.stringify(m.topics) === JSON.stringify([topic]))!;
@@ -213,9 +214,8 @@ describe('WorkersStack', () => {
       expect(Object.keys(provider).filter((key) => key.startsWith('skip_') || key.endsWith('_key'))).toEqual([]);
     });
 
-    test('takes exactly the storage and streaming outputs as variables', () => {
-      expect(Object.keys(parsed.variable).sort()).toEqual([...Object.values(STORAGE_HANDOFF), ...Object.values(STREAMING_HANDOFF)].sort());
-      expect(JSON.stringify(parsed.variable.kafka_bootstrap_servers.validation)).toContain('regex');
+    test('has no input variable: everything comes from config and the other stacks', () => {
+      expect(parsed.variable ?? {}).toEqual({});
     });
   });
 
@@ -244,15 +244,15 @@ describe('WorkersStack', () => {
 
   test('fails when a bundle is missing, telling to run npm run bundle', () => {
     const empty = mkdtempSync(join(tmpdir(), 'adstream-no-bundles-'));
-    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), bundleRoot: empty })).toThrow(MissingBundleError);
-    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), bundleRoot: empty })).toThrow(/click-balance.*npm run bundle/);
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: empty })).toThrow(MissingBundleError);
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: empty })).toThrow(/click-balance.*npm run bundle/);
     rmSync(empty, { recursive: true, force: true });
   });
 
   test('fails when the db-migrate bundle carries no migrations', () => {
     const root = createFakeBundleRoot();
     rmSync(join(root, 'db-migrate', 'migrations'), { recursive: true });
-    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), bundleRoot: root })).toThrow(/db-migrate.*migrations\/\*\.sql.*npm run bundle/);
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: root })).toThrow(/db-migrate.*migrations\/\*\.sql.*npm run bundle/);
   });
 
   test('the migration digest changes when a migration changes', () => {
