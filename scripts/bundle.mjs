@@ -60,6 +60,10 @@ function filesUnder(dir) {
   return out;
 }
 
+function hashFile(path) {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
 /** sha256 over (relative path, content) of every file, in a fixed order: same tree, same hash. */
 function hashDirectory(dir) {
   const hash = createHash('sha256');
@@ -87,7 +91,8 @@ async function bundleHandler(name) {
       absWorkingDir: root,
       bundle: true,
       platform: 'node',
-      target: 'node20',
+      // The workers run on nodejs22.x (WORKER_RUNTIME in constructs/aws/worker-function.ts).
+      target: 'node22',
       format: 'cjs',
       minify: true,
       sourcemap: 'external',
@@ -98,7 +103,7 @@ async function bundleHandler(name) {
       metafile: true,
       logLevel: 'silent',
       external: [
-        // The Lambda Node.js 20/22 runtimes ship AWS SDK v3.
+        // The Lambda Node.js 22 runtime ships AWS SDK v3.
         '@aws-sdk/*',
         // pg loads its libpq binding lazily (only for `pg.native`) and treats MODULE_NOT_FOUND
         // as "not installed"; left external it stays an unresolved, never-taken require.
@@ -144,6 +149,19 @@ async function bundleHandler(name) {
     );
   }
   const directoryBytes = filesUnder(outDir).reduce((sum, file) => sum + statSync(file).size, 0);
+  // What the bundle was built from, so synth can refuse a bundle older than its sources: every
+  // input outside node_modules by content, the lock file for the dependencies, and for
+  // db-migrate the migrations it ships.
+  const sources = {};
+  for (const input of Object.keys(result.metafile.inputs).sort()) {
+    if (!input.includes('node_modules/')) sources[input] = hashFile(join(root, input));
+  }
+  sources['package-lock.json'] = hashFile(join(root, 'package-lock.json'));
+  if (name === 'db-migrate') {
+    for (const file of readdirSync(join(root, 'db', 'migrations')).filter((f) => f.endsWith('.sql')).sort()) {
+      sources[`db/migrations/${file}`] = hashFile(join(root, 'db', 'migrations', file));
+    }
+  }
   return {
     name,
     entry: `lambdas/${name}/handler.ts`,
@@ -152,6 +170,7 @@ async function bundleHandler(name) {
     directoryBytes,
     inputs: Object.keys(result.metafile.inputs).length,
     sha256: hashDirectory(outDir),
+    sources,
   };
 }
 

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Construct } from 'constructs';
 import { TerraformOutput, Token } from 'cdktf';
@@ -11,12 +12,17 @@ import { WorkerFunction } from '../constructs/aws/worker-function';
 import { KafkaTrigger, KafkaTriggerSource } from '../constructs/aws/kafka-trigger';
 import { WorkerSchedule } from '../constructs/aws/worker-schedule';
 import { SchemaMigration } from '../constructs/aws/schema-migration';
+import { assertBundlesFresh } from '../constructs/aws/bundle-manifest';
 import { EnvironmentStack } from './environment-stack';
 import type { AwsStackProps } from './storage-stack';
 import { WORKER_CONSUMER_GROUPS } from './streaming-stack';
 
 /** Where `npm run bundle` writes the Lambda bundles. */
 export const DEFAULT_BUNDLE_ROOT = join(__dirname, '..', 'build', 'lambdas');
+/** The repository the default bundles are built from. */
+const REPOSITORY_ROOT = join(__dirname, '..');
+/** One bundle per function (`build/lambdas/<name>`). */
+const BUNDLES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate'] as const;
 
 /** Records a consumer group may lag before its alarm fires. */
 const OFFSET_LAG_ALARM = 10_000;
@@ -30,6 +36,12 @@ export interface WorkersStackProps extends AwsStackProps {
    * @default DEFAULT_BUNDLE_ROOT - `build/lambdas`, made by `npm run bundle`
    */
   readonly bundleRoot?: string;
+  /**
+   * Repository the bundles were built from. Synth refuses any bundle whose recorded sources
+   * (`manifest.json`) differ from these, so stale handler code is never packaged.
+   * @default - the repository root when bundleRoot is the default; no check for any other bundleRoot (tests' stand-in bundles)
+   */
+  readonly bundleSources?: string;
   /** The storage stack (network, database, cache): read through cdktf cross-stack references. */
   readonly storage: StorageHandoff;
   /** The streaming stack (Kafka endpoint, key secrets, schema id): cross-stack references too. */
@@ -56,6 +68,8 @@ export class WorkersStack extends EnvironmentStack {
     const { workers } = config;
     const prefix = `adstream-${config.name}`;
     const bundleRoot = props.bundleRoot ?? DEFAULT_BUNDLE_ROOT;
+    const bundleSources = props.bundleSources ?? (props.bundleRoot === undefined ? REPOSITORY_ROOT : undefined);
+    if (bundleSources !== undefined && existsSync(bundleRoot)) assertBundlesFresh(bundleRoot, BUNDLES, bundleSources);
     const location = { region: config.aws.region, accountId: config.aws.accountId };
     createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan });
 

@@ -128,7 +128,7 @@ describe('StreamingStack', () => {
 
   test('the Schema Registry lookup waits for the Kafka cluster (Confluent provisions the registry with the first cluster)', () => {
     const [lookup] = Object.values(prod.data!.confluent_schema_registry_cluster);
-    expect(lookup.depends_on).toEqual([expect.stringMatching(/^\$\{confluent_kafka_cluster\.cluster_[A-F0-9]+\}$/)]);
+    expect(lookup.depends_on).toEqual([expect.stringMatching(/^confluent_kafka_cluster\.cluster_[A-F0-9]+$/)]);
   });
 
   test('outputs everything flink:check needs, under the names it reads', () => {
@@ -149,7 +149,7 @@ describe('StreamingStack', () => {
     expect(json.resource.confluent_environment).toBeUndefined();
     expect(json.resource.confluent_kafka_cluster).toBeUndefined();
     expect(Object.values(json.data!.confluent_environment)[0]).toMatchObject({ id: 'env-abc123' });
-    expect(Object.values(json.data!.confluent_schema_registry_cluster)[0].depends_on).toEqual([expect.stringMatching(/^\$\{data\.confluent_kafka_cluster\./)]);
+    expect(Object.values(json.data!.confluent_schema_registry_cluster)[0].depends_on).toEqual([expect.stringMatching(/^data\.confluent_kafka_cluster\.cluster_[A-F0-9]+$/)]);
     expect(Object.values(json.data!.confluent_kafka_cluster)[0]).toMatchObject({
       id: 'lkc-xyz789',
       environment: { id: expect.stringMatching(/^\$\{data\.confluent_environment\.environment_[A-F0-9]+\.id\}$/) },

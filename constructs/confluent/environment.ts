@@ -1,5 +1,6 @@
 import { Construct } from 'constructs';
 import type { ITerraformDependable } from 'cdktf';
+import { dependable } from 'cdktf/lib/tfExpression';
 import { Environment } from '../../.gen/providers/confluent/environment';
 import { DataConfluentEnvironment } from '../../.gen/providers/confluent/data-confluent-environment';
 import { DataConfluentSchemaRegistryCluster } from '../../.gen/providers/confluent/data-confluent-schema-registry-cluster';
@@ -79,6 +80,6 @@ export class ConfluentEnvironment extends Construct {
    * the lookup would otherwise run too early and fail (the provider docs' `depends_on`).
    */
   public registryProvisionedBy(cluster: ITerraformDependable): void {
-    this.registryLookup.dependsOn = [...(this.registryLookup.dependsOn ?? []), cluster.fqn];
+    this.registryLookup.dependsOn = [...(this.registryLookup.dependsOn ?? []), dependable(cluster)];
   }
 }
