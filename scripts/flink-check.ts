@@ -22,7 +22,7 @@ import type { FlinkConfig } from '../config/flink';
 import { FlinkStack } from '../stacks/flink-stack';
 import { stackName } from '../stacks/environment-stack';
 import { FLINK_CONNECTION_OUTPUTS } from '../stacks/streaming-stack';
-import { reportError } from './cli';
+import { reportError, runMain } from './cli';
 
 /** One statement to dry-run. */
 export interface DryRunTarget {
@@ -352,7 +352,6 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { loadEnvironment } = require('../config') as typeof import('../config');
     const environment = loadEnvironment(values.env);
     const streamingStack = stackName(environment, 'streaming');
@@ -388,5 +387,5 @@ async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  runMain(() => main(process.argv.slice(2)));
 }
