@@ -11,19 +11,32 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const quiet = process.argv.includes('--quiet');
-/** Timestamp given to every bundled file (zip dates start in 1980). */
-const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
-const outDirFlag = process.argv.indexOf('--out-dir');
-// --out-dir lets tests build elsewhere without racing anything that reads build/lambdas.
-const outDirArg = outDirFlag === -1 ? undefined : process.argv[outDirFlag + 1];
-if (outDirFlag !== -1 && (!outDirArg || outDirArg.startsWith('--'))) {
-  console.error('bundle: --out-dir needs a directory, e.g. --out-dir /tmp/adstream-bundles');
+const USAGE = `usage: npm run bundle [-- --quiet] [-- --out-dir <dir>]
+
+Bundles every Lambda handler into build/lambdas/<name>/ (or <dir>) with manifest.json.
+  --quiet          no per-handler lines, only errors
+  --out-dir <dir>  build somewhere else (tests)
+  --help           this text`;
+let args;
+try {
+  args = parseArgs({ options: { quiet: { type: 'boolean' }, 'out-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+} catch (error) {
+  console.error(`bundle: ${error.message}\n\n${USAGE}`);
   process.exit(2);
 }
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const quiet = args.quiet === true;
+/** Timestamp given to every bundled file (zip dates start in 1980). */
+const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
+// --out-dir lets tests build elsewhere without racing anything that reads build/lambdas.
+const outDirArg = args['out-dir'];
 const outRoot = outDirArg ? resolve(outDirArg) : join(root, 'build', 'lambdas');
 
 /** Largest bundle (index.js) we accept: cold start grows with the bytes Node has to parse. */

@@ -74,7 +74,9 @@ export class WorkersStack extends EnvironmentStack {
     createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan });
 
     const { storage, streaming } = props;
-    this.alerts = new AlertChannel(this, 'alerts', { config: config.alerts, location, namePrefix: prefix, production: config.production });
+    const slack = config.alerts.slack;
+    const chatbotProvider = slack ? createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan, alias: { name: 'chatbot', region: slack.apiRegion } }) : undefined;
+    this.alerts = new AlertChannel(this, 'alerts', { config: config.alerts, location, namePrefix: prefix, production: config.production, chatbotProvider });
     const alarms = new WorkerAlarms(this, 'alarms', { alerts: this.alerts, namePrefix: prefix });
 
     const fn = (id: string, name: WorkerFunctionName, description: string, environment: Record<string, string> = {}) =>
@@ -114,6 +116,8 @@ export class WorkersStack extends EnvironmentStack {
     }
 
     const migration = new SchemaMigration(this, 'schema-migration', { migrator: dbMigrate, bundleDirectory: join(bundleRoot, 'db-migrate') });
+    // The release waits for the migration: every alias moves to the new code only after it ran.
+    for (const worker of [clickBalance, compensation, rankingCache, budgetReset, outboxSweep]) worker.releaseAfter(migration.invocation);
 
     const source: KafkaTriggerSource =
       workers.kafkaSource.kind === 'msk'

@@ -164,6 +164,21 @@ describe('WorkersStack', () => {
       }
     });
 
+    test('new code goes live only after its migration ran: triggers and schedules invoke the live alias, which waits for the migration', () => {
+      const aliases = Object.values(parsed.resource.aws_lambda_alias);
+      expect(aliases).toHaveLength(6);
+      for (const fn of Object.values(parsed.resource.aws_lambda_function)) expect(fn.publish).toBe(true);
+      const waiting = aliases.filter((a) => JSON.stringify(a.depends_on ?? []).includes('aws_lambda_invocation.schema-migration_run_'));
+      expect(waiting.map((a) => String(a.function_name)).sort()).toEqual(
+        ['budget-reset', 'click-balance', 'compensation', 'outbox-sweep', 'ranking-cache'].map((id) => expect.stringContaining(`aws_lambda_function.${id}_function_`)).sort(() => 0),
+      );
+      for (const alias of aliases) expect(alias.function_version).toMatch(/^\$\{aws_lambda_function\.[^.]+\.version\}$/);
+      for (const mapping of Object.values(parsed.resource.aws_lambda_event_source_mapping)) expect(mapping.function_name).toMatch(/^\$\{aws_lambda_alias\.[^.]+_live_[^.]+\.arn\}$/);
+      for (const schedule of Object.values(parsed.resource.aws_scheduler_schedule)) {
+        expect((schedule.target as { arn: string }).arn).toMatch(/^\$\{aws_lambda_alias\.[^.]+_live_[^.]+\.arn\}$/);
+      }
+    });
+
     test('the migration runs on deploy, keyed by the digest of the bundled SQL files', () => {
       const { digest } = migrationsDigest(join(bundleRoot, 'db-migrate', 'migrations'));
       expect(json).toHaveResourceWithProperties(LambdaInvocation, { triggers: { migrations: digest } });
@@ -182,7 +197,7 @@ describe('WorkersStack', () => {
       for (const [key, document] of scheduleDocs) {
         const id = key.startsWith('budget-reset') ? 'budget-reset' : 'outbox-sweep';
         expect(document.statement).toEqual([
-          expect.objectContaining({ actions: ['lambda:InvokeFunction'], resources: [expect.stringMatching(new RegExp(`^\\$\\{aws_lambda_function\\.${id}_function_[^.]+\\.arn\\}$`))] }),
+          expect.objectContaining({ actions: ['lambda:InvokeFunction'], resources: [expect.stringMatching(new RegExp(`^\\$\\{aws_lambda_alias\\.${id}_live_[^.]+\\.arn\\}$`))] }),
         ]);
       }
     });
@@ -221,8 +236,11 @@ describe('WorkersStack', () => {
 
   test('Slack through AWS Chatbot when alerts.slack is set', () => {
     const base = testEnvironment('dev');
-    const { json } = synthWorkers('dev', { alerts: { ...base.alerts, slack: { workspaceId: 'T0123ABCD', channelId: 'C0123ABCD' } } });
-    expect(json).toHaveResourceWithProperties(ChatbotSlackChannelConfiguration, { slack_team_id: 'T0123ABCD', slack_channel_id: 'C0123ABCD' });
+    const { json } = synthWorkers('dev', { alerts: { ...base.alerts, slack: { workspaceId: 'T0123ABCD', channelId: 'C0123ABCD', apiRegion: 'us-east-2' } } });
+    expect(json).toHaveResourceWithProperties(ChatbotSlackChannelConfiguration, { slack_team_id: 'T0123ABCD', slack_channel_id: 'C0123ABCD', provider: 'aws.chatbot' });
+    // The Chatbot API runs in four regions only: the configuration is created through a provider there.
+    const providers = JSON.parse(json).provider.aws as Array<{ alias?: string; region: string }>;
+    expect(providers.find((p) => p.alias === 'chatbot')?.region).toBe('us-east-2');
   });
 
   test('MSK as the source: event_source_arn and an MSK consumer group, no BASIC_AUTH', () => {

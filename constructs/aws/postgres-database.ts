@@ -56,7 +56,7 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
     super(scope, id);
     const { config, namePrefix, production } = props;
     const identifier = `${namePrefix}-ledger`;
-    const major = config.engineVersion.split('.')[0];
+    const major = config.engineVersion;
 
     const subnets = new DbSubnetGroup(this, 'subnets', {
       name: identifier,
@@ -94,7 +94,10 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
       multiAz: config.multiAz,
       backupRetentionPeriod: config.backupRetentionDays,
       copyTagsToSnapshot: true,
+      // engineVersion is the major only: RDS applies minors in the maintenance window, and a
+      // major upgrade stays a deliberate config change.
       autoMinorVersionUpgrade: true,
+      allowMajorVersionUpgrade: false,
       deletionProtection: production,
       skipFinalSnapshot: !production,
       ...(production ? { finalSnapshotIdentifier: `${identifier}-final` } : {}),

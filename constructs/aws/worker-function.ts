@@ -2,7 +2,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Construct } from 'constructs';
 import { AssetType, Fn, Lazy, TerraformAsset, Token } from 'cdktf';
+import type { ITerraformDependable } from 'cdktf';
+import { dependable } from 'cdktf/lib/tfExpression';
 import { LambdaFunction } from '@cdktf/provider-aws/lib/lambda-function';
+import { LambdaAlias } from '@cdktf/provider-aws/lib/lambda-alias';
 import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
 import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
@@ -21,6 +24,8 @@ export const WORKER_RUNTIME = 'nodejs22.x';
  * Node.js 20 on the runtime no longer loads it by itself.
  */
 export const RDS_CA_BUNDLE = '/var/runtime/ca-cert.pem';
+/** Alias every trigger and schedule invokes. */
+export const LIVE_ALIAS = 'live';
 /** CloudWatch namespace of the workers' EMF metrics (lambdas/shared/observability.ts). */
 export const WORKER_METRICS_NAMESPACE = 'adstream';
 
@@ -83,6 +88,13 @@ export class WorkerFunction extends Construct {
   public readonly rolePolicy: IamRolePolicy;
   /** The generated binding, for dependencies. */
   public readonly resource: LambdaFunction;
+  /**
+   * ARN of the `live` alias: what triggers and schedules invoke. It moves to a newly
+   * published version only after what `releaseAfter` names (the schema migration).
+   */
+  public readonly liveArn: string;
+  /** The `live` alias. */
+  public readonly alias: LambdaAlias;
 
   private readonly statements: PolicyStatement[] = [];
   private readonly variables: Record<string, string> = {};
@@ -167,10 +179,27 @@ export class WorkerFunction extends Construct {
       vpcConfig: { subnetIds: props.network.privateSubnetIds, securityGroupIds: [group.id] },
       loggingConfig: { logFormat: 'JSON', logGroup: logGroup.name },
       environment: { variables: Token.asStringMap(Lazy.anyValue({ produce: () => ({ ...this.variables }) })) },
+      // Every code change becomes a numbered version; the `live` alias decides which one runs.
+      publish: true,
       dependsOn: [logGroup, this.rolePolicy],
     });
     this.functionName = this.resource.functionName;
     this.functionArn = this.resource.arn;
+    this.alias = new LambdaAlias(this, 'live', {
+      name: LIVE_ALIAS,
+      description: 'The released version: triggers and schedules invoke this.',
+      functionName: this.resource.functionName,
+      functionVersion: this.resource.version,
+    });
+    this.liveArn = this.alias.arn;
+  }
+
+  /**
+   * Keeps the `live` alias on the previous version until `dependencies` are applied: with the
+   * schema migration here, new handler code never goes live before its migration ran.
+   */
+  public releaseAfter(...dependencies: ITerraformDependable[]): void {
+    this.alias.dependsOn = [...(this.alias.dependsOn ?? []), ...dependencies.map((d) => dependable(d))];
   }
 
   /**
