@@ -52,6 +52,10 @@ describe('StorageStack', () => {
       expect(JSON.stringify(parsed.resource.aws_db_parameter_group)).toContain('"rds.force_ssl"');
     });
 
+    test('Postgres pins the major version only: minors upgrade automatically, majors never by surprise', () => {
+      expect(json).toHaveResourceWithProperties(DbInstance, { engine_version: '16', auto_minor_version_upgrade: true, allow_major_version_upgrade: false });
+    });
+
     test('Redis uses TLS, encryption at rest and an AUTH token generated into Secrets Manager', () => {
       expect(json).toHaveResourceWithProperties(ElasticacheReplicationGroup, {
         transit_encryption_enabled: true,

@@ -149,7 +149,7 @@ describe('environment configuration', () => {
     expect(caught).toBeInstanceOf(ConfigErrors);
     const errors = (caught as ConfigErrors).errors;
     expect(errors.map((e) => e.field)).toEqual(['dev.network.natGateways', 'dev.database.engineVersion', 'dev.workers.batchSize']);
-    expect((caught as Error).message).toMatch(/^3 configuration problems:\n  - Invalid configuration at dev\.network\.natGateways/);
+    expect((caught as Error).message).toMatch(/^3 configuration problems:\n {2}- Invalid configuration at dev\.network\.natGateways/);
   });
 
   test('a region mismatch is accepted when a reason is given', () => {
