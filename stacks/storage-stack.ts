@@ -36,7 +36,7 @@ export class StorageStack extends EnvironmentStack implements StorageHandoff {
     const prefix = `adstream-${config.name}`;
     createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan });
 
-    this.network = new WorkerNetwork(this, 'network', { config: config.network, region: config.aws.region, namePrefix: prefix });
+    this.network = new WorkerNetwork(this, 'network', { config: config.network, region: config.aws.region, namePrefix: prefix, accountId: config.aws.accountId });
     const subnets = { vpcId: this.network.vpcId, privateSubnetIds: this.network.privateSubnetIds };
     this.database = new PostgresDatabase(this, 'ledger', { config: config.database, network: subnets, namePrefix: prefix, production: config.production });
     this.cache = new RedisCache(this, 'cache', {

@@ -56,6 +56,17 @@ describe('StorageStack', () => {
       expect(json).toHaveResourceWithProperties(DbInstance, { engine_version: '16', auto_minor_version_upgrade: true, allow_major_version_upgrade: false });
     });
 
+    test('the interface endpoints admit only this account\'s principals reaching this account\'s resources', () => {
+      const parsed = JSON.parse(json) as { resource: Record<string, Record<string, Record<string, unknown>>>; data: Record<string, Record<string, Record<string, unknown>>> };
+      const interfaces = Object.values(parsed.resource.aws_vpc_endpoint).filter((e) => e.vpc_endpoint_type === 'Interface');
+      expect(interfaces).toHaveLength(3);
+      for (const endpoint of interfaces) expect(endpoint.policy).toMatch(/^\$\{data\.aws_iam_policy_document\.network_endpoint-policy_[^.]+\.json\}$/);
+      const [, document] = Object.entries(parsed.data.aws_iam_policy_document).find(([key]) => key.startsWith('network_endpoint-policy_'))!;
+      expect(JSON.stringify(document.statement)).toContain('aws:PrincipalAccount');
+      expect(JSON.stringify(document.statement)).toContain('aws:ResourceAccount');
+      expect(JSON.stringify(document.statement)).toContain(config.aws.accountId);
+    });
+
     test('Redis uses TLS, encryption at rest and an AUTH token generated into Secrets Manager', () => {
       expect(json).toHaveResourceWithProperties(ElasticacheReplicationGroup, {
         transit_encryption_enabled: true,

@@ -254,6 +254,21 @@ describe('WorkersStack', () => {
     expect(JSON.stringify(parsed.resource.aws_lambda_event_source_mapping)).not.toContain('BASIC_AUTH');
   });
 
+  test('HTTPS egress goes to the VPC endpoints only; a referenced VPC (endpoints unknown) keeps it open, with a reason', () => {
+    const egress443 = (parsed: Synthesized) => Object.values(parsed.resource.aws_vpc_security_group_egress_rule).filter((r) => r.from_port === 443);
+    const { parsed } = synthWorkers('dev');
+    expect(egress443(parsed)).toHaveLength(6);
+    for (const rule of egress443(parsed)) expect(rule).toMatchObject({ referenced_security_group_id: 'sg-0123456789abcdef2' });
+    expect(egress443(parsed).some((r) => r.cidr_ipv4 !== undefined)).toBe(false);
+
+    const config = testEnvironment('dev');
+    const handoffs = fakeHandoffs(config);
+    const referenced = { ...handoffs.storage, network: { vpcId: handoffs.storage.network.vpcId, privateSubnetIds: handoffs.storage.network.privateSubnetIds } };
+    const stack = new WorkersStack(Testing.app(), { config, storage: referenced, streaming: handoffs.streaming, bundleRoot });
+    const open = egress443(JSON.parse(Testing.synth(stack)) as Synthesized);
+    for (const rule of open) expect(rule).toMatchObject({ cidr_ipv4: '0.0.0.0/0', description: expect.stringContaining('referenced VPC') });
+  });
+
   test('LATEST is possible but only when configured', () => {
     const base = testEnvironment('dev');
     const { json } = synthWorkers('dev', { workers: { ...base.workers, startingPosition: 'LATEST' } });

@@ -36,4 +36,10 @@ export interface WorkerSubnets {
   readonly vpcId: string;
   /** Private subnet ids. */
   readonly privateSubnetIds: string[];
+  /**
+   * Security group of the VPC's interface endpoints (Secrets Manager, SNS, SQS). When given,
+   * the functions' HTTPS egress goes to it only, instead of anywhere through the NAT.
+   * @default - none (a referenced VPC): HTTPS egress stays open to 0.0.0.0/0
+   */
+  readonly endpointSecurityGroupId?: string;
 }

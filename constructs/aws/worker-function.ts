@@ -151,9 +151,21 @@ export class WorkerFunction extends Construct {
       vpcId: props.network.vpcId,
     });
     this.securityGroupId = group.id;
-    // Secrets Manager, SNS and SQS (VPC endpoints or NAT) and Confluent's HTTPS-free Kafka
-    // port are the only destinations besides the stores, which connectTo adds.
-    this.allowEgress('https', 443, '0.0.0.0/0', 'AWS APIs through the VPC endpoints or NAT');
+    // HTTPS only to the interface endpoints (Secrets Manager, SNS, SQS): nothing a function
+    // calls over HTTPS is on the internet. A referenced VPC brings its own routes and endpoints,
+    // so there it stays open through the NAT (docs/deploy.md, "Network egress").
+    if (props.network.endpointSecurityGroupId !== undefined) {
+      new VpcSecurityGroupEgressRule(this, 'egress-https', {
+        securityGroupId: group.id,
+        description: 'AWS APIs through the VPC interface endpoints',
+        ipProtocol: 'tcp',
+        fromPort: 443,
+        toPort: 443,
+        referencedSecurityGroupId: props.network.endpointSecurityGroupId,
+      });
+    } else {
+      this.allowEgress('https', 443, '0.0.0.0/0', 'AWS APIs through the NAT (referenced VPC: its endpoints are unknown here)');
+    }
 
     Object.assign(this.variables, {
       NODE_OPTIONS: '--enable-source-maps',

@@ -53,7 +53,7 @@ export function secretArn(config: EnvironmentConfig, name: string): string {
 export function fakeHandoffs(config: EnvironmentConfig): FakeHandoffs {
   return {
     storage: {
-      network: { vpcId: 'vpc-0123456789abcdef0', privateSubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'] },
+      network: { vpcId: 'vpc-0123456789abcdef0', privateSubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'], endpointSecurityGroupId: 'sg-0123456789abcdef2' },
       database: {
         host: `adstream-${config.name}-ledger.proxy-abcdefghij.${config.aws.region}.rds.amazonaws.com`,
         port: 5432,
