@@ -38,7 +38,13 @@ export class StorageStack extends EnvironmentStack implements StorageHandoff {
 
     this.network = new WorkerNetwork(this, 'network', { config: config.network, region: config.aws.region, namePrefix: prefix, accountId: config.aws.accountId });
     const subnets = { vpcId: this.network.vpcId, privateSubnetIds: this.network.privateSubnetIds };
-    this.database = new PostgresDatabase(this, 'ledger', { config: config.database, network: subnets, namePrefix: prefix, production: config.production });
+    this.database = new PostgresDatabase(this, 'ledger', {
+      config: config.database,
+      network: subnets,
+      namePrefix: prefix,
+      production: config.production,
+      secretPrefix: `adstream/${config.name}/db`,
+    });
     this.cache = new RedisCache(this, 'cache', {
       config: config.cache,
       network: subnets,

@@ -13,6 +13,7 @@ import { KafkaTrigger, KafkaTriggerSource } from '../constructs/aws/kafka-trigge
 import { WorkerSchedule } from '../constructs/aws/worker-schedule';
 import { SchemaMigration } from '../constructs/aws/schema-migration';
 import { assertBundlesFresh } from '../constructs/aws/bundle-manifest';
+import { FUNCTION_DATABASE_ROLES } from '../constructs/aws/postgres-database';
 import { EnvironmentStack } from './environment-stack';
 import type { AwsStackProps } from './storage-stack';
 import { WORKER_CONSUMER_GROUPS } from './streaming-stack';
@@ -98,9 +99,20 @@ export class WorkersStack extends EnvironmentStack {
     const dbMigrate = fn('db-migrate', 'dbMigrate', 'Applies db/migrations on deploy.', { MIGRATIONS_DIR: '/var/task/migrations' });
     this.functions = { clickBalance, compensation, rankingCache, budgetReset, outboxSweep, dbMigrate };
 
-    // Every handler parses the database settings at load (the ranking cache too); only the
-    // ones that touch prices, budgets or rankings get the cache.
-    for (const worker of [clickBalance, compensation, rankingCache, budgetReset, outboxSweep, dbMigrate]) worker.connectTo(storage.database);
+    // Each function connects as its own database role (grants in db/migrations); only
+    // db-migrate uses the master user, and it sets the roles' passwords from their secrets.
+    // The ranking cache's role may only record dead letters.
+    const roles = FUNCTION_DATABASE_ROLES;
+    clickBalance.connectTo(storage.database, roles.clickBalance);
+    compensation.connectTo(storage.database, roles.compensation);
+    rankingCache.connectTo(storage.database, roles.rankingCache);
+    budgetReset.connectTo(storage.database, roles.budgetReset);
+    outboxSweep.connectTo(storage.database, roles.outboxSweep);
+    dbMigrate.connectTo(storage.database);
+    const roleSecrets = Object.values(roles).map((role) => storage.database.roleSecretArns[role]);
+    dbMigrate.setVariables({ DATABASE_ROLE_SECRET_ARNS: roleSecrets.join(',') });
+    roleSecrets.forEach((arn, index) => dbMigrate.readsSecret(`DatabaseRole${index}`, arn));
+    // Only the ones that touch prices, budgets or rankings get the cache.
     for (const worker of [clickBalance, compensation, rankingCache, budgetReset]) worker.connectToCache(storage.cache);
     // Outbox publishers: after each commit (the consumers, the reset) and from the sweep.
     for (const worker of [clickBalance, compensation, budgetReset, outboxSweep]) {
@@ -115,7 +127,7 @@ export class WorkersStack extends EnvironmentStack {
       worker.allowEgress('kafka', 9092, '0.0.0.0/0', 'Confluent Cloud brokers through the NAT');
     }
 
-    const migration = new SchemaMigration(this, 'schema-migration', { migrator: dbMigrate, bundleDirectory: join(bundleRoot, 'db-migrate') });
+    const migration = new SchemaMigration(this, 'schema-migration', { migrator: dbMigrate, bundleDirectory: join(bundleRoot, 'db-migrate'), rerunOnSecrets: roleSecrets });
     // The release waits for the migration: every alias moves to the new code only after it ran.
     for (const worker of [clickBalance, compensation, rankingCache, budgetReset, outboxSweep]) worker.releaseAfter(migration.invocation);
 

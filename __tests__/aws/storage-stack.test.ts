@@ -2,6 +2,7 @@
 import 'cdktf/lib/testing/adapters/jest';
 import { Testing } from 'cdktf';
 import { DbInstance } from '@cdktf/provider-aws/lib/db-instance';
+import { FUNCTION_DATABASE_ROLES } from '../../constructs/aws/postgres-database';
 import { DbProxy } from '@cdktf/provider-aws/lib/db-proxy';
 import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache-replication-group';
 import { SecretsmanagerSecretVersion } from '@cdktf/provider-aws/lib/secretsmanager-secret-version';
@@ -52,6 +53,19 @@ describe('StorageStack', () => {
       expect(JSON.stringify(parsed.resource.aws_db_parameter_group)).toContain('"rds.force_ssl"');
     });
 
+    test('one credentials secret per function database role, which the proxy (if any) accepts too', () => {
+      const p = JSON.parse(json) as { resource: Record<string, Record<string, Record<string, unknown>>> };
+      const names = Object.values(p.resource.aws_secretsmanager_secret).map((secret) => String(secret.name)).filter((n) => n.includes('/db/')).sort();
+      expect(names).toEqual(Object.values(FUNCTION_DATABASE_ROLES).map((role) => `adstream/${name}/db/${role}`).sort());
+      for (const version of Object.values(p.resource.aws_secretsmanager_secret_version).filter((v) => String(v.secret_string).includes('jsonencode'))) {
+        expect(version.secret_string).toMatch(/^\$\{jsonencode\(\{"username" = "adstream_[a-z_]+", "password" = data\.aws_secretsmanager_random_password\.[^.]+\.random_password\}\)\}$/);
+      }
+      if (config.database.useProxy) {
+        const [proxy] = Object.values(p.resource.aws_db_proxy);
+        expect((proxy.auth as unknown[]).length).toBe(1 + Object.keys(FUNCTION_DATABASE_ROLES).length);
+      }
+    });
+
     test('Postgres pins the major version only: minors upgrade automatically, majors never by surprise', () => {
       expect(json).toHaveResourceWithProperties(DbInstance, { engine_version: '16', auto_minor_version_upgrade: true, allow_major_version_upgrade: false });
     });
@@ -93,7 +107,7 @@ describe('StorageStack', () => {
       expect(Object.keys(parsed.resource[DbProxy.tfResourceType] ?? {})).toHaveLength(config.database.useProxy ? 1 : 0);
     });
 
-    test('outputs exactly the variables the workers stack takes', () => {
+    test('outputs the named values people and tools read (STORAGE_OUTPUTS)', () => {
       expect(Object.keys(parsed.output).sort()).toEqual(Object.values(STORAGE_OUTPUTS).sort());
     });
 

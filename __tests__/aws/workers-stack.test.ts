@@ -84,7 +84,7 @@ describe('WorkersStack', () => {
     test('the environment carries ARNs and hosts only, in the names lambdas/shared/env.ts reads', () => {
       const variables = functionNamed(parsed, `${prefix}-click-balance`).environment as { variables: Record<string, string> };
       expect(variables.variables).toMatchObject({
-        DATABASE_SECRET_ARN: storage.database.credentialsSecretArn,
+        DATABASE_SECRET_ARN: storage.database.roleSecretArns.adstream_click_balance,
         DATABASE_HOST: storage.database.host,
         DATABASE_PORT: '5432',
         DATABASE_NAME: 'adstream',
@@ -123,6 +123,8 @@ describe('WorkersStack', () => {
       expect(ranking.KAFKA_PRODUCER_SECRET_ARN).toBeUndefined();
       const migrate = (functionNamed(parsed, `${prefix}-db-migrate`).environment as { variables: Record<string, string> }).variables;
       expect(migrate.MIGRATIONS_DIR).toBe('/var/task/migrations');
+      expect(migrate.DATABASE_SECRET_ARN).toBe(storage.database.credentialsSecretArn);
+      expect(migrate.DATABASE_ROLE_SECRET_ARNS.split(',').sort()).toEqual(Object.values(storage.database.roleSecretArns).sort());
     });
 
     test('roles read only their own secrets', () => {
@@ -131,10 +133,12 @@ describe('WorkersStack', () => {
           .filter((s) => s.actions.includes('secretsmanager:GetSecretValue'))
           .flatMap((s) => s.resources)
           .sort();
-      expect(secretsRead('click-balance')).toEqual([storage.database.credentialsSecretArn, storage.cache.authTokenSecretArn, streaming.consumerSecretArn, streaming.producerSecretArn].sort());
-      expect(secretsRead('ranking-cache')).toEqual([storage.database.credentialsSecretArn, storage.cache.authTokenSecretArn, streaming.consumerSecretArn].sort());
-      expect(secretsRead('db-migrate')).toEqual([storage.database.credentialsSecretArn]);
-      expect(secretsRead('outbox-sweep')).toEqual([storage.database.credentialsSecretArn, streaming.producerSecretArn].sort());
+      expect(secretsRead('click-balance')).toEqual([storage.database.roleSecretArns.adstream_click_balance, storage.cache.authTokenSecretArn, streaming.consumerSecretArn, streaming.producerSecretArn].sort());
+      expect(secretsRead('ranking-cache')).toEqual([storage.database.roleSecretArns.adstream_ranking_cache, storage.cache.authTokenSecretArn, streaming.consumerSecretArn].sort());
+      // db-migrate alone uses the master user, and reads the role secrets to set their passwords.
+      expect(secretsRead('db-migrate')).toEqual([storage.database.credentialsSecretArn, ...Object.values(storage.database.roleSecretArns)].sort());
+      expect(secretsRead('outbox-sweep')).toEqual([storage.database.roleSecretArns.adstream_outbox_sweep, streaming.producerSecretArn].sort());
+      for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep']) expect(secretsRead(id)).not.toContain(storage.database.credentialsSecretArn);
       for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate']) {
         for (const statement of policyOf(parsed, id)) {
           if (statement.resources.includes('*')) expect(statement.actions.every((a) => a.startsWith('ec2:'))).toBe(true);
@@ -181,7 +185,10 @@ describe('WorkersStack', () => {
 
     test('the migration runs on deploy, keyed by the digest of the bundled SQL files', () => {
       const { digest } = migrationsDigest(join(bundleRoot, 'db-migrate', 'migrations'));
-      expect(json).toHaveResourceWithProperties(LambdaInvocation, { triggers: { migrations: digest } });
+      expect(json).toHaveResourceWithProperties(LambdaInvocation, { triggers: expect.objectContaining({ migrations: digest }) });
+      // A replaced role secret (a new password) re-runs db-migrate, which sets it on the role.
+      const [invocation] = Object.values(parsed.resource.aws_lambda_invocation);
+      for (const arn of Object.values(fakeHandoffs(config).storage.database.roleSecretArns)) expect((invocation.triggers as { roleSecrets: string }).roleSecrets).toContain(arn);
     });
 
     test('budget reset at local midnight and the outbox sweep, each role invoking only its function', () => {

@@ -12,8 +12,13 @@ export interface PostgresEndpoint {
   readonly port: number;
   /** Database name. */
   readonly databaseName: string;
-  /** Secrets Manager ARN of `{"username","password"}` (the RDS-managed master secret). */
+  /** Secrets Manager ARN of `{"username","password"}` (the RDS-managed master secret; db-migrate only). */
   readonly credentialsSecretArn: string;
+  /**
+   * Secrets Manager ARN of `{"username","password"}` of each function's own database role
+   * (created by the migrations, password set by db-migrate from this secret), by role name.
+   */
+  readonly roleSecretArns: Readonly<Record<string, string>>;
   /** Security group that admits clients (the proxy's, when there is one). */
   readonly securityGroupId: string;
 }

@@ -215,18 +215,28 @@ export class WorkerFunction extends Construct {
   }
 
   /**
-   * Lets the function use the database: its endpoint and credentials secret in the
-   * environment, read access to that secret only, and port 5432 from this function's
-   * security group (nothing else) into the database's.
+   * Lets the function use the database as `role` (its own database role, created by the
+   * migrations with only the grants it needs), or as the master user when no role is given
+   * (db-migrate only): the endpoint and that one credentials secret in the environment, read
+   * access to that secret only, and port 5432 from this function's security group into the
+   * database's.
    */
-  public connectTo(database: PostgresEndpoint): void {
+  public connectTo(database: PostgresEndpoint, role?: string): void {
+    let secretArn = database.credentialsSecretArn;
+    if (role !== undefined) {
+      const roleSecret = database.roleSecretArns[role];
+      if (roleSecret === undefined) {
+        throw new AwsConstructError(this.node.path, `database role ${JSON.stringify(role)} has no secret; known roles: ${Object.keys(database.roleSecretArns).join(', ')}.`);
+      }
+      secretArn = roleSecret;
+    }
     this.setVariables({
       DATABASE_HOST: database.host,
       DATABASE_PORT: portText(database.port),
       DATABASE_NAME: database.databaseName,
-      DATABASE_SECRET_ARN: database.credentialsSecretArn,
+      DATABASE_SECRET_ARN: secretArn,
     });
-    this.readsSecret('DatabaseCredentials', database.credentialsSecretArn);
+    this.readsSecret('DatabaseCredentials', secretArn);
     this.allowTo('database', database.securityGroupId, database.port, 'Postgres');
   }
 

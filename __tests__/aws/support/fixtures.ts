@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadEnvironment } from '../../../config';
 import type { EnvironmentConfig } from '../../../config/schema';
 import type { StorageHandoff, StreamingHandoff } from '../../../constructs/aws/stack-inputs';
+import { FUNCTION_DATABASE_ROLES } from '../../../constructs/aws/postgres-database';
 
 /** Bundle directories the workers stack deploys (one per function). */
 export const BUNDLE_NAMES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate'] as const;
@@ -59,6 +60,7 @@ export function fakeHandoffs(config: EnvironmentConfig): FakeHandoffs {
         port: 5432,
         databaseName: 'adstream',
         credentialsSecretArn: secretArn(config, 'rds!db-0f1e2d3c'),
+        roleSecretArns: Object.fromEntries(Object.values(FUNCTION_DATABASE_ROLES).map((role) => [role, secretArn(config, `adstream/${config.name}/db/${role}`)])),
         securityGroupId: 'sg-0123456789abcdef0',
       },
       cache: {
