@@ -29,3 +29,15 @@ function render(value: unknown): string {
     return String(value);
   }
 }
+
+/** Several configuration problems in one file, reported together. */
+export class ConfigErrors extends Error {
+  /** Every problem, in the order the sections are checked. */
+  public readonly errors: readonly ConfigError[];
+
+  constructor(errors: readonly ConfigError[]) {
+    super(`${errors.length} configuration problems:\n${errors.map((e) => `  - ${e.message}`).join('\n')}`);
+    this.name = 'ConfigErrors';
+    this.errors = errors;
+  }
+}

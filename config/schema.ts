@@ -1,4 +1,4 @@
-import { ConfigError } from './errors';
+import { ConfigError, ConfigErrors } from './errors';
 import { FlinkConfig, parseFlinkConfig } from './flink';
 import { MonitoringConfig, parseMonitoringConfig } from './monitoring';
 import {
@@ -99,8 +99,35 @@ export interface AlertsConfig {
   /** E-mail addresses subscribed to the alerts topic (each must confirm once). */
   readonly emails: readonly string[];
   /** Slack channel through AWS Chatbot. @default - no Slack delivery */
-  readonly slack?: { readonly workspaceId: string; readonly channelId: string };
+  readonly slack?: {
+    /** Slack workspace (team) id, `T…`. */
+    readonly workspaceId: string;
+    /** Slack channel id, `C…` or `G…`. */
+    readonly channelId: string;
+    /**
+     * Region whose Chatbot API holds the channel configuration (the API runs in four regions
+     * only; the configuration may subscribe to topics of any supported region).
+     * @default 'us-east-2'
+     */
+    readonly apiRegion: (typeof CHATBOT_API_REGIONS)[number];
+  };
 }
+
+/** Regions whose Chatbot API accepts channel configurations (AWS Chatbot API reference). */
+export const CHATBOT_API_REGIONS = ['us-east-2', 'us-west-2', 'ap-southeast-1', 'eu-west-1'] as const;
+
+/**
+ * Regions whose SNS topics AWS Chatbot delivers from (Chatbot admin guide, "Regions and
+ * quotas"): the commercial regions and the supported opt-in regions.
+ */
+export const CHATBOT_TOPIC_REGIONS: readonly string[] = [
+  'us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'ap-south-1', 'ap-northeast-3', 'ap-northeast-2', 'ap-southeast-1',
+  'ap-southeast-2', 'ap-northeast-1', 'ca-central-1', 'eu-central-1', 'eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-north-1',
+  'sa-east-1',
+  // opt-in regions
+  'af-south-1', 'ap-east-1', 'ap-south-2', 'ap-southeast-3', 'ap-southeast-5', 'ap-southeast-4', 'ap-southeast-7', 'ca-west-1',
+  'eu-south-1', 'eu-south-2', 'eu-central-2', 'mx-central-1', 'me-south-1', 'il-central-1',
+];
 
 /** Terraform state backend of every stack of the environment. */
 export type StateBackendConfig =
@@ -116,6 +143,12 @@ export type StateBackendConfig =
       readonly encrypt: true;
       /** Lock with an S3 lock file (Terraform ≥ 1.10). */
       readonly useLockfile: true;
+      /**
+       * KMS key (ARN) the state objects are encrypted with (SSE-KMS), so reading a state that
+       * holds API secrets needs kms:Decrypt on this key as well as s3:GetObject.
+       * @default - SSE-S3 (the bucket's default encryption)
+       */
+      readonly kmsKeyId?: string;
     }
   | {
       readonly kind: 'local';
@@ -146,7 +179,7 @@ export type NetworkConfig =
 export interface DatabaseConfig {
   /** Instance class, e.g. `db.t4g.medium`. */
   readonly instanceClass: string;
-  /** Postgres engine version. */
+  /** Postgres major version (`"16"`); RDS picks and upgrades the minor automatically. */
   readonly engineVersion: string;
   /** Initial storage in GiB. */
   readonly allocatedStorageGb: number;
@@ -330,18 +363,22 @@ function parseAws(raw: unknown, path: string): AwsConfig {
   };
 }
 
-function parseAlerts(raw: unknown, path: string): AlertsConfig {
+function parseAlerts(raw: unknown, path: string, region: string): AlertsConfig {
   const o = readObject(raw, path);
   rejectUnknownKeys(o, path, ['emails', 'slack']);
   const emails = readArray(o.emails, `${path}.emails`, (item, p) => readString(item, p, EMAIL, 'an e-mail address'), 1);
   if (o.slack === undefined) return { emails };
   const s = readObject(o.slack, `${path}.slack`);
-  rejectUnknownKeys(s, `${path}.slack`, ['workspaceId', 'channelId']);
+  rejectUnknownKeys(s, `${path}.slack`, ['workspaceId', 'channelId', 'apiRegion']);
+  if (!CHATBOT_TOPIC_REGIONS.includes(region)) {
+    throw new ConfigError(`${path}.slack`, s, `nothing while aws.region is ${region}: Slack delivery needs a region where AWS Chatbot delivers SNS notifications (${CHATBOT_TOPIC_REGIONS.join(', ')}); use e-mail only`);
+  }
   return {
     emails,
     slack: {
       workspaceId: readString(s.workspaceId, `${path}.slack.workspaceId`, /^T[A-Z0-9]{6,}$/, 'a Slack workspace id such as "T0123ABCD"'),
       channelId: readString(s.channelId, `${path}.slack.channelId`, /^[CG][A-Z0-9]{6,}$/, 'a Slack channel id such as "C0123ABCD"'),
+      apiRegion: readOneOf(s.apiRegion, `${path}.slack.apiRegion`, CHATBOT_API_REGIONS, 'us-east-2'),
     },
   };
 }
@@ -354,7 +391,7 @@ function parseStateBackend(raw: unknown, path: string, production: boolean): Sta
     rejectUnknownKeys(o, path, ['kind', 'directory']);
     return { kind, directory: readString(o.directory ?? 'terraform-state', `${path}.directory`) };
   }
-  rejectUnknownKeys(o, path, ['kind', 'bucket', 'keyPrefix', 'region', 'encrypt', 'useLockfile']);
+  rejectUnknownKeys(o, path, ['kind', 'bucket', 'keyPrefix', 'region', 'encrypt', 'useLockfile', 'kmsKeyId']);
   if (o.encrypt !== true) throw new ConfigError(`${path}.encrypt`, o.encrypt, 'true: state holds API key secrets and must be encrypted');
   if (o.useLockfile !== true) throw new ConfigError(`${path}.useLockfile`, o.useLockfile, 'true: concurrent applies must be locked');
   return {
@@ -364,6 +401,9 @@ function parseStateBackend(raw: unknown, path: string, production: boolean): Sta
     region: readString(o.region, `${path}.region`, REGION, 'an AWS region such as "ap-northeast-2"'),
     encrypt: true,
     useLockfile: true,
+    ...(o.kmsKeyId === undefined
+      ? {}
+      : { kmsKeyId: readString(o.kmsKeyId, `${path}.kmsKeyId`, /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key\/[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/, 'a KMS key or alias ARN such as "arn:aws:kms:ap-northeast-2:111111111111:key/<uuid>"') }),
   };
 }
 
@@ -397,7 +437,9 @@ function parseDatabase(raw: unknown, path: string, production: boolean): Databas
   }
   return {
     instanceClass: readString(o.instanceClass, `${path}.instanceClass`, /^db\.[a-z0-9]+\.[a-z0-9]+$/, 'an RDS instance class such as "db.t4g.medium"'),
-    engineVersion: readString(o.engineVersion ?? '16.4', `${path}.engineVersion`, /^1[4-7](\.\d+)?$/, 'a Postgres version from 14 to 17'),
+    // The major only: with auto minor upgrades a pinned minor becomes a refused downgrade after
+    // the first upgrade, and AWS stops offering old minors for new instances.
+    engineVersion: readString(o.engineVersion ?? '16', `${path}.engineVersion`, /^1[4-7]$/, 'a Postgres major version from "14" to "17" (the minor is upgraded automatically)'),
     allocatedStorageGb,
     maxAllocatedStorageGb: readInt(o.maxAllocatedStorageGb, `${path}.maxAllocatedStorageGb`, allocatedStorageGb, 65536),
     multiAz: readBoolean(o.multiAz, `${path}.multiAz`),
@@ -464,39 +506,64 @@ function parseWorkers(raw: unknown, path: string, topics: Readonly<Record<TopicN
 }
 
 /**
- * Parses and validates one environment file. Throws ConfigError on the first problem, naming
- * the field, the value and what is allowed.
+ * Parses and validates one environment file. Every section is checked even when an earlier
+ * one failed, so a file with several mistakes reports all of them at once: one problem throws
+ * its ConfigError (naming the field, the value and what is allowed), several throw
+ * ConfigErrors listing each (a section that depends on a failed one is not checked).
  */
 export function parseEnvironment(raw: unknown): EnvironmentConfig {
   const root = readObject(raw, 'environment');
   const name = readString(root.name, 'environment.name', NAME, 'lowercase letters, digits and "-", 2 to 15 characters, starting with a letter');
   const path = name;
-  rejectUnknownKeys(root, path, ['name', 'production', 'confluent', 'flink', 'aws', 'regionMismatchReason', 'alerts', 'stateBackend', 'network', 'database', 'cache', 'workers', 'monitoring']);
-  const production = readBoolean(root.production, `${path}.production`);
-  const confluent = parseConfluent(root.confluent, `${path}.confluent`);
-  const aws = parseAws(root.aws, `${path}.aws`);
-  const regionMismatchReason = root.regionMismatchReason === undefined ? undefined : readString(root.regionMismatchReason, `${path}.regionMismatchReason`);
-  if (regionMismatchReason === undefined && (confluent.cloud !== 'AWS' || confluent.region !== aws.region)) {
-    throw new ConfigError(
-      `${path}.confluent.region`,
-      `${confluent.cloud}/${confluent.region}`,
-      `AWS/${aws.region} to match aws.region (the workers' latency budget assumes same-region Kafka); set regionMismatchReason to override`,
+  const errors: ConfigError[] = [];
+  const check = <T>(parse: () => T): T | undefined => {
+    try {
+      return parse();
+    } catch (error) {
+      if (error instanceof ConfigErrors) errors.push(...error.errors);
+      else if (error instanceof ConfigError) errors.push(error);
+      else throw error;
+      return undefined;
+    }
+  };
+  check(() => rejectUnknownKeys(root, path, ['name', 'production', 'confluent', 'flink', 'aws', 'regionMismatchReason', 'alerts', 'stateBackend', 'network', 'database', 'cache', 'workers', 'monitoring']));
+  const production = check(() => readBoolean(root.production, `${path}.production`));
+  const confluent = check(() => parseConfluent(root.confluent, `${path}.confluent`));
+  const aws = check(() => parseAws(root.aws, `${path}.aws`));
+  const regionMismatchReason = check(() => (root.regionMismatchReason === undefined ? undefined : readString(root.regionMismatchReason, `${path}.regionMismatchReason`)));
+  if (confluent && aws && regionMismatchReason === undefined && (confluent.cloud !== 'AWS' || confluent.region !== aws.region)) {
+    errors.push(
+      new ConfigError(
+        `${path}.confluent.region`,
+        `${confluent.cloud}/${confluent.region}`,
+        `AWS/${aws.region} to match aws.region (the workers' latency budget assumes same-region Kafka); set regionMismatchReason to override`,
+      ),
     );
   }
-  const workers = parseWorkers(root.workers, `${path}.workers`, confluent.topics);
+  const prod = production ?? false;
+  const flink = check(() => parseFlinkConfig(root.flink, `${path}.flink`, prod));
+  const alerts = aws ? check(() => parseAlerts(root.alerts, `${path}.alerts`, aws.region)) : undefined;
+  const stateBackend = check(() => parseStateBackend(root.stateBackend, `${path}.stateBackend`, prod));
+  const network = check(() => parseNetwork(root.network, `${path}.network`));
+  const database = check(() => parseDatabase(root.database, `${path}.database`, prod));
+  const cache = check(() => parseCache(root.cache, `${path}.cache`, prod));
+  const workers = confluent ? check(() => parseWorkers(root.workers, `${path}.workers`, confluent.topics)) : undefined;
+  const monitoring = workers ? check(() => parseMonitoringConfig(root.monitoring, `${path}.monitoring`, { outboxSweepMinutes: workers.outboxSweepMinutes })) : undefined;
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new ConfigErrors(errors);
   return {
     name,
-    production,
-    confluent,
-    flink: parseFlinkConfig(root.flink, `${path}.flink`, production),
-    aws,
+    production: production!,
+    confluent: confluent!,
+    flink: flink!,
+    aws: aws!,
     ...(regionMismatchReason === undefined ? {} : { regionMismatchReason }),
-    alerts: parseAlerts(root.alerts, `${path}.alerts`),
-    stateBackend: parseStateBackend(root.stateBackend, `${path}.stateBackend`, production),
-    network: parseNetwork(root.network, `${path}.network`),
-    database: parseDatabase(root.database, `${path}.database`, production),
-    cache: parseCache(root.cache, `${path}.cache`, production),
-    workers,
-    monitoring: parseMonitoringConfig(root.monitoring, `${path}.monitoring`, { outboxSweepMinutes: workers.outboxSweepMinutes }),
+    alerts: alerts!,
+    stateBackend: stateBackend!,
+    network: network!,
+    database: database!,
+    cache: cache!,
+    workers: workers!,
+    monitoring: monitoring!,
   };
 }

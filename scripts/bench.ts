@@ -16,6 +16,7 @@
  * DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres; Redis: REDIS_URL, else
  * redis://127.0.0.1:6379.
  */
+import { parseArgs } from 'node:util';
 import { ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -67,13 +68,43 @@ class BenchError extends Error {
   override readonly name = 'BenchError';
 }
 
-function parseOptions(argv: readonly string[]): BenchOptions {
+/** `npm run bench -- --help`. */
+export const BENCH_USAGE = `usage: npm run bench [-- <options>]
+
+Measures the click-balance handler against real Postgres and Redis and prints a table.
+  --clicks <n>            clicks per measured run (default 100000)
+  --baseline-clicks <n>   clicks of the per-record baseline run (default min(10000, clicks))
+  --campaigns <n>         campaigns (default 50)
+  --advertisers <n>       advertisers (default 10)
+  --batch-sizes <list>    comma-separated, must include 100 (default 100,500)
+  --partitions <list>     comma-separated, 1 to 16, must include 1 (default 1,3)
+  --warmup-batches <n>    batches before measuring (default 20)
+  --json                  one JSON object on the last line
+  --profile               time per kind of statement
+  --help                  this text`;
+
+function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
+  const names = ['clicks', 'baseline-clicks', 'campaigns', 'advertisers', 'batch-sizes', 'partitions', 'warmup-batches'] as const;
+  let parsed: ReturnType<typeof parseArgs<{ options: Record<string, { type: 'string' | 'boolean' }>; strict: true; allowPositionals: false }>>['values'];
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        ...Object.fromEntries(names.map((name) => [name, { type: 'string' as const }])),
+        json: { type: 'boolean' },
+        profile: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    throw new BenchError(`${(error as Error).message}\n\n${BENCH_USAGE}`);
+  }
+  if (parsed.help === true) return 'help';
   const value = (flag: string): string | undefined => {
-    const index = argv.indexOf(flag);
-    if (index === -1) return undefined;
-    const next = argv[index + 1];
-    if (next === undefined || next.startsWith('--')) throw new BenchError(`${flag} needs a value`);
-    return next;
+    const raw = parsed[flag.replace(/^--/, '')];
+    return typeof raw === 'string' ? raw : undefined;
   };
   const positive = (flag: string, fallback: number): number => {
     const raw = value(flag);
@@ -82,10 +113,6 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     if (!Number.isSafeInteger(n) || n < 1) throw new BenchError(`${flag} must be a positive integer, got ${JSON.stringify(raw)}`);
     return n;
   };
-  const known = new Set(['--clicks', '--baseline-clicks', '--campaigns', '--advertisers', '--batch-sizes', '--partitions', '--warmup-batches', '--json', '--profile']);
-  for (const arg of argv) {
-    if (arg.startsWith('--') && !known.has(arg)) throw new BenchError(`unknown option ${arg}; known: ${[...known].join(' ')}`);
-  }
   const clicks = positive('--clicks', 100_000);
   const batchSizes = (value('--batch-sizes') ?? '100,500').split(',').map((s) => Number(s));
   if (batchSizes.some((n) => !Number.isSafeInteger(n) || n < 1) || !batchSizes.includes(100)) {
@@ -103,8 +130,8 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     advertisers: positive('--advertisers', 10),
     batchSizes,
     warmupBatches: positive('--warmup-batches', 20),
-    json: argv.includes('--json'),
-    profile: argv.includes('--profile'),
+    json: parsed.json === true,
+    profile: parsed.profile === true,
   };
 }
 
@@ -466,7 +493,12 @@ async function runPartitions(env: Record<string, string>, runId: string, clicks:
 }
 
 async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
+  const parsedOptions = parseOptions(process.argv.slice(2));
+  if (parsedOptions === 'help') {
+    console.log(BENCH_USAGE);
+    return;
+  }
+  const options = parsedOptions;
   const runId = randomBytes(4).toString('hex');
   const keyPrefix = `adstream_bench_${runId}:`;
   const log = (text: string) => process.stdout.write(`${text}\n`);
@@ -572,7 +604,8 @@ async function main(): Promise<void> {
   // The handler's module-scope pool and Redis client stay open, as in Lambda; end explicitly.
   () => process.exit(0),
   (error: unknown) => {
-    process.stderr.write(`bench: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    // A usage or setup problem explains itself; anything else keeps its stack.
+    process.stderr.write(`bench: ${error instanceof BenchError ? error.message : error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
     process.exit(1);
   },
 );

@@ -11,19 +11,32 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const quiet = process.argv.includes('--quiet');
-/** Timestamp given to every bundled file (zip dates start in 1980). */
-const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
-const outDirFlag = process.argv.indexOf('--out-dir');
-// --out-dir lets tests build elsewhere without racing anything that reads build/lambdas.
-const outDirArg = outDirFlag === -1 ? undefined : process.argv[outDirFlag + 1];
-if (outDirFlag !== -1 && (!outDirArg || outDirArg.startsWith('--'))) {
-  console.error('bundle: --out-dir needs a directory, e.g. --out-dir /tmp/adstream-bundles');
+const USAGE = `usage: npm run bundle [-- --quiet] [-- --out-dir <dir>]
+
+Bundles every Lambda handler into build/lambdas/<name>/ (or <dir>) with manifest.json.
+  --quiet          no per-handler lines, only errors
+  --out-dir <dir>  build somewhere else (tests)
+  --help           this text`;
+let args;
+try {
+  args = parseArgs({ options: { quiet: { type: 'boolean' }, 'out-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+} catch (error) {
+  console.error(`bundle: ${error.message}\n\n${USAGE}`);
   process.exit(2);
 }
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const quiet = args.quiet === true;
+/** Timestamp given to every bundled file (zip dates start in 1980). */
+const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
+// --out-dir lets tests build elsewhere without racing anything that reads build/lambdas.
+const outDirArg = args['out-dir'];
 const outRoot = outDirArg ? resolve(outDirArg) : join(root, 'build', 'lambdas');
 
 /** Largest bundle (index.js) we accept: cold start grows with the bytes Node has to parse. */
@@ -60,6 +73,10 @@ function filesUnder(dir) {
   return out;
 }
 
+function hashFile(path) {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
 /** sha256 over (relative path, content) of every file, in a fixed order: same tree, same hash. */
 function hashDirectory(dir) {
   const hash = createHash('sha256');
@@ -87,7 +104,8 @@ async function bundleHandler(name) {
       absWorkingDir: root,
       bundle: true,
       platform: 'node',
-      target: 'node20',
+      // The workers run on nodejs22.x (WORKER_RUNTIME in constructs/aws/worker-function.ts).
+      target: 'node22',
       format: 'cjs',
       minify: true,
       sourcemap: 'external',
@@ -98,7 +116,7 @@ async function bundleHandler(name) {
       metafile: true,
       logLevel: 'silent',
       external: [
-        // The Lambda Node.js 20/22 runtimes ship AWS SDK v3.
+        // The Lambda Node.js 22 runtime ships AWS SDK v3.
         '@aws-sdk/*',
         // pg loads its libpq binding lazily (only for `pg.native`) and treats MODULE_NOT_FOUND
         // as "not installed"; left external it stays an unresolved, never-taken require.
@@ -144,6 +162,19 @@ async function bundleHandler(name) {
     );
   }
   const directoryBytes = filesUnder(outDir).reduce((sum, file) => sum + statSync(file).size, 0);
+  // What the bundle was built from, so synth can refuse a bundle older than its sources: every
+  // input outside node_modules by content, the lock file for the dependencies, and for
+  // db-migrate the migrations it ships.
+  const sources = {};
+  for (const input of Object.keys(result.metafile.inputs).sort()) {
+    if (!input.includes('node_modules/')) sources[input] = hashFile(join(root, input));
+  }
+  sources['package-lock.json'] = hashFile(join(root, 'package-lock.json'));
+  if (name === 'db-migrate') {
+    for (const file of readdirSync(join(root, 'db', 'migrations')).filter((f) => f.endsWith('.sql')).sort()) {
+      sources[`db/migrations/${file}`] = hashFile(join(root, 'db', 'migrations', file));
+    }
+  }
   return {
     name,
     entry: `lambdas/${name}/handler.ts`,
@@ -152,6 +183,7 @@ async function bundleHandler(name) {
     directoryBytes,
     inputs: Object.keys(result.metafile.inputs).length,
     sha256: hashDirectory(outDir),
+    sources,
   };
 }
 

@@ -2,20 +2,27 @@
  * `npm run flink:check -- --env <env>`: submits every Flink statement of an environment to
  * Confluent Cloud as a dry run (`sql.dry-run = true`: parsed, validated and planned, never
  * executed) through the Flink SQL REST API, and prints statement → accepted / error.
- * Exit code 1 when any statement is rejected, 2 on usage or configuration errors.
+ * Exit code 1 when any statement is rejected or the settings are missing, 2 on a usage error.
  *
- * Credentials come from the environment: FLINK_API_KEY, FLINK_API_SECRET, FLINK_REST_ENDPOINT,
- * CONFLUENT_ORG_ID, CONFLUENT_ENV_ID, FLINK_COMPUTE_POOL_ID, FLINK_PRINCIPAL_ID, plus
- * FLINK_CATALOG / FLINK_DATABASE (environment and cluster display names; default: the names
- * in the environment config).
+ * Where it runs and with which key is read from the deployed streaming stack's outputs (see
+ * FLINK_CONNECTION_OUTPUTS): `terraform output -json` of cdktf.out/stacks/adstream-<env>-streaming,
+ * or a file holding that JSON (`--outputs-file`). Nothing has to be exported by hand. For CI
+ * without Terraform state, all seven of FLINK_API_KEY, FLINK_API_SECRET, FLINK_REST_ENDPOINT,
+ * CONFLUENT_ORG_ID, CONFLUENT_ENV_ID, FLINK_COMPUTE_POOL_ID and FLINK_PRINCIPAL_ID may be set
+ * instead (plus FLINK_CATALOG / FLINK_DATABASE for a referenced environment or cluster).
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { App } from 'cdktf';
 import type { FlinkConfig } from '../config/flink';
 import { FlinkStack } from '../stacks/flink-stack';
+import { stackName } from '../stacks/environment-stack';
+import { FLINK_CONNECTION_OUTPUTS } from '../stacks/streaming-stack';
+import { reportError, runMain } from './cli';
 
 /** One statement to dry-run. */
 export interface DryRunTarget {
@@ -257,25 +264,115 @@ export function targetsFor(environmentName: string, production: boolean, flink: 
   );
 }
 
+/** `terraform output -json` of a stack: output name → value (and whether it is sensitive). */
+export type StackOutputs = Readonly<Record<string, { readonly value: unknown; readonly sensitive?: boolean }>>;
+
+/** Settings plus the Flink catalog and database, all read from the streaming stack's outputs. */
+export interface FlinkCheckTarget {
+  /** REST API settings. */
+  readonly settings: FlinkApiSettings;
+  /** Environment display name (sql.current-catalog). */
+  readonly catalogName: string;
+  /** Cluster display name (sql.current-database). */
+  readonly databaseName: string;
+}
+
+/** Reads the check's settings from the streaming stack's outputs, naming every missing output. */
+export function settingsFromOutputs(outputs: StackOutputs, streamingStack: string): FlinkCheckTarget {
+  const o = FLINK_CONNECTION_OUTPUTS;
+  const missing = Object.values(o).filter((name) => typeof outputs[name]?.value !== 'string' || outputs[name].value === '');
+  if (missing.length > 0) {
+    throw new FlinkCheckConfigError(
+      `The outputs of ${streamingStack} lack ${missing.join(', ')}: deploy the streaming stack first (npm run deploy -- --env <env> --stacks streaming).`,
+    );
+  }
+  const read = (name: string): string => outputs[name].value as string;
+  const env: NodeJS.ProcessEnv = {
+    [FLINK_CHECK_ENV_VARS.apiKey]: read(o.apiKey),
+    [FLINK_CHECK_ENV_VARS.apiSecret]: read(o.apiSecret),
+    [FLINK_CHECK_ENV_VARS.restEndpoint]: read(o.restEndpoint),
+    [FLINK_CHECK_ENV_VARS.organizationId]: read(o.organizationId),
+    [FLINK_CHECK_ENV_VARS.environmentId]: read(o.environmentId),
+    [FLINK_CHECK_ENV_VARS.computePoolId]: read(o.computePoolId),
+    [FLINK_CHECK_ENV_VARS.principalId]: read(o.principalId),
+  };
+  return { settings: settingsFromEnv(env), catalogName: read(o.catalogName), databaseName: read(o.databaseName) };
+}
+
+/** `terraform output -json` of the synthesized, deployed streaming stack. */
+function readStackOutputs(stackDir: string, streamingStack: string): StackOutputs {
+  if (!existsSync(stackDir)) {
+    throw new FlinkCheckConfigError(`${stackDir} does not exist: run \`npx cdktf synth\` and deploy ${streamingStack} first (npm run deploy -- --env <env> --stacks streaming).`);
+  }
+  try {
+    const text = execFileSync('terraform', [`-chdir=${stackDir}`, 'output', '-json', '-no-color'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return JSON.parse(text) as StackOutputs;
+  } catch (cause) {
+    const lines = ((cause as { stderr?: string }).stderr ?? '').split('\n').map((line) => line.replace(/^[│╷╵\s]+/, '').trim()).filter(Boolean);
+    const errorAt = lines.findIndex((line) => line.startsWith('Error'));
+    const stderr = (errorAt >= 0 ? lines.slice(errorAt, errorAt + 3) : lines.slice(0, 3)).join('\n');
+    throw new FlinkCheckConfigError(
+      `Could not read the outputs of ${streamingStack} (terraform output in ${stackDir}${stderr ? `: ${stderr.split('\n').join(' ')}` : ''}). ` +
+        'Deploy the streaming stack first; it initialises that directory against the state backend.',
+    );
+  }
+}
+
+const USAGE = `usage: npm run flink:check -- --env <env> [--outputs-file <file>]
+
+Dry-runs every Flink statement of <env> on Confluent Cloud (parsed, validated and planned,
+never executed) and prints statement -> accepted / error.
+
+  --env <env>            environment under config/environments (required)
+  --outputs-file <file>  JSON of \`terraform output -json\` of adstream-<env>-streaming
+                         (default: read from cdktf.out/stacks/adstream-<env>-streaming)
+  --help                 this text
+
+Exit code: 0 all accepted, 1 a statement was rejected or settings are missing, 2 usage error.`;
+
 async function main(argv: readonly string[]): Promise<number> {
-  const envIndex = argv.indexOf('--env');
-  const envName = envIndex >= 0 ? argv[envIndex + 1] : undefined;
-  if (!envName) {
-    console.error('usage: npm run flink:check -- --env <env>');
+  let values: { env?: string; 'outputs-file'?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: { env: { type: 'string' }, 'outputs-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!values.env) {
+    console.error(USAGE);
     return 2;
   }
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { loadEnvironment } = require('../config') as typeof import('../config');
-    const environment = loadEnvironment(envName);
-    const settings = settingsFromEnv(process.env);
-    const configured = environment.confluent;
-    const catalog = process.env.FLINK_CATALOG ?? (configured.environment.mode === 'create' ? configured.environment.displayName : undefined);
-    const database = process.env.FLINK_DATABASE ?? (configured.kafkaCluster.mode === 'create' ? configured.kafkaCluster.displayName : undefined);
-    if (!catalog || !database) {
-      throw new Error('This environment references an existing Confluent environment or cluster: set FLINK_CATALOG and FLINK_DATABASE to their display names.');
+    const environment = loadEnvironment(values.env);
+    const streamingStack = stackName(environment, 'streaming');
+    const fromEnv = Object.values(FLINK_CHECK_ENV_VARS).every((name) => process.env[name]);
+    let target: FlinkCheckTarget;
+    if (values['outputs-file'] || !fromEnv) {
+      const outputs = values['outputs-file']
+        ? (JSON.parse(readFileSync(values['outputs-file'], 'utf8')) as StackOutputs)
+        : readStackOutputs(join(__dirname, '..', 'cdktf.out', 'stacks', streamingStack), streamingStack);
+      target = settingsFromOutputs(outputs, streamingStack);
+    } else {
+      const configured = environment.confluent;
+      const catalogName = process.env.FLINK_CATALOG ?? (configured.environment.mode === 'create' ? configured.environment.displayName : undefined);
+      const databaseName = process.env.FLINK_DATABASE ?? (configured.kafkaCluster.mode === 'create' ? configured.kafkaCluster.displayName : undefined);
+      if (!catalogName || !databaseName) {
+        throw new FlinkCheckConfigError('This environment references an existing Confluent environment or cluster: set FLINK_CATALOG and FLINK_DATABASE to their display names.');
+      }
+      target = { settings: settingsFromEnv(process.env), catalogName, databaseName };
     }
-    const targets = targetsFor(environment.name, environment.production, environment.flink, catalog, database);
+    const { settings } = target;
+    const targets = targetsFor(environment.name, environment.production, environment.flink, target.catalogName, target.databaseName);
     console.log(`Dry-running ${targets.length} statements of ${environment.name} against ${settings.restEndpoint} …`);
     const pollIntervalMs = process.env.FLINK_CHECK_POLL_MS ? Number(process.env.FLINK_CHECK_POLL_MS) : undefined;
     const results = await runFlinkCheck(settings, targets, { pollIntervalMs });
@@ -285,11 +382,10 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(`${results.length - errors - pending} accepted, ${pending} accepted pending our own DDL, ${errors} rejected.`);
     return errors > 0 ? 1 : 0;
   } catch (error) {
-    console.error(error instanceof Error ? error.message : String(error));
-    return 2;
+    return reportError(error);
   }
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  runMain(() => main(process.argv.slice(2)));
 }

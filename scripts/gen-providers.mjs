@@ -7,11 +7,24 @@ import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const schemaDir = join(root, 'providers');
 const stamp = join(root, '.gen', 'providers', 'confluent', '.schema-sha256');
-const force = process.argv.includes('--force');
+const USAGE = 'usage: npm run gen [-- --force]\n\nGenerates .gen/providers/confluent from providers/ (skipped when up to date; --force regenerates).';
+let args;
+try {
+  args = parseArgs({ options: { force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+} catch (error) {
+  console.error(`gen-providers: ${error.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const force = args.force === true;
 
 const hash = createHash('sha256');
 for (const file of readdirSync(schemaDir).filter((f) => f.endsWith('.json')).sort()) {

@@ -6,8 +6,19 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const USAGE = 'usage: npm run synth\n\nBundles the Lambda handlers, then synthesizes every environment into cdktf.out/ (offline).';
+try {
+  if (parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: true }).values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+} catch (error) {
+  console.error(`synth: ${error.message}\n\n${USAGE}`);
+  process.exit(2);
+}
 const started = process.hrtime.bigint();
 
 function run(label, command, args) {

@@ -43,6 +43,7 @@ export abstract class EnvironmentStack<C extends StackEnvironment = EnvironmentC
         key: `${backend.keyPrefix}/${name}.tfstate`,
         region: backend.region,
         encrypt: backend.encrypt,
+        ...(backend.kmsKeyId === undefined ? {} : { kmsKeyId: backend.kmsKeyId }),
       });
       // cdktf 0.21 predates S3 native locking (Terraform ≥ 1.10); the override adds it.
       s3.addOverride('use_lockfile', backend.useLockfile);

@@ -23,6 +23,14 @@ export interface FlinkConnection {
   readonly restEndpoint: string;
 }
 
+/** The Flink API key the statements are submitted with. */
+export interface FlinkApiCredentials {
+  /** Flink API key of the statement deployer. */
+  readonly apiKey: string;
+  /** Its secret: a token (a cross-stack reference or a sensitive variable), never a literal. */
+  readonly apiSecret: string;
+}
+
 /** What the Flink stack needs of an environment. */
 export type FlinkStackEnvironment = Pick<EnvironmentConfig, 'name' | 'production' | 'stateBackend' | 'flink'>;
 
@@ -33,6 +41,12 @@ export interface FlinkStackProps {
   /** Where and as whom the statements run. */
   readonly connection: FlinkConnection;
   /**
+   * The Flink API key; `main.ts` passes the streaming stack's (a cdktf cross-stack reference,
+   * so nobody copies it).
+   * @default - sensitive variables `flink_api_key` / `flink_api_secret`, for a stack synthesized on its own (tests, flink:check)
+   */
+  readonly credentials?: FlinkApiCredentials;
+  /**
    * Directory holding the SQL files and the lock file.
    * @default - flink-sql/ at the repository root
    */
@@ -42,7 +56,7 @@ export interface FlinkStackProps {
 /**
  * The Flink statements of one environment, in a stack of their own: they change on a
  * different cadence from the topics and the pool, and their provider carries the Flink API
- * key (sensitive variables `flink_api_key` / `flink_api_secret`) so no resource holds a secret.
+ * key (the streaming stack's, by cross-stack reference) so no resource holds a secret.
  *
  * Pipelines are declared in dependency order: the source watermarks, then performance metrics
  * (whose product rollup feeds the ranking), the ranking, attribution and duplicate clicks.
@@ -64,24 +78,15 @@ export class FlinkStack extends EnvironmentStack<FlinkStackEnvironment> {
     const { config, connection } = props;
     const { flink } = config;
 
-    const apiKey = new TerraformVariable(this, 'flink_api_key', {
-      type: 'string',
-      sensitive: true,
-      description: 'Flink API key of the statement deployer (streaming stack output flink_api_key).',
-    });
-    const apiSecret = new TerraformVariable(this, 'flink_api_secret', {
-      type: 'string',
-      sensitive: true,
-      description: 'Flink API secret of the statement deployer (streaming stack output flink_api_secret).',
-    });
+    const credentials = props.credentials ?? this.credentialVariables();
     new ConfluentProvider(this, 'confluent', {
       organizationId: connection.organizationId,
       environmentId: connection.environmentId,
       flinkComputePoolId: connection.computePoolId,
       flinkPrincipalId: connection.principalId,
       flinkRestEndpoint: connection.restEndpoint,
-      flinkApiKey: apiKey.stringValue,
-      flinkApiSecret: apiSecret.stringValue,
+      flinkApiKey: credentials.apiKey,
+      flinkApiSecret: credentials.apiSecret,
     });
 
     const tables = new FlinkTableRegistry();
@@ -124,6 +129,20 @@ export class FlinkStack extends EnvironmentStack<FlinkStackEnvironment> {
       deployment: flink.pipelines['duplicate-clicks'],
       dmlProperties: { 'sql.state-ttl': `${flink.stateTtl.duplicateClicksHours} h` },
     });
+  }
+
+  private credentialVariables(): FlinkApiCredentials {
+    const apiKey = new TerraformVariable(this, 'flink_api_key', {
+      type: 'string',
+      sensitive: true,
+      description: 'Flink API key of the statement deployer (streaming stack output flink_api_key).',
+    });
+    const apiSecret = new TerraformVariable(this, 'flink_api_secret', {
+      type: 'string',
+      sensitive: true,
+      description: 'Flink API secret of the statement deployer (streaming stack output flink_api_secret).',
+    });
+    return { apiKey: apiKey.stringValue, apiSecret: apiSecret.stringValue };
   }
 
   /** Every pipeline, in deployment order. */

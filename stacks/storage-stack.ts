@@ -4,7 +4,7 @@ import { createAwsProvider } from '../constructs/aws/aws-provider';
 import { WorkerNetwork } from '../constructs/aws/worker-network';
 import { PostgresDatabase } from '../constructs/aws/postgres-database';
 import { RedisCache } from '../constructs/aws/redis-cache';
-import { STORAGE_HANDOFF } from '../constructs/aws/stack-inputs';
+import { STORAGE_OUTPUTS, StorageHandoff } from '../constructs/aws/stack-inputs';
 import { AlertChannel } from '../constructs/aws/alert-channel';
 import { EnhancedMonitoringRole } from '../constructs/aws/database-insight';
 import { StorageAlarms } from '../constructs/aws/storage-alarms';
@@ -22,10 +22,10 @@ export interface AwsStackProps extends EnvironmentStackProps {
 
 /**
  * The stateful AWS side of one environment, deployed rarely: the VPC the workers run in, the
- * Postgres ledger and the Redis cache. Its outputs are the workers stack's input variables
- * (same names, see `STORAGE_HANDOFF`), so each stack plans on its own.
+ * Postgres ledger and the Redis cache. The workers stack references its constructs directly
+ * (cdktf cross-stack references); the named outputs (`STORAGE_OUTPUTS`) are for people.
  */
-export class StorageStack extends EnvironmentStack {
+export class StorageStack extends EnvironmentStack implements StorageHandoff {
   /** The network. */
   public readonly network: WorkerNetwork;
   /** The ledger database. */
@@ -39,7 +39,7 @@ export class StorageStack extends EnvironmentStack {
     const prefix = `adstream-${config.name}`;
     createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan });
 
-    this.network = new WorkerNetwork(this, 'network', { config: config.network, region: config.aws.region, namePrefix: prefix });
+    this.network = new WorkerNetwork(this, 'network', { config: config.network, region: config.aws.region, namePrefix: prefix, accountId: config.aws.accountId });
     const subnets = { vpcId: this.network.vpcId, privateSubnetIds: this.network.privateSubnetIds };
     const insight = config.monitoring.database;
     const monitoringRole =
@@ -50,6 +50,7 @@ export class StorageStack extends EnvironmentStack {
       namePrefix: prefix,
       production: config.production,
       insight: { ...insight, monitoringRoleArn: monitoringRole?.roleArn },
+      secretPrefix: `adstream/${config.name}/db`,
     });
     this.cache = new RedisCache(this, 'cache', {
       config: config.cache,
@@ -78,7 +79,7 @@ export class StorageStack extends EnvironmentStack {
       },
     });
 
-    const n = STORAGE_HANDOFF;
+    const n = STORAGE_OUTPUTS;
     new TerraformOutput(this, n.vpcId, { value: this.network.vpcId });
     new TerraformOutput(this, n.privateSubnetIds, { value: this.network.privateSubnetIds });
     new TerraformOutput(this, n.databaseHost, { value: this.database.host });

@@ -21,11 +21,28 @@ import { FlinkComputePool } from '../constructs/confluent/flink-compute-pool';
 import { KafkaCredentialsSecret } from '../constructs/aws/kafka-credentials-secret';
 import { FLINK_SINK_TABLES } from '../constructs/flink/tables';
 import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
-import type { FlinkConnection } from './flink-stack';
+import type { FlinkApiCredentials, FlinkConnection } from './flink-stack';
 import { WORKER_CONSUMER_GROUPS } from './worker-triggers';
+import type { StreamingHandoff } from '../constructs/aws/stack-inputs';
 
 /** Consumer groups of the worker Lambdas' Kafka triggers (defined with the triggers in worker-triggers.ts). */
 export { WORKER_CONSUMER_GROUPS };
+
+/**
+ * Names of the streaming stack's outputs that describe where and as whom Flink statements run;
+ * `npm run flink:check` reads exactly these (scripts/flink-check.ts).
+ */
+export const FLINK_CONNECTION_OUTPUTS = {
+  organizationId: 'confluent_organization_id',
+  environmentId: 'confluent_environment_id',
+  catalogName: 'flink_catalog_name',
+  databaseName: 'flink_database_name',
+  computePoolId: 'flink_compute_pool_id',
+  restEndpoint: 'flink_rest_endpoint',
+  principalId: 'flink_principal_id',
+  apiKey: 'flink_api_key',
+  apiSecret: 'flink_api_secret',
+} as const;
 
 /**
  * The Confluent streaming core of one environment: environment and cluster (created or
@@ -33,15 +50,19 @@ export { WORKER_CONSUMER_GROUPS };
  * duty with least-privilege bindings and keys, and the Flink compute pool. The workers' Kafka
  * keys are stored in Secrets Manager for the Lambda triggers and the outbox producer.
  */
-export class StreamingStack extends EnvironmentStack {
+export class StreamingStack extends EnvironmentStack implements StreamingHandoff {
   /** Kafka bootstrap `host:port` (scheme stripped, as Lambda triggers want it). */
   public readonly bootstrapServers: string;
   /** Secrets Manager ARN of the workers' consumer key (`{"username","password"}`). */
   public readonly consumerSecretArn: string;
   /** Secrets Manager ARN of the workers' producer key (`{"username","password"}`). */
   public readonly producerSecretArn: string;
+  /** Schema Registry id of the `campaign-events` value schema (the outbox's wire header). */
+  public readonly campaignEventsSchemaId: number;
   /** Connection attributes for the Flink stack. */
   public readonly flinkConnection: FlinkConnection;
+  /** The Flink deployer's API key, for the Flink stack's provider. */
+  public readonly flinkCredentials: FlinkApiCredentials;
   /** The topics, by name. */
   public readonly topics: Readonly<Record<string, KafkaTopic>>;
 
@@ -192,6 +213,7 @@ export class StreamingStack extends EnvironmentStack {
     this.bootstrapServers = Fn.replace(cluster.bootstrapEndpoint, 'SASL_SSL://', '');
     this.consumerSecretArn = consumerSecret.secretArn;
     this.producerSecretArn = producerSecret.secretArn;
+    this.campaignEventsSchemaId = topics['campaign-events'].valueSchemaId;
     this.flinkConnection = {
       organizationId: organization.id,
       environmentId: environment.environmentId,
@@ -201,6 +223,7 @@ export class StreamingStack extends EnvironmentStack {
       principalId: runner.serviceAccountId,
       restEndpoint: pool.restEndpoint,
     };
+    this.flinkCredentials = { apiKey: flinkKey.resource.id, apiSecret: flinkKey.resource.secret };
 
     new TerraformOutput(this, 'kafka_bootstrap_servers', { value: this.bootstrapServers, description: 'host:port for Lambda self-managed Kafka triggers.' });
     new TerraformOutput(this, 'workers_consumer_secret_arn', { value: this.consumerSecretArn });
@@ -209,10 +232,16 @@ export class StreamingStack extends EnvironmentStack {
       value: topics['campaign-events'].valueSchemaId,
       description: 'Schema Registry id of campaign-events-value; the outbox producer writes it in the wire header.',
     });
-    new TerraformOutput(this, 'flink_compute_pool_id', { value: pool.poolId });
-    new TerraformOutput(this, 'flink_rest_endpoint', { value: pool.restEndpoint });
-    new TerraformOutput(this, 'flink_runner_principal_id', { value: runner.serviceAccountId });
-    new TerraformOutput(this, 'flink_api_key', { value: flinkKey.resource.id, description: 'Set as TF_VAR_flink_api_key for the Flink stack.' });
-    new TerraformOutput(this, 'flink_api_secret', { value: flinkKey.resource.secret, sensitive: true, description: 'Set as TF_VAR_flink_api_secret for the Flink stack.' });
+    // Everything `npm run flink:check` needs, under the names FLINK_CONNECTION_OUTPUTS gives them.
+    const o = FLINK_CONNECTION_OUTPUTS;
+    new TerraformOutput(this, o.organizationId, { value: organization.id });
+    new TerraformOutput(this, o.environmentId, { value: environment.environmentId });
+    new TerraformOutput(this, o.catalogName, { value: environment.displayName, description: 'Flink catalog (sql.current-catalog).' });
+    new TerraformOutput(this, o.databaseName, { value: cluster.displayName, description: 'Flink database (sql.current-database).' });
+    new TerraformOutput(this, o.computePoolId, { value: pool.poolId });
+    new TerraformOutput(this, o.restEndpoint, { value: pool.restEndpoint });
+    new TerraformOutput(this, o.principalId, { value: runner.serviceAccountId, description: 'Service account the statements run as.' });
+    new TerraformOutput(this, o.apiKey, { value: flinkKey.resource.id, description: 'Flink API key of the statement deployer.' });
+    new TerraformOutput(this, o.apiSecret, { value: flinkKey.resource.secret, sensitive: true, description: 'Secret of flink_api_key.' });
   }
 }

@@ -1,10 +1,11 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Construct } from 'constructs';
-import { TerraformOutput } from 'cdktf';
+import { TerraformOutput, Token } from 'cdktf';
 import { RTB_RANKINGS_TOPIC, adEventContract, campaignEventContract, compensationEventContract } from '../contracts';
 import type { WorkerFunctionName } from '../config/schema';
 import { createAwsProvider } from '../constructs/aws/aws-provider';
-import { StorageInputs, StreamingInputs } from '../constructs/aws/stack-inputs';
+import type { StorageHandoff, StreamingHandoff } from '../constructs/aws/stack-inputs';
 import { AlertChannel } from '../constructs/aws/alert-channel';
 import { WorkerAlarms } from '../constructs/aws/worker-alarms';
 import { WorkerFunction } from '../constructs/aws/worker-function';
@@ -17,12 +18,18 @@ import { SilenceAlarms } from '../constructs/aws/silence-alarms';
 import { MoneyDashboard } from '../constructs/aws/dashboard';
 import { storageAlarmNames } from '../constructs/aws/storage-alarms';
 import { continuousFlinkStatements } from './flink-statement-names';
+import { assertBundlesFresh } from '../constructs/aws/bundle-manifest';
+import { FUNCTION_DATABASE_ROLES } from '../constructs/aws/postgres-database';
 import { EnvironmentStack } from './environment-stack';
 import type { AwsStackProps } from './storage-stack';
 import { WORKER_CONSUMER_GROUPS } from './streaming-stack';
 
 /** Where `npm run bundle` writes the Lambda bundles. */
 export const DEFAULT_BUNDLE_ROOT = join(__dirname, '..', 'build', 'lambdas');
+/** The repository the default bundles are built from. */
+const REPOSITORY_ROOT = join(__dirname, '..');
+/** One bundle per function (`build/lambdas/<name>`). */
+const BUNDLES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate'] as const;
 
 /** Records a consumer group may lag before its alarm fires. */
 const OFFSET_LAG_ALARM = 10_000;
@@ -36,13 +43,23 @@ export interface WorkersStackProps extends AwsStackProps {
    * @default DEFAULT_BUNDLE_ROOT - `build/lambdas`, made by `npm run bundle`
    */
   readonly bundleRoot?: string;
+  /**
+   * Repository the bundles were built from. Synth refuses any bundle whose recorded sources
+   * (`manifest.json`) differ from these, so stale handler code is never packaged.
+   * @default - the repository root when bundleRoot is the default; no check for any other bundleRoot (tests' stand-in bundles)
+   */
+  readonly bundleSources?: string;
+  /** The storage stack (network, database, cache): read through cdktf cross-stack references. */
+  readonly storage: StorageHandoff;
+  /** The streaming stack (Kafka endpoint, key secrets, schema id): cross-stack references too. */
+  readonly streaming: StreamingHandoff;
 }
 
 /**
  * The fast-changing AWS side of one environment: the worker functions, their Kafka triggers,
- * the schedules, the schema migration on deploy, and alerts. It takes the storage and
- * streaming stacks' outputs as input variables (docs/deploy.md shows how to pass them), so it
- * plans without reading their state.
+ * the schedules, the schema migration on deploy, and alerts. It takes typed references to the
+ * storage and streaming stacks; cdktf wires them as cross-stack references, so the stack has
+ * no input variable and `cdktf deploy 'adstream-<env>-*'` deploys it after both.
  */
 export class WorkersStack extends EnvironmentStack {
   /** The alert channel. */
@@ -58,12 +75,15 @@ export class WorkersStack extends EnvironmentStack {
     const { workers } = config;
     const prefix = `adstream-${config.name}`;
     const bundleRoot = props.bundleRoot ?? DEFAULT_BUNDLE_ROOT;
+    const bundleSources = props.bundleSources ?? (props.bundleRoot === undefined ? REPOSITORY_ROOT : undefined);
+    if (bundleSources !== undefined && existsSync(bundleRoot)) assertBundlesFresh(bundleRoot, BUNDLES, bundleSources);
     const location = { region: config.aws.region, accountId: config.aws.accountId };
     createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan });
 
-    const storage = new StorageInputs(this, 'storage');
-    const streaming = new StreamingInputs(this, 'streaming');
-    this.alerts = new AlertChannel(this, 'alerts', { config: config.alerts, location, namePrefix: prefix, production: config.production });
+    const { storage, streaming } = props;
+    const slack = config.alerts.slack;
+    const chatbotProvider = slack ? createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan, alias: { name: 'chatbot', region: slack.apiRegion } }) : undefined;
+    this.alerts = new AlertChannel(this, 'alerts', { config: config.alerts, location, namePrefix: prefix, production: config.production, chatbotProvider });
     const alarms = new WorkerAlarms(this, 'alarms', { alerts: this.alerts, namePrefix: prefix });
 
     const fn = (id: string, name: WorkerFunctionName, description: string, environment: Record<string, string> = {}) =>
@@ -85,9 +105,20 @@ export class WorkersStack extends EnvironmentStack {
     const dbMigrate = fn('db-migrate', 'dbMigrate', 'Applies db/migrations on deploy.', { MIGRATIONS_DIR: '/var/task/migrations' });
     this.functions = { clickBalance, compensation, rankingCache, budgetReset, outboxSweep, dbMigrate };
 
-    // Every handler parses the database settings at load (the ranking cache too); only the
-    // ones that touch prices, budgets or rankings get the cache.
-    for (const worker of [clickBalance, compensation, rankingCache, budgetReset, outboxSweep, dbMigrate]) worker.connectTo(storage.database);
+    // Each function connects as its own database role (grants in db/migrations); only
+    // db-migrate uses the master user, and it sets the roles' passwords from their secrets.
+    // The ranking cache's role may only record dead letters.
+    const roles = FUNCTION_DATABASE_ROLES;
+    clickBalance.connectTo(storage.database, roles.clickBalance);
+    compensation.connectTo(storage.database, roles.compensation);
+    rankingCache.connectTo(storage.database, roles.rankingCache);
+    budgetReset.connectTo(storage.database, roles.budgetReset);
+    outboxSweep.connectTo(storage.database, roles.outboxSweep);
+    dbMigrate.connectTo(storage.database);
+    const roleSecrets = Object.values(roles).map((role) => storage.database.roleSecretArns[role]);
+    dbMigrate.setVariables({ DATABASE_ROLE_SECRET_ARNS: roleSecrets.join(',') });
+    roleSecrets.forEach((arn, index) => dbMigrate.readsSecret(`DatabaseRole${index}`, arn));
+    // Only the ones that touch prices, budgets or rankings get the cache.
     for (const worker of [clickBalance, compensation, rankingCache, budgetReset]) worker.connectToCache(storage.cache);
     // Outbox publishers: after each commit (the consumers, the reset) and from the sweep.
     for (const worker of [clickBalance, compensation, budgetReset, outboxSweep]) {
@@ -96,13 +127,15 @@ export class WorkersStack extends EnvironmentStack {
         KAFKA_BOOTSTRAP_SERVERS: streaming.bootstrapServers,
         KAFKA_PRODUCER_SECRET_ARN: streaming.producerSecretArn,
         CAMPAIGN_EVENTS_TOPIC: campaignEventContract.topic,
-        CAMPAIGN_EVENTS_SCHEMA_ID: streaming.campaignEventsSchemaId,
+        CAMPAIGN_EVENTS_SCHEMA_ID: Token.isUnresolved(streaming.campaignEventsSchemaId) ? Token.asString(streaming.campaignEventsSchemaId) : String(streaming.campaignEventsSchemaId),
       });
       worker.readsSecret('KafkaProducerKey', streaming.producerSecretArn);
       worker.allowEgress('kafka', 9092, '0.0.0.0/0', 'Confluent Cloud brokers through the NAT');
     }
 
-    const migration = new SchemaMigration(this, 'schema-migration', { migrator: dbMigrate, bundleDirectory: join(bundleRoot, 'db-migrate') });
+    const migration = new SchemaMigration(this, 'schema-migration', { migrator: dbMigrate, bundleDirectory: join(bundleRoot, 'db-migrate'), rerunOnSecrets: roleSecrets });
+    // The release waits for the migration: every alias moves to the new code only after it ran.
+    for (const worker of [clickBalance, compensation, rankingCache, budgetReset, outboxSweep]) worker.releaseAfter(migration.invocation);
 
     const source: KafkaTriggerSource =
       workers.kafkaSource.kind === 'msk'

@@ -1,6 +1,9 @@
 /**
- * GIVEN every AWS stack of every environment, synthesized with the offline provider opt-in
- * WHEN real Terraform runs `init` (hashicorp/aws 5.100.0 from the local mirror) and `plan`
+ * GIVEN every stack of every environment, wired as main.ts wires them (cdktf cross-stack
+ * references) and synthesized with the offline provider opt-in
+ * WHEN the producer stacks' state is faked (test-only substitution of the remote-state reads)
+ * AND real Terraform runs `init` (hashicorp/aws 5.100.0 from the local mirror) and `plan` on
+ * each AWS stack, with no `-var` at all
  * THEN each plan succeeds, and its JSON satisfies the policy rules.
  *
  * Never skipped: without a mirror (and no registry) the test fails, saying why.
@@ -12,8 +15,9 @@ import { App } from 'cdktf';
 import type { EnvironmentConfig } from '../../config/schema';
 import { PROTECTED_PORTS } from '../../constructs/policy/rules/aws';
 import { stackName } from '../../stacks/environment-stack';
-import { createFakeBundleRoot, testEnvironment, workersStackVariables } from './support/fixtures';
-import { addAwsStacks } from './support/synth';
+import { createFakeBundleRoot, testEnvironment } from './support/fixtures';
+import { awsFakeValueRules, writeFakeRemoteStates } from './support/remote-state';
+import { addEnvironmentStacks } from './support/synth';
 import { findProviderMirror, offlineTerraformEnv, OfflinePlan, planOffline, PlannedResource } from './support/terraform';
 
 jest.setTimeout(600_000);
@@ -22,6 +26,8 @@ const environments: EnvironmentConfig[] = [testEnvironment('dev'), testEnvironme
 const outdir = mkdtempSync(join(tmpdir(), 'adstream-offline-plan-'));
 const plans = new Map<string, OfflinePlan>();
 const timings: string[] = [];
+/** Producer stacks each environment's workers stack reads through remote state. */
+const readers = new Map<string, string[]>();
 
 function resources(plan: OfflinePlan, type: string): PlannedResource[] {
   return (plan.json.planned_values.root_module.resources ?? []).filter((r) => r.type === type);
@@ -35,8 +41,12 @@ beforeAll(async () => {
   const mirror = findProviderMirror();
   const app = new App({ outdir });
   const bundleRoot = createFakeBundleRoot();
-  for (const config of environments) addAwsStacks(app, config, { bundleRoot, offlinePlan: true });
+  for (const config of environments) addEnvironmentStacks(app, config, { bundleRoot, offlinePlan: true });
   app.synth();
+  for (const config of environments) {
+    const rules = awsFakeValueRules(config.aws.region, config.aws.accountId);
+    readers.set(config.name, writeFakeRemoteStates(outdir, stackName(config, 'workers'), rules).sort());
+  }
 
   const env = offlineTerraformEnv(join(outdir, '.terraform-cli'), mirror);
   const started = performance.now();
@@ -44,8 +54,7 @@ beforeAll(async () => {
   for (const config of environments) {
     for (const lifecycle of ['storage', 'workers'] as const) {
       const name = stackName(config, lifecycle);
-      const variables = lifecycle === 'workers' ? workersStackVariables(config) : {};
-      const plan = await planOffline(join(outdir, 'stacks', name), env, variables);
+      const plan = await planOffline(join(outdir, 'stacks', name), env);
       plans.set(name, plan);
       timings.push(`${name}: init ${plan.seconds.init.toFixed(1)} s, plan ${plan.seconds.plan.toFixed(1)} s, show ${plan.seconds.show.toFixed(1)} s`);
     }
@@ -62,6 +71,12 @@ afterAll(() => {
 describe.each(environments.map((config) => [config.name, config] as const))('offline plan of %s', (_name, config) => {
   const storage = () => plans.get(stackName(config, 'storage'))!;
   const workers = () => plans.get(stackName(config, 'workers'))!;
+
+  test('the workers stack reads the storage and streaming stacks through cross-stack references, with no input variable', () => {
+    expect(readers.get(config.name)).toEqual([stackName(config, 'storage'), stackName(config, 'streaming')]);
+    const workersJson = JSON.parse(readFileSync(join(outdir, 'stacks', stackName(config, 'workers'), 'cdk.tf.json'), 'utf8')) as { variable?: object };
+    expect(workersJson.variable ?? {}).toEqual({});
+  });
 
   test('both AWS stacks plan without errors and create resources', () => {
     for (const plan of [storage(), workers()]) {
@@ -138,7 +153,7 @@ describe.each(environments.map((config) => [config.name, config] as const))('off
     for (const mapping of mappings) {
       expect(mapping.values).toMatchObject({ starting_position: 'TRIM_HORIZON', batch_size: config.workers.batchSize });
       expect((mapping.values.self_managed_event_source as { endpoints: Record<string, string> }[])[0].endpoints.KAFKA_BOOTSTRAP_SERVERS).toMatch(/^[^/]+:9092$/);
-      expect(mapping.values.source_access_configuration).toEqual([{ type: 'BASIC_AUTH', uri: workersStackVariables(config).workers_consumer_secret_arn }]);
+      expect(mapping.values.source_access_configuration).toEqual([{ type: 'BASIC_AUTH', uri: expect.stringMatching(/^arn:aws:secretsmanager:[^:]+:\d{12}:secret:consumer-secret-/) }]);
     }
   });
 

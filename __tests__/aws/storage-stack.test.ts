@@ -2,6 +2,7 @@
 import 'cdktf/lib/testing/adapters/jest';
 import { Testing } from 'cdktf';
 import { DbInstance } from '@cdktf/provider-aws/lib/db-instance';
+import { FUNCTION_DATABASE_ROLES } from '../../constructs/aws/postgres-database';
 import { DbProxy } from '@cdktf/provider-aws/lib/db-proxy';
 import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache-replication-group';
 import { SecretsmanagerSecretVersion } from '@cdktf/provider-aws/lib/secretsmanager-secret-version';
@@ -13,7 +14,7 @@ import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { StorageStack } from '../../stacks/storage-stack';
 
 Testing.setupJest();
-import { STORAGE_HANDOFF } from '../../constructs/aws/stack-inputs';
+import { STORAGE_OUTPUTS } from '../../constructs/aws/stack-inputs';
 import { testEnvironment } from './support/fixtures';
 
 type Synthesized = { resource: Record<string, Record<string, Record<string, unknown>>>; output: Record<string, unknown>; provider: Record<string, unknown[]> };
@@ -52,6 +53,34 @@ describe('StorageStack', () => {
       expect(JSON.stringify(parsed.resource.aws_db_parameter_group)).toContain('"rds.force_ssl"');
     });
 
+    test('one credentials secret per function database role, which the proxy (if any) accepts too', () => {
+      const p = JSON.parse(json) as { resource: Record<string, Record<string, Record<string, unknown>>> };
+      const names = Object.values(p.resource.aws_secretsmanager_secret).map((secret) => String(secret.name)).filter((n) => n.includes('/db/')).sort();
+      expect(names).toEqual(Object.values(FUNCTION_DATABASE_ROLES).map((role) => `adstream/${name}/db/${role}`).sort());
+      for (const version of Object.values(p.resource.aws_secretsmanager_secret_version).filter((v) => String(v.secret_string).includes('jsonencode'))) {
+        expect(version.secret_string).toMatch(/^\$\{jsonencode\(\{"username" = "adstream_[a-z_]+", "password" = data\.aws_secretsmanager_random_password\.[^.]+\.random_password\}\)\}$/);
+      }
+      if (config.database.useProxy) {
+        const [proxy] = Object.values(p.resource.aws_db_proxy);
+        expect((proxy.auth as unknown[]).length).toBe(1 + Object.keys(FUNCTION_DATABASE_ROLES).length);
+      }
+    });
+
+    test('Postgres pins the major version only: minors upgrade automatically, majors never by surprise', () => {
+      expect(json).toHaveResourceWithProperties(DbInstance, { engine_version: '16', auto_minor_version_upgrade: true, allow_major_version_upgrade: false });
+    });
+
+    test('the interface endpoints admit only this account\'s principals reaching this account\'s resources', () => {
+      const parsed = JSON.parse(json) as { resource: Record<string, Record<string, Record<string, unknown>>>; data: Record<string, Record<string, Record<string, unknown>>> };
+      const interfaces = Object.values(parsed.resource.aws_vpc_endpoint).filter((e) => e.vpc_endpoint_type === 'Interface');
+      expect(interfaces).toHaveLength(3);
+      for (const endpoint of interfaces) expect(endpoint.policy).toMatch(/^\$\{data\.aws_iam_policy_document\.network_endpoint-policy_[^.]+\.json\}$/);
+      const [, document] = Object.entries(parsed.data.aws_iam_policy_document).find(([key]) => key.startsWith('network_endpoint-policy_'))!;
+      expect(JSON.stringify(document.statement)).toContain('aws:PrincipalAccount');
+      expect(JSON.stringify(document.statement)).toContain('aws:ResourceAccount');
+      expect(JSON.stringify(document.statement)).toContain(config.aws.accountId);
+    });
+
     test('Redis uses TLS, encryption at rest and an AUTH token generated into Secrets Manager', () => {
       expect(json).toHaveResourceWithProperties(ElasticacheReplicationGroup, {
         transit_encryption_enabled: true,
@@ -78,8 +107,8 @@ describe('StorageStack', () => {
       expect(Object.keys(parsed.resource[DbProxy.tfResourceType] ?? {})).toHaveLength(config.database.useProxy ? 1 : 0);
     });
 
-    test('outputs exactly the variables the workers stack takes', () => {
-      expect(Object.keys(parsed.output).sort()).toEqual(Object.values(STORAGE_HANDOFF).sort());
+    test('outputs the named values people and tools read (STORAGE_OUTPUTS)', () => {
+      expect(Object.keys(parsed.output).sort()).toEqual(Object.values(STORAGE_OUTPUTS).sort());
     });
 
     test('the provider pins the account and carries no credentials', () => {

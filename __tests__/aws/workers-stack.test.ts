@@ -12,13 +12,12 @@ import { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric
 import { SnsTopicSubscription } from '@cdktf/provider-aws/lib/sns-topic-subscription';
 import { ChatbotSlackChannelConfiguration } from '@cdktf/provider-aws/lib/chatbot-slack-channel-configuration';
 import { WorkersStack } from '../../stacks/workers-stack';
-import { STORAGE_HANDOFF, STREAMING_HANDOFF } from '../../constructs/aws/stack-inputs';
 import { migrationsDigest } from '../../constructs/aws/schema-migration';
 import { MissingBundleError } from '../../constructs/aws/errors';
 import { KafkaTrigger } from '../../constructs/aws/kafka-trigger';
 import { WorkerFunction } from '../../constructs/aws/worker-function';
 import { parseWorkerEnv } from '../../lambdas/shared/env';
-import { createFakeBundleRoot, testEnvironment } from './support/fixtures';
+import { createFakeBundleRoot, fakeHandoffs, testEnvironment } from './support/fixtures';
 
 Testing.setupJest();
 
@@ -28,7 +27,8 @@ type Synthesized = { resource: Record<string, Record<string, Block>>; data: Reco
 const bundleRoot = createFakeBundleRoot();
 
 function synthWorkers(name: 'dev' | 'prod', overrides = {}) {
-  const stack = new WorkersStack(Testing.app(), { config: testEnvironment(name, overrides), bundleRoot });
+  const config = testEnvironment(name, overrides);
+  const stack = new WorkersStack(Testing.app(), { config, ...fakeHandoffs(config), bundleRoot });
   const json = Testing.synth(stack, true);
   return { stack, json, parsed: JSON.parse(json) as Synthesized };
 }
@@ -47,6 +47,7 @@ function policyOf(parsed: Synthesized, id: string): Array<{ sid: string; actions
 describe('WorkersStack', () => {
   describe.each(['dev', 'prod'] as const)('%s', (name) => {
     const config = testEnvironment(name);
+    const { storage, streaming } = fakeHandoffs(config);
     const prefix = `adstream-${name}`;
     const { stack, json, parsed } = synthWorkers(name);
 
@@ -83,16 +84,17 @@ describe('WorkersStack', () => {
     test('the environment carries ARNs and hosts only, in the names lambdas/shared/env.ts reads', () => {
       const variables = functionNamed(parsed, `${prefix}-click-balance`).environment as { variables: Record<string, string> };
       expect(variables.variables).toMatchObject({
-        DATABASE_SECRET_ARN: '${var.database_secret_arn}',
-        DATABASE_HOST: '${var.database_host}',
-        DATABASE_PORT: '${var.database_port}',
-        DATABASE_NAME: '${var.database_name}',
-        REDIS_HOST: '${var.redis_host}',
-        REDIS_PORT: '${var.redis_port}',
-        REDIS_AUTH_SECRET_ARN: '${var.redis_auth_secret_arn}',
+        DATABASE_SECRET_ARN: storage.database.roleSecretArns.adstream_click_balance,
+        DATABASE_HOST: storage.database.host,
+        DATABASE_PORT: '5432',
+        DATABASE_NAME: 'adstream',
+        REDIS_HOST: storage.cache.host,
+        REDIS_PORT: '6379',
+        REDIS_AUTH_SECRET_ARN: storage.cache.authTokenSecretArn,
         BUDGET_TIME_ZONE: config.workers.budgetTimeZone,
-        KAFKA_BOOTSTRAP_SERVERS: '${var.kafka_bootstrap_servers}',
-        KAFKA_PRODUCER_SECRET_ARN: '${var.workers_producer_secret_arn}',
+        KAFKA_BOOTSTRAP_SERVERS: streaming.bootstrapServers,
+        KAFKA_PRODUCER_SECRET_ARN: streaming.producerSecretArn,
+        CAMPAIGN_EVENTS_SCHEMA_ID: '100003',
         CAMPAIGN_EVENTS_TOPIC: 'campaign-events',
         NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
         POWERTOOLS_SERVICE_NAME: 'click-balance',
@@ -100,7 +102,6 @@ describe('WorkersStack', () => {
       });
       expect(variables.variables.ALERTS_TOPIC_ARN).toMatch(/^\$\{aws_sns_topic\./);
       // The handlers' own parser accepts the deployed environment (with variables filled in).
-      expect(variables.variables.CAMPAIGN_EVENTS_SCHEMA_ID).toBe('${var.campaign_events_schema_id == null ? "" : tostring(var.campaign_events_schema_id)}');
       const resolved = (key: string, value: string): string => {
         if (!value.startsWith('${')) return value;
         if (key.endsWith('_PORT')) return '5432';
@@ -122,6 +123,8 @@ describe('WorkersStack', () => {
       expect(ranking.KAFKA_PRODUCER_SECRET_ARN).toBeUndefined();
       const migrate = (functionNamed(parsed, `${prefix}-db-migrate`).environment as { variables: Record<string, string> }).variables;
       expect(migrate.MIGRATIONS_DIR).toBe('/var/task/migrations');
+      expect(migrate.DATABASE_SECRET_ARN).toBe(storage.database.credentialsSecretArn);
+      expect(migrate.DATABASE_ROLE_SECRET_ARNS.split(',').sort()).toEqual(Object.values(storage.database.roleSecretArns).sort());
     });
 
     test('roles read only their own secrets', () => {
@@ -130,10 +133,12 @@ describe('WorkersStack', () => {
           .filter((s) => s.actions.includes('secretsmanager:GetSecretValue'))
           .flatMap((s) => s.resources)
           .sort();
-      expect(secretsRead('click-balance')).toEqual(['${var.database_secret_arn}', '${var.redis_auth_secret_arn}', '${var.workers_consumer_secret_arn}', '${var.workers_producer_secret_arn}'].sort());
-      expect(secretsRead('ranking-cache')).toEqual(['${var.database_secret_arn}', '${var.redis_auth_secret_arn}', '${var.workers_consumer_secret_arn}'].sort());
-      expect(secretsRead('db-migrate')).toEqual(['${var.database_secret_arn}']);
-      expect(secretsRead('outbox-sweep')).toEqual(['${var.database_secret_arn}', '${var.workers_producer_secret_arn}'].sort());
+      expect(secretsRead('click-balance')).toEqual([storage.database.roleSecretArns.adstream_click_balance, storage.cache.authTokenSecretArn, streaming.consumerSecretArn, streaming.producerSecretArn].sort());
+      expect(secretsRead('ranking-cache')).toEqual([storage.database.roleSecretArns.adstream_ranking_cache, storage.cache.authTokenSecretArn, streaming.consumerSecretArn].sort());
+      // db-migrate alone uses the master user, and reads the role secrets to set their passwords.
+      expect(secretsRead('db-migrate')).toEqual([storage.database.credentialsSecretArn, ...Object.values(storage.database.roleSecretArns)].sort());
+      expect(secretsRead('outbox-sweep')).toEqual([storage.database.roleSecretArns.adstream_outbox_sweep, streaming.producerSecretArn].sort());
+      for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep']) expect(secretsRead(id)).not.toContain(storage.database.credentialsSecretArn);
       for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate']) {
         for (const statement of policyOf(parsed, id)) {
           if (statement.resources.includes('*')) expect(statement.actions.every((a) => a.startsWith('ec2:'))).toBe(true);
@@ -152,8 +157,8 @@ describe('WorkersStack', () => {
           topics: [topic],
           batch_size: config.workers.batchSize,
           starting_position: 'TRIM_HORIZON',
-          self_managed_event_source: { endpoints: { KAFKA_BOOTSTRAP_SERVERS: '${var.kafka_bootstrap_servers}' } },
-          source_access_configuration: [{ type: 'BASIC_AUTH', uri: '${var.workers_consumer_secret_arn}' }],
+          self_managed_event_source: { endpoints: { KAFKA_BOOTSTRAP_SERVERS: streaming.bootstrapServers } },
+          source_access_configuration: [{ type: 'BASIC_AUTH', uri: streaming.consumerSecretArn }],
           self_managed_kafka_event_source_config: { consumer_group_id: group },
         });
         const mapping = Object.values(parsed.resource.aws_lambda_event_source_mapping).find((m) => JSON.stringify(m.topics) === JSON.stringify([topic]))!;
@@ -163,9 +168,27 @@ describe('WorkersStack', () => {
       }
     });
 
+    test('new code goes live only after its migration ran: triggers and schedules invoke the live alias, which waits for the migration', () => {
+      const aliases = Object.values(parsed.resource.aws_lambda_alias);
+      expect(aliases).toHaveLength(8);
+      for (const fn of Object.values(parsed.resource.aws_lambda_function)) expect(fn.publish).toBe(true);
+      const waiting = aliases.filter((a) => JSON.stringify(a.depends_on ?? []).includes('aws_lambda_invocation.schema-migration_run_'));
+      expect(waiting.map((a) => String(a.function_name)).sort()).toEqual(
+        ['budget-reset', 'click-balance', 'compensation', 'outbox-sweep', 'ranking-cache'].map((id) => expect.stringContaining(`aws_lambda_function.${id}_function_`)).sort(() => 0),
+      );
+      for (const alias of aliases) expect(alias.function_version).toMatch(/^\$\{aws_lambda_function\.[^.]+\.version\}$/);
+      for (const mapping of Object.values(parsed.resource.aws_lambda_event_source_mapping)) expect(mapping.function_name).toMatch(/^\$\{aws_lambda_alias\.[^.]+_live_[^.]+\.arn\}$/);
+      for (const schedule of Object.values(parsed.resource.aws_scheduler_schedule)) {
+        expect((schedule.target as { arn: string }).arn).toMatch(/^\$\{aws_lambda_alias\.[^.]+_live_[^.]+\.arn\}$/);
+      }
+    });
+
     test('the migration runs on deploy, keyed by the digest of the bundled SQL files', () => {
       const { digest } = migrationsDigest(join(bundleRoot, 'db-migrate', 'migrations'));
-      expect(json).toHaveResourceWithProperties(LambdaInvocation, { triggers: { migrations: digest } });
+      expect(json).toHaveResourceWithProperties(LambdaInvocation, { triggers: expect.objectContaining({ migrations: digest }) });
+      // A replaced role secret (a new password) re-runs db-migrate, which sets it on the role.
+      const [invocation] = Object.values(parsed.resource.aws_lambda_invocation);
+      for (const arn of Object.values(fakeHandoffs(config).storage.database.roleSecretArns)) expect((invocation.triggers as { roleSecrets: string }).roleSecrets).toContain(arn);
     });
 
     test('budget reset at local midnight and the outbox sweep, each role invoking only its function', () => {
@@ -181,7 +204,7 @@ describe('WorkersStack', () => {
       for (const [key, document] of scheduleDocs) {
         const id = key.startsWith('budget-reset') ? 'budget-reset' : 'outbox-sweep';
         expect(document.statement).toEqual([
-          expect.objectContaining({ actions: ['lambda:InvokeFunction'], resources: [expect.stringMatching(new RegExp(`^\\$\\{aws_lambda_function\\.${id}_function_[^.]+\\.arn\\}$`))] }),
+          expect.objectContaining({ actions: ['lambda:InvokeFunction'], resources: [expect.stringMatching(new RegExp(`^\\$\\{aws_lambda_alias\\.${id}_live_[^.]+\\.arn\\}$`))] }),
         ]);
       }
     });
@@ -214,16 +237,18 @@ describe('WorkersStack', () => {
       expect(Object.keys(provider).filter((key) => key.startsWith('skip_') || key.endsWith('_key'))).toEqual([]);
     });
 
-    test('takes exactly the storage and streaming outputs as variables', () => {
-      expect(Object.keys(parsed.variable).sort()).toEqual([...Object.values(STORAGE_HANDOFF), ...Object.values(STREAMING_HANDOFF)].sort());
-      expect(JSON.stringify(parsed.variable.kafka_bootstrap_servers.validation)).toContain('regex');
+    test('has no input variable: everything comes from config and the other stacks', () => {
+      expect(parsed.variable ?? {}).toEqual({});
     });
   });
 
   test('Slack through AWS Chatbot when alerts.slack is set', () => {
     const base = testEnvironment('dev');
-    const { json } = synthWorkers('dev', { alerts: { ...base.alerts, slack: { workspaceId: 'T0123ABCD', channelId: 'C0123ABCD' } } });
-    expect(json).toHaveResourceWithProperties(ChatbotSlackChannelConfiguration, { slack_team_id: 'T0123ABCD', slack_channel_id: 'C0123ABCD' });
+    const { json } = synthWorkers('dev', { alerts: { ...base.alerts, slack: { workspaceId: 'T0123ABCD', channelId: 'C0123ABCD', apiRegion: 'us-east-2' } } });
+    expect(json).toHaveResourceWithProperties(ChatbotSlackChannelConfiguration, { slack_team_id: 'T0123ABCD', slack_channel_id: 'C0123ABCD', provider: 'aws.chatbot' });
+    // The Chatbot API runs in four regions only: the configuration is created through a provider there.
+    const providers = JSON.parse(json).provider.aws as Array<{ alias?: string; region: string }>;
+    expect(providers.find((p) => p.alias === 'chatbot')?.region).toBe('us-east-2');
   });
 
   test('MSK as the source: event_source_arn and an MSK consumer group, no BASIC_AUTH', () => {
@@ -237,6 +262,28 @@ describe('WorkersStack', () => {
     expect(JSON.stringify(parsed.resource.aws_lambda_event_source_mapping)).not.toContain('BASIC_AUTH');
   });
 
+  test('HTTPS egress goes to the VPC endpoints only, except the two status checks whose APIs have no endpoint; a referenced VPC (endpoints unknown) keeps it open, with a reason', () => {
+    const egress443 = (parsed: Synthesized) => Object.values(parsed.resource.aws_vpc_security_group_egress_rule).filter((r) => r.from_port === 443);
+    const { parsed } = synthWorkers('dev');
+    const toEndpoints = egress443(parsed).filter((r) => r.cidr_ipv4 === undefined);
+    expect(toEndpoints).toHaveLength(8);
+    for (const rule of toEndpoints) expect(rule).toMatchObject({ referenced_security_group_id: 'sg-0123456789abcdef2' });
+    const throughNat = egress443(parsed).filter((r) => r.cidr_ipv4 !== undefined);
+    expect(throughNat.map((r) => String(r.security_group_id)).sort()).toEqual([
+      expect.stringContaining('aws_security_group.flink-status-check_'),
+      expect.stringContaining('aws_security_group.trigger-status-check_'),
+    ]);
+    for (const rule of throughNat) expect(rule).toMatchObject({ cidr_ipv4: '0.0.0.0/0', description: expect.stringMatching(/(Flink REST|Lambda) API through the NAT/) });
+
+    const config = testEnvironment('dev');
+    const handoffs = fakeHandoffs(config);
+    const referenced = { ...handoffs.storage, network: { vpcId: handoffs.storage.network.vpcId, privateSubnetIds: handoffs.storage.network.privateSubnetIds } };
+    const stack = new WorkersStack(Testing.app(), { config, storage: referenced, streaming: handoffs.streaming, bundleRoot });
+    const open = egress443(JSON.parse(Testing.synth(stack)) as Synthesized);
+    expect(open).toHaveLength(8);
+    for (const rule of open) expect(rule).toMatchObject({ cidr_ipv4: '0.0.0.0/0', description: expect.stringContaining('referenced VPC') });
+  });
+
   test('LATEST is possible but only when configured', () => {
     const base = testEnvironment('dev');
     const { json } = synthWorkers('dev', { workers: { ...base.workers, startingPosition: 'LATEST' } });
@@ -245,15 +292,15 @@ describe('WorkersStack', () => {
 
   test('fails when a bundle is missing, telling to run npm run bundle', () => {
     const empty = mkdtempSync(join(tmpdir(), 'adstream-no-bundles-'));
-    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), bundleRoot: empty })).toThrow(MissingBundleError);
-    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), bundleRoot: empty })).toThrow(/click-balance.*npm run bundle/);
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: empty })).toThrow(MissingBundleError);
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: empty })).toThrow(/click-balance.*npm run bundle/);
     rmSync(empty, { recursive: true, force: true });
   });
 
   test('fails when the db-migrate bundle carries no migrations', () => {
     const root = createFakeBundleRoot();
     rmSync(join(root, 'db-migrate', 'migrations'), { recursive: true });
-    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), bundleRoot: root })).toThrow(/db-migrate.*migrations\/\*\.sql.*npm run bundle/);
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: root })).toThrow(/db-migrate.*migrations\/\*\.sql.*npm run bundle/);
   });
 
   test('the migration digest changes when a migration changes', () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadEnvironment, loadEnvironments, parseEnvironment } from '../../config';
+import { ConfigError, ConfigErrors, loadEnvironment, loadEnvironments, parseEnvironment } from '../../config';
 import dev from '../../config/environments/dev';
 import prod from '../../config/environments/prod';
 
@@ -104,7 +104,11 @@ describe('environment configuration', () => {
     ['a referenced VPC id is malformed', dev, 'network', { mode: 'reference', vpcId: 'main', privateSubnetIds: [] }, 'dev.network.vpcId', 'a VPC id'],
     ['a referenced network has one subnet', dev, 'network', { mode: 'reference', vpcId: 'vpc-0abc12345', privateSubnetIds: ['subnet-0abc12345'] }, 'dev.network.privateSubnetIds', 'at least 2 item'],
     ['the RDS instance class is malformed', dev, 'database.instanceClass', 't4g.micro', 'dev.database.instanceClass', 'an RDS instance class'],
-    ['the Postgres version is unsupported', dev, 'database.engineVersion', '12.1', 'dev.database.engineVersion', 'a Postgres version from 14 to 17'],
+    ['the Postgres version is unsupported', dev, 'database.engineVersion', '12', 'dev.database.engineVersion', 'a Postgres major version from "14" to "17"'],
+    ['the Postgres version pins a minor (auto minor upgrades would turn it into a refused downgrade)', dev, 'database.engineVersion', '16.4', 'dev.database.engineVersion', 'the minor is upgraded automatically'],
+    ['Slack is configured where AWS Chatbot does not run', withValue(withValue(dev, 'aws.region', 'us-gov-west-1'), 'regionMismatchReason', 'test'), 'alerts.slack', { workspaceId: 'T0123ABCD', channelId: 'C0123ABCD' }, 'dev.alerts.slack', 'a region where AWS Chatbot delivers'],
+    ['the Chatbot API region is not one AWS Chatbot offers', dev, 'alerts.slack', { workspaceId: 'T0123ABCD', channelId: 'C0123ABCD', apiRegion: 'ap-northeast-2' }, 'dev.alerts.slack.apiRegion', 'one of "us-east-2", "us-west-2", "ap-southeast-1", "eu-west-1"'],
+    ['the state KMS key is not a KMS ARN', dev, 'stateBackend.kmsKeyId', 'my-key', 'dev.stateBackend.kmsKeyId', 'a KMS key or alias ARN'],
     ['storage is below the RDS minimum', dev, 'database.allocatedStorageGb', 5, 'dev.database.allocatedStorageGb', 'an integer from 20'],
     ['max storage is below allocated storage', dev, 'database.maxAllocatedStorageGb', 10, 'dev.database.maxAllocatedStorageGb', 'an integer from 20'],
     ['multi-AZ is not a boolean', dev, 'database.multiAz', 'no', 'dev.database.multiAz', 'true or false'],
@@ -130,6 +134,22 @@ describe('environment configuration', () => {
     expect(error.field).toBe(field);
     expect(error.allowed).toContain(allowed);
     expect(error.message).toMatch(/^Invalid configuration at \S+: got .+; allowed: .+\.$/);
+  });
+
+  test('a file with several mistakes reports all of them at once, each with its field', () => {
+    let raw = withValue(dev, 'database.engineVersion', '16.4');
+    raw = withValue(raw, 'network.natGateways', 3);
+    raw = withValue(raw, 'workers.batchSize', 20000);
+    let caught: unknown;
+    try {
+      parseEnvironment(raw);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigErrors);
+    const errors = (caught as ConfigErrors).errors;
+    expect(errors.map((e) => e.field)).toEqual(['dev.network.natGateways', 'dev.database.engineVersion', 'dev.workers.batchSize']);
+    expect((caught as Error).message).toMatch(/^3 configuration problems:\n {2}- Invalid configuration at dev\.network\.natGateways/);
   });
 
   test('a region mismatch is accepted when a reason is given', () => {

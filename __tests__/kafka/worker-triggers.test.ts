@@ -25,12 +25,18 @@ describe.each(loadEnvironments().map((e) => e.name as 'dev' | 'prod'))('the %s t
     const config = testEnvironment(name);
     const { workers } = addAwsStacks(Testing.app(), config, { bundleRoot: createFakeBundleRoot() });
     const parsed = JSON.parse(Testing.synth(workers)) as {
-      resource: { aws_lambda_event_source_mapping: Record<string, Mapping>; aws_lambda_function: Record<string, { function_name: string; reserved_concurrent_executions: number }> };
+      resource: {
+        aws_lambda_event_source_mapping: Record<string, Mapping>;
+        aws_lambda_alias: Record<string, { function_name: string }>;
+        aws_lambda_function: Record<string, { function_name: string; reserved_concurrent_executions: number }>;
+      };
     };
     const functions = Object.entries(parsed.resource.aws_lambda_function);
     const synthesized = Object.values(parsed.resource.aws_lambda_event_source_mapping)
       .map((m) => {
-        const [id, fn] = functions.find(([fnId]) => m.function_name.includes(`aws_lambda_function.${fnId}.`))!;
+        // Triggers invoke the function's `live` alias; the alias names the function.
+        const target = Object.entries(parsed.resource.aws_lambda_alias).find(([aliasId]) => m.function_name.includes(`aws_lambda_alias.${aliasId}.`))?.[1].function_name ?? m.function_name;
+        const [id, fn] = functions.find(([fnId]) => target.includes(`aws_lambda_function.${fnId}.`))!;
         expect(id).toBeDefined();
         return {
           topic: m.topics[0],

@@ -1,5 +1,5 @@
 import { Testing } from 'cdktf';
-import { StreamingStack } from '../../stacks/streaming-stack';
+import { FLINK_CONNECTION_OUTPUTS, StreamingStack } from '../../stacks/streaming-stack';
 import { resourcesOf, SynthesizedStack, testEnvironment } from '../support/environments';
 
 function synth(name: 'dev' | 'prod'): { stack: StreamingStack; json: SynthesizedStack } {
@@ -126,6 +126,17 @@ describe('StreamingStack', () => {
     expect(prod.output!.kafka_bootstrap_servers.value).toBe('${replace(confluent_kafka_cluster.cluster_A4C38409.bootstrap_endpoint, "SASL_SSL://", "")}');
   });
 
+  test('the Schema Registry lookup waits for the Kafka cluster (Confluent provisions the registry with the first cluster)', () => {
+    const [lookup] = Object.values(prod.data!.confluent_schema_registry_cluster);
+    expect(lookup.depends_on).toEqual([expect.stringMatching(/^confluent_kafka_cluster\.cluster_[A-F0-9]+$/)]);
+  });
+
+  test('outputs everything flink:check needs, under the names it reads', () => {
+    expect(Object.keys(prod.output!)).toEqual(expect.arrayContaining(Object.values(FLINK_CONNECTION_OUTPUTS)));
+    expect(prod.output![FLINK_CONNECTION_OUTPUTS.apiSecret].sensitive).toBe(true);
+    expect(prod.output![FLINK_CONNECTION_OUTPUTS.principalId].value).toMatch(/^\$\{confluent_service_account\.flink-runner_/);
+  });
+
   test('a referenced environment and cluster are looked up, not created', () => {
     const config = testEnvironment('dev');
     const stack = new StreamingStack(Testing.app(), {
@@ -138,6 +149,7 @@ describe('StreamingStack', () => {
     expect(json.resource.confluent_environment).toBeUndefined();
     expect(json.resource.confluent_kafka_cluster).toBeUndefined();
     expect(Object.values(json.data!.confluent_environment)[0]).toMatchObject({ id: 'env-abc123' });
+    expect(Object.values(json.data!.confluent_schema_registry_cluster)[0].depends_on).toEqual([expect.stringMatching(/^data\.confluent_kafka_cluster\.cluster_[A-F0-9]+$/)]);
     expect(Object.values(json.data!.confluent_kafka_cluster)[0]).toMatchObject({
       id: 'lkc-xyz789',
       environment: { id: expect.stringMatching(/^\$\{data\.confluent_environment\.environment_[A-F0-9]+\.id\}$/) },

@@ -1,4 +1,6 @@
 import { Construct } from 'constructs';
+import type { TerraformProvider } from 'cdktf';
+import { AwsConstructError } from './errors';
 import { KmsKey } from '@cdktf/provider-aws/lib/kms-key';
 import { KmsAlias } from '@cdktf/provider-aws/lib/kms-alias';
 import { SnsTopic } from '@cdktf/provider-aws/lib/sns-topic';
@@ -21,6 +23,12 @@ export interface AlertChannelProps {
   readonly namePrefix: string;
   /** `prevent_destroy` on the key (destroying it makes queued alerts unreadable). */
   readonly production: boolean;
+  /**
+   * Provider in `alerts.slack.apiRegion`: the Chatbot API runs in four regions only, so the
+   * channel configuration is created there (it may subscribe to a topic of any supported region).
+   * @default - required when `config.slack` is set
+   */
+  readonly chatbotProvider?: TerraformProvider;
 }
 
 /**
@@ -76,6 +84,9 @@ export class AlertChannel extends Construct {
     });
 
     if (props.config.slack) {
+      if (!props.chatbotProvider) {
+        throw new AwsConstructError(this.node.path, `alerts.slack needs a chatbotProvider in ${props.config.slack.apiRegion}, where the Chatbot API runs.`);
+      }
       const assume = new DataAwsIamPolicyDocument(this, 'chatbot-assume', {
         statement: [{ effect: 'Allow', actions: ['sts:AssumeRole'], principals: [{ type: 'Service', identifiers: ['chatbot.amazonaws.com'] }] }],
       });
@@ -92,6 +103,7 @@ export class AlertChannel extends Construct {
         snsTopicArns: [topic.arn],
         guardrailPolicyArns: [`arn:${partition}:iam::aws:policy/ReadOnlyAccess`],
         loggingLevel: 'ERROR',
+        provider: props.chatbotProvider,
       });
     }
   }

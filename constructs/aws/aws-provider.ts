@@ -14,6 +14,11 @@ export interface WorkerAwsProviderProps {
    * @default false - a provider that talks to AWS and refuses any other account
    */
   readonly offlinePlan?: boolean;
+  /**
+   * A second provider of the stack, for resources whose API lives in another region.
+   * @default - the stack's default provider (no alias), in `aws.region`
+   */
+  readonly alias?: { readonly name: string; readonly region: string };
 }
 
 /**
@@ -21,9 +26,14 @@ export interface WorkerAwsProviderProps {
  * (`AWS_PROFILE`, `AWS_ACCESS_KEY_ID`, …), never from the configuration.
  */
 export function createAwsProvider(scope: Construct, props: WorkerAwsProviderProps): AwsProvider {
-  const common = { region: props.aws.region, defaultTags: [{ tags: { ...props.aws.tags } }] };
+  const id = props.alias ? `aws-${props.alias.name}` : 'aws';
+  const common = {
+    region: props.alias?.region ?? props.aws.region,
+    defaultTags: [{ tags: { ...props.aws.tags } }],
+    ...(props.alias ? { alias: props.alias.name } : {}),
+  };
   if (props.offlinePlan === true) {
-    return new AwsProvider(scope, 'aws', {
+    return new AwsProvider(scope, id, {
       ...common,
       skipCredentialsValidation: true,
       skipRequestingAccountId: true,
@@ -31,5 +41,5 @@ export function createAwsProvider(scope: Construct, props: WorkerAwsProviderProp
       skipRegionValidation: true,
     });
   }
-  return new AwsProvider(scope, 'aws', { ...common, allowedAccountIds: [props.aws.accountId] });
+  return new AwsProvider(scope, id, { ...common, allowedAccountIds: [props.aws.accountId] });
 }

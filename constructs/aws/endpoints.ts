@@ -12,8 +12,13 @@ export interface PostgresEndpoint {
   readonly port: number;
   /** Database name. */
   readonly databaseName: string;
-  /** Secrets Manager ARN of `{"username","password"}` (the RDS-managed master secret). */
+  /** Secrets Manager ARN of `{"username","password"}` (the RDS-managed master secret; db-migrate only). */
   readonly credentialsSecretArn: string;
+  /**
+   * Secrets Manager ARN of `{"username","password"}` of each function's own database role
+   * (created by the migrations, password set by db-migrate from this secret), by role name.
+   */
+  readonly roleSecretArns: Readonly<Record<string, string>>;
   /** Security group that admits clients (the proxy's, when there is one). */
   readonly securityGroupId: string;
 }
@@ -36,4 +41,10 @@ export interface WorkerSubnets {
   readonly vpcId: string;
   /** Private subnet ids. */
   readonly privateSubnetIds: string[];
+  /**
+   * Security group of the VPC's interface endpoints (Secrets Manager, SNS, SQS). When given,
+   * the functions' HTTPS egress goes to it only, instead of anywhere through the NAT.
+   * @default - none (a referenced VPC): HTTPS egress stays open to 0.0.0.0/0
+   */
+  readonly endpointSecurityGroupId?: string;
 }

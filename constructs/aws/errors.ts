@@ -31,3 +31,22 @@ export class MissingBundleError extends Error {
     this.directory = directory;
   }
 }
+
+/** A Lambda bundle is older than the sources it was built from: deploying it would ship old code. */
+export class StaleBundleError extends Error {
+  /** Directory holding the bundles. */
+  public readonly directory: string;
+  /** One line per stale handler: its name and the files that changed. */
+  public readonly stale: readonly string[];
+
+  constructor(directory: string, stale: readonly string[]) {
+    super(
+      `Lambda bundles in ${directory} are older than their sources, so deploying them would ship old code:\n` +
+        stale.map((line) => `  - ${line}`).join('\n') +
+        '\nRun `npm run bundle` (or `npm run synth`, `npx cdktf synth`, which bundle first) and synthesize again.',
+    );
+    this.name = 'StaleBundleError';
+    this.directory = directory;
+    this.stale = stale;
+  }
+}

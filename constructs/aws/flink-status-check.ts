@@ -77,6 +77,7 @@ export class FlinkStatusCheck extends Construct {
         FLINK_STATEMENTS: props.statements.map((s) => s.statementName).join(','),
       },
     });
+    this.worker.allowHttpsThroughNat('Confluent Cloud Flink REST API through the NAT');
     this.worker.readsSecret('FlinkStatusKey', secret.arn);
 
     new WorkerSchedule(this, 'schedule', {

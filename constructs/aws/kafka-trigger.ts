@@ -111,7 +111,8 @@ export class KafkaTrigger extends Construct {
     props.worker.addStatement({ sid: `SendDiscardedBatches${sidSuffix}`, effect: 'Allow', actions: ['sqs:SendMessage'], resources: [queue.arn] });
 
     const common = {
-      functionName: props.worker.functionArn,
+      // The alias: records reach new code only once it is released (after the migration).
+      functionName: props.worker.liveArn,
       topics: [props.topic],
       batchSize,
       startingPosition: props.startingPosition ?? 'TRIM_HORIZON',

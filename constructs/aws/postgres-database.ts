@@ -1,5 +1,9 @@
 import { Construct } from 'constructs';
+import { Fn } from 'cdktf';
 import { DbSubnetGroup } from '@cdktf/provider-aws/lib/db-subnet-group';
+import { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret';
+import { SecretsmanagerSecretVersion } from '@cdktf/provider-aws/lib/secretsmanager-secret-version';
+import { DataAwsSecretsmanagerRandomPassword } from '@cdktf/provider-aws/lib/data-aws-secretsmanager-random-password';
 import { DbParameterGroup } from '@cdktf/provider-aws/lib/db-parameter-group';
 import { DbInstance } from '@cdktf/provider-aws/lib/db-instance';
 import { DbProxy } from '@cdktf/provider-aws/lib/db-proxy';
@@ -19,6 +23,18 @@ export const POSTGRES_PORT = 5432;
 /** Name of the application database. */
 export const DATABASE_NAME = 'adstream';
 
+/**
+ * One database role per worker function (db-migrate uses the master user). The migration
+ * db/migrations/1764500000000_function-roles.sql creates exactly these, with their grants.
+ */
+export const FUNCTION_DATABASE_ROLES = {
+  clickBalance: 'adstream_click_balance',
+  compensation: 'adstream_compensation',
+  budgetReset: 'adstream_budget_reset',
+  outboxSweep: 'adstream_outbox_sweep',
+  rankingCache: 'adstream_ranking_cache',
+} as const;
+
 /** Props of {@link PostgresDatabase}. */
 export interface PostgresDatabaseProps {
   /** Sizing, version, backups and the proxy switch. */
@@ -29,6 +45,8 @@ export interface PostgresDatabaseProps {
   readonly namePrefix: string;
   /** Deletion protection, `prevent_destroy` and a final snapshot. */
   readonly production: boolean;
+  /** Name prefix of the function roles' secrets, e.g. `adstream/dev/db`. */
+  readonly secretPrefix: string;
   /**
    * Performance Insights retention and Enhanced Monitoring (see `DatabaseInsight`).
    * @default - Performance Insights off, no Enhanced Monitoring
@@ -62,6 +80,8 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
   public readonly databaseName = DATABASE_NAME;
   /** ARN of the RDS-managed master secret. */
   public readonly credentialsSecretArn: string;
+  /** ARN of each function role's `{"username","password"}` secret, by role name. */
+  public readonly roleSecretArns: Readonly<Record<string, string>>;
   /** Security group clients must be admitted to (the proxy's, when there is one). */
   public readonly securityGroupId: string;
   /** The instance. */
@@ -73,7 +93,7 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
     super(scope, id);
     const { config, namePrefix, production } = props;
     const identifier = `${namePrefix}-ledger`;
-    const major = config.engineVersion.split('.')[0];
+    const major = config.engineVersion;
 
     const subnets = new DbSubnetGroup(this, 'subnets', {
       name: identifier,
@@ -111,7 +131,10 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
       multiAz: config.multiAz,
       backupRetentionPeriod: config.backupRetentionDays,
       copyTagsToSnapshot: true,
+      // engineVersion is the major only: RDS applies minors in the maintenance window, and a
+      // major upgrade stays a deliberate config change.
       autoMinorVersionUpgrade: true,
+      allowMajorVersionUpgrade: false,
       deletionProtection: production,
       skipFinalSnapshot: !production,
       ...(production ? { finalSnapshotIdentifier: `${identifier}-final` } : {}),
@@ -128,6 +151,30 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
     });
     const masterSecretArn = this.instance.masterUserSecret.get(0).secretArn;
     this.credentialsSecretArn = masterSecretArn;
+
+    // One secret per function role, with a generated password; db-migrate sets it on the role.
+    const roleSecrets: Record<string, string> = {};
+    for (const role of Object.values(FUNCTION_DATABASE_ROLES)) {
+      const secret = new SecretsmanagerSecret(this, `role-${role}`, {
+        name: `${props.secretPrefix}/${role}`,
+        description: `Credentials of the database role ${role} (one adstream worker function)`,
+        recoveryWindowInDays: production ? 30 : 7,
+        lifecycle: { preventDestroy: production },
+      });
+      // Generated once at apply; later plans ignore it (the stored password does not change by itself).
+      const password = new DataAwsSecretsmanagerRandomPassword(this, `role-${role}-password`, {
+        passwordLength: 48,
+        excludePunctuation: true,
+        dependsOn: [secret],
+      });
+      new SecretsmanagerSecretVersion(this, `role-${role}-value`, {
+        secretId: secret.id,
+        secretString: Fn.jsonencode({ username: role, password: password.randomPassword }),
+        lifecycle: { ignoreChanges: ['secret_string'] },
+      });
+      roleSecrets[role] = secret.arn;
+    }
+    this.roleSecretArns = roleSecrets;
 
     if (!config.useProxy) {
       this.host = this.instance.address;
@@ -161,7 +208,14 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
       statement: [{ effect: 'Allow', actions: ['sts:AssumeRole'], principals: [{ type: 'Service', identifiers: ['rds.amazonaws.com'] }] }],
     });
     const access = new DataAwsIamPolicyDocument(this, 'proxy-access', {
-      statement: [{ sid: 'ReadMasterSecret', effect: 'Allow', actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], resources: [masterSecretArn] }],
+      statement: [
+        {
+          sid: 'ReadDatabaseSecrets',
+          effect: 'Allow',
+          actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+          resources: [masterSecretArn, ...Object.values(roleSecrets)],
+        },
+      ],
     });
     const role = new IamRole(this, 'proxy-role', { name: `${identifier}-proxy`, assumeRolePolicy: assume.json });
     const rolePolicy = new IamRolePolicy(this, 'proxy-role-policy', { name: 'read-master-secret', role: role.id, policy: access.json });
@@ -174,7 +228,13 @@ export class PostgresDatabase extends Construct implements PostgresEndpoint {
       vpcSecurityGroupIds: [proxyGroup.id],
       requireTls: true,
       idleClientTimeout: 1800,
-      auth: [{ authScheme: 'SECRETS', iamAuth: 'DISABLED', secretArn: masterSecretArn, clientPasswordAuthType: 'POSTGRES_SCRAM_SHA_256' }],
+      // The proxy logs in as whoever the client is: the master user (db-migrate) or one role.
+      auth: [masterSecretArn, ...Object.values(roleSecrets)].map((secretArn) => ({
+        authScheme: 'SECRETS',
+        iamAuth: 'DISABLED',
+        secretArn,
+        clientPasswordAuthType: 'POSTGRES_SCRAM_SHA_256',
+      })),
       dependsOn: [rolePolicy],
     });
     new DbProxyDefaultTargetGroup(this, 'proxy-targets', {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Construct } from 'constructs';
+import { Fn } from 'cdktf';
 import { LambdaInvocation } from '@cdktf/provider-aws/lib/lambda-invocation';
 import { MissingBundleError } from './errors';
 import type { WorkerFunction } from './worker-function';
@@ -20,6 +21,12 @@ export interface SchemaMigrationProps {
   readonly migrator: WorkerFunction;
   /** The db-migrate bundle directory, whose `migrations/` is hashed. */
   readonly bundleDirectory: string;
+  /**
+   * Secrets whose replacement must re-run db-migrate (the function roles' secrets: a new
+   * secret means a new password to set on its role).
+   * @default - none
+   */
+  readonly rerunOnSecrets?: readonly string[];
 }
 
 /**
@@ -45,7 +52,10 @@ export class SchemaMigration extends Construct {
     this.invocation = new LambdaInvocation(this, 'run', {
       functionName: props.migrator.functionName,
       input: JSON.stringify({ action: 'migrate', migrations: files, digest }),
-      triggers: { migrations: digest },
+      triggers: {
+        migrations: digest,
+        ...(props.rerunOnSecrets && props.rerunOnSecrets.length > 0 ? { roleSecrets: Fn.join(',', [...props.rerunOnSecrets]) } : {}),
+      },
       dependsOn: [props.migrator.resource, props.migrator.rolePolicy],
     });
   }

@@ -51,6 +51,7 @@ export class TriggerStatusCheck extends Construct {
       environment: { TRIGGER_MAPPINGS: props.triggers.map((t) => `${t.worker.serviceName}=${t.mappingUuid}`).join(',') },
     });
     const { region, accountId } = props.location;
+    this.worker.allowHttpsThroughNat('AWS Lambda API through the NAT (no Lambda interface endpoint in the VPC)');
     this.worker.addStatement({
       sid: 'ReadTriggers',
       effect: 'Allow',

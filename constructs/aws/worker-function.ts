@@ -2,7 +2,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Construct } from 'constructs';
 import { AssetType, Fn, Lazy, TerraformAsset, Token } from 'cdktf';
+import type { ITerraformDependable } from 'cdktf';
+import { dependable } from 'cdktf/lib/tfExpression';
 import { LambdaFunction } from '@cdktf/provider-aws/lib/lambda-function';
+import { LambdaAlias } from '@cdktf/provider-aws/lib/lambda-alias';
 import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
 import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
@@ -21,6 +24,8 @@ export const WORKER_RUNTIME = 'nodejs22.x';
  * Node.js 20 on the runtime no longer loads it by itself.
  */
 export const RDS_CA_BUNDLE = '/var/runtime/ca-cert.pem';
+/** Alias every trigger and schedule invokes. */
+export const LIVE_ALIAS = 'live';
 /** CloudWatch namespace of the workers' EMF metrics (lambdas/shared/observability.ts). */
 export const WORKER_METRICS_NAMESPACE = 'adstream';
 
@@ -83,10 +88,18 @@ export class WorkerFunction extends Construct {
   public readonly rolePolicy: IamRolePolicy;
   /** The generated binding, for dependencies. */
   public readonly resource: LambdaFunction;
+  /**
+   * ARN of the `live` alias: what triggers and schedules invoke. It moves to a newly
+   * published version only after what `releaseAfter` names (the schema migration).
+   */
+  public readonly liveArn: string;
+  /** The `live` alias. */
+  public readonly alias: LambdaAlias;
 
   private readonly statements: PolicyStatement[] = [];
   private readonly variables: Record<string, string> = {};
   private readonly grantedSecrets = new Set<string>();
+  private httpsToInternet = false;
 
   constructor(scope: Construct, id: string, props: WorkerFunctionProps) {
     super(scope, id);
@@ -139,9 +152,22 @@ export class WorkerFunction extends Construct {
       vpcId: props.network.vpcId,
     });
     this.securityGroupId = group.id;
-    // Secrets Manager, SNS and SQS (VPC endpoints or NAT) and Confluent's HTTPS-free Kafka
-    // port are the only destinations besides the stores, which connectTo adds.
-    this.allowEgress('https', 443, '0.0.0.0/0', 'AWS APIs through the VPC endpoints or NAT');
+    // HTTPS only to the interface endpoints (Secrets Manager, SNS, SQS): nothing a function
+    // calls over HTTPS is on the internet. A referenced VPC brings its own routes and endpoints,
+    // so there it stays open through the NAT (docs/deploy.md, "Network egress").
+    if (props.network.endpointSecurityGroupId !== undefined) {
+      new VpcSecurityGroupEgressRule(this, 'egress-https', {
+        securityGroupId: group.id,
+        description: 'AWS APIs through the VPC interface endpoints',
+        ipProtocol: 'tcp',
+        fromPort: 443,
+        toPort: 443,
+        referencedSecurityGroupId: props.network.endpointSecurityGroupId,
+      });
+    } else {
+      this.allowEgress('https', 443, '0.0.0.0/0', 'AWS APIs through the NAT (referenced VPC: its endpoints are unknown here)');
+      this.httpsToInternet = true;
+    }
 
     Object.assign(this.variables, {
       NODE_OPTIONS: '--enable-source-maps',
@@ -167,25 +193,52 @@ export class WorkerFunction extends Construct {
       vpcConfig: { subnetIds: props.network.privateSubnetIds, securityGroupIds: [group.id] },
       loggingConfig: { logFormat: 'JSON', logGroup: logGroup.name },
       environment: { variables: Token.asStringMap(Lazy.anyValue({ produce: () => ({ ...this.variables }) })) },
+      // Every code change becomes a numbered version; the `live` alias decides which one runs.
+      publish: true,
       dependsOn: [logGroup, this.rolePolicy],
     });
     this.functionName = this.resource.functionName;
     this.functionArn = this.resource.arn;
+    this.alias = new LambdaAlias(this, 'live', {
+      name: LIVE_ALIAS,
+      description: 'The released version: triggers and schedules invoke this.',
+      functionName: this.resource.functionName,
+      functionVersion: this.resource.version,
+    });
+    this.liveArn = this.alias.arn;
   }
 
   /**
-   * Lets the function use the database: its endpoint and credentials secret in the
-   * environment, read access to that secret only, and port 5432 from this function's
-   * security group (nothing else) into the database's.
+   * Keeps the `live` alias on the previous version until `dependencies` are applied: with the
+   * schema migration here, new handler code never goes live before its migration ran.
    */
-  public connectTo(database: PostgresEndpoint): void {
+  public releaseAfter(...dependencies: ITerraformDependable[]): void {
+    this.alias.dependsOn = [...(this.alias.dependsOn ?? []), ...dependencies.map((d) => dependable(d))];
+  }
+
+  /**
+   * Lets the function use the database as `role` (its own database role, created by the
+   * migrations with only the grants it needs), or as the master user when no role is given
+   * (db-migrate only): the endpoint and that one credentials secret in the environment, read
+   * access to that secret only, and port 5432 from this function's security group into the
+   * database's.
+   */
+  public connectTo(database: PostgresEndpoint, role?: string): void {
+    let secretArn = database.credentialsSecretArn;
+    if (role !== undefined) {
+      const roleSecret = database.roleSecretArns[role];
+      if (roleSecret === undefined) {
+        throw new AwsConstructError(this.node.path, `database role ${JSON.stringify(role)} has no secret; known roles: ${Object.keys(database.roleSecretArns).join(', ')}.`);
+      }
+      secretArn = roleSecret;
+    }
     this.setVariables({
       DATABASE_HOST: database.host,
       DATABASE_PORT: portText(database.port),
       DATABASE_NAME: database.databaseName,
-      DATABASE_SECRET_ARN: database.credentialsSecretArn,
+      DATABASE_SECRET_ARN: secretArn,
     });
-    this.readsSecret('DatabaseCredentials', database.credentialsSecretArn);
+    this.readsSecret('DatabaseCredentials', secretArn);
     this.allowTo('database', database.securityGroupId, database.port, 'Postgres');
   }
 
@@ -224,6 +277,17 @@ export class WorkerFunction extends Construct {
       }
       this.variables[name] = value;
     }
+  }
+
+  /**
+   * Opens HTTPS to the internet through the NAT, for a function that calls an API with no VPC
+   * endpoint here (the Confluent Flink REST API, the Lambda API). Once per function: a second
+   * identical rule would be refused by EC2.
+   */
+  public allowHttpsThroughNat(description: string): void {
+    if (this.httpsToInternet) return;
+    this.httpsToInternet = true;
+    this.allowEgress('https-internet', 443, '0.0.0.0/0', description);
   }
 
   /** Opens egress on the function's security group to a CIDR (for Kafka through the NAT). */

@@ -11,6 +11,7 @@ import { RouteTableAssociation } from '@cdktf/provider-aws/lib/route-table-assoc
 import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
 import { VpcEndpoint } from '@cdktf/provider-aws/lib/vpc-endpoint';
+import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
 import type { NetworkConfig } from '../../config/schema';
 import { availabilityZoneNames } from './arn';
 
@@ -25,6 +26,8 @@ export interface WorkerNetworkProps {
   readonly region: string;
   /** Prefix of every `Name` tag, e.g. `adstream-dev`. */
   readonly namePrefix: string;
+  /** Account whose principals and resources the endpoint policies admit. */
+  readonly accountId: string;
 }
 
 /**
@@ -40,6 +43,8 @@ export class WorkerNetwork extends Construct {
   public readonly privateSubnetIds: string[];
   /** The NAT gateways this network created, by zone (none in `reference` mode). */
   public readonly natGateways: ReadonlyArray<{ readonly zone: string; readonly id: string }>;
+  /** Security group of the interface endpoints; undefined for a referenced VPC. */
+  public readonly endpointSecurityGroupId?: string;
 
   constructor(scope: Construct, id: string, props: WorkerNetworkProps) {
     super(scope, id);
@@ -126,6 +131,7 @@ export class WorkerNetwork extends Construct {
       vpcId: vpc.id,
       tags: tag('endpoints'),
     });
+    this.endpointSecurityGroupId = endpointGroup.id;
     new VpcSecurityGroupIngressRule(this, 'endpoints-https', {
       securityGroupId: endpointGroup.id,
       description: 'HTTPS from the VPC',
@@ -134,8 +140,26 @@ export class WorkerNetwork extends Construct {
       toPort: 443,
       cidrIpv4: config.cidr,
     });
+    // Endpoint policy: through these endpoints, only this account's principals reach only this
+    // account's secrets, topics and queues (no exfiltration to another account's resources).
+    const endpointPolicy = new DataAwsIamPolicyDocument(this, 'endpoint-policy', {
+      statement: [
+        {
+          sid: 'OwnAccountOnly',
+          effect: 'Allow',
+          actions: ['*'],
+          resources: ['*'],
+          principals: [{ type: 'AWS', identifiers: ['*'] }],
+          condition: [
+            { test: 'StringEquals', variable: 'aws:PrincipalAccount', values: [props.accountId] },
+            { test: 'StringEquals', variable: 'aws:ResourceAccount', values: [props.accountId] },
+          ],
+        },
+      ],
+    });
     for (const service of INTERFACE_ENDPOINT_SERVICES) {
       new VpcEndpoint(this, `endpoint-${service}`, {
+        policy: endpointPolicy.json,
         vpcId: vpc.id,
         serviceName: `com.amazonaws.${props.region}.${service}`,
         vpcEndpointType: 'Interface',

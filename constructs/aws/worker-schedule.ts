@@ -52,7 +52,7 @@ export class WorkerSchedule extends Construct {
       ],
     });
     const invoke = new DataAwsIamPolicyDocument(this, 'access', {
-      statement: [{ sid: 'InvokeOneFunction', effect: 'Allow', actions: ['lambda:InvokeFunction'], resources: [props.worker.functionArn] }],
+      statement: [{ sid: 'InvokeOneFunction', effect: 'Allow', actions: ['lambda:InvokeFunction'], resources: [props.worker.liveArn] }],
     });
     const role = new IamRole(this, 'role', { name: props.scheduleName, assumeRolePolicy: assume.json });
     const policy = new IamRolePolicy(this, 'role-policy', { name: 'invoke-function', role: role.id, policy: invoke.json });
@@ -63,7 +63,8 @@ export class WorkerSchedule extends Construct {
       scheduleExpressionTimezone: props.timeZone ?? 'UTC',
       flexibleTimeWindow: { mode: 'OFF' },
       target: {
-        arn: props.worker.functionArn,
+        // The released version (the `live` alias), never code whose migration has not run.
+        arn: props.worker.liveArn,
         roleArn: role.arn,
         input: props.input ?? JSON.stringify({ scheduled_time: '<aws.scheduler.scheduled-time>' }),
         retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },

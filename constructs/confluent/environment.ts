@@ -1,4 +1,6 @@
 import { Construct } from 'constructs';
+import type { ITerraformDependable } from 'cdktf';
+import { dependable } from 'cdktf/lib/tfExpression';
 import { Environment } from '../../.gen/providers/confluent/environment';
 import { DataConfluentEnvironment } from '../../.gen/providers/confluent/data-confluent-environment';
 import { DataConfluentSchemaRegistryCluster } from '../../.gen/providers/confluent/data-confluent-schema-registry-cluster';
@@ -40,6 +42,8 @@ export class ConfluentEnvironment extends Construct {
   /** The environment's Schema Registry cluster. */
   public readonly schemaRegistry: SchemaRegistryRef;
 
+  private readonly registryLookup: DataConfluentSchemaRegistryCluster;
+
   constructor(scope: Construct, id: string, props: ConfluentEnvironmentProps) {
     super(scope, id);
     if (props.config.mode === 'create') {
@@ -60,6 +64,7 @@ export class ConfluentEnvironment extends Construct {
     const registry = new DataConfluentSchemaRegistryCluster(this, 'schema-registry', {
       environment: { id: this.environmentId },
     });
+    this.registryLookup = registry;
     this.schemaRegistry = {
       id: registry.id,
       restEndpoint: registry.restEndpoint,
@@ -67,5 +72,14 @@ export class ConfluentEnvironment extends Construct {
       apiVersion: registry.apiVersion,
       kind: registry.kind,
     };
+  }
+
+  /**
+   * Makes the Schema Registry lookup wait for a Kafka cluster of this environment: Confluent
+   * creates the registry together with the environment's first cluster, so on a first apply
+   * the lookup would otherwise run too early and fail (the provider docs' `depends_on`).
+   */
+  public registryProvisionedBy(cluster: ITerraformDependable): void {
+    this.registryLookup.dependsOn = [...(this.registryLookup.dependsOn ?? []), dependable(cluster)];
   }
 }

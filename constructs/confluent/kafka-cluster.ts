@@ -60,6 +60,8 @@ export class KafkaCluster extends Construct {
     this.rbacCrn = cluster.rbacCrn;
     this.apiVersion = cluster.apiVersion;
     this.kind = cluster.kind;
+    // Confluent provisions the environment's Schema Registry with its first Kafka cluster.
+    props.environment.registryProvisionedBy(cluster);
   }
 
   /** CRN pattern of one topic (exact name, or a prefix ending in `*`). */

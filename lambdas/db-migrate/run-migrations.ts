@@ -3,6 +3,8 @@ import path from 'node:path';
 import { guardCheckedOutClient, PoolProvider } from '../shared/db';
 import { DatabaseUnavailableError, describeCause } from '../shared/errors';
 import { Observability } from '../shared/observability';
+import type { Credentials } from '../shared/secrets';
+import { applyRolePasswords } from './role-passwords';
 
 /** Name of the handler in logs. */
 export const DB_MIGRATE_HANDLER = 'db-migrate';
@@ -16,6 +18,8 @@ export interface MigrationRunSummary {
   readonly migrationsDir: string;
   /** Names of the migrations applied by this run (empty when up to date). */
   readonly applied: readonly string[];
+  /** Function roles whose password this run set. */
+  readonly rolesUpdated?: readonly string[];
   /** Wall-clock time. */
   readonly elapsedMs: number;
 }
@@ -28,6 +32,11 @@ export interface DbMigrateDeps {
   readonly migrationsDir: string;
   /** Logger. */
   readonly observability: Observability;
+  /**
+   * The function roles' credentials, applied after the migrations (role-passwords.ts).
+   * @default - none: the roles keep no password (local runs)
+   */
+  readonly roleCredentials?: () => Promise<readonly Credentials[]>;
 }
 
 /**
@@ -75,9 +84,11 @@ export function createDbMigrateHandler(deps: DbMigrateDeps): (event?: unknown) =
         checkOrder: true,
         log: (message: string) => logger.debug(message),
       });
+      const rolesUpdated = deps.roleCredentials ? await applyRolePasswords(client, await deps.roleCredentials()) : [];
       const summary = {
         migrationsDir: deps.migrationsDir,
         applied: applied.map((m) => m.name),
+        ...(deps.roleCredentials ? { rolesUpdated } : {}),
         elapsedMs: Math.round(performance.now() - started),
       };
       logger.info('migrations applied', { summary });

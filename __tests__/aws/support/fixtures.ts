@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEnvironment } from '../../../config';
 import type { EnvironmentConfig } from '../../../config/schema';
+import type { StorageHandoff, StreamingHandoff } from '../../../constructs/aws/stack-inputs';
+import { FUNCTION_DATABASE_ROLES } from '../../../constructs/aws/postgres-database';
 
 /** Bundle directories the workers stack deploys (one per function). */
 export const BUNDLE_NAMES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status'] as const;
@@ -31,25 +33,48 @@ export function testEnvironment(name: 'dev' | 'prod', overrides: Partial<Environ
   return { ...loadEnvironment(name), stateBackend: { kind: 'local', directory: 'terraform-state' }, ...overrides };
 }
 
-/** Plausible values for every input variable of the workers stack (for `terraform plan -var`). */
-export function workersStackVariables(config: EnvironmentConfig): Record<string, string> {
-  const arn = (name: string) => `arn:aws:secretsmanager:${config.aws.region}:${config.aws.accountId}:secret:${name}-AbCdEf`;
+/** Literal stand-ins for the storage and streaming stacks, for unit tests of the workers stack alone. */
+export interface FakeHandoffs {
+  /** Network, database, cache. */
+  readonly storage: StorageHandoff;
+  /** Kafka endpoint, key secrets, schema id. */
+  readonly streaming: StreamingHandoff;
+}
+
+/** A Secrets Manager ARN in the environment's account and region. */
+export function secretArn(config: EnvironmentConfig, name: string): string {
+  return `arn:aws:secretsmanager:${config.aws.region}:${config.aws.accountId}:secret:${name}-AbCdEf`;
+}
+
+/**
+ * Plausible literal values of what the workers stack takes from the other two stacks. In the
+ * app (main.ts) these are cross-stack references; unit tests of the workers stack on its own
+ * use literals so the synthesized JSON shows where each value lands.
+ */
+export function fakeHandoffs(config: EnvironmentConfig): FakeHandoffs {
   return {
-    vpc_id: 'vpc-0123456789abcdef0',
-    private_subnet_ids: '["subnet-0123456789abcdef0","subnet-0123456789abcdef1"]',
-    database_host: `adstream-${config.name}-ledger.proxy-abcdefghij.${config.aws.region}.rds.amazonaws.com`,
-    database_port: '5432',
-    database_name: 'adstream',
-    database_secret_arn: arn('rds!db-0f1e2d3c'),
-    database_security_group_id: 'sg-0123456789abcdef0',
-    redis_host: `master.adstream-${config.name}-cache.abcdef.apn2.cache.amazonaws.com`,
-    redis_port: '6379',
-    redis_auth_secret_arn: arn(`adstream/${config.name}/redis/auth-token`),
-    redis_security_group_id: 'sg-0123456789abcdef1',
-    kafka_bootstrap_servers: `pkc-abc12.${config.aws.region}.aws.confluent.cloud:9092`,
-    workers_consumer_secret_arn: arn(`adstream/${config.name}/kafka/workers-consumer`),
-    workers_producer_secret_arn: arn(`adstream/${config.name}/kafka/workers-producer`),
-    // Optional: dev plans without it (null default), prod with it, so both paths are planned.
-    ...(config.production ? { campaign_events_schema_id: '100003' } : {}),
+    storage: {
+      network: { vpcId: 'vpc-0123456789abcdef0', privateSubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'], endpointSecurityGroupId: 'sg-0123456789abcdef2' },
+      database: {
+        host: `adstream-${config.name}-ledger.proxy-abcdefghij.${config.aws.region}.rds.amazonaws.com`,
+        port: 5432,
+        databaseName: 'adstream',
+        credentialsSecretArn: secretArn(config, 'rds!db-0f1e2d3c'),
+        roleSecretArns: Object.fromEntries(Object.values(FUNCTION_DATABASE_ROLES).map((role) => [role, secretArn(config, `adstream/${config.name}/db/${role}`)])),
+        securityGroupId: 'sg-0123456789abcdef0',
+      },
+      cache: {
+        host: `master.adstream-${config.name}-cache.abcdef.apn2.cache.amazonaws.com`,
+        port: 6379,
+        authTokenSecretArn: secretArn(config, `adstream/${config.name}/redis/auth-token`),
+        securityGroupId: 'sg-0123456789abcdef1',
+      },
+    },
+    streaming: {
+      bootstrapServers: `pkc-abc12.${config.aws.region}.aws.confluent.cloud:9092`,
+      consumerSecretArn: secretArn(config, `adstream/${config.name}/kafka/workers-consumer`),
+      producerSecretArn: secretArn(config, `adstream/${config.name}/kafka/workers-producer`),
+      campaignEventsSchemaId: 100003,
+    },
   };
 }

@@ -1,0 +1,152 @@
+/**
+ * GIVEN the migrations (db/migrations), which create one database role per worker function
+ * WHEN each deployed handler runs against real Postgres as its own role, on a batch that
+ * exercises every write it makes (charges, refunds, day spend, pauses and resumes, outbox,
+ * dead letters)
+ * THEN it succeeds with only its grants, AND each role is refused what it does not need.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from 'pg';
+import { readFileSync } from 'node:fs';
+import { FUNCTION_DATABASE_ROLES } from '../../constructs/aws/postgres-database';
+import { applyRolePasswords, parseRoleSecretArns } from '../../lambdas/db-migrate/role-passwords';
+import { cleanKeyspace, countRows, createTestDatabase, REPO_ROOT, TEST_REDIS_URL, testKeyPrefix, type TestDatabase } from '../lambdas/support/test-database';
+
+const run = promisify(execFile);
+const TSX = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
+const SCRIPT = path.join(__dirname, 'support/invoke-as-role.ts');
+
+/** Function → its database role (the workers stack gives each function its role's secret). */
+const ROLES = {
+  'click-balance': 'adstream_click_balance',
+  compensation: 'adstream_compensation',
+  'budget-reset': 'adstream_budget_reset',
+  'outbox-sweep': 'adstream_outbox_sweep',
+  'ranking-cache': 'adstream_ranking_cache',
+} as const;
+
+/** Every table the migrations create; a new one fails this test until its grants are decided. */
+const TABLES = ['ad_balance_histories', 'advertisers', 'campaign_daily_spend', 'campaigns', 'click_voids', 'dead_letters', 'duplicate_clicks', 'outbox', 'outbox_publishers', 'pgmigrations'];
+
+let db: TestDatabase;
+const prefix = testKeyPrefix();
+const clickTs = Date.now();
+
+function urlAs(role: string): string {
+  const url = new URL(db.url);
+  url.username = role;
+  url.password = '';
+  return url.toString();
+}
+
+async function invokeAs(handler: keyof typeof ROLES): Promise<Record<string, unknown>> {
+  const { stdout } = await run(TSX, [SCRIPT, handler], {
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      DATABASE_URL: urlAs(ROLES[handler]),
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      CLICK_TS: String(clickTs),
+    },
+    timeout: 60_000,
+  });
+  const line = stdout.split('\n').find((l) => l.startsWith('{') && !l.includes('"level"'));
+  return JSON.parse(line ?? '{}') as Record<string, unknown>;
+}
+
+async function asRole<T>(role: string, sql: string): Promise<T> {
+  const client = new Client({ connectionString: urlAs(role) });
+  await client.connect();
+  try {
+    return (await client.query(sql)) as T;
+  } finally {
+    await client.end();
+  }
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.pool.query("INSERT INTO advertisers (advertiser_id, balance) VALUES (1, '1000')");
+  await db.pool.query("INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES (11, 1, '100', '200')");
+});
+
+afterAll(async () => {
+  await cleanKeyspace(prefix);
+  await db.drop();
+});
+
+describe('one database role per function', () => {
+  test('click-balance charges, pauses at the budget and dead-letters as adstream_click_balance', async () => {
+    const summary = await invokeAs('click-balance');
+    // Budget 200 at CPC 100: the third click exhausts it and pauses the campaign (an outbox row).
+    expect(summary).toMatchObject({ handler: 'click-balance', charged: 3, deadLettered: 1 });
+    expect(await countRows(db.pool, 'ad_balance_histories')).toBe(3);
+    expect(await countRows(db.pool, 'outbox')).toBeGreaterThan(0);
+  });
+
+  test('compensation refunds and dead-letters as adstream_compensation', async () => {
+    expect(await invokeAs('compensation')).toMatchObject({ handler: 'compensation', refunded: 1, deadLettered: 1 });
+    expect(await countRows(db.pool, 'ad_balance_histories', "type = 'REFUND'")).toBe(1);
+  });
+
+  test('budget-reset resumes the paused campaign as adstream_budget_reset', async () => {
+    expect(await invokeAs('budget-reset')).toMatchObject({ handler: 'budget-reset', resumed: 1 });
+  });
+
+  test('outbox-sweep drains as adstream_outbox_sweep', async () => {
+    expect(await invokeAs('outbox-sweep')).toMatchObject({ handler: 'outbox-sweep' });
+  });
+
+  test('ranking-cache only records what it cannot apply, as adstream_ranking_cache', async () => {
+    expect(await invokeAs('ranking-cache')).toMatchObject({ handler: 'ranking-cache', deadLettered: 1 });
+    expect(await countRows(db.pool, 'dead_letters', "handler = 'ranking-cache'")).toBe(1);
+  });
+
+  test.each([
+    ['adstream_ranking_cache', 'SELECT balance FROM advertisers'],
+    ['adstream_outbox_sweep', "UPDATE advertisers SET balance = '0'"],
+    ['adstream_outbox_sweep', 'SELECT * FROM ad_balance_histories'],
+    ['adstream_budget_reset', "UPDATE advertisers SET balance = '0'"],
+    ['adstream_click_balance', 'DELETE FROM ad_balance_histories'],
+    ['adstream_compensation', 'TRUNCATE duplicate_clicks'],
+    ['adstream_click_balance', 'CREATE TABLE sneaky (id int)'],
+    ['adstream_compensation', 'DROP TABLE outbox'],
+  ])('%s is refused: %s', async (role, sql) => {
+    await expect(asRole(role, sql)).rejects.toThrow(/permission denied|must be owner/);
+  });
+
+  test('the roles the migration creates are exactly the ones the workers stack connects as', async () => {
+    expect(Object.values(ROLES).sort()).toEqual(Object.values(FUNCTION_DATABASE_ROLES).sort());
+    const migration = readFileSync(path.join(REPO_ROOT, 'db/migrations/1764500000000_function-roles.sql'), 'utf8');
+    for (const role of Object.values(FUNCTION_DATABASE_ROLES)) expect(migration).toContain(`'${role}'`);
+    const { rows } = await db.pool.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'adstream\\_%' ORDER BY rolname");
+    expect(rows.map((r) => r.rolname)).toEqual(expect.arrayContaining(Object.values(FUNCTION_DATABASE_ROLES)));
+  });
+
+  test('db-migrate lets each role log in with the password from its secret, and refuses unknown roles', async () => {
+    const client = await db.pool.connect();
+    try {
+      const role = FUNCTION_DATABASE_ROLES.rankingCache;
+      expect(await applyRolePasswords(client, [{ username: role, password: "pa'ss-word" }])).toEqual([role]);
+      const { rows } = await client.query<{ rolcanlogin: boolean; has_password: boolean }>('SELECT rolcanlogin, rolpassword IS NOT NULL AS has_password FROM pg_authid WHERE rolname = $1', [role]);
+      expect(rows[0]).toEqual({ rolcanlogin: true, has_password: true });
+      await expect(applyRolePasswords(client, [{ username: 'postgres', password: 'x' }])).rejects.toThrow(/not a function role/);
+      await expect(applyRolePasswords(client, [{ username: 'adstream_nobody', password: 'x' }])).rejects.toThrow(/does not exist; the migrations create/);
+    } finally {
+      client.release();
+    }
+    expect(parseRoleSecretArns({})).toEqual([]);
+    expect(() => parseRoleSecretArns({ DATABASE_ROLE_SECRET_ARNS: 'arn:aws:secretsmanager:ap-northeast-2:111111111111:secret:a-1,nope' })).toThrow(/1 entry is not/);
+  });
+
+  test('every table has its grants decided (a new table must say who may touch it)', async () => {
+    const { rows } = await db.pool.query<{ table_name: string }>("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name");
+    expect(rows.map((r) => r.table_name)).toEqual(TABLES);
+  });
+});

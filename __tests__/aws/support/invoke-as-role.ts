@@ -1,0 +1,42 @@
+/**
+ * Runs one deployed entry point (`lambdas/<name>/handler.ts`) with DATABASE_URL naming that
+ * function's own database role, on a fixture batch that exercises its writes (including a
+ * record it cannot apply, so dead-letter inserts are covered). Prints the invocation result as
+ * one JSON line. Run with tsx by database-roles.test.ts.
+ */
+import { adEventsBatch, clickEvent, compensationBatch, compensationEvent, kafkaEvent } from '../../lambdas/support/kafka-fixtures';
+
+async function main(): Promise<void> {
+  const name = process.argv[2];
+  // Fixed ids, so the compensation step refunds the click the click-balance step charged.
+  const click = clickEvent(11, 1, { event_id: 'click-role-test-1', device_id: 'device-role-test', event_ts: Number(process.env.CLICK_TS) });
+  const garbage = Buffer.from('not json at all');
+  let result: unknown;
+  if (name === 'click-balance') {
+    const { handler } = await import('../../../lambdas/click-balance/handler');
+    result = await handler(adEventsBatch([click, clickEvent(11, 1), clickEvent(11, 1), garbage]));
+  } else if (name === 'compensation') {
+    const { handler } = await import('../../../lambdas/compensation/handler');
+    result = await handler(compensationBatch([compensationEvent(click), garbage]));
+  } else if (name === 'budget-reset') {
+    const { handler } = await import('../../../lambdas/budget-reset/handler');
+    result = await handler({ budget_day: '2030-01-01' });
+  } else if (name === 'outbox-sweep') {
+    const { handler } = await import('../../../lambdas/outbox-sweep/handler');
+    result = await handler({});
+  } else if (name === 'ranking-cache') {
+    const { handler } = await import('../../../lambdas/ranking-cache/handler');
+    result = await handler(kafkaEvent('rtb-rankings', [{ values: [garbage], keyOf: () => '{"placement":"home_top","category":"shoes"}' }]));
+  } else {
+    throw new Error(`unknown handler ${name}`);
+  }
+  console.log(JSON.stringify(result));
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+    process.exit(1);
+  },
+);
