@@ -20,7 +20,7 @@ import { workerKafkaTriggers } from '../../stacks/worker-triggers';
 import { clickEvent } from '../lambdas/support/kafka-fixtures';
 import { isolatedWorkerStores, seedAdvertiser, seedCampaign } from '../lambdas/support/test-database';
 import { BROKER_ENVIRONMENT } from './support/global-setup';
-import { brokerRequests, dumpLog, kafkaForTests, produce, readAll } from './support/kafka';
+import { awaitBrokerRequests, dumpLog, kafkaForTests, produce, readAll } from './support/kafka';
 
 const kafka = kafkaForTests();
 const stores = isolatedWorkerStores();
@@ -167,9 +167,7 @@ describe('outbox to campaign-events on the broker', () => {
     expect((await publisherFor(topic)([pausedMessage('1', 31)])).publishedIds).toEqual(['1']);
 
     // What the broker received, from its own request log.
-    const produces = brokerRequests(kafka.connection, 'PRODUCE').filter((r) =>
-      (r.request.topicData as Array<{ name: string }>).some((t) => t.name === topic),
-    );
+    const produces = await awaitBrokerRequests(kafka.connection, 'PRODUCE', (r) => (r.request.topicData as Array<{ name: string }>).some((t) => t.name === topic));
     expect(produces).toHaveLength(1);
     expect(produces[0].requestHeader.clientId).toBe('adstream-worker');
     expect(produces[0].request).toMatchObject({ acks: -1, transactionalId: null });
@@ -178,7 +176,7 @@ describe('outbox to campaign-events on the broker', () => {
     const [stored] = await dumpLog(kafka.connection, topic, 0);
     expect(stored.producerId).toBeGreaterThanOrEqual(0);
     // The producer id came from the broker: an InitProducerId request by the worker's client.
-    const inits = brokerRequests(kafka.connection, 'INIT_PRODUCER_ID').filter((r) => r.requestHeader.clientId === 'adstream-worker');
+    const inits = await awaitBrokerRequests(kafka.connection, 'INIT_PRODUCER_ID', (r) => r.requestHeader.clientId === 'adstream-worker');
     expect(inits.map((r) => r.response.producerId)).toContain(stored.producerId);
   });
 
@@ -194,7 +192,9 @@ describe('outbox to campaign-events on the broker', () => {
     const read = await readAll(kafka.connection, topic, 1);
     expect(read.map((r) => r.message.key?.toString())).toEqual(['61']);
     // The broker did answer "unknown topic" to the worker's producer before it succeeded.
-    const refusals = brokerRequests(kafka.connection, 'METADATA').filter(
+    const refusals = await awaitBrokerRequests(
+      kafka.connection,
+      'METADATA',
       (r) =>
         r.requestHeader.clientId === 'adstream-worker' &&
         (r.response.topics as Array<{ name: string; errorCode: number }>).some((t) => t.name === topic && t.errorCode === 3),

@@ -12,7 +12,7 @@ import { createKafkaPublisher, OutboxMessage } from '../../lambdas/shared/outbox
 import { createTopics, LocalKafkaBroker, startLocalKafkaBroker } from '../../local/kafka-broker';
 import { CuttingProxy } from './support/cutting-proxy';
 import { BROKER_ENVIRONMENT } from './support/global-setup';
-import { brokerRequests, dumpLog, readAll } from './support/kafka';
+import { awaitBrokerRequests, dumpLog, readAll } from './support/kafka';
 
 const config = loadEnvironment(BROKER_ENVIRONMENT);
 let proxy: CuttingProxy;
@@ -71,7 +71,7 @@ describe('outbox producer idempotence', () => {
     expect(batches.map((b) => b.count)).toEqual([1, 1]);
     expect(new Set(batches.map((b) => b.producerId)).size).toBe(1);
     // The broker did receive the second event twice (the send and its retry) and kept one.
-    const produces = brokerRequests(broker, 'PRODUCE').filter((r) => (r.request.topicData as Array<{ name: string }>).some((t) => t.name === topic));
+    const produces = await awaitBrokerRequests(broker, 'PRODUCE', (r) => (r.request.topicData as Array<{ name: string }>).some((t) => t.name === topic), 3);
     expect(produces).toHaveLength(3);
   });
 

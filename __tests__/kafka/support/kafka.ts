@@ -206,3 +206,22 @@ export function brokerRequests(connection: KafkaConnection, apiKeyName?: string)
     .map((line) => JSON.parse(line.slice(marker.length)) as LoggedRequest)
     .filter((entry) => apiKeyName === undefined || entry.requestHeader.requestApiKeyName === apiKeyName);
 }
+
+/**
+ * The requests matching `accept`, once at least `atLeast` of them are in the broker's request log.
+ * The broker logs a request after it has sent the response, so a client can hold its answer
+ * before the line is written: poll (bounded), then look once more for late extras.
+ */
+export async function awaitBrokerRequests(
+  connection: KafkaConnection,
+  apiKeyName: string,
+  accept: (entry: LoggedRequest) => boolean,
+  atLeast = 1,
+  timeoutMs = 15_000,
+): Promise<LoggedRequest[]> {
+  const deadline = Date.now() + timeoutMs;
+  const matching = () => brokerRequests(connection, apiKeyName).filter(accept);
+  while (matching().length < atLeast && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  return matching();
+}
