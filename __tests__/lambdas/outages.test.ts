@@ -2,12 +2,13 @@ import { execFile } from 'node:child_process';
 import { AddressInfo, createServer } from 'node:net';
 import { promisify } from 'node:util';
 import Redis from 'ioredis';
-import { createClickBalanceHandler, cpcKey } from '../../lambdas/click-balance/charge-clicks';
+import { createClickBalanceHandler, dailySpendKey } from '../../lambdas/click-balance/charge-clicks';
 import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
 import { DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import {
   balanceOf,
+  budgetDayOf,
   countRows,
   isolatedWorkerStores,
   seedAdvertiser,
@@ -91,11 +92,10 @@ describe('Redis unavailable', () => {
     direct.on('error', () => undefined);
     const warm = await handler(adEventsBatch([clickEvent(21, 2)]));
     expect(warm.cacheFailures).toBe(0);
-    expect(await direct.get(cpcKey(21))).toBe('40'); // refilled from the database
-    await direct.set(cpcKey(21), '30'); // the cache now holds the price
+    expect(await direct.get(dailySpendKey(21, budgetDayOf(Date.now())))).toBe('40'); // mirrored after commit
     direct.disconnect();
     await handler(adEventsBatch([clickEvent(21, 2)], 1));
-    expect(await balanceOf(stores.pool, 2)).toBe('930');
+    expect(await balanceOf(stores.pool, 2)).toBe('920');
 
     await stopThrowawayRedis();
     const down = await handler(adEventsBatch(Array.from({ length: 4 }, () => clickEvent(21, 2)), 2));
@@ -104,7 +104,7 @@ describe('Redis unavailable', () => {
     expect([down.charged, stillDown.charged]).toEqual([4, 4]);
     expect(down.cacheFailures).toBeGreaterThan(0);
     expect(down.elapsedMs).toBeLessThan(2000);
-    expect(await balanceOf(stores.pool, 2)).toBe('610'); // 930 - 8 * 40 (database price)
+    expect(await balanceOf(stores.pool, 2)).toBe('600'); // 920 - 8 * 40
   });
 
   test('compensations work without Redis', async () => {

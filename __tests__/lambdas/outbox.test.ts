@@ -84,7 +84,7 @@ describe('outbox', () => {
     });
     const event = kafka.delivered[0];
     expect(checkAgainst(campaignEventContract, event.payload)).toMatchObject({ ok: true });
-    expect(event.idempotencyKey).toMatch(/^CAMPAIGN_PAUSED:11:\d{4}-\d{2}-\d{2}$/);
+    expect(event.idempotencyKey).toMatch(/^CAMPAIGN_PAUSED:11:\d{4}-\d{2}-\d{2}:1$/);
     expect(await countRows(stores.pool, 'outbox', 'published_at IS NULL')).toBe(0);
   });
 

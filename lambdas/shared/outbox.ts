@@ -19,16 +19,18 @@ const CAMPAIGN_STATUS_CHANGES = {
 
 /**
  * The SQL select list (kind, idempotency_key, payload) of one campaign status outbox row, for
- * a row `alias` carrying the campaign's columns and a budget-day SQL expression `day`. The
- * payload is a `campaignEventContract` event whose id derives from the campaign and the day,
- * so a retried transaction writes the same event (and the unique key keeps it once).
+ * a row `alias` carrying the campaign's columns (including `status_seq`, the campaign's count
+ * of worker status changes, bumped by the change being announced) and a budget-day SQL
+ * expression `day`. Key and event id derive from the campaign, the day and `status_seq`: a
+ * retried transaction writes the same event (the unique key keeps it once), and a second pause
+ * on the same day (after a manual resume) is a new event, announced too.
  */
 export function campaignStatusOutboxColumns(kind: keyof typeof CAMPAIGN_STATUS_CHANGES, alias: string, day: string): string {
   const change = CAMPAIGN_STATUS_CHANGES[kind];
   return `'${kind}',
-         '${kind}:' || ${alias}.campaign_id || ':' || ${day},
+         '${kind}:' || ${alias}.campaign_id || ':' || ${day} || ':' || ${alias}.status_seq,
          jsonb_build_object(
-           'event_id', '${change.eventIdPrefix}-' || ${alias}.campaign_id || '-' || to_char(${day}, 'YYYYMMDD'),
+           'event_id', '${change.eventIdPrefix}-' || ${alias}.campaign_id || '-' || to_char(${day}, 'YYYYMMDD') || '-' || ${alias}.status_seq,
            'event_type', '${kind}',
            'event_ts', floor(extract(epoch FROM now()) * 1000)::bigint,
            'campaign_id', ${alias}.campaign_id, 'advertiser_id', ${alias}.advertiser_id, 'status', '${change.status}',
