@@ -1,4 +1,4 @@
-import { createBudgetResetHandler, budgetDayToOpen } from '../../lambdas/budget-reset/resume-campaigns';
+import { createBudgetResetHandler, budgetDayToOpen, resetDays } from '../../lambdas/budget-reset/resume-campaigns';
 import { BudgetResetRequestError, DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { checkAgainst, campaignEventContract } from '../../contracts';
@@ -37,6 +37,10 @@ describe('budget-reset', () => {
     expect(() => budgetDayToOpen({ budget_day: '2026-02-30' }, 'Asia/Seoul', now)).toThrow(BudgetResetRequestError);
     expect(() => budgetDayToOpen({ budget_day: '2026-12-03' }, 'Asia/Seoul', now)).toThrow(/has not begun.*current budget day is 2026-12-02/);
     expect(() => budgetDayToOpen({ scheduled_time: '2026-12-02T15:00:00Z' }, 'Asia/Seoul', now)).toThrow(BudgetResetRequestError);
+    // A schedule firing a few seconds early by this clock still opens its day, which counts as begun.
+    const justBeforeMidnight = Date.parse('2026-12-02T14:59:58Z');
+    expect(resetDays({ scheduled_time: '2026-12-02T15:00:00Z' }, 'Asia/Seoul', justBeforeMidnight)).toEqual({ budgetDay: '2026-12-03', currentDay: '2026-12-03' });
+    expect(() => resetDays({ budget_day: '2026-12-03' }, 'Asia/Seoul', justBeforeMidnight)).toThrow(BudgetResetRequestError);
   });
 
   test('resumes only campaigns paused for BUDGET_EXHAUSTED, and running it twice changes nothing', async () => {

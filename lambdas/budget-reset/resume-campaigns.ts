@@ -100,20 +100,35 @@ SELECT (SELECT count(*) FROM resumed)::int AS resumed,
        (SELECT count(*) FROM announced)::int AS announced`;
 
 /**
- * The budget day a reset opens: an explicit `budget_day` (manual runs), else the calendar day,
- * in the budget zone, of when it was scheduled (`scheduled_time`, or an EventBridge `time`), else
- * of now. Throws `BudgetResetRequestError` for a malformed or impossible day (2026-02-30), a
- * malformed time, or a day after the current budget day (a reset cannot open a day that has not
- * begun; the scheduler's retry runs it again once it has).
+ * A schedule that fires this little before midnight by the Lambda's clock (clock skew between
+ * Scheduler and Lambda) still opens the new day: the new day counts as begun.
  */
-export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, timeZone: string, now: number): string {
-  const today = budgetDayOf(now, timeZone);
-  let day: string;
+export const SCHEDULE_CLOCK_SKEW_MS = 60_000;
+
+/** What a reset works on: the day it opens and the current budget day it checks spend against. */
+export interface ResetDays {
+  /** The day opened (named in the announcements). */
+  readonly budgetDay: string;
+  /** The current budget day: resumes and pauses are decided from the spend of this day. */
+  readonly currentDay: string;
+}
+
+/**
+ * The days of a reset. The day opened is an explicit `budget_day` (manual runs), else the
+ * calendar day, in the budget zone, of when it was scheduled (`scheduled_time`, or an
+ * EventBridge `time`), else of now. Throws `BudgetResetRequestError` for a malformed or
+ * impossible day (2026-02-30), a malformed time, or a day after the current budget day (a
+ * reset cannot open a day that has not begun; the retry runs it once it has) — except a
+ * scheduled time at most `SCHEDULE_CLOCK_SKEW_MS` ahead of the clock, whose day counts as begun.
+ */
+export function resetDays(event: BudgetResetEvent | null | undefined, timeZone: string, now: number): ResetDays {
+  let currentDay = budgetDayOf(now, timeZone);
+  let budgetDay: string;
   if (event?.budget_day !== undefined) {
     if (typeof event.budget_day !== 'string' || !isCalendarDay(event.budget_day)) {
       throw new BudgetResetRequestError(`budget_day must be an existing day as YYYY-MM-DD, got ${JSON.stringify(event.budget_day).slice(0, 40)}`);
     }
-    day = event.budget_day;
+    budgetDay = event.budget_day;
   } else {
     const stamp = event?.scheduled_time ?? event?.time;
     let at = now;
@@ -121,12 +136,18 @@ export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, time
       at = typeof stamp === 'string' ? Date.parse(stamp) : Number.NaN;
       if (Number.isNaN(at)) throw new BudgetResetRequestError(`scheduled_time must be an ISO-8601 time, got ${JSON.stringify(stamp).slice(0, 60)}`);
     }
-    day = budgetDayOf(at, timeZone);
+    budgetDay = budgetDayOf(at, timeZone);
+    if (budgetDay > currentDay && at - now <= SCHEDULE_CLOCK_SKEW_MS) currentDay = budgetDay;
   }
-  if (day > today) {
-    throw new BudgetResetRequestError(`budget day ${day} has not begun in ${timeZone} (the current budget day is ${today}); nothing was reset`);
+  if (budgetDay > currentDay) {
+    throw new BudgetResetRequestError(`budget day ${budgetDay} has not begun in ${timeZone} (the current budget day is ${currentDay}); nothing was reset`);
   }
-  return day;
+  return { budgetDay, currentDay };
+}
+
+/** The budget day a reset opens (see `resetDays`). */
+export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, timeZone: string, now: number): string {
+  return resetDays(event, timeZone, now).budgetDay;
 }
 
 /** Builds the budget-reset handler, scheduled at local midnight of the budget zone. */
@@ -136,8 +157,8 @@ export function createBudgetResetHandler(deps: WorkerDeps): (event: unknown) => 
     const summary: BudgetResetSummary = { ...emptySummary(BUDGET_RESET_HANDLER), budgetDay: '', resumed: 0, paused: 0 };
     watchCache(deps, summary);
     return instrumentInvocation(deps.observability, summary, 'budget reset failed; nothing applied, the next run retries', async () => {
-      summary.budgetDay = budgetDayToOpen(event as BudgetResetEvent, deps.budgetTimeZone, now);
-      const today = budgetDayOf(now, deps.budgetTimeZone);
+      const { budgetDay, currentDay: today } = resetDays(event as BudgetResetEvent, deps.budgetTimeZone, now);
+      summary.budgetDay = budgetDay;
       const { result, roundTrips } = await withTransaction(deps.pool, 'resuming budget-paused campaigns', async (client) => {
         await client.query(LOCK_ADVERTISERS, [today]);
         const rows = await client.query<{ resumed: number; paused: number; announced: number }>(RESET_CAMPAIGNS, [today, summary.budgetDay]);
