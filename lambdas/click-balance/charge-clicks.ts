@@ -81,16 +81,13 @@ SELECT c.campaign_id, c.advertiser_id, (CASE WHEN scale(c.cpc) > 6 THEN trim_sca
  */
 const CHARGE_CLICKS = `
 WITH input AS (
+  -- $7 is the current budget day (of the handler's clock). Thresholds and pauses are decided
+  -- for this day only: a late click of yesterday never pauses today, and a click dated
+  -- tomorrow (ad-server clock skew) counts for tomorrow without stopping today's serving.
   SELECT t.event_id, t.campaign_id, t.advertiser_id, t.amount, t.event_ms,
          (to_timestamp(t.event_ms / 1000.0) AT TIME ZONE $6)::date AS spend_date
     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::numeric[], $5::bigint[])
       AS t(event_id, campaign_id, advertiser_id, amount, event_ms)
-),
-today AS (
-  -- The current budget day (of the handler's clock). Thresholds and pauses are decided for this
-  -- day only: a late click of yesterday never pauses today, and a click dated tomorrow (ad-server
-  -- clock skew) counts for tomorrow without stopping today's serving.
-  SELECT $7::date AS day
 ),
 voided AS (
   SELECT i.event_id FROM input i
@@ -125,7 +122,7 @@ debits AS (
 ),
 day_totals AS (
   SELECT c.campaign_id, c.spend_date, sum(c.amount) AS amount, count(*) AS clicks, k.daily_budget,
-         c.spend_date = (SELECT day FROM today) AS is_today
+         c.spend_date = $7::date AS is_today
     FROM charged c JOIN campaigns k ON k.campaign_id = c.campaign_id
    GROUP BY c.campaign_id, c.spend_date, k.daily_budget
 ),
@@ -171,11 +168,10 @@ warned AS (
 today_spend AS (
   -- Every campaign of the batch, charged now or not (a replayed batch still enforces): its
   -- spend on the current budget day after this statement.
-  SELECT b.campaign_id,
-         COALESCE((SELECT s.spend FROM spend s WHERE s.campaign_id = b.campaign_id AND s.spend_date = (SELECT day FROM today)),
-                  (SELECT d.spend FROM campaign_daily_spend d WHERE d.campaign_id = b.campaign_id AND d.spend_date = (SELECT day FROM today)),
-                  0) AS spend
+  SELECT b.campaign_id, COALESCE(s.spend, d.spend, 0) AS spend
     FROM (SELECT DISTINCT campaign_id FROM input) b
+    LEFT JOIN spend s ON s.campaign_id = b.campaign_id AND s.spend_date = $7::date
+    LEFT JOIN campaign_daily_spend d ON d.campaign_id = b.campaign_id AND d.spend_date = $7::date
 ),
 paused AS (
   -- Enforced on every batch: an ACTIVE campaign at or over its current budget is paused, however
@@ -186,7 +182,7 @@ paused AS (
    WHERE c.campaign_id = x.campaign_id AND c.status = 'ACTIVE'
      AND c.daily_budget IS NOT NULL AND x.spend >= c.daily_budget
   RETURNING c.campaign_id, c.advertiser_id, c.product_id, c.placement, c.category, c.bid_price, c.status_seq,
-            (SELECT day FROM today) AS spend_date
+            $7::date AS spend_date
 ),
 outbox_rows AS (
   INSERT INTO outbox (kind, idempotency_key, payload)
