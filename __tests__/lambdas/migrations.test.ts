@@ -5,7 +5,9 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createTestDatabase, migrate, REPO_ROOT, TestDatabase } from './support/test-database';
+import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
+import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
+import { createTestDatabase, migrate, REPO_ROOT, TestDatabase, workerDeps } from './support/test-database';
 
 const run = promisify(execFile);
 
@@ -56,5 +58,20 @@ describe('migrations', () => {
     await expect(db.pool.query('UPDATE campaigns SET cpc = 100 / 3.0 WHERE campaign_id = 11')).rejects.toThrow(/campaigns_cpc_micro_units/);
     expect((await db.pool.query('SELECT count(*)::int AS n FROM click_voids')).rows[0].n).toBe(1);
     expect((await db.pool.query("SELECT outcome FROM duplicate_clicks WHERE compensation_id = 'c1'")).rows).toEqual([{ outcome: 'VOIDED' }]);
+
+    // The new workers on the migrated data: the trailing-zero price is charged; the legacy price
+    // with a real 7th digit is dead-lettered with a detail naming it, never dropped silently.
+    const deps = workerDeps({ databaseUrl: db.url, keyPrefix: 'unused:', redisUrl: null });
+    try {
+      await db.pool.query("UPDATE campaigns SET status = 'ACTIVE', paused_reason = NULL WHERE campaign_id = 11");
+      const summary = await createClickBalanceHandler(deps)(adEventsBatch([clickEvent(11, 1), clickEvent(12, 1)], 0, 0));
+      expect(summary).toMatchObject({ charged: 1, deadLettered: 1 });
+      const letters = await db.pool.query('SELECT reason, detail FROM dead_letters');
+      expect(letters.rows).toHaveLength(1);
+      expect(letters.rows[0].reason).toBe('NO_PRICE');
+      expect(letters.rows[0].detail).toContain('0.1234567');
+    } finally {
+      await deps.close();
+    }
   });
 });
