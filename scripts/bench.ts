@@ -170,7 +170,7 @@ for (const method of ['getMany', 'setMany'] as const) {
     try {
       return await original.apply(this, args);
     } finally {
-      const label = `Redis ${method === 'getMany' ? 'MGET cpc' : 'pipeline SET mirrors'}`;
+      const label = `Redis ${method === 'getMany' ? 'MGET' : 'pipeline SET mirrors'}`;
       const entry = queryTime.get(label) ?? { count: 0, ms: 0 };
       entry.count += 1;
       entry.ms += performance.now() - started;
@@ -230,7 +230,8 @@ async function seed(pool: pg.Pool, redis: Redis, options: BenchOptions): Promise
        FROM unnest($1::bigint[], $2::bigint[]) AS t(c, a)`,
     [campaigns, campaigns.map((c) => advertiserOf(c, options)), DAILY_BUDGET, CPC],
   );
-  // The prices the handler reads first (cpc:{campaign_id}); a miss would fall back to the database.
+  // The prices the naive baseline reads per click (cpc:{campaign_id}); the handler charges the
+  // database price and never reads them.
   const pipeline = redis.pipeline();
   for (const c of campaigns) pipeline.set(`cpc:${c}`, CPC);
   await pipeline.exec();

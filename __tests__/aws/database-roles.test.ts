@@ -96,6 +96,9 @@ describe('one database role per function', () => {
   });
 
   test('budget-reset resumes the paused campaign as adstream_budget_reset', async () => {
+    // The campaign was exhausted by the clicks above, today; a reset resumes only a campaign whose
+    // spend on the current budget day is under budget, so date that spend back to yesterday.
+    await db.pool.query(`UPDATE campaign_daily_spend SET spend_date = spend_date - 1`);
     expect(await invokeAs('budget-reset')).toMatchObject({ handler: 'budget-reset', resumed: 1 });
   });
 

@@ -137,7 +137,7 @@ describe('outbox to campaign-events on the broker', () => {
       const value = parseJsonValue(record.value) as Record<string, unknown>;
       expect(checkAgainst(campaignEventContract, value)).toMatchObject({ ok: true });
       expect(value).toMatchObject({ event_type: 'CAMPAIGN_PAUSED', status: 'PAUSED', campaign_id: Number(campaign), reason: 'BUDGET_EXHAUSTED' });
-      expect(record.headers.get('idempotency-key')?.toString()).toMatch(new RegExp(`^CAMPAIGN_PAUSED:${campaign}:\\d{4}-\\d{2}-\\d{2}$`));
+      expect(record.headers.get('idempotency-key')?.toString()).toMatch(new RegExp(`^CAMPAIGN_PAUSED:${campaign}:\\d{4}-\\d{2}-\\d{2}:\\d+$`));
       expect(record.headers.get('event-kind')?.toString()).toBe('CAMPAIGN_PAUSED');
     }
   });

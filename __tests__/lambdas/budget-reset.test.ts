@@ -1,4 +1,5 @@
-import { createBudgetResetHandler, budgetDayToOpen } from '../../lambdas/budget-reset/resume-campaigns';
+import { createBudgetResetHandler, budgetDayToOpen, resetDays } from '../../lambdas/budget-reset/resume-campaigns';
+import { BudgetResetRequestError, DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { checkAgainst, campaignEventContract } from '../../contracts';
 import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
@@ -25,12 +26,21 @@ async function statusOf(campaignId: number): Promise<{ status: string; paused_re
 describe('budget-reset', () => {
   test('opens the budget day of the scheduled time in the budget time zone', () => {
     // 15:00Z is midnight in Seoul.
-    expect(budgetDayToOpen({ scheduled_time: '2026-11-21T15:00:00Z' }, 'Asia/Seoul', 0)).toBe('2026-11-22');
-    expect(budgetDayToOpen({ time: '2026-11-21T14:59:59Z' }, 'Asia/Seoul', 0)).toBe('2026-11-21');
-    expect(budgetDayToOpen({ budget_day: '2026-12-01' }, 'Asia/Seoul', 0)).toBe('2026-12-01');
+    const now = Date.parse('2026-12-01T16:00:00Z'); // 2026-12-02 01:00 in Seoul
+    // 15:00Z is midnight in Seoul.
+    expect(budgetDayToOpen({ scheduled_time: '2026-11-21T15:00:00Z' }, 'Asia/Seoul', now)).toBe('2026-11-22');
+    expect(budgetDayToOpen({ time: '2026-11-21T14:59:59Z' }, 'Asia/Seoul', now)).toBe('2026-11-21');
+    expect(budgetDayToOpen({ budget_day: '2026-12-01' }, 'Asia/Seoul', now)).toBe('2026-12-01');
     expect(budgetDayToOpen({}, 'UTC', Date.UTC(2026, 0, 2, 3))).toBe('2026-01-02');
-    expect(() => budgetDayToOpen({ scheduled_time: 'yesterday' }, 'Asia/Seoul', 0)).toThrow(/ISO-8601/);
-    expect(() => budgetDayToOpen({ budget_day: '2026/12/01' }, 'Asia/Seoul', 0)).toThrow(/YYYY-MM-DD/);
+    expect(() => budgetDayToOpen({ scheduled_time: 'yesterday' }, 'Asia/Seoul', now)).toThrow(/ISO-8601/);
+    expect(() => budgetDayToOpen({ budget_day: '2026/12/01' }, 'Asia/Seoul', now)).toThrow(/YYYY-MM-DD/);
+    expect(() => budgetDayToOpen({ budget_day: '2026-02-30' }, 'Asia/Seoul', now)).toThrow(BudgetResetRequestError);
+    expect(() => budgetDayToOpen({ budget_day: '2026-12-03' }, 'Asia/Seoul', now)).toThrow(/has not begun.*current budget day is 2026-12-02/);
+    expect(() => budgetDayToOpen({ scheduled_time: '2026-12-02T15:00:00Z' }, 'Asia/Seoul', now)).toThrow(BudgetResetRequestError);
+    // A schedule firing a few seconds early by this clock still opens its day, which counts as begun.
+    const justBeforeMidnight = Date.parse('2026-12-02T14:59:58Z');
+    expect(resetDays({ scheduled_time: '2026-12-02T15:00:00Z' }, 'Asia/Seoul', justBeforeMidnight)).toEqual({ budgetDay: '2026-12-03', currentDay: '2026-12-03' });
+    expect(() => resetDays({ budget_day: '2026-12-03' }, 'Asia/Seoul', justBeforeMidnight)).toThrow(BudgetResetRequestError);
   });
 
   test('resumes only campaigns paused for BUDGET_EXHAUSTED, and running it twice changes nothing', async () => {
@@ -39,7 +49,7 @@ describe('budget-reset', () => {
     await seedCampaign(stores.pool, { campaignId: 12, advertiserId: 1, status: 'PAUSED', pausedReason: 'MANUAL' });
     await seedCampaign(stores.pool, { campaignId: 13, advertiserId: 1, status: 'ACTIVE' });
     await seedCampaign(stores.pool, { campaignId: 14, advertiserId: 1, status: 'DELETED' });
-    const day = '2030-01-15';
+    const day = '2026-01-15';
     const handler = createBudgetResetHandler(deps());
 
     const first = await handler({ budget_day: day });
@@ -53,8 +63,8 @@ describe('budget-reset', () => {
     expect(await statusOf(14)).toEqual({ status: 'DELETED', paused_reason: null });
     const resumed = await stores.pool.query("SELECT idempotency_key, payload FROM outbox WHERE kind = 'CAMPAIGN_RESUMED'");
     expect(resumed.rows).toHaveLength(1);
-    expect(resumed.rows[0].idempotency_key).toBe(`CAMPAIGN_RESUMED:11:${day}`);
-    expect(resumed.rows[0].payload).toMatchObject({ event_id: 'campaign-resumed-11-20300115', status: 'ACTIVE', campaign_id: 11 });
+    expect(resumed.rows[0].idempotency_key).toBe(`CAMPAIGN_RESUMED:11:${day}:1`);
+    expect(resumed.rows[0].payload).toMatchObject({ event_id: 'campaign-resumed-11-20260115-1', status: 'ACTIVE', campaign_id: 11 });
     expect(checkAgainst(campaignEventContract, resumed.rows[0].payload).ok).toBe(true);
   });
 
@@ -68,11 +78,13 @@ describe('budget-reset', () => {
     expect(checkAgainst(campaignEventContract, paused.rows[0].payload).ok).toBe(true);
 
     const midnight = startOfNextDay('Asia/Seoul', 0);
-    const reset = await createBudgetResetHandler(deps())({ scheduled_time: new Date(midnight).toISOString() });
+    const atMidnight = () => stores.deps({ now: () => midnight + 1000 });
+    const reset = await createBudgetResetHandler(atMidnight())({ scheduled_time: new Date(midnight).toISOString() });
 
     expect(reset).toMatchObject({ resumed: 1, budgetDay: budgetDayOf(midnight) });
     expect(await statusOf(21)).toEqual({ status: 'ACTIVE', paused_reason: null });
-    await clicks(adEventsBatch(Array.from({ length: 4 }, () => clickEvent(21, 2, { event_ts: midnight + 60_000 }))));
+    const newDay = createClickBalanceHandler(stores.deps({ now: () => midnight + 120_000 }));
+    await newDay(adEventsBatch(Array.from({ length: 4 }, () => clickEvent(21, 2, { event_ts: midnight + 60_000 }))));
     expect(await countRows(stores.pool, 'outbox', "kind = 'BUDGET_WARNING' AND payload->>'campaign_id' = '21'")).toBe(2);
     expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '21'")).toBe(2);
   });
@@ -84,8 +96,68 @@ describe('budget-reset', () => {
     const midnight = startOfNextDay('Asia/Seoul', 0);
     await clicks(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(31, 3)))); // today: exhausted, paused
     await clicks(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(31, 3, { event_ts: midnight + 1000 }))), ); // tomorrow: exhausted too
-    const reset = await createBudgetResetHandler(deps())({ scheduled_time: new Date(midnight).toISOString() });
+    const reset = await createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))({ scheduled_time: new Date(midnight).toISOString() });
     expect(reset.resumed).toBe(0);
     expect(await statusOf(31)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+  });
+
+  test('a reset for another day than the current one never resumes a campaign exhausted today', async () => {
+    await seedAdvertiser(stores.pool, 4, '100000');
+    await seedCampaign(stores.pool, { campaignId: 41, advertiserId: 4, cpc: '500', dailyBudget: '1000' });
+    await createClickBalanceHandler(deps())(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(41, 4))));
+    expect(await statusOf(41)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+    const yesterday = budgetDayOf(Date.now() - 24 * 3600 * 1000);
+    const late = await createBudgetResetHandler(deps())({ budget_day: yesterday });
+    const early = await createBudgetResetHandler(deps())({ scheduled_time: new Date(Date.now() - 24 * 3600 * 1000).toISOString() });
+    expect([late.resumed, early.resumed]).toEqual([0, 0]);
+    expect(await statusOf(41)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+  });
+
+  test('a future or impossible day is refused with a clear error and changes nothing', async () => {
+    await seedAdvertiser(stores.pool, 5, '1000');
+    await seedCampaign(stores.pool, { campaignId: 51, advertiserId: 5, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    const handler = createBudgetResetHandler(deps());
+    const tomorrow = budgetDayOf(startOfNextDay());
+    await expect(handler({ budget_day: tomorrow })).rejects.toThrow(BudgetResetRequestError);
+    await expect(handler({ budget_day: tomorrow })).rejects.toThrow(/has not begun/);
+    const impossible = handler({ budget_day: '2026-02-30' });
+    await expect(impossible).rejects.toThrow(BudgetResetRequestError);
+    await expect(handler({ budget_day: '2026-02-30' })).rejects.not.toBeInstanceOf(DatabaseUnavailableError);
+    expect(await statusOf(51)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+  });
+
+  test('a reset racing a batch that exhausts the new day leaves the campaign paused', async () => {
+    await seedAdvertiser(stores.pool, 6, '100000');
+    await seedCampaign(stores.pool, { campaignId: 61, advertiserId: 6, cpc: '100', dailyBudget: '100', status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    // The batch's charge statement takes a while, and the reset starts while it runs.
+    await stores.pool.query(`
+      CREATE FUNCTION slow_spend() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.campaign_id = 61 THEN PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER slow_spend BEFORE INSERT ON campaign_daily_spend FOR EACH ROW EXECUTE FUNCTION slow_spend();`);
+    try {
+      const clock = { now: () => midnight + 5000 };
+      const charging = createClickBalanceHandler(stores.deps(clock))(
+        adEventsBatch(Array.from({ length: 6 }, () => clickEvent(61, 6, { event_ts: midnight + 1000 }))),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await createBudgetResetHandler(stores.deps(clock))({ scheduled_time: new Date(midnight).toISOString() });
+      await charging;
+      expect(await statusOf(61)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+    } finally {
+      await stores.pool.query('DROP TRIGGER slow_spend ON campaign_daily_spend; DROP FUNCTION slow_spend();');
+    }
+  });
+
+  test('at midnight the reset pauses an ACTIVE campaign whose clicks dated ahead already exhausted the new day', async () => {
+    await seedAdvertiser(stores.pool, 7, '100000');
+    await seedCampaign(stores.pool, { campaignId: 71, advertiserId: 7, cpc: '100', dailyBudget: '200' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    await createClickBalanceHandler(deps())(adEventsBatch(Array.from({ length: 3 }, () => clickEvent(71, 7, { event_ts: midnight + 1000 }))));
+    expect(await statusOf(71)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    const reset = await createBudgetResetHandler(stores.deps({ now: () => midnight + 2000 }))({ scheduled_time: new Date(midnight).toISOString() });
+    expect(reset.paused).toBe(1);
+    expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '71'")).toBe(1);
+    expect(await statusOf(71)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
   });
 });

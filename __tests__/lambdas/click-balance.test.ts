@@ -1,5 +1,5 @@
 import type Redis from 'ioredis';
-import { createClickBalanceHandler, cpcKey, dailyBudgetKey, dailySpendKey } from '../../lambdas/click-balance/charge-clicks';
+import { createClickBalanceHandler, dailyBudgetKey, dailySpendKey } from '../../lambdas/click-balance/charge-clicks';
 import { adEventsBatch, clickEvent, kafkaEvent, jsonBytes, withWireHeader } from './support/kafka-fixtures';
 import {
   balanceOf,
@@ -80,28 +80,34 @@ describe('click-balance', () => {
     expect(await balanceOf(stores.pool, 3)).toBe('99556.00');
   });
 
-  test('prices a click from Redis cpc:{campaign_id} when present, else from the database and refills Redis', async () => {
+  test('charges the database price whatever Redis holds under cpc:{campaign_id}', async () => {
     await seedAdvertiser(stores.pool, 4, '1000');
-    await seedCampaign(stores.pool, { campaignId: 41, advertiserId: 4, cpc: '50', dailyBudget: null });
-    await seedCampaign(stores.pool, { campaignId: 42, advertiserId: 4, cpc: '70', dailyBudget: null });
-    await redis.set(cpcKey(41), '45.25');
-    const handler = createClickBalanceHandler(deps());
-    await handler(adEventsBatch([clickEvent(41, 4), clickEvent(42, 4)]));
-    expect(await balanceOf(stores.pool, 4)).toBe('884.75');
-    expect(await redis.get(cpcKey(42))).toBe('70');
+    for (const id of [41, 42, 43]) await seedCampaign(stores.pool, { campaignId: id, advertiserId: 4, cpc: '100', dailyBudget: null });
+    await redis.set('cpc:41', '80');
+    await redis.set('cpc:42', '0.000001');
+    await redis.set('cpc:43', '9999999');
+    await createClickBalanceHandler(deps())(adEventsBatch([clickEvent(41, 4), clickEvent(42, 4), clickEvent(43, 4)]));
+    expect(await balanceOf(stores.pool, 4)).toBe('700');
     const amounts = await stores.pool.query('SELECT campaign_id::int, amount::text FROM ad_balance_histories WHERE advertiser_id = 4 ORDER BY campaign_id');
     expect(amounts.rows).toEqual([
-      { campaign_id: 41, amount: '45.25' },
-      { campaign_id: 42, amount: '70' },
+      { campaign_id: 41, amount: '100' },
+      { campaign_id: 42, amount: '100' },
+      { campaign_id: 43, amount: '100' },
     ]);
+    // A price change applies to the next batch, not after a cache TTL.
+    await stores.pool.query("UPDATE campaigns SET cpc = '90' WHERE campaign_id = 41");
+    await createClickBalanceHandler(deps())(adEventsBatch([clickEvent(41, 4)], 1));
+    expect(await balanceOf(stores.pool, 4)).toBe('610');
   });
 
-  test('a corrupted cache price is ignored and the database price charged', async () => {
+  test('a NUMERIC price with trailing zeros beyond 6 fraction digits is charged, and a real 7th digit is refused by the schema', async () => {
     await seedAdvertiser(stores.pool, 5, '1000');
-    await seedCampaign(stores.pool, { campaignId: 51, advertiserId: 5, cpc: '30', dailyBudget: null });
-    await redis.set(cpcKey(51), '-5');
-    await createClickBalanceHandler(deps())(adEventsBatch([clickEvent(51, 5)]));
-    expect(await balanceOf(stores.pool, 5)).toBe('970');
+    await seedCampaign(stores.pool, { campaignId: 51, advertiserId: 5, cpc: '100.0000000', dailyBudget: null });
+    await stores.pool.query("UPDATE campaigns SET cpc = cpc * 1.1500000 WHERE campaign_id = 51"); // 115.000000000000
+    const summary = await createClickBalanceHandler(deps())(adEventsBatch([clickEvent(51, 5), clickEvent(51, 5)]));
+    expect(summary).toMatchObject({ charged: 2, deadLettered: 0 });
+    expect(await balanceOf(stores.pool, 5)).toBe('770');
+    await expect(stores.pool.query('UPDATE campaigns SET cpc = 100 / 3.0 WHERE campaign_id = 51')).rejects.toThrow(/campaigns_cpc_micro_units/);
   });
 
   test('impressions and conversions are counted and skipped, never charged', async () => {
@@ -148,9 +154,9 @@ describe('click-balance', () => {
 
     const paused = await stores.pool.query("SELECT idempotency_key, payload FROM outbox WHERE kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '81'");
     const today = budgetDayOf(Date.now());
-    expect(paused.rows[0].idempotency_key).toBe(`CAMPAIGN_PAUSED:81:${today}`);
+    expect(paused.rows[0].idempotency_key).toBe(`CAMPAIGN_PAUSED:81:${today}:1`);
     expect(paused.rows[0].payload).toMatchObject({
-      event_id: `campaign-paused-81-${today.replace(/-/g, '')}`,
+      event_id: `campaign-paused-81-${today.replace(/-/g, '')}-1`,
       event_type: 'CAMPAIGN_PAUSED',
       campaign_id: 81,
       advertiser_id: 8,
@@ -162,11 +168,82 @@ describe('click-balance', () => {
       bid_price: '100.00',
     });
 
-    // The next budget day has its own thresholds.
+    // Clicks dated in the next budget day (ad-server clock skew) count for that day and fire
+    // nothing now: its thresholds are decided once it is the current day.
     const tomorrow = startOfNextDay();
     await handler(adEventsBatch(Array.from({ length: 9 }, () => clickEvent(81, 8, { event_ts: tomorrow }))));
-    expect(await outbox('BUDGET_WARNING')).toBe(2);
+    expect(await outbox('BUDGET_WARNING')).toBe(1);
     expect(await redis.get(dailySpendKey(81, budgetDayOf(tomorrow)))).toBe('900');
+  });
+
+  test('clicks dated in the next budget day never pause a campaign that is serving today', async () => {
+    await seedAdvertiser(stores.pool, 13, '100000');
+    await seedCampaign(stores.pool, { campaignId: 131, advertiserId: 13, cpc: '100', dailyBudget: '1000' });
+    const tomorrow = startOfNextDay();
+    const summary = await createClickBalanceHandler(deps())(adEventsBatch(Array.from({ length: 12 }, () => clickEvent(131, 13, { event_ts: tomorrow }))));
+    expect(summary.charged).toBe(12);
+    expect((await stores.pool.query('SELECT status FROM campaigns WHERE campaign_id = 131')).rows[0].status).toBe('ACTIVE');
+    expect(await countRows(stores.pool, 'outbox', "payload->>'campaign_id' = '131'")).toBe(0);
+    const spend = await stores.pool.query('SELECT spend_date::text, spend::text FROM campaign_daily_spend WHERE campaign_id = 131');
+    expect(spend.rows).toEqual([{ spend_date: budgetDayOf(tomorrow), spend: '1200' }]);
+  });
+
+  test('a campaign at or over its budget is paused on every batch it is ACTIVE in, announced once per pause', async () => {
+    await seedAdvertiser(stores.pool, 12, '100000');
+    await seedCampaign(stores.pool, { campaignId: 121, advertiserId: 12, cpc: '100', dailyBudget: '1000' });
+    const handler = createClickBalanceHandler(deps());
+    const statusOf = async () => (await stores.pool.query('SELECT status FROM campaigns WHERE campaign_id = 121')).rows[0].status;
+    const announcements = async (kind: string) =>
+      (await stores.pool.query("SELECT idempotency_key, payload->>'event_id' AS event_id FROM outbox WHERE kind = $1 AND payload->>'campaign_id' = '121' ORDER BY id", [kind])).rows;
+
+    await handler(adEventsBatch(Array.from({ length: 10 }, () => clickEvent(121, 12)), 0, 0));
+    expect(await statusOf()).toBe('PAUSED');
+
+    // An operator resumes the exhausted campaign by hand: the next batch pauses it again.
+    await stores.pool.query("UPDATE campaigns SET status = 'ACTIVE', paused_reason = NULL WHERE campaign_id = 121");
+    const again = adEventsBatch(Array.from({ length: 5 }, () => clickEvent(121, 12)), 0, 10);
+    await handler(again);
+    expect(await statusOf()).toBe('PAUSED');
+    await handler(again); // redelivered: no new pause, no new announcement
+    expect(await announcements('CAMPAIGN_PAUSED')).toHaveLength(2);
+
+    // A resume that races a batch leaves it ACTIVE and over budget: a replayed batch that charges nothing still pauses it.
+    await stores.pool.query("UPDATE campaigns SET status = 'ACTIVE', paused_reason = NULL WHERE campaign_id = 121");
+    const replay = await handler(again);
+    expect(replay.charged).toBe(0);
+    expect(await statusOf()).toBe('PAUSED');
+
+    // The budget is raised and the campaign resumed: it spends up to the new budget, the 90 %
+    // warning fires again for the new budget, and reaching it pauses once more.
+    await stores.pool.query("UPDATE campaigns SET daily_budget = 2000, status = 'ACTIVE', paused_reason = NULL WHERE campaign_id = 121");
+    await handler(adEventsBatch(Array.from({ length: 3 }, () => clickEvent(121, 12)), 0, 20)); // 1800 = 90 % of 2000
+    expect(await statusOf()).toBe('ACTIVE');
+    expect(await announcements('BUDGET_WARNING')).toHaveLength(2);
+    await handler(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(121, 12)), 0, 30)); // 2000
+    expect(await statusOf()).toBe('PAUSED');
+
+    const pauses = await announcements('CAMPAIGN_PAUSED');
+    expect(pauses).toHaveLength(4);
+    expect(new Set(pauses.map((p) => p.event_id)).size).toBe(4);
+    const spend = await stores.pool.query('SELECT spend::text FROM campaign_daily_spend WHERE campaign_id = 121');
+    expect(spend.rows[0].spend).toBe('2000');
+  });
+
+  test('a malformed informational field (user_id, actual_price, session_id) never drops a billable click', async () => {
+    await seedAdvertiser(stores.pool, 14, '1000');
+    await seedCampaign(stores.pool, { campaignId: 141, advertiserId: 14, cpc: '10', dailyBudget: null });
+    const summary = await createClickBalanceHandler(deps())(
+      adEventsBatch([
+        clickEvent(141, 14, { user_id: '' }),
+        clickEvent(141, 14, { actual_price: '-0.00' }),
+        clickEvent(141, 14, { actual_price: '-5.00' }),
+        clickEvent(141, 14, { actual_price: '12.345' }),
+        clickEvent(141, 14, { session_id: 'a\u0000b' }),
+        clickEvent(141, 14, { user_id: 'x'.repeat(500), session_id: 42 }),
+      ]),
+    );
+    expect(summary).toMatchObject({ records: 6, charged: 6, deadLettered: 0 });
+    expect(await balanceOf(stores.pool, 14)).toBe('940');
   });
 
   test('logs one summary line per invocation and emits EMF metrics, never the connection secret', async () => {
@@ -203,5 +280,86 @@ describe('click-balance', () => {
     expect(await countRows(stores.pool, 'outbox', "payload->>'campaign_id' = '91'")).toBe(0);
     const status = await stores.pool.query('SELECT status FROM campaigns WHERE campaign_id = 91');
     expect(status.rows[0].status).toBe('ACTIVE');
+  });
+});
+
+describe('click-balance conflicts end in a charge or a dead letter', () => {
+  const lettersOf = async (where: string) =>
+    (await stores.pool.query(`SELECT reason, kafka_partition, kafka_offset::text AS kafka_offset FROM dead_letters WHERE handler = 'click-balance' AND ${where} ORDER BY id`)).rows;
+
+  test('the same event ids on two advertisers in concurrent batches neither deadlock nor vanish', async () => {
+    await seedAdvertiser(stores.pool, 201, '10000');
+    await seedAdvertiser(stores.pool, 202, '10000');
+    await seedCampaign(stores.pool, { campaignId: 2011, advertiserId: 201, cpc: '10', dailyBudget: null });
+    await seedCampaign(stores.pool, { campaignId: 2021, advertiserId: 202, cpc: '10', dailyBudget: null });
+    // Each DEDUCT insert takes a while, so two batches are inside their charge statements together.
+    await stores.pool.query(`
+      CREATE FUNCTION slow_deduct() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.event_id LIKE 'shared-%' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER slow_deduct BEFORE INSERT ON ad_balance_histories FOR EACH ROW EXECUTE FUNCTION slow_deduct();`);
+    try {
+      const ids = Array.from({ length: 6 }, (_, i) => `shared-${i}`);
+      const first = adEventsBatch(ids.map((id) => clickEvent(2011, 201, { event_id: id })), 7, 0);
+      const second = adEventsBatch([...ids].reverse().map((id) => clickEvent(2021, 202, { event_id: id })), 8, 0);
+      const [a, b] = await Promise.all([createClickBalanceHandler(deps())(first), createClickBalanceHandler(deps())(second)]);
+      expect(a.charged + b.charged).toBe(6);
+      expect(a.deadLettered + b.deadLettered).toBe(6);
+      expect(await countRows(stores.pool, 'ad_balance_histories', "event_id LIKE 'shared-%'")).toBe(6);
+      const letters = await lettersOf('kafka_partition IN (7, 8)');
+      expect(letters).toHaveLength(6);
+      expect(new Set(letters.map((l) => l.reason))).toEqual(new Set(['EVENT_ID_CONFLICT']));
+      const total = BigInt((await balanceOf(stores.pool, 201)).split('.')[0]) + BigInt((await balanceOf(stores.pool, 202)).split('.')[0]);
+      expect(total).toBe(20000n - 60n);
+    } finally {
+      await stores.pool.query('DROP TRIGGER slow_deduct ON ad_balance_histories; DROP FUNCTION slow_deduct();');
+    }
+  });
+
+  test('an id already charged to another advertiser is dead-lettered, a replay of the same click is not', async () => {
+    await seedAdvertiser(stores.pool, 211, '1000');
+    await seedAdvertiser(stores.pool, 212, '1000');
+    await seedCampaign(stores.pool, { campaignId: 2111, advertiserId: 211, cpc: '10', dailyBudget: null });
+    await seedCampaign(stores.pool, { campaignId: 2121, advertiserId: 212, cpc: '10', dailyBudget: null });
+    const click = clickEvent(2111, 211, { event_id: 'taken-id' });
+    await createClickBalanceHandler(deps())(adEventsBatch([click], 9, 0));
+    const summary = await createClickBalanceHandler(deps())(adEventsBatch([click, clickEvent(2121, 212, { event_id: 'taken-id' })], 9, 1));
+    expect(summary).toMatchObject({ charged: 0, deadLettered: 1, skipped: 1 });
+    expect(await lettersOf('kafka_partition = 9')).toEqual([{ reason: 'EVENT_ID_CONFLICT', kafka_partition: 9, kafka_offset: '2' }]);
+    expect(await balanceOf(stores.pool, 212)).toBe('1000');
+  });
+
+  test('a bad copy of a click earlier in the batch does not hide the good copy', async () => {
+    await seedAdvertiser(stores.pool, 221, '1000');
+    await seedCampaign(stores.pool, { campaignId: 2211, advertiserId: 221, cpc: '10', dailyBudget: null });
+    await seedCampaign(stores.pool, { campaignId: 2212, advertiserId: 221, cpc: '10', dailyBudget: null });
+    const good = clickEvent(2211, 221, { event_id: 'copied-id' });
+    const summary = await createClickBalanceHandler(deps())(
+      adEventsBatch([{ ...good, campaign_id: 999_999 }, { ...good, advertiser_id: 4242 }, good, good, { ...good, campaign_id: 2212 }], 10, 0),
+    );
+    expect(summary).toMatchObject({ records: 5, charged: 1, deadLettered: 3, skipped: 1 });
+    expect((await lettersOf('kafka_partition = 10')).map((l) => l.reason)).toEqual(['UNKNOWN_CAMPAIGN', 'ADVERTISER_MISMATCH', 'EVENT_ID_CONFLICT']);
+    expect(await balanceOf(stores.pool, 221)).toBe('990');
+  });
+
+  test('offset-less bad records of two batches each get their own dead letter', async () => {
+    const offsetless = (value: string) => ({
+      eventSource: 'SelfManagedKafka',
+      records: { 'ad-events-11': [{ topic: 'ad-events', partition: 11, value: Buffer.from(value).toString('base64') }] },
+    });
+    const handler = createClickBalanceHandler(deps());
+    await handler(offsetless('{"not": "a click"'));
+    await handler(offsetless('[1, 2, 3'));
+    await handler(offsetless('[1, 2, 3')); // the same record redelivered
+    expect(await lettersOf('kafka_partition = 11')).toHaveLength(2);
+  });
+
+  test('event ids differing only in a lone UTF-16 surrogate are dead-lettered, not merged into one', async () => {
+    await seedAdvertiser(stores.pool, 231, '1000');
+    await seedCampaign(stores.pool, { campaignId: 2311, advertiserId: 231, cpc: '10', dailyBudget: null });
+    const summary = await createClickBalanceHandler(deps())(
+      adEventsBatch([clickEvent(2311, 231, { event_id: 'lone-\ud800' }), clickEvent(2311, 231, { event_id: 'lone-\udbff' })], 12, 0),
+    );
+    expect(summary).toMatchObject({ charged: 0, deadLettered: 2 });
+    expect((await lettersOf('kafka_partition = 12')).map((l) => l.reason)).toEqual(['CONTRACT_VIOLATION', 'CONTRACT_VIOLATION']);
   });
 });

@@ -136,3 +136,118 @@ describe('compensation', () => {
     ]);
   });
 });
+
+describe('compensation checked against the click it refunds', () => {
+  const letters = async (partition: number) =>
+    (await stores.pool.query("SELECT reason, detail FROM dead_letters WHERE handler = 'compensation' AND kafka_partition = $1 ORDER BY kafka_offset", [partition])).rows;
+
+  async function twoAdvertisers(base: number): Promise<void> {
+    await seedAdvertiser(stores.pool, base, '1000');
+    await seedAdvertiser(stores.pool, base + 1, '1000');
+    await seedCampaign(stores.pool, { campaignId: base * 10, advertiserId: base, cpc: '100', dailyBudget: null });
+    await seedCampaign(stores.pool, { campaignId: base * 10 + 1, advertiserId: base, cpc: '100', dailyBudget: null });
+    await seedCampaign(stores.pool, { campaignId: (base + 1) * 10, advertiserId: base + 1, cpc: '100', dailyBudget: null });
+  }
+
+  test('a compensation naming another advertiser or campaign than the charged click is dead-lettered and does not block the right one', async () => {
+    await twoAdvertisers(70);
+    const click = clickEvent(700, 70);
+    await createClickBalanceHandler(deps())(adEventsBatch([click]));
+    const handler = createCompensationHandler(deps());
+    const wrongAdvertiser = compensationEvent(click, { advertiser_id: 71, campaign_id: 710 });
+    const wrongCampaign = compensationEvent(click, { campaign_id: 701 });
+
+    const bad = await handler(compensationBatch([wrongAdvertiser, wrongCampaign], 4, 0));
+    expect(bad).toMatchObject({ refunded: 0, voided: 0, deadLettered: 2 });
+    expect((await letters(4)).map((l) => l.reason)).toEqual(['CLICK_MISMATCH', 'CLICK_MISMATCH']);
+    expect((await letters(4))[0].detail).toContain('charged to advertiser 70 campaign 700');
+    expect([await balanceOf(stores.pool, 70), await balanceOf(stores.pool, 71)]).toEqual(['900', '1000']);
+
+    // The correct compensation, with the very same compensation_id, still refunds.
+    const good = await handler(compensationBatch([compensationEvent(click)], 4, 2));
+    expect(good.refunded).toBe(1);
+    expect([await balanceOf(stores.pool, 70), await balanceOf(stores.pool, 71)]).toEqual(['1000', '1000']);
+    const log = await stores.pool.query('SELECT advertiser_id::int, outcome FROM duplicate_clicks WHERE duplicate_event_id = $1', [click.event_id]);
+    expect(log.rows).toEqual([{ advertiser_id: 70, outcome: 'REFUNDED' }]);
+  });
+
+  test('a void made before its click applies only to a click of the same advertiser and campaign', async () => {
+    await twoAdvertisers(72);
+    const click = clickEvent(720, 72);
+    const handler = createCompensationHandler(deps());
+    // Wrong compensations arrive before the click: they void nothing the click will match.
+    await handler(compensationBatch([compensationEvent(click, { advertiser_id: 73, campaign_id: 730 }), compensationEvent(click, { campaign_id: 721 })], 5, 0));
+    const charge = await createClickBalanceHandler(deps())(adEventsBatch([click]));
+    expect(charge).toMatchObject({ charged: 1, voided: 0 });
+    expect(await balanceOf(stores.pool, 72)).toBe('900');
+    // The correct one, later, is not "already settled" by them: it refunds.
+    const good = await handler(compensationBatch([compensationEvent(click)], 5, 2));
+    expect(good.refunded).toBe(1);
+    expect([await balanceOf(stores.pool, 72), await balanceOf(stores.pool, 73)]).toEqual(['1000', '1000']);
+  });
+
+  test('a wrong compensation racing the charge of its click leaves the click charged once and the right refund possible', async () => {
+    await twoAdvertisers(74);
+    for (let round = 0; round < 4; round++) {
+      const click = clickEvent(740, 74);
+      const blocker = await stores.pool.connect();
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM advertisers WHERE advertiser_id IN (74, 75) FOR UPDATE');
+      const charging = createClickBalanceHandler(deps())(adEventsBatch([click], 0, 100 + round));
+      const wrong = createCompensationHandler(deps())(compensationBatch([compensationEvent(click, { advertiser_id: 75, campaign_id: 750 })], 6, round * 2));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await blocker.query('COMMIT');
+      blocker.release();
+      await Promise.all([charging, wrong]);
+      const right = await createCompensationHandler(deps())(compensationBatch([compensationEvent(click)], 6, round * 2 + 1));
+      expect(right.refunded).toBe(1);
+      expect([await balanceOf(stores.pool, 74), await balanceOf(stores.pool, 75)]).toEqual(['1000', '1000']);
+    }
+  });
+
+  test('a duplicate group keeps one charge when the pair is seen again in the other order', async () => {
+    await seedAdvertiser(stores.pool, 76, '1000');
+    await seedCampaign(stores.pool, { campaignId: 760, advertiserId: 76, cpc: '100', dailyBudget: null });
+    const ts = Date.now() - 60_000;
+    const a = clickEvent(760, 76, { event_ts: ts, device_id: 'dev-76', event_id: 'pair-a' });
+    const b = clickEvent(760, 76, { event_ts: ts, device_id: 'dev-76', event_id: 'pair-b' });
+    await createClickBalanceHandler(deps())(adEventsBatch([a, b]));
+    const handler = createCompensationHandler(deps());
+    // b is the duplicate of a; a re-created Flink statement then sees the same-millisecond pair the other way round.
+    await handler(compensationBatch([compensationEvent(b, { original_event_id: 'pair-a', compensation_id: 'comp-b-of-a' })], 7, 0));
+    const reversed = await handler(compensationBatch([compensationEvent(a, { original_event_id: 'pair-b', compensation_id: 'comp-a-of-b' })], 7, 1));
+    expect(reversed.refunded).toBe(0);
+    expect(await balanceOf(stores.pool, 76)).toBe('900');
+    const outcomes = await stores.pool.query("SELECT compensation_id, outcome FROM duplicate_clicks WHERE advertiser_id = 76 ORDER BY compensation_id");
+    expect(outcomes.rows).toEqual([
+      { compensation_id: 'comp-a-of-b', outcome: 'ORIGINAL_KEPT' },
+      { compensation_id: 'comp-b-of-a', outcome: 'REFUNDED' },
+    ]);
+
+    // Both orders in one batch: one of the two is kept.
+    const c = clickEvent(760, 76, { event_ts: ts, device_id: 'dev-76b', event_id: 'pair-c' });
+    const d = clickEvent(760, 76, { event_ts: ts, device_id: 'dev-76b', event_id: 'pair-d' });
+    await createClickBalanceHandler(deps())(adEventsBatch([c, d], 1));
+    const both = await handler(
+      compensationBatch([
+        compensationEvent(d, { original_event_id: 'pair-c', compensation_id: 'comp-d-of-c' }),
+        compensationEvent(c, { original_event_id: 'pair-d', compensation_id: 'comp-c-of-d' }),
+      ], 7, 2),
+    );
+    expect(both.refunded).toBe(1);
+    expect(await balanceOf(stores.pool, 76)).toBe('800');
+  });
+
+  test('a refund that brings spend back under the budget leaves the campaign paused until the reset', async () => {
+    await seedAdvertiser(stores.pool, 78, '10000');
+    await seedCampaign(stores.pool, { campaignId: 780, advertiserId: 78, cpc: '100', dailyBudget: '300' });
+    const clicks = Array.from({ length: 3 }, () => clickEvent(780, 78));
+    await createClickBalanceHandler(deps())(adEventsBatch(clicks));
+    await createCompensationHandler(deps())(compensationBatch([compensationEvent(clicks[2])], 8, 0));
+    const campaign = await stores.pool.query('SELECT status, paused_reason FROM campaigns WHERE campaign_id = 780');
+    expect(campaign.rows[0]).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+    expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_RESUMED' AND payload->>'campaign_id' = '780'")).toBe(0);
+    const spend = await stores.pool.query('SELECT spend::text FROM campaign_daily_spend WHERE campaign_id = 780');
+    expect(spend.rows[0].spend).toBe('200');
+  });
+});

@@ -1,17 +1,20 @@
 import { execFile } from 'node:child_process';
-import { AddressInfo, createServer } from 'node:net';
+import { AddressInfo, connect as connectTcp, createServer, Server, Socket } from 'node:net';
 import { promisify } from 'node:util';
 import Redis from 'ioredis';
-import { createClickBalanceHandler, cpcKey } from '../../lambdas/click-balance/charge-clicks';
+import { createClickBalanceHandler, dailySpendKey } from '../../lambdas/click-balance/charge-clicks';
 import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
+import { createPoolProvider } from '../../lambdas/shared/db';
 import { DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import {
   balanceOf,
+  budgetDayOf,
   countRows,
   isolatedWorkerStores,
   seedAdvertiser,
   seedCampaign,
+  TEST_REDIS_URL,
 } from './support/test-database';
 
 const run = promisify(execFile);
@@ -91,11 +94,10 @@ describe('Redis unavailable', () => {
     direct.on('error', () => undefined);
     const warm = await handler(adEventsBatch([clickEvent(21, 2)]));
     expect(warm.cacheFailures).toBe(0);
-    expect(await direct.get(cpcKey(21))).toBe('40'); // refilled from the database
-    await direct.set(cpcKey(21), '30'); // the cache now holds the price
+    expect(await direct.get(dailySpendKey(21, budgetDayOf(Date.now())))).toBe('40'); // mirrored after commit
     direct.disconnect();
     await handler(adEventsBatch([clickEvent(21, 2)], 1));
-    expect(await balanceOf(stores.pool, 2)).toBe('930');
+    expect(await balanceOf(stores.pool, 2)).toBe('920');
 
     await stopThrowawayRedis();
     const down = await handler(adEventsBatch(Array.from({ length: 4 }, () => clickEvent(21, 2)), 2));
@@ -104,7 +106,7 @@ describe('Redis unavailable', () => {
     expect([down.charged, stillDown.charged]).toEqual([4, 4]);
     expect(down.cacheFailures).toBeGreaterThan(0);
     expect(down.elapsedMs).toBeLessThan(2000);
-    expect(await balanceOf(stores.pool, 2)).toBe('610'); // 930 - 8 * 40 (database price)
+    expect(await balanceOf(stores.pool, 2)).toBe('600'); // 920 - 8 * 40
   });
 
   test('compensations work without Redis', async () => {
@@ -115,6 +117,73 @@ describe('Redis unavailable', () => {
     const summary = await createCompensationHandler(deps({ redisUrl: CLOSED_REDIS }))(compensationBatch([compensationEvent(click)]));
     expect(summary.refunded).toBe(1);
     expect(await balanceOf(stores.pool, 3)).toBe('100');
+  });
+});
+
+/**
+ * A relay to the test Redis that can be told to hang: from then on it keeps every connection
+ * open and accepts what the client sends, but forwards nothing and answers nothing (a Redis
+ * stopped mid-flight, or a black-holed network). Counts the bytes clients send while hung.
+ */
+async function hangableRedis(): Promise<{ url: string; hang: () => void; bytesWhileHung: () => number; close: () => Promise<void> }> {
+  const target = new URL(TEST_REDIS_URL);
+  const sockets = new Set<Socket>();
+  let hung = false;
+  let bytes = 0;
+  const server = createServer((client) => {
+    const upstream = connectTcp(Number(target.port || 6379), target.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+    client.on('data', (chunk: Buffer) => {
+      if (hung) bytes += chunk.length;
+      else upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!hung) client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hang: () => {
+      hung = true;
+    },
+    bytesWhileHung: () => bytes,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('Redis hung (connected, never answering)', () => {
+  test('after one timeout the cache is treated as down for a while: later batches send it nothing and do not wait', async () => {
+    await seedAdvertiser(stores.pool, 8, '1000');
+    await seedCampaign(stores.pool, { campaignId: 81, advertiserId: 8, cpc: '10', dailyBudget: '100000' });
+    const relay = await hangableRedis();
+    try {
+      const handler = createClickBalanceHandler(deps({ redisUrl: relay.url }));
+      const warm = await handler(adEventsBatch([clickEvent(81, 8)], 0, 0));
+      expect(warm.cacheFailures).toBe(0);
+      relay.hang();
+      const first = await handler(adEventsBatch([clickEvent(81, 8)], 0, 1));
+      expect(first.charged).toBe(1);
+      expect(first.cacheFailures).toBeGreaterThan(0);
+      const sentByFirst = relay.bytesWhileHung();
+      expect(sentByFirst).toBeGreaterThan(0);
+      const later = [];
+      for (let i = 2; i <= 5; i++) later.push(await handler(adEventsBatch([clickEvent(81, 8)], 0, i)));
+      expect(later.map((s) => s.charged)).toEqual([1, 1, 1, 1]);
+      // Nothing more was sent to the hung Redis: each later batch skipped it at once.
+      expect(relay.bytesWhileHung()).toBe(sentByFirst);
+      expect(later.every((s) => s.cacheFailures > 0)).toBe(true);
+      expect(await balanceOf(stores.pool, 8)).toBe('940');
+    } finally {
+      await relay.close();
+    }
   });
 });
 
@@ -150,5 +219,91 @@ describe('Postgres unavailable', () => {
     expect(await balanceOf(stores.pool, 5)).toBe('700');
     expect(await countRows(stores.pool, 'dead_letters', 'kafka_offset = 503')).toBe(1);
     expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '51'")).toBe(1);
+  });
+});
+
+/** ErrorResponse FATAL 57P01 (admin shutdown), as the server sends it when a backend is terminated. */
+function adminShutdownError(): Buffer {
+  const fields = Buffer.from('SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0', 'latin1');
+  const header = Buffer.alloc(5);
+  header.write('E', 0, 'latin1');
+  header.writeInt32BE(4 + fields.length, 1);
+  return Buffer.concat([header, fields]);
+}
+
+/**
+ * A TCP proxy to Postgres that, on every connection, appends a FATAL 57P01 to the server's first
+ * ReadyForQuery, in the same write: the client learns it is connected and, in the same tick,
+ * that its backend is gone.
+ */
+async function fatalAfterStartupProxy(target: URL): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server: Server = createServer((client) => {
+    connections++;
+    sockets.add(client);
+    const upstream = connectTcp(Number(target.port || 5432), target.hostname);
+    sockets.add(upstream);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    client.pipe(upstream);
+    let pending = Buffer.alloc(0);
+    upstream.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 5) {
+        const total = 1 + pending.readInt32BE(1);
+        if (pending.length < total) break;
+        const message = pending.subarray(0, total);
+        pending = pending.subarray(total);
+        if (message[0] === 0x5a /* Z */) {
+          client.end(Buffer.concat([message, adminShutdownError()]));
+          upstream.destroy();
+          return;
+        }
+        client.write(message);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(target.toString());
+  url.hostname = '127.0.0.1';
+  url.port = String((server.address() as AddressInfo).port);
+  return {
+    url: url.toString(),
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('Postgres FATAL right after connecting', () => {
+  test('a 57P01 arriving with the startup ReadyForQuery fails the batch for a retry and does not crash the process', async () => {
+    await seedAdvertiser(stores.pool, 6, '1000');
+    await seedCampaign(stores.pool, { campaignId: 61, advertiserId: 6, cpc: '100', dailyBudget: null });
+    const proxy = await fatalAfterStartupProxy(new URL(stores.db.url));
+    const pool = createPoolProvider({ kind: 'url', url: proxy.url });
+    const base = deps();
+    const handler = createClickBalanceHandler({ ...base, pool });
+    const batch = adEventsBatch([clickEvent(61, 6), clickEvent(61, 6)], 0, 900);
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        await expect(handler(batch)).rejects.toBeInstanceOf(DatabaseUnavailableError);
+      }
+      expect(proxy.connections()).toBeGreaterThanOrEqual(3);
+      // Give any late 'error' event a chance to surface as an uncaught exception.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      await proxy.close();
+      await (await pool()).end().catch(() => undefined);
+    }
+    expect(await balanceOf(stores.pool, 6)).toBe('1000');
+    const retried = await createClickBalanceHandler(base)(batch);
+    expect(retried.charged).toBe(2);
+    expect(await balanceOf(stores.pool, 6)).toBe('800');
   });
 });

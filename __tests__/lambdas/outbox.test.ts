@@ -1,3 +1,5 @@
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Pool } from 'pg';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
@@ -84,7 +86,7 @@ describe('outbox', () => {
     });
     const event = kafka.delivered[0];
     expect(checkAgainst(campaignEventContract, event.payload)).toMatchObject({ ok: true });
-    expect(event.idempotencyKey).toMatch(/^CAMPAIGN_PAUSED:11:\d{4}-\d{2}-\d{2}$/);
+    expect(event.idempotencyKey).toMatch(/^CAMPAIGN_PAUSED:11:\d{4}-\d{2}-\d{2}:1$/);
     expect(await countRows(stores.pool, 'outbox', 'published_at IS NULL')).toBe(0);
   });
 
@@ -198,4 +200,72 @@ describe('outbox', () => {
     expect(parseJsonValue(record.ok ? record.value : null)).toEqual(payload);
     expect(encodeCampaignEventValue(payload).toString()).toBe(JSON.stringify(payload));
   });
+
+  test('a slow SNS does not hold up the click batch: after commit it waits a bounded time and leaves the rest to the sweep', async () => {
+    await seedAdvertiser(stores.pool, 9, '100000');
+    await seedCampaign(stores.pool, { campaignId: 91, advertiserId: 9, cpc: '500', dailyBudget: '1000' });
+    await insertOutboxRows(300, 'backlog'); // a backlog the sweep has not sent yet
+    const sns = await slowSnsEndpoint(1500);
+    const client = new SNSClient({
+      region: 'ap-northeast-2',
+      endpoint: sns.url,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      maxAttempts: 1,
+    });
+    try {
+      const publish = createSnsPublisher('arn:aws:sns:ap-northeast-2:123456789012:alerts', client);
+      const handler = createClickBalanceHandler(deps({ sns: publish }));
+      const summary = await handler(adEventsBatch([clickEvent(91, 9), clickEvent(91, 9)]));
+      // The batch came back while SNS was still sitting on the first request.
+      expect(sns.requests()).toBeGreaterThan(0);
+      expect(sns.answered()).toBe(0);
+      expect(summary).toMatchObject({ charged: 2, outboxWritten: 2, outboxPublished: 0 });
+      expect(await countRows(stores.pool, 'outbox', "idempotency_key LIKE '%:91:%' AND sns_published_at IS NULL")).toBe(2);
+
+      // The sweep, which has the time, publishes them later.
+      const fast = new FakeDestination();
+      await createOutboxSweepHandler(deps({ sns: fast.publish }))({});
+      expect(await countRows(stores.pool, 'outbox', 'sns_published_at IS NULL')).toBe(0);
+      expect(fast.delivered.filter((m) => m.idempotencyKey.includes(':91:')).map((m) => m.idempotencyKey)).toHaveLength(2);
+    } finally {
+      client.destroy();
+      await sns.close();
+    }
+  });
 });
+
+/** A local SNS endpoint that answers every Publish after `delayMs`; counts requests and answers. */
+async function slowSnsEndpoint(delayMs: number): Promise<{ url: string; requests: () => number; answered: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  let answered = 0;
+  const timers = new Set<NodeJS.Timeout>();
+  const server = createHttpServer((request, response) => {
+    requests++;
+    request.resume();
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (response.destroyed) return;
+      answered++;
+      const json = String(request.headers['content-type'] ?? '').includes('json');
+      response.setHeader('content-type', json ? 'application/x-amz-json-1.0' : 'text/xml');
+      response.end(
+        json
+          ? JSON.stringify({ MessageId: `m-${requests}` })
+          : `<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>m-${requests}</MessageId></PublishResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishResponse>`,
+      );
+    }, delayMs);
+    timers.add(timer);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests: () => requests,
+    answered: () => answered,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const timer of timers) clearTimeout(timer);
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -44,6 +44,10 @@ GRANT SELECT, INSERT ON dead_letters TO adstream_compensation;
 -- budget-reset: resumes budget-paused campaigns of the new day and announces it.
 GRANT SELECT, UPDATE ON campaigns TO adstream_budget_reset;
 GRANT SELECT ON advertisers, campaign_daily_spend TO adstream_budget_reset;
+-- It locks the advertisers it may touch (SELECT … FOR UPDATE, in id order, as the click and
+-- compensation workers do); a row lock needs UPDATE on one column. updated_at is the harmless
+-- one: the role can change neither a balance nor an id.
+GRANT UPDATE (updated_at) ON advertisers TO adstream_budget_reset;
 GRANT SELECT, INSERT, UPDATE ON outbox TO adstream_budget_reset;
 GRANT SELECT, UPDATE ON outbox_publishers TO adstream_budget_reset;
 

@@ -1,4 +1,6 @@
+import { budgetDayOf, isCalendarDay } from '../shared/budget-day';
 import { withTransaction } from '../shared/db';
+import { BudgetResetRequestError } from '../shared/errors';
 import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
 import { campaignStatusOutboxColumns } from '../shared/outbox';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
@@ -26,70 +28,145 @@ export interface BudgetResetSummary extends InvocationSummary {
   budgetDay: string;
   /** Campaigns resumed. */
   resumed: number;
+  /** ACTIVE campaigns paused because their spend on the current budget day already reached the budget. */
+  paused: number;
 }
+
+/**
+ * Locks, in id order, the advertisers of every campaign the reset may change: the order
+ * click-balance and compensation use, so a batch charging one of them either committed before
+ * the next statement's snapshot (its spend is seen) or waits for the reset to commit (and then
+ * sees the resumed campaign and enforces its budget itself).
+ */
+const LOCK_ADVERTISERS = `
+SELECT advertiser_id FROM advertisers
+ WHERE advertiser_id IN (
+   SELECT c.advertiser_id FROM campaigns c
+    WHERE (c.status = 'PAUSED' AND c.paused_reason = 'BUDGET_EXHAUSTED')
+       OR (c.status = 'ACTIVE' AND c.daily_budget IS NOT NULL
+           AND EXISTS (SELECT 1 FROM campaign_daily_spend s
+                        WHERE s.campaign_id = c.campaign_id AND s.spend_date = $1::date AND s.spend >= c.daily_budget)))
+ ORDER BY advertiser_id
+ FOR UPDATE`;
 
 /**
  * Warning and exhaustion state is kept per (campaign, budget day) in campaign_daily_spend, so the
  * new day starts with none: opening it needs no deletes.
  *
- * Resumes the campaigns paused for BUDGET_EXHAUSTED, unless they have already exhausted the new
- * day too (clicks of the new day may be charged before the schedule fires). A campaign paused
- * for any other reason stays paused. Idempotent: a resumed campaign is ACTIVE, so a second run
- * finds nothing, and the outbox key is unique per campaign and day.
+ * Resumes the campaigns paused for BUDGET_EXHAUSTED unless their spend on the current budget day
+ * ($1) has already reached their current budget (clicks of the new day may be charged before
+ * the schedule fires; a late or manual run for another day must not resume a campaign exhausted
+ * today). Pauses ACTIVE campaigns whose spend on the current day already reached the budget
+ * (clicks dated ahead by ad-server clock skew). A campaign paused for any other reason stays
+ * paused. Idempotent: a second run finds nothing to change; each change bumps status_seq, which
+ * keys its outbox row. $2 is the day opened, named in the announcements.
  */
-const RESUME_CAMPAIGNS = `
-WITH resumed AS (
+const RESET_CAMPAIGNS = `
+WITH today_spend AS (
+  SELECT c.campaign_id, c.status, c.daily_budget,
+         COALESCE((SELECT s.spend FROM campaign_daily_spend s
+                    WHERE s.campaign_id = c.campaign_id AND s.spend_date = $1::date), 0) AS spend
+    FROM campaigns c
+   WHERE (c.status = 'PAUSED' AND c.paused_reason = 'BUDGET_EXHAUSTED') OR c.status = 'ACTIVE'
+),
+resumed AS (
   UPDATE campaigns c
-     SET status = 'ACTIVE', paused_reason = NULL, updated_at = now()
-   WHERE c.status = 'PAUSED' AND c.paused_reason = 'BUDGET_EXHAUSTED'
-     AND NOT EXISTS (SELECT 1 FROM campaign_daily_spend s
-                      WHERE s.campaign_id = c.campaign_id AND s.spend_date = $1::date AND s.exhausted_at IS NOT NULL)
-  RETURNING c.campaign_id, c.advertiser_id, c.product_id, c.placement, c.category, c.bid_price
+     SET status = 'ACTIVE', paused_reason = NULL, status_seq = c.status_seq + 1, updated_at = now()
+    FROM today_spend t
+   WHERE t.campaign_id = c.campaign_id AND c.status = 'PAUSED' AND c.paused_reason = 'BUDGET_EXHAUSTED'
+     AND (c.daily_budget IS NULL OR t.spend < c.daily_budget)
+  RETURNING c.campaign_id, c.advertiser_id, c.product_id, c.placement, c.category, c.bid_price, c.status_seq
+),
+paused AS (
+  UPDATE campaigns c
+     SET status = 'PAUSED', paused_reason = 'BUDGET_EXHAUSTED', status_seq = c.status_seq + 1, updated_at = now()
+    FROM today_spend t
+   WHERE t.campaign_id = c.campaign_id AND c.status = 'ACTIVE'
+     AND c.daily_budget IS NOT NULL AND t.spend >= c.daily_budget
+  RETURNING c.campaign_id, c.advertiser_id, c.product_id, c.placement, c.category, c.bid_price, c.status_seq
 ),
 announced AS (
   INSERT INTO outbox (kind, idempotency_key, payload)
-  SELECT ${campaignStatusOutboxColumns('CAMPAIGN_RESUMED', 'r', '$1::date')}
+  SELECT ${campaignStatusOutboxColumns('CAMPAIGN_RESUMED', 'r', '$2::date')}
     FROM resumed r
+  UNION ALL
+  SELECT ${campaignStatusOutboxColumns('CAMPAIGN_PAUSED', 'p', '$1::date')}
+    FROM paused p
   ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING id
 )
 SELECT (SELECT count(*) FROM resumed)::int AS resumed,
-       (SELECT count(*) FROM announced)::int AS announced,
-       (SELECT coalesce(json_agg(campaign_id), '[]'::json) FROM resumed) AS campaign_ids`;
+       (SELECT count(*) FROM paused)::int AS paused,
+       (SELECT count(*) FROM announced)::int AS announced`;
 
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
+/**
+ * A schedule that fires this little before midnight by the Lambda's clock (clock skew between
+ * Scheduler and Lambda) still opens the new day: the new day counts as begun.
+ */
+export const SCHEDULE_CLOCK_SKEW_MS = 60_000;
 
-/** The budget day a reset opens: the calendar day, in the budget zone, of when it was scheduled. */
-export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, timeZone: string, now: number): string {
+/** What a reset works on: the day it opens and the current budget day it checks spend against. */
+export interface ResetDays {
+  /** The day opened (named in the announcements). */
+  readonly budgetDay: string;
+  /** The current budget day: resumes and pauses are decided from the spend of this day. */
+  readonly currentDay: string;
+}
+
+/**
+ * The days of a reset. The day opened is an explicit `budget_day` (manual runs), else the
+ * calendar day, in the budget zone, of when it was scheduled (`scheduled_time`, or an
+ * EventBridge `time`), else of now. Throws `BudgetResetRequestError` for a malformed or
+ * impossible day (2026-02-30), a malformed time, or a day after the current budget day (a
+ * reset cannot open a day that has not begun; the retry runs it once it has) — except a
+ * scheduled time at most `SCHEDULE_CLOCK_SKEW_MS` ahead of the clock, whose day counts as begun.
+ */
+export function resetDays(event: BudgetResetEvent | null | undefined, timeZone: string, now: number): ResetDays {
+  let currentDay = budgetDayOf(now, timeZone);
+  let budgetDay: string;
   if (event?.budget_day !== undefined) {
-    if (!DAY.test(event.budget_day) || Number.isNaN(Date.parse(`${event.budget_day}T00:00:00Z`))) {
-      throw new TypeError(`budget_day must be YYYY-MM-DD, got ${JSON.stringify(event.budget_day).slice(0, 40)}`);
+    if (typeof event.budget_day !== 'string' || !isCalendarDay(event.budget_day)) {
+      throw new BudgetResetRequestError(`budget_day must be an existing day as YYYY-MM-DD, got ${JSON.stringify(event.budget_day).slice(0, 40)}`);
     }
-    return event.budget_day;
+    budgetDay = event.budget_day;
+  } else {
+    const stamp = event?.scheduled_time ?? event?.time;
+    let at = now;
+    if (stamp !== undefined) {
+      at = typeof stamp === 'string' ? Date.parse(stamp) : Number.NaN;
+      if (Number.isNaN(at)) throw new BudgetResetRequestError(`scheduled_time must be an ISO-8601 time, got ${JSON.stringify(stamp).slice(0, 60)}`);
+    }
+    budgetDay = budgetDayOf(at, timeZone);
+    if (budgetDay > currentDay && at - now <= SCHEDULE_CLOCK_SKEW_MS) currentDay = budgetDay;
   }
-  const stamp = event?.scheduled_time ?? event?.time;
-  let at = now;
-  if (stamp !== undefined) {
-    at = Date.parse(stamp);
-    if (Number.isNaN(at)) throw new TypeError(`scheduled_time must be an ISO-8601 time, got ${JSON.stringify(stamp).slice(0, 60)}`);
+  if (budgetDay > currentDay) {
+    throw new BudgetResetRequestError(`budget day ${budgetDay} has not begun in ${timeZone} (the current budget day is ${currentDay}); nothing was reset`);
   }
-  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(at);
+  return { budgetDay, currentDay };
+}
+
+/** The budget day a reset opens (see `resetDays`). */
+export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, timeZone: string, now: number): string {
+  return resetDays(event, timeZone, now).budgetDay;
 }
 
 /** Builds the budget-reset handler, scheduled at local midnight of the budget zone. */
 export function createBudgetResetHandler(deps: WorkerDeps): (event: unknown) => Promise<BudgetResetSummary> {
   return async (event) => {
     const now = deps.now?.() ?? Date.now();
-    const summary: BudgetResetSummary = { ...emptySummary(BUDGET_RESET_HANDLER), budgetDay: '', resumed: 0 };
+    const summary: BudgetResetSummary = { ...emptySummary(BUDGET_RESET_HANDLER), budgetDay: '', resumed: 0, paused: 0 };
     watchCache(deps, summary);
     return instrumentInvocation(deps.observability, summary, 'budget reset failed; nothing applied, the next run retries', async () => {
-      summary.budgetDay = budgetDayToOpen(event as BudgetResetEvent, deps.budgetTimeZone, now);
+      const { budgetDay, currentDay: today } = resetDays(event as BudgetResetEvent, deps.budgetTimeZone, now);
+      summary.budgetDay = budgetDay;
       const { result, roundTrips } = await withTransaction(deps.pool, 'resuming budget-paused campaigns', async (client) => {
-        const rows = await client.query<{ resumed: number; announced: number; campaign_ids: number[] }>(RESUME_CAMPAIGNS, [summary.budgetDay]);
+        await client.query(LOCK_ADVERTISERS, [today]);
+        const rows = await client.query<{ resumed: number; paused: number; announced: number }>(RESET_CAMPAIGNS, [today, summary.budgetDay]);
         return rows.rows[0];
       });
       summary.dbRoundTrips = roundTrips;
       summary.resumed = result.resumed;
+      summary.paused = result.paused;
       summary.outboxWritten = result.announced;
       await publishAfterCommit(deps, summary);
     });

@@ -1,11 +1,11 @@
-import { compensationEventContract } from '../../contracts';
-import { deadLetterFor, recordDeadLetters } from '../shared/dead-letter';
+import { CompensationEvent, compensationEventContract } from '../../contracts';
+import { DeadLetter, deadLetterFor, recordDeadLetters } from '../shared/dead-letter';
 import { withTransaction } from '../shared/db';
 import { KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { checkInformationalAmount } from '../shared/money';
 import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
-import { checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
+import { AcceptedRecord, checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
 import { watchCache, WorkerDeps } from '../shared/runtime';
 import { dailySpendKey } from '../click-balance/charge-clicks';
 
@@ -19,12 +19,17 @@ interface RefundResult {
   voided: number;
   logged: number;
   spend: Array<{ campaign_id: number; spend_date: string; spend: string }>;
+  /** Compensations naming another advertiser or campaign than the click's DEDUCT. */
+  mismatched: Array<{ compensation_id: string; advertiser_id: string; campaign_id: string; charged_advertiser_id: string; charged_campaign_id: string }>;
 }
+
+type Compensation = AcceptedRecord<CompensationEvent>;
 
 /**
  * Locks every advertiser whose money a compensation may move, in id order (the order
- * click-balance uses): the advertiser named by the event and the one actually charged for the
- * click. Holding these locks, the next statement sees every committed charge of those clicks,
+ * click-balance uses): the advertiser actually charged for the click, and the one the event
+ * names (the click's advertiser too when the compensation is right and the click not charged
+ * yet). Holding these locks, the next statement sees every committed charge of those clicks,
  * so "charged → refund" and "not charged yet → void" cannot both miss each other.
  */
 const LOCK_AND_LOAD_CAMPAIGNS = `
@@ -43,9 +48,15 @@ SELECT c.campaign_id, c.advertiser_id
    AND (SELECT count(*) FROM locked) >= 0`;
 
 /**
- * All compensations of a batch in one statement. Each new compensation_id is logged once; the
- * click it names is refunded exactly what its DEDUCT row charged, or voided if it has not been
- * charged yet, or left alone if another compensation already settled it.
+ * All compensations of a batch (or of one wave of it) in one statement. A compensation whose
+ * advertiser or campaign differs from the DEDUCT of the click it names is returned as
+ * mismatched and touches nothing (not even the log, so the correct compensation with the same
+ * id still applies). Each other new (compensation_id, advertiser, campaign) is logged once; the click it names is
+ * refunded exactly what its DEDUCT row charged, or voided (for its advertiser and campaign
+ * only) if it has not been charged yet, or left alone if another compensation already settled
+ * it, or kept if it is the original of a duplicate already refunded or voided (the same pair
+ * seen in the other order: refunding both would leave the group uncharged). Inserts go in key
+ * order, so concurrent batches wait on each other in one order.
  */
 const REFUND_DUPLICATES = `
 WITH input AS (
@@ -56,21 +67,33 @@ WITH input AS (
 ),
 fresh AS (
   SELECT i.* FROM input i
-   WHERE NOT EXISTS (SELECT 1 FROM duplicate_clicks d WHERE d.compensation_id = i.compensation_id)
+   WHERE NOT EXISTS (SELECT 1 FROM duplicate_clicks d WHERE d.compensation_id = i.compensation_id
+                        AND d.advertiser_id = i.advertiser_id AND d.campaign_id = i.campaign_id)
 ),
-decided AS (
+matched AS (
   SELECT f.*, d.amount AS charged_amount, d.advertiser_id AS charged_advertiser_id,
          d.campaign_id AS charged_campaign_id, d.spend_date,
-         CASE
-           WHEN EXISTS (SELECT 1 FROM ad_balance_histories r WHERE r.event_id = f.duplicate_event_id AND r.type = 'REFUND')
-             OR EXISTS (SELECT 1 FROM click_voids v WHERE v.event_id = f.duplicate_event_id)
-             OR row_number() OVER (PARTITION BY f.duplicate_event_id ORDER BY f.compensation_id) > 1
-             THEN 'ALREADY_SETTLED'
-           WHEN d.amount IS NOT NULL THEN 'REFUNDED'
-           ELSE 'VOIDED'
-         END AS outcome
+         d.event_id IS NOT NULL AND (d.advertiser_id <> f.advertiser_id OR d.campaign_id <> f.campaign_id) AS mismatch
     FROM fresh f
     LEFT JOIN ad_balance_histories d ON d.event_id = f.duplicate_event_id AND d.type = 'DEDUCT'
+),
+decided AS (
+  SELECT m.*,
+         CASE
+           WHEN EXISTS (SELECT 1 FROM ad_balance_histories r WHERE r.event_id = m.duplicate_event_id AND r.type = 'REFUND')
+             OR EXISTS (SELECT 1 FROM click_voids v WHERE v.event_id = m.duplicate_event_id
+                           AND v.advertiser_id = m.advertiser_id AND v.campaign_id = m.campaign_id)
+             OR row_number() OVER (PARTITION BY m.duplicate_event_id, m.advertiser_id, m.campaign_id ORDER BY m.compensation_id) > 1
+             THEN 'ALREADY_SETTLED'
+           WHEN EXISTS (SELECT 1 FROM duplicate_clicks p
+                         WHERE p.original_event_id = m.duplicate_event_id AND p.outcome IN ('REFUNDED', 'VOIDED')
+                           AND p.advertiser_id = m.advertiser_id AND p.campaign_id = m.campaign_id)
+             THEN 'ORIGINAL_KEPT'
+           WHEN m.charged_amount IS NOT NULL THEN 'REFUNDED'
+           ELSE 'VOIDED'
+         END AS outcome
+    FROM matched m
+   WHERE NOT m.mismatch
 ),
 logged AS (
   INSERT INTO duplicate_clicks (compensation_id, duplicate_event_id, original_event_id, advertiser_id, campaign_id,
@@ -80,24 +103,27 @@ logged AS (
          to_timestamp(duplicate_ms / 1000.0), to_timestamp(original_ms / 1000.0), quoted_refund_amount,
          outcome, CASE WHEN outcome = 'REFUNDED' THEN charged_amount ELSE 0 END
     FROM decided
-  ON CONFLICT (compensation_id) DO NOTHING
-  RETURNING compensation_id
+   ORDER BY compensation_id, advertiser_id, campaign_id
+  ON CONFLICT ON CONSTRAINT duplicate_clicks_pkey DO NOTHING
+  RETURNING compensation_id, advertiser_id, campaign_id
 ),
 refunds AS (
   INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date, event_ts, compensation_id)
   SELECT d.duplicate_event_id, 'REFUND', d.charged_amount, d.charged_advertiser_id, d.charged_campaign_id, d.spend_date,
          to_timestamp(d.duplicate_ms / 1000.0), d.compensation_id
-    FROM decided d JOIN logged l USING (compensation_id)
+    FROM decided d JOIN logged l USING (compensation_id, advertiser_id, campaign_id)
    WHERE d.outcome = 'REFUNDED'
+   ORDER BY d.duplicate_event_id
   ON CONFLICT ON CONSTRAINT ad_balance_histories_event_type_key DO NOTHING
   RETURNING amount, advertiser_id, campaign_id, spend_date
 ),
 voids AS (
   INSERT INTO click_voids (event_id, compensation_id, advertiser_id, campaign_id)
   SELECT d.duplicate_event_id, d.compensation_id, d.advertiser_id, d.campaign_id
-    FROM decided d JOIN logged l USING (compensation_id)
+    FROM decided d JOIN logged l USING (compensation_id, advertiser_id, campaign_id)
    WHERE d.outcome = 'VOIDED'
-  ON CONFLICT (event_id) DO NOTHING
+   ORDER BY d.duplicate_event_id, d.advertiser_id, d.campaign_id
+  ON CONFLICT ON CONSTRAINT click_voids_pkey DO NOTHING
   RETURNING event_id
 ),
 credits AS (
@@ -108,6 +134,8 @@ credits AS (
   RETURNING a.advertiser_id
 ),
 restored AS (
+  -- A refund restores the day's spend but does not resume a campaign paused for its budget:
+  -- it stays paused until the budget-reset (see lambdas/README.md, "Budgets").
   UPDATE campaign_daily_spend s
      SET spend = s.spend - r.total, clicks = s.clicks - r.clicks, updated_at = now()
     FROM (SELECT campaign_id, spend_date, sum(amount) AS total, count(*) AS clicks
@@ -121,12 +149,17 @@ SELECT (SELECT count(*) FROM refunds)::int AS refunded,
        (SELECT count(*) FROM credits)::int AS advertisers_credited,
        (SELECT coalesce(json_agg(json_build_object(
            'campaign_id', campaign_id, 'spend_date', spend_date::text, 'spend', spend::text)), '[]'::json)
-          FROM restored) AS spend`;
+          FROM restored) AS spend,
+       (SELECT coalesce(json_agg(json_build_object(
+           'compensation_id', compensation_id, 'advertiser_id', advertiser_id::text, 'campaign_id', campaign_id::text,
+           'charged_advertiser_id', charged_advertiser_id::text,
+           'charged_campaign_id', charged_campaign_id::text)), '[]'::json)
+          FROM matched WHERE mismatch) AS mismatched`;
 
 /**
  * Builds the compensation handler (`compensation-events`, group `compensation-processor`):
  * refunds duplicate clicks exactly once, by what was charged, whatever the arrival order of the
- * click and its compensation.
+ * click and its compensation, and only for the click's own advertiser and campaign.
  */
 export function createCompensationHandler(deps: WorkerDeps): (event: unknown) => Promise<InvocationSummary> {
   return async (event) => {
@@ -138,30 +171,49 @@ export function createCompensationHandler(deps: WorkerDeps): (event: unknown) =>
   };
 }
 
+/**
+ * Splits a batch into waves applied one statement after the other, so that a compensation
+ * naming as its duplicate the original of another one in the batch (the same pair in both
+ * orders) sees the other's outcome. Almost every batch is a single wave.
+ */
+export function compensationWaves<T extends { duplicate_event_id: string; original_event_id: string }>(events: readonly T[]): T[][] {
+  const waves: T[][] = [];
+  const lastWaveAsOriginal = new Map<string, number>();
+  const lastWaveAsDuplicate = new Map<string, number>();
+  for (const event of events) {
+    const wave = Math.max(
+      (lastWaveAsOriginal.get(event.duplicate_event_id) ?? -1) + 1,
+      (lastWaveAsDuplicate.get(event.original_event_id) ?? -1) + 1,
+      0,
+    );
+    (waves[wave] ??= []).push(event);
+    lastWaveAsOriginal.set(event.original_event_id, Math.max(wave, lastWaveAsOriginal.get(event.original_event_id) ?? -1));
+    lastWaveAsDuplicate.set(event.duplicate_event_id, Math.max(wave, lastWaveAsDuplicate.get(event.duplicate_event_id) ?? -1));
+  }
+  return waves;
+}
+
 async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, summary: InvocationSummary): Promise<void> {
   const records = decodeKafkaEvent(event);
   summary.records = records.length;
-  const { accepted: compensations, deadLetters } = sortBatch(
-    records,
-    (record) => {
-      const compensation = parseContractRecord(compensationEventContract, record.value);
-      checkEventTime('duplicate_event_ts', compensation.duplicate_event_ts, now);
-      checkEventTime('original_event_ts', compensation.original_event_ts, now);
-      if (compensation.refund_amount != null) {
-        const problem = checkInformationalAmount(compensation.refund_amount);
-        if (problem) throw new KafkaRecordError('ABSURD_AMOUNT', `refund_amount ${problem}`);
-      }
-      return compensation;
-    },
-    (compensation) => compensation.compensation_id,
-  );
+  // No de-duplication here: a bad copy of a compensation must not hide a good copy of it.
+  const { accepted: compensations, deadLetters } = sortBatch(records, (record) => {
+    const compensation = parseContractRecord(compensationEventContract, record.value);
+    checkEventTime('duplicate_event_ts', compensation.duplicate_event_ts, now);
+    checkEventTime('original_event_ts', compensation.original_event_ts, now);
+    if (compensation.refund_amount != null) {
+      const problem = checkInformationalAmount(compensation.refund_amount);
+      if (problem) throw new KafkaRecordError('ABSURD_AMOUNT', `refund_amount ${problem}`);
+    }
+    return compensation;
+  });
   if (compensations.length === 0 && deadLetters.length === 0) {
     summary.skipped = summary.records;
     return;
   }
 
   const { result, roundTrips } = await withTransaction(deps.pool, 'refunding duplicate clicks', async (client) => {
-    let refund: RefundResult = { refunded: 0, voided: 0, logged: 0, spend: [] };
+    const refund: RefundResult = { refunded: 0, voided: 0, logged: 0, spend: [], mismatched: [] };
     if (compensations.length > 0) {
       const campaigns = await client.query<{ campaign_id: string; advertiser_id: string }>(LOCK_AND_LOAD_CAMPAIGNS, [
         [...new Set(compensations.map((c) => c.event.advertiser_id))],
@@ -169,35 +221,42 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
         compensations.map((c) => c.event.duplicate_event_id),
       ]);
       const ownerOf = new Map(campaigns.rows.map((row) => [Number(row.campaign_id), row.advertiser_id]));
-      const valid = compensations.filter((c) => {
-        const owner = ownerOf.get(c.event.campaign_id);
-        if (owner === String(c.event.advertiser_id)) return true;
+      const valid = firstValidCopies(compensations, ownerOf, deadLetters);
+      const byKey = new Map(valid.map((c) => [JSON.stringify([c.event.compensation_id, String(c.event.advertiser_id), String(c.event.campaign_id)]), c]));
+      for (const wave of compensationWaves(valid.map((c) => c.event))) {
+        const rows = await client.query<RefundResult>(REFUND_DUPLICATES, [
+          wave.map((c) => c.compensation_id),
+          wave.map((c) => c.duplicate_event_id),
+          wave.map((c) => c.original_event_id),
+          wave.map((c) => c.advertiser_id),
+          wave.map((c) => c.campaign_id),
+          wave.map((c) => c.ad_id),
+          wave.map((c) => c.device_id),
+          wave.map((c) => c.duplicate_event_ts),
+          wave.map((c) => c.original_event_ts),
+          wave.map((c) => c.refund_amount ?? null),
+        ]);
+        const step = rows.rows[0];
+        refund.refunded += step.refunded;
+        refund.voided += step.voided;
+        refund.logged += step.logged;
+        refund.spend.push(...step.spend);
+        refund.mismatched.push(...step.mismatched);
+      }
+      for (const mismatch of refund.mismatched) {
+        const compensation = byKey.get(JSON.stringify([mismatch.compensation_id, mismatch.advertiser_id, mismatch.campaign_id]));
+        if (!compensation) continue;
+        const { advertiser_id: advertiserId, campaign_id: campaignId, duplicate_event_id: eventId } = compensation.event;
         deadLetters.push(
           deadLetterFor(
-            owner === undefined
-              ? new KafkaRecordError('UNKNOWN_CAMPAIGN', `campaign ${c.event.campaign_id} does not exist`)
-              : new KafkaRecordError('ADVERTISER_MISMATCH', `campaign ${c.event.campaign_id} belongs to advertiser ${owner}, not ${c.event.advertiser_id}`),
-            c.coordinates,
-            c.rawValue,
+            new KafkaRecordError(
+              'CLICK_MISMATCH',
+              `compensation names advertiser ${advertiserId} campaign ${campaignId}, but click ${JSON.stringify(eventId)} was charged to advertiser ${mismatch.charged_advertiser_id} campaign ${mismatch.charged_campaign_id}; nothing refunded`,
+            ),
+            compensation.coordinates,
+            compensation.rawValue,
           ),
         );
-        return false;
-      });
-      if (valid.length > 0) {
-        const e = valid.map((c) => c.event);
-        const rows = await client.query<RefundResult>(REFUND_DUPLICATES, [
-          e.map((c) => c.compensation_id),
-          e.map((c) => c.duplicate_event_id),
-          e.map((c) => c.original_event_id),
-          e.map((c) => c.advertiser_id),
-          e.map((c) => c.campaign_id),
-          e.map((c) => c.ad_id),
-          e.map((c) => c.device_id),
-          e.map((c) => c.duplicate_event_ts),
-          e.map((c) => c.original_event_ts),
-          e.map((c) => c.refund_amount ?? null),
-        ]);
-        refund = rows.rows[0];
       }
     }
     await recordDeadLetters(client, COMPENSATION_HANDLER, deadLetters);
@@ -217,4 +276,45 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
       ttlSeconds: SPEND_MIRROR_TTL_SECONDS,
     })),
   );
+}
+
+/**
+ * Keeps compensations whose campaign exists and belongs to the advertiser they name, first copy
+ * per (compensation_id, advertiser, campaign) among those; the others become dead letters (a
+ * copy naming another click under the same key included). Copies naming other advertisers or
+ * campaigns are all kept: the statement decides against the click which one, if any, applies.
+ */
+function firstValidCopies(
+  compensations: readonly Compensation[],
+  ownerOf: ReadonlyMap<number, string>,
+  deadLetters: DeadLetter[],
+): Compensation[] {
+  const kept = new Map<string, Compensation>();
+  for (const c of compensations) {
+    const reject = (error: KafkaRecordError) => deadLetters.push(deadLetterFor(error, c.coordinates, c.rawValue));
+    const owner = ownerOf.get(c.event.campaign_id);
+    if (owner === undefined) {
+      reject(new KafkaRecordError('UNKNOWN_CAMPAIGN', `campaign ${c.event.campaign_id} does not exist`));
+      continue;
+    }
+    if (owner !== String(c.event.advertiser_id)) {
+      reject(new KafkaRecordError('ADVERTISER_MISMATCH', `campaign ${c.event.campaign_id} belongs to advertiser ${owner}, not ${c.event.advertiser_id}`));
+      continue;
+    }
+    const key = JSON.stringify([c.event.compensation_id, c.event.advertiser_id, c.event.campaign_id]);
+    const first = kept.get(key);
+    if (!first) {
+      kept.set(key, c);
+      continue;
+    }
+    if (first.event.duplicate_event_id !== c.event.duplicate_event_id) {
+      reject(
+        new KafkaRecordError(
+          'EVENT_ID_CONFLICT',
+          `compensation_id ${JSON.stringify(c.event.compensation_id)} already names click ${JSON.stringify(first.event.duplicate_event_id)} in this batch`,
+        ),
+      );
+    }
+  }
+  return [...kept.values()];
 }

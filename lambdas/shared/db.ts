@@ -1,4 +1,4 @@
-import { Pool, PoolClient, PoolConfig } from 'pg';
+import { Client, ClientConfig, Pool, PoolClient, PoolConfig } from 'pg';
 import { DatabaseConfig } from './env';
 import { DatabaseUnavailableError } from './errors';
 import { readCredentials } from './secrets';
@@ -6,8 +6,23 @@ import { readCredentials } from './secrets';
 /** Gives the handler its pool; the AWS variant reads the secret on first use. */
 export type PoolProvider = () => Promise<Pool>;
 
+/**
+ * A pg client with an 'error' listener from birth. The pool only listens while a client is idle;
+ * a FATAL (57P01 when the backend is terminated, a failover) that arrives in the same read as
+ * the startup's ReadyForQuery is emitted after the pool removed its listener and before the
+ * handler got the client, and an unheard 'error' event crashes the process. The failure still
+ * reaches the handler: the next query on the dead connection rejects.
+ */
+export class ListenedClient extends Client {
+  constructor(config?: string | ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
 /** Pool settings every worker shares. */
 const COMMON: PoolConfig = {
+  Client: ListenedClient,
   // One connection per container: Lambda runs one invocation at a time per container, and a
   // bigger pool only multiplies connections against RDS.
   max: 1,

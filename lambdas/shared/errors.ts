@@ -18,7 +18,11 @@ export type DeadLetterReason =
   | 'ABSURD_TIMESTAMP'
   | 'UNKNOWN_CAMPAIGN'
   | 'ADVERTISER_MISMATCH'
-  | 'NO_PRICE';
+  | 'NO_PRICE'
+  /** The event id is already a click of another advertiser or campaign. */
+  | 'EVENT_ID_CONFLICT'
+  /** A compensation names another advertiser or campaign than the click it would refund. */
+  | 'CLICK_MISMATCH';
 
 /** Where a record sits in Kafka; the dead-letter table keys on it. */
 export interface KafkaCoordinates {
@@ -91,6 +95,14 @@ export class DatabaseUnavailableError extends Error {
   ) {
     super(`Postgres failed during ${operation}: ${describeCause(options.cause)}`, options);
   }
+}
+
+/**
+ * A budget-reset request that cannot be honoured (an impossible or future day, a malformed time).
+ * Nothing is applied; the message says what was wrong.
+ */
+export class BudgetResetRequestError extends Error {
+  override readonly name = 'BudgetResetRequestError';
 }
 
 /** Publishing outbox rows to SNS or Kafka failed; the rows stay unpublished for the next drain. */

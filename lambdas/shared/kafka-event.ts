@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { KafkaCoordinates, KafkaEventShapeError, KafkaRecordError } from './errors';
 
 /**
@@ -80,14 +81,23 @@ export function decodeBase64(text: string): Buffer | undefined {
   return BASE64.test(text) ? Buffer.from(text, 'base64') : undefined;
 }
 
+function syntheticOffset(key: string, record: Partial<LambdaKafkaRecord>, index: number): number {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([key, index, record.timestamp ?? null, record.key ?? null, typeof record.value === 'string' ? record.value : null]))
+    .digest();
+  return -1 - digest.readUIntBE(0, 6);
+}
+
 function coordinatesOf(key: string, record: Partial<LambdaKafkaRecord>, index: number): KafkaCoordinates {
   const separator = key.lastIndexOf('-');
   const topic = typeof record.topic === 'string' ? record.topic : separator > 0 ? key.slice(0, separator) : key;
   const claimed = Number.isSafeInteger(record.partition) ? (record.partition as number) : Number(key.slice(separator + 1));
   // The dead-letter column is a 32-bit integer: an absurd partition must not fail the batch.
   const partition = Number.isInteger(claimed) && claimed >= 0 && claimed <= 0x7fffffff ? claimed : -1;
-  // A record without an offset still needs a stable, unique coordinate for the dead-letter row.
-  const offset = Number.isSafeInteger(record.offset) ? (record.offset as number) : -1 - index;
+  // A record without an offset still needs a stable, unique coordinate for the dead-letter row:
+  // a negative number derived from the record itself (a redelivery maps to the same row, a
+  // different record of another batch to another one).
+  const offset = Number.isSafeInteger(record.offset) ? (record.offset as number) : syntheticOffset(key, record, index);
   return { topic, partition, offset };
 }
 

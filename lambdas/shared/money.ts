@@ -41,8 +41,10 @@ export function isClickPrice(text: string | null | undefined): text is string {
 
 /** Why an informational amount (quoted price, refund quote) is unacceptable: negative or absurd. */
 export function checkInformationalAmount(text: string): string | undefined {
-  if (text.startsWith('-')) return `must not be negative, got ${text.slice(0, 32)}`;
-  const micros = toMicros(text);
+  // "-0.00" is zero, not a negative amount.
+  const negative = text.startsWith('-');
+  const micros = toMicros(negative ? text.slice(1) : text);
+  if (negative && micros !== 0n) return `must not be negative, got ${text.slice(0, 32)}`;
   if (micros === undefined) return `must be a decimal with at most ${MAX_SCALE} fraction digits, got ${JSON.stringify(text.slice(0, 32))}`;
   if (micros > MAX_MICROS) return `must be at most ${MAX_CLICK_AMOUNT}, got ${text}`;
   return undefined;

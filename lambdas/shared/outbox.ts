@@ -19,16 +19,18 @@ const CAMPAIGN_STATUS_CHANGES = {
 
 /**
  * The SQL select list (kind, idempotency_key, payload) of one campaign status outbox row, for
- * a row `alias` carrying the campaign's columns and a budget-day SQL expression `day`. The
- * payload is a `campaignEventContract` event whose id derives from the campaign and the day,
- * so a retried transaction writes the same event (and the unique key keeps it once).
+ * a row `alias` carrying the campaign's columns (including `status_seq`, the campaign's count
+ * of worker status changes, bumped by the change being announced) and a budget-day SQL
+ * expression `day`. Key and event id derive from the campaign, the day and `status_seq`: a
+ * retried transaction writes the same event (the unique key keeps it once), and a second pause
+ * on the same day (after a manual resume) is a new event, announced too.
  */
 export function campaignStatusOutboxColumns(kind: keyof typeof CAMPAIGN_STATUS_CHANGES, alias: string, day: string): string {
   const change = CAMPAIGN_STATUS_CHANGES[kind];
   return `'${kind}',
-         '${kind}:' || ${alias}.campaign_id || ':' || ${day},
+         '${kind}:' || ${alias}.campaign_id || ':' || ${day} || ':' || ${alias}.status_seq,
          jsonb_build_object(
-           'event_id', '${change.eventIdPrefix}-' || ${alias}.campaign_id || '-' || to_char(${day}, 'YYYYMMDD'),
+           'event_id', '${change.eventIdPrefix}-' || ${alias}.campaign_id || '-' || to_char(${day}, 'YYYYMMDD') || '-' || ${alias}.status_seq,
            'event_type', '${kind}',
            'event_ts', floor(extract(epoch FROM now()) * 1000)::bigint,
            'campaign_id', ${alias}.campaign_id, 'advertiser_id', ${alias}.advertiser_id, 'status', '${change.status}',
@@ -67,7 +69,13 @@ export interface PublishResult {
  * Sends messages in order and stops at the first failure (so a later status change can never
  * overtake an earlier one). Injectable: tests pass a local fake.
  */
-export type OutboxPublisher = (messages: readonly OutboxMessage[]) => Promise<PublishResult>;
+export type OutboxPublisher = (messages: readonly OutboxMessage[], options?: PublishOptions) => Promise<PublishResult>;
+
+/** Options of one publish call. */
+export interface PublishOptions {
+  /** Aborted when the caller stops waiting: stop sending, report what was delivered. */
+  readonly signal?: AbortSignal;
+}
 
 /** The configured publishers; a missing one leaves its rows unpublished. */
 export interface OutboxPublishers {
@@ -91,6 +99,12 @@ export interface DrainOptions {
   readonly batchSize?: number;
   /** Upper bound of publish calls per destination, to bound the invocation time. @default 10 */
   readonly maxBatches?: number;
+  /**
+   * Stops the drain when aborted: no new batch starts, the publisher is told to stop, and rows
+   * not confirmed stay pending for the next drain (a send cut short may still have arrived:
+   * delivery is at least once, consumers deduplicate on the idempotency key).
+   */
+  readonly signal?: AbortSignal;
 }
 
 const PENDING: Record<OutboxDestination, string> = {
@@ -125,7 +139,8 @@ export async function drainOutbox(
     const publish = publishers[destination];
     if (!publish) continue;
     for (let batch = 0; batch < maxBatches; batch++) {
-      const step = await drainBatch(pool, destination, publish, batchSize);
+      if (options.signal?.aborted) break;
+      const step = await drainBatch(pool, destination, publish, batchSize, options.signal);
       published[destination] += step.published;
       if (step.error !== undefined) failures.push({ destination, error: step.error });
       if (step.error !== undefined || step.published < batchSize) break;
@@ -139,6 +154,7 @@ async function drainBatch(
   destination: OutboxDestination,
   publish: OutboxPublisher,
   batchSize: number,
+  signal: AbortSignal | undefined,
 ): Promise<{ published: number; error?: string }> {
   const client = await pool.connect();
   const release = guardCheckedOutClient(client);
@@ -171,7 +187,7 @@ async function drainBatch(
     }));
     let result: PublishResult;
     try {
-      result = await publish(messages);
+      result = await publish(messages, { signal });
     } catch (error) {
       result = { publishedIds: [], error };
     }
@@ -217,9 +233,13 @@ function subjectOf(message: OutboxMessage): string {
 
 /** Publishes to the alerts SNS topic, one message per row, idempotency key as a message attribute. */
 export function createSnsPublisher(topicArn: string, client: SNSClient = new SNSClient({ maxAttempts: 2 })): OutboxPublisher {
-  return async (messages) => {
+  return async (messages, options = {}) => {
     const publishedIds: string[] = [];
     for (const message of messages) {
+      if (options.signal?.aborted) {
+        return { publishedIds, error: new OutboxPublishError('sns', `stopped before outbox row ${message.id}: out of time`) };
+      }
+      const timeout = AbortSignal.timeout(SNS_TIMEOUT_MS);
       try {
         await client.send(
           new PublishCommand({
@@ -231,7 +251,7 @@ export function createSnsPublisher(topicArn: string, client: SNSClient = new SNS
               kind: { DataType: 'String', StringValue: message.kind },
             },
           }),
-          { abortSignal: AbortSignal.timeout(SNS_TIMEOUT_MS) },
+          { abortSignal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout },
         );
       } catch (cause) {
         return { publishedIds, error: new OutboxPublishError('sns', `publish of outbox row ${message.id} failed`, { cause }) };
@@ -291,11 +311,11 @@ export function createKafkaPublisher(props: KafkaPublisherProps): OutboxPublishe
     await created.connect();
     return created;
   };
-  return async (messages) => {
+  return async (messages, options = {}) => {
     try {
       producer ??= connect();
       const active = await producer;
-      await active.send({
+      const sending = active.send({
         topic: props.topic,
         acks: -1,
         messages: messages.map((message) => ({
@@ -304,6 +324,7 @@ export function createKafkaPublisher(props: KafkaPublisherProps): OutboxPublishe
           headers: { 'idempotency-key': message.idempotencyKey, 'event-kind': message.kind },
         })),
       });
+      await untilAborted(sending, options.signal);
       return { publishedIds: messages.map((m) => m.id) };
     } catch (cause) {
       const broken = producer;
@@ -312,4 +333,27 @@ export function createKafkaPublisher(props: KafkaPublisherProps): OutboxPublishe
       return { publishedIds: [], error: new OutboxPublishError('kafka', `send of ${messages.length} campaign events failed`, { cause }) };
     }
   };
+}
+
+/**
+ * Waits for `work`, or rejects as soon as `signal` aborts (kafkajs sends cannot be cancelled: the
+ * send goes on in the background, and its rows stay pending, so they are sent again later).
+ */
+async function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    throw new Error('out of time');
+  }
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new Error('out of time'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+    work.catch(() => undefined);
+  }
 }

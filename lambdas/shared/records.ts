@@ -1,6 +1,7 @@
 import { checkAgainst, EventContract, RecordOfContract } from '../../contracts';
 import { DeadLetter, deadLetterFor } from './dead-letter';
 import { KafkaCoordinates, KafkaRecordError } from './errors';
+import { checkInformationalAmount } from './money';
 import { DecodedKafkaRecord, KafkaRecordResult, parseJsonValue } from './kafka-event';
 
 /** Earliest plausible event time (2020-01-01T00:00:00Z); older values are corrupt. */
@@ -8,12 +9,64 @@ export const EARLIEST_EVENT_TS = Date.UTC(2020, 0, 1);
 /** How far in the future an event time may be (clock skew), before it is called absurd. */
 export const MAX_FUTURE_SKEW_MS = 24 * 60 * 60 * 1000;
 
+/** Options of `parseContractRecord`. */
+export interface ParseRecordOptions {
+  /**
+   * Optional fields that are informational only (no amount, key or routing depends on them). A
+   * malformed value of one (empty, too long, NUL, lone surrogate, not a sane amount) is dropped
+   * to null instead of rejecting the record: a real click must not be lost over a quoted price
+   * or a user id.
+   */
+  readonly informational?: readonly string[];
+}
+
+/** A lone UTF-16 surrogate: Postgres would store it as U+FFFD, so two distinct ids would become one. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Why a string value cannot be stored as Postgres text unchanged, or undefined. */
+function textProblem(value: string): string | undefined {
+  // Postgres text cannot store NUL: accepting one would fail the whole batch, forever.
+  if (value.includes('\u0000')) return 'must not contain NUL characters';
+  if (LONE_SURROGATE.test(value)) return 'must be valid Unicode (it contains a lone UTF-16 surrogate)';
+  return undefined;
+}
+
+const singleFieldContracts = new WeakMap<EventContract, Map<string, EventContract>>();
+
+function informationalValueIsUsable(contract: EventContract, name: string, value: unknown): boolean {
+  const spec = contract.fields[name];
+  if (!spec) return true;
+  let byName = singleFieldContracts.get(contract);
+  if (!byName) singleFieldContracts.set(contract, (byName = new Map()));
+  let single = byName.get(name);
+  if (!single) byName.set(name, (single = { ...contract, fields: { [name]: spec } }));
+  if (!checkAgainst(single, { [name]: value }).ok) return false;
+  if (typeof value === 'string' && textProblem(value)) return false;
+  if (spec.kind === 'decimal' && typeof value === 'string' && checkInformationalAmount(value)) return false;
+  return true;
+}
+
 /**
  * Parses and validates a record value against its event contract. Throws `KafkaRecordError`
- * with the dead-letter reason; returns the typed record otherwise.
+ * with the dead-letter reason; returns the typed record otherwise. Every string must be storable
+ * as Postgres text unchanged (no NUL, no lone surrogate).
  */
-export function parseContractRecord<C extends EventContract>(contract: C, value: Buffer | null): RecordOfContract<C> {
-  const parsed = parseJsonValue(value);
+export function parseContractRecord<C extends EventContract>(
+  contract: C,
+  value: Buffer | null,
+  options: ParseRecordOptions = {},
+): RecordOfContract<C> {
+  let parsed = parseJsonValue(value);
+  if (options.informational && typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+    let copy: Record<string, unknown> | undefined;
+    for (const name of options.informational) {
+      const fieldValue = (parsed as Record<string, unknown>)[name];
+      if (fieldValue === undefined || fieldValue === null || informationalValueIsUsable(contract, name, fieldValue)) continue;
+      copy ??= { ...(parsed as Record<string, unknown>) };
+      copy[name] = null;
+    }
+    if (copy) parsed = copy;
+  }
   const check = checkAgainst(contract, parsed);
   if (!check.ok) {
     const detail = check.violations.map((v) => `${v.field} ${v.reason}`).join('; ');
@@ -21,10 +74,8 @@ export function parseContractRecord<C extends EventContract>(contract: C, value:
   }
   for (const [name, spec] of Object.entries(contract.fields)) {
     const fieldValue = (check.value as Record<string, unknown>)[name];
-    // Postgres text cannot store NUL: accepting one would fail the whole batch, forever.
-    if (spec.kind === 'string' && typeof fieldValue === 'string' && fieldValue.includes('\u0000')) {
-      throw new KafkaRecordError('CONTRACT_VIOLATION', `${contract.name}: ${name} must not contain NUL characters`);
-    }
+    const problem = spec.kind === 'string' && typeof fieldValue === 'string' ? textProblem(fieldValue) : undefined;
+    if (problem) throw new KafkaRecordError('CONTRACT_VIOLATION', `${contract.name}: ${name} ${problem}`);
   }
   return check.value;
 }

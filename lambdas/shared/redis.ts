@@ -19,6 +19,13 @@ export const FAIL_FAST_OPTIONS: RedisOptions = {
   retryStrategy: (times: number) => Math.min(times * 200, 2000),
 };
 
+/**
+ * How long the cache skips Redis after a failed command. A hung Redis (connected, never
+ * answering) would otherwise cost a command timeout on every batch; a refused connection is
+ * skipped at once already, while ioredis reconnects in the background.
+ */
+export const REDIS_DOWN_FOR_MS = 30_000;
+
 /** One key to write, with its time to live. */
 export interface CacheEntry {
   /** Key without the keyspace prefix. */
@@ -38,11 +45,30 @@ export type CacheFailureListener = (operation: string, error: unknown) => void;
  */
 export class RedisCache {
   private failureListener: CacheFailureListener = () => undefined;
+  /** Until when (epoch ms) Redis counts as down after a failed command. */
+  private downUntil = 0;
 
   constructor(
     /** The client, or undefined when no Redis is configured. */
     private readonly clientProvider: (() => Promise<Redis>) | undefined,
+    /**
+     * After a failed command (a timeout from a hung Redis, an error), how long the cache skips
+     * Redis without trying, as it does while a refused connection reconnects. @default 30 000
+     */
+    private readonly downForMs = REDIS_DOWN_FOR_MS,
   ) {}
+
+  /** True (and reported) while Redis counts as down: the call skips it at once. */
+  private skipWhileDown(operation: string): boolean {
+    if (Date.now() >= this.downUntil) return false;
+    this.failureListener(operation, new Error('Redis marked down after a failed command; skipped'));
+    return true;
+  }
+
+  private markDown(operation: string, error: unknown): void {
+    this.downUntil = Date.now() + this.downForMs;
+    this.failureListener(operation, error);
+  }
 
   /** A cache with no Redis behind it (every read misses, every write is dropped). */
   static disabled(): RedisCache {
@@ -58,12 +84,13 @@ export class RedisCache {
   /** Values of `keys` in order (`null` for a missing key), or `undefined` if Redis is unavailable. */
   async getMany(keys: readonly string[]): Promise<(string | null)[] | undefined> {
     if (keys.length === 0) return [];
+    if (this.skipWhileDown('MGET')) return undefined;
     const client = await this.readyClient('MGET');
     if (!client) return undefined;
     try {
       return await client.mget(...keys);
     } catch (error) {
-      this.failureListener('MGET', error);
+      this.markDown('MGET', error);
       return undefined;
     }
   }
@@ -71,6 +98,7 @@ export class RedisCache {
   /** Writes entries in one pipeline; `false` if Redis is unavailable or any write failed. */
   async setMany(entries: readonly CacheEntry[]): Promise<boolean> {
     if (entries.length === 0) return true;
+    if (this.skipWhileDown('SET')) return false;
     const client = await this.readyClient('SET');
     if (!client) return false;
     try {
@@ -84,7 +112,7 @@ export class RedisCache {
       if (failed) throw failed[0];
       return true;
     } catch (error) {
-      this.failureListener('SET', error);
+      this.markDown('SET', error);
       return false;
     }
   }
@@ -92,13 +120,14 @@ export class RedisCache {
   /** Deletes keys; `false` if Redis is unavailable. */
   async deleteMany(keys: readonly string[]): Promise<boolean> {
     if (keys.length === 0) return true;
+    if (this.skipWhileDown('DEL')) return false;
     const client = await this.readyClient('DEL');
     if (!client) return false;
     try {
       await client.del(...keys);
       return true;
     } catch (error) {
-      this.failureListener('DEL', error);
+      this.markDown('DEL', error);
       return false;
     }
   }

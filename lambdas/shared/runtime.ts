@@ -23,7 +23,19 @@ export interface WorkerDeps {
   readonly budgetTimeZone: string;
   /** Clock (epoch ms); tests pin it. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Time a handler may spend publishing outbox rows right after its commit; what is not sent by
+   * then is left to the outbox sweep, so a slow SNS or Kafka never holds up the next batch for
+   * long. @default AFTER_COMMIT_PUBLISH_MS
+   */
+  readonly afterCommitPublishMs?: number;
 }
+
+/** Default of `WorkerDeps.afterCommitPublishMs`. */
+export const AFTER_COMMIT_PUBLISH_MS = 300;
+
+/** Rows an after-commit drain sends per destination at most (a backlog is the sweep's job). */
+const AFTER_COMMIT_ROWS = 25;
 
 /**
  * Parses the environment and creates the module-scope clients of one handler. Called once at
@@ -56,13 +68,16 @@ export function loadWorkerDeps(serviceName: string, source: NodeJS.ProcessEnv = 
 }
 
 /**
- * Publishes outbox rows right after a commit. Failures are logged and left to the scheduled
- * sweep: throwing here would make Lambda redeliver a batch whose money is already committed.
+ * Publishes outbox rows right after a commit, within `afterCommitPublishMs` and at most one
+ * small batch per destination; the rest (a slow destination, a backlog) is left to the
+ * scheduled sweep. Failures are logged, never thrown: throwing here would make Lambda redeliver
+ * a batch whose money is already committed.
  */
 export async function publishAfterCommit(deps: WorkerDeps, summary: InvocationSummary): Promise<void> {
   if (summary.outboxWritten === 0 || (!deps.publishers.sns && !deps.publishers.kafka)) return;
+  const signal = AbortSignal.timeout(deps.afterCommitPublishMs ?? AFTER_COMMIT_PUBLISH_MS);
   try {
-    const result = await drainOutbox(await deps.pool(), deps.publishers, { maxBatches: 2 });
+    const result = await drainOutbox(await deps.pool(), deps.publishers, { maxBatches: 1, batchSize: AFTER_COMMIT_ROWS, signal });
     summary.outboxPublished = result.published.sns + result.published.kafka;
     for (const failure of result.failures) {
       deps.observability.logger.warn('outbox publish failed; the sweep will retry', failure);

@@ -20,7 +20,8 @@ async function main(): Promise<void> {
     result = await handler(compensationBatch([compensationEvent(click), garbage]));
   } else if (name === 'budget-reset') {
     const { handler } = await import('../../../lambdas/budget-reset/handler');
-    result = await handler({ budget_day: '2030-01-01' });
+    // The midnight run of the current budget day (a future day is refused).
+    result = await handler({ scheduled_time: new Date().toISOString() });
   } else if (name === 'outbox-sweep') {
     const { handler } = await import('../../../lambdas/outbox-sweep/handler');
     result = await handler({});

@@ -129,7 +129,9 @@ function garbage(random: Random, validJson: string): FixtureValue {
 }
 
 const AD_REQUIRED = ['event_id', 'event_type', 'event_ts', 'campaign_id', 'advertiser_id', 'product_id', 'ad_id', 'placement', 'category', 'device_id'];
-const AD_STRINGS = ['event_id', 'ad_id', 'placement', 'category', 'device_id', 'session_id', 'user_id'];
+// Only fields a click depends on: the informational ones (session_id, user_id, actual_price) are
+// dropped when malformed and the click is charged (see informationalOnlyBrokenClicks).
+const AD_STRINGS = ['event_id', 'ad_id', 'placement', 'category', 'device_id'];
 
 /** `count` broken ad-event values derived from `validClick` (a CLICK that would be charged). */
 export function brokenAdEventValues(seed: number, count: number, validClick: (i: number) => AdEvent): FixtureValue[] {
@@ -137,7 +139,37 @@ export function brokenAdEventValues(seed: number, count: number, validClick: (i:
   return Array.from({ length: count }, (_, i) => {
     const valid = validClick(i) as unknown as Record<string, unknown>;
     if (random() < 0.35) return garbage(random, JSON.stringify(valid));
-    return breakEvent(random, valid, AD_REQUIRED, ['actual_price'], ['event_ts'], AD_STRINGS);
+    return breakEvent(random, valid, AD_REQUIRED, ['campaign_id', 'advertiser_id', 'product_id'], ['event_ts'], AD_STRINGS);
+  });
+}
+
+/**
+ * `count` valid clicks whose informational fields only (session_id, user_id, actual_price,
+ * revenue_amount) are malformed in every way the other generators use: each must be charged.
+ */
+export function informationalOnlyBrokenClicks(seed: number, count: number, validClick: (i: number) => AdEvent): FixtureValue[] {
+  const random = seededRandom(seed);
+  const informational = ['session_id', 'user_id', 'actual_price', 'revenue_amount'];
+  return Array.from({ length: count }, (_, i) => {
+    const click = { ...(validClick(i) as unknown as Record<string, unknown>) };
+    const mutations = 1 + int(random, 3);
+    for (let m = 0; m < mutations; m++) {
+      const name = pick(random, informational);
+      switch (int(random, 4)) {
+        case 0:
+          click[name] = pick(random, WRONG_TYPES);
+          break;
+        case 1:
+          click[name] = pick(random, BAD_AMOUNTS);
+          break;
+        case 2:
+          click[name] = longString(random, 129 + int(random, 2_000));
+          break;
+        default:
+          click[name] = longString(random, 20, true);
+      }
+    }
+    return click;
   });
 }
 

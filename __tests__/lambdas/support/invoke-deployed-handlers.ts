@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const click = clickEvent(11, 1);
   console.log(JSON.stringify(await clicks.handler(adEventsBatch([click, clickEvent(11, 1)]))));
   console.log(JSON.stringify(await compensation.handler(compensationBatch([compensationEvent(click)]))));
-  console.log(JSON.stringify(await reset.handler({ budget_day: '2030-01-01' })));
+  console.log(JSON.stringify(await reset.handler({ budget_day: '2026-01-01' })));
   console.log(JSON.stringify(await sweep.handler({})));
 }
 

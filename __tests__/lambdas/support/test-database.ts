@@ -10,6 +10,7 @@ import { Client, Pool } from 'pg';
 import Redis from 'ioredis';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createPoolProvider } from '../../../lambdas/shared/db';
 import { RedisCache, createRedisClientProvider } from '../../../lambdas/shared/redis';
 import type { OutboxPublishers } from '../../../lambdas/shared/outbox';
 import type { WorkerDeps } from '../../../lambdas/shared/runtime';
@@ -129,15 +130,15 @@ export interface WorkerDepsOptions {
 
 /** Handler dependencies with their own pool (max 1, as in Lambda) and cache; `close` ends both. */
 export function workerDeps(options: WorkerDepsOptions): WorkerDeps & { close(): Promise<void>; pool: () => Promise<Pool> } {
-  const pool = new Pool({ connectionString: options.databaseUrl, max: 1 });
-  pool.on('error', () => undefined);
+  // The workers' own pool settings (one connection, timeouts, clients listened to from birth).
+  const pool = createPoolProvider({ kind: 'url', url: options.databaseUrl });
   const redisUrl = options.redisUrl === undefined ? TEST_REDIS_URL : options.redisUrl;
   const cache = redisUrl
     ? new RedisCache(createRedisClientProvider({ kind: 'url', url: redisUrl }, options.keyPrefix))
     : RedisCache.disabled();
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   return {
-    pool: async () => pool,
+    pool,
     cache,
     publishers: options.publishers ?? {},
     observability: {
@@ -148,7 +149,7 @@ export function workerDeps(options: WorkerDepsOptions): WorkerDeps & { close(): 
     now: options.now,
     async close() {
       await cache.close();
-      await pool.end().catch(() => undefined);
+      await (await pool()).end().catch(() => undefined);
     },
   };
 }
