@@ -64,6 +64,7 @@ public final class Runner {
   @SuppressWarnings("unchecked")
   private static Map<String, Object> run(Map<String, Object> job) throws Exception {
     boolean execute = Boolean.TRUE.equals(job.get("execute"));
+    boolean continueOnError = Boolean.TRUE.equals(job.get("continueOnError"));
     Map<String, List<Topics.Input>> inputs = new LinkedHashMap<>();
     Map<String, Object> rawInputs = (Map<String, Object>) job.getOrDefault("inputs", Map.of());
     for (Map.Entry<String, Object> e : rawInputs.entrySet()) {
@@ -121,17 +122,25 @@ public final class Runner {
           conf.setString(c.getKey(), c.getValue());
           applied.add(c.getKey());
         }
-        String plan = tEnv.explainSql(sql, ExplainDetail.CHANGELOG_MODE);
-        describePlan(plan, result);
-        if (execute) tEnv.executeSql(sql).await();
+        try {
+          String plan = tEnv.explainSql(sql, ExplainDetail.CHANGELOG_MODE);
+          describePlan(plan, result);
+          if (execute) tEnv.executeSql(sql).await();
+        } catch (Throwable e) {
+          if (!continueOnError) throw e;
+          e.printStackTrace();
+          result.put("error", messageOf(e));
+          answer.putIfAbsent("error", Map.of("statement", current, "message", messageOf(e)));
+        }
         results.add(result);
       }
     } catch (Throwable e) {
+      e.printStackTrace();
       answer.put("ok", false);
       answer.put("error", Map.of("statement", current, "message", messageOf(e)));
       return answer;
     }
-    answer.put("ok", true);
+    answer.put("ok", !answer.containsKey("error"));
     if (execute) {
       Map<String, Object> sinks = new LinkedHashMap<>();
       Topics.outputs().forEach((topic, rows) -> {

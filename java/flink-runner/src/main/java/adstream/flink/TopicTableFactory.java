@@ -75,11 +75,15 @@ public final class TopicTableFactory implements DynamicTableSourceFactory, Dynam
   }
 
   private static ChangelogMode mode(String name, String table) {
+    return mode(name, table, true);
+  }
+
+  private static ChangelogMode mode(String name, String table, boolean keyOnlyDeletes) {
     switch (name) {
       case "append":
         return ChangelogMode.insertOnly();
       case "upsert":
-        return ChangelogMode.upsert();
+        return ChangelogMode.upsert(keyOnlyDeletes);
       case "retract":
         return ChangelogMode.all();
       default:
@@ -133,7 +137,10 @@ public final class TopicTableFactory implements DynamicTableSourceFactory, Dynam
 
     @Override
     public ChangelogMode getChangelogMode() {
-      return mode(changelog, topic);
+      // Deletes are declared full (not key-only): Flink 2.2.1's planner fails with an
+      // IndexOutOfBoundsException (SatisfyDeleteKindTraitVisitor) on key-only-delete upsert
+      // sources in the ranking's plan; ChangelogNormalize materializes every delete either way.
+      return mode(changelog, topic, false);
     }
 
     @Override
@@ -245,7 +252,7 @@ public final class TopicTableFactory implements DynamicTableSourceFactory, Dynam
 
     @Override
     public ChangelogMode getChangelogMode(ChangelogMode requestedMode) {
-      return mode(changelog, topic);
+      return mode(changelog, topic, true);
     }
 
     @Override
