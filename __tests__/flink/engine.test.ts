@@ -82,7 +82,7 @@ describe.each(deployments.map((d) => [`${d.environment}: ${d.label}`, d] as cons
 
 /** Plans dev with a new duplicate-clicks v2 whose SQL is v1's after `edit`. */
 async function planEditedVersion(edit: (v1: string) => string): Promise<EngineAnswer> {
-  const root = copyOfSqlRoot();
+  const root = copyOfSqlRoot({ onlyVersion1Of: ['40-duplicate-clicks'] });
   const v1 = readFileSync(join(root, '40-duplicate-clicks', 'v1', '01-insert-compensation-events.sql'), 'utf8');
   const edited = edit(v1);
   expect(edited).not.toBe(v1);

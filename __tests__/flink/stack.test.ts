@@ -132,7 +132,7 @@ describe('FlinkStack (production)', () => {
   });
 
   it('refuses unreleased versions even when the config would allow them', () => {
-    const root = copyOfSqlRoot();
+    const root = copyOfSqlRoot({ onlyVersion1Of: ['40-duplicate-clicks'] });
     cpSync(join(root, '40-duplicate-clicks', 'v1'), join(root, '40-duplicate-clicks', 'v2'), { recursive: true });
     expect(() =>
       flinkStack({
@@ -174,7 +174,7 @@ describe('released statements are immutable', () => {
 });
 
 describe('migration: a new version runs while the retired one is kept stopped', () => {
-  const root = copyOfSqlRoot();
+  const root = copyOfSqlRoot({ onlyVersion1Of: ['40-duplicate-clicks'] });
   const v2 = join(root, '40-duplicate-clicks', 'v2');
   cpSync(join(root, '40-duplicate-clicks', 'v1'), v2, { recursive: true });
   const file = join(v2, '01-insert-compensation-events.sql');
