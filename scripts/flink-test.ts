@@ -13,8 +13,12 @@ async function main(): Promise<number> {
   let failed = 0;
   try {
     for (const file of files) {
-      const scenario = loadScenario(file);
-      const result = await runScenario(engine, scenario);
+      let result;
+      try {
+        result = await runScenario(engine, loadScenario(file));
+      } catch (error) {
+        result = { sinks: {}, problems: [error instanceof Error ? error.message : String(error)] };
+      }
       if (args.length > 0) {
         for (const [topic, rows] of Object.entries(result.sinks)) {
           for (const row of rows) process.stdout.write(`${JSON.stringify({ topic, ...row })}\n`);

@@ -213,7 +213,7 @@ describe('lint at synth', () => {
     writeFileSync(dml, readFileSync(dml, 'utf8').replace('`window_start`, `window_end`\n)', '`window_start`\n)'));
     expect(() =>
       flinkStack({ sqlRoot: root, flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] } } } }),
-    ).toThrow(/only CREATE TABLE, ALTER TABLE … MODIFY WATERMARK and INSERT INTO statements/);
+    ).toThrow(/only CREATE TABLE, ALTER TABLE … MODIFY WATERMARK, ALTER TABLE … SET \('changelog.mode' = …\) and INSERT INTO statements/);
   });
 
   it('fails synth with the lint finding for a broken window aggregation', () => {

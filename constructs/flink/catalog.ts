@@ -255,6 +255,30 @@ export function parseAlterWatermark(sql: string): AlterWatermarkInfo | undefined
   return { table, column: name(tokens[k + 3]) };
 }
 
+/** An `ALTER TABLE … SET ('option' = 'value', …)` statement. */
+export interface AlterTableSetInfo {
+  /** Altered table. */
+  readonly table: string;
+  /** The options set, keys as written. */
+  readonly options: Readonly<Record<string, string>>;
+}
+
+/** Parses an ALTER TABLE … SET (…) statement, or returns undefined. */
+export function parseAlterTableSet(sql: string): AlterTableSetInfo | undefined {
+  const tokens = tokenize(sql);
+  if (!isWord(tokens[0], 'ALTER') || !isWord(tokens[1], 'TABLE')) return undefined;
+  let k = 2;
+  let table = name(tokens[k]);
+  k += 1;
+  while (isSymbol(tokens[k], '.')) {
+    table = name(tokens[k + 1]);
+    k += 2;
+  }
+  if (!isWord(tokens[k], 'SET') || !isSymbol(tokens[k + 1], '(')) return undefined;
+  if (matchingParen(tokens, k + 1) !== tokens.length - 1) return undefined;
+  return { table, options: readOptions(tokens, k + 1) };
+}
+
 /** The table schema a CREATE TABLE statement defines. */
 export function tableOfCreate(info: CreateTableInfo): FlinkTableSchema {
   return {

@@ -218,9 +218,11 @@ public final class TopicTableFactory implements DynamicTableSourceFactory, Dynam
           return env.fromData(rows, info).name(topic).setParallelism(1);
         }
 
+        // A topic is unbounded: the planner must plan a continuous query (as on Confluent),
+        // even though a scenario's records end (the job then finishes with a final watermark).
         @Override
         public boolean isBounded() {
-          return true;
+          return false;
         }
       };
     }
@@ -257,7 +259,7 @@ public final class TopicTableFactory implements DynamicTableSourceFactory, Dynam
 
     @Override
     public SinkRuntimeProvider getSinkRuntimeProvider(Context context) {
-      return SinkV2Provider.of(new Recorder(topic, physical), 1);
+      return SinkV2Provider.of(new Recorder(topic, physical));
     }
 
     @Override
