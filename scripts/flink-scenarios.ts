@@ -44,6 +44,8 @@ export interface Scenario {
   readonly inputs: readonly ScenarioInput[];
   readonly expect: Readonly<Record<string, SinkExpectation>>;
   readonly replay?: boolean;
+  /** A regular expression the run's error must match: the scenario expects the statement to fail. */
+  readonly expectError?: string;
 }
 
 /** Outcome of one scenario run. */
@@ -73,7 +75,7 @@ export function loadScenario(path: string): Scenario {
   if (typeof scenario.description !== 'string') throw new Error(`${where}: "description" is required.`);
   if (!FLINK_PIPELINE_IDS.includes(scenario.pipeline)) throw new Error(`${where}: "pipeline" must be one of ${FLINK_PIPELINE_IDS.join(', ')}.`);
   if (!Array.isArray(scenario.inputs)) throw new Error(`${where}: "inputs" must be an array of records.`);
-  if (typeof scenario.expect !== 'object' || scenario.expect === null) throw new Error(`${where}: "expect" must map sink topics to expectations.`);
+  if (scenario.expectError === undefined && (typeof scenario.expect !== 'object' || scenario.expect === null)) throw new Error(`${where}: "expect" must map sink topics to expectations.`);
   return scenario;
 }
 
@@ -180,6 +182,11 @@ export async function runScenario(engine: FlinkEngine, scenario: Scenario): Prom
   // All DDL (tables, watermarks, changelog modes), then the running INSERTs of the scenario's pipeline.
   const statements = deployment.statements.filter((s) => s.kind === 'ddl' || (s.pipeline === scenario.pipeline && s.running));
   const answer = await engine.run(localJob(statements, deployment.cleanupPolicies), { execute: true, inputs: engineInputs(scenario) });
+  if (scenario.expectError !== undefined) {
+    const message = `${answer.error?.statement}: ${answer.error?.message}`;
+    if (answer.ok) return { sinks: answer.sinks ?? {}, problems: [`expected the run to fail with /${scenario.expectError}/, but it succeeded.`] };
+    return { sinks: {}, problems: new RegExp(scenario.expectError).test(message) ? [] : [`expected an error matching /${scenario.expectError}/, got: ${message}`] };
+  }
   if (!answer.ok) return { sinks: answer.sinks ?? {}, problems: [`${answer.error?.statement}: ${answer.error?.message}`] };
   const sinks = answer.sinks ?? {};
   const keys = new Map<string, readonly string[]>();

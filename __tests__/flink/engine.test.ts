@@ -116,3 +116,33 @@ test('a planner error (comparing a timestamp with a string) fails with the Flink
   expect(answer.error?.statement).toBe('adstream-dev-duplicate-clicks-v2-01');
   expect(answer.error?.message).toMatch(/Cannot apply '\+'|cannot be applied|No match found/i);
 });
+
+test('an updating query into the append-only compensation-events fails with the Flink planner message (no lint rule needed)', async () => {
+  const answer = await planEditedVersion(
+    () => `INSERT INTO \`compensation-events\` (
+  \`compensation_id\`, \`duplicate_event_id\`, \`original_event_id\`, \`advertiser_id\`, \`campaign_id\`, \`ad_id\`, \`device_id\`,
+  \`duplicate_event_ts\`, \`original_event_ts\`, \`refund_amount\`, \`reason\`, \`compensation_type\`
+)
+SELECT
+  SHA256(MAX(\`event_id\`)) AS \`compensation_id\`,
+  MAX(\`event_id\`) AS \`duplicate_event_id\`,
+  MIN(\`event_id\`) AS \`original_event_id\`,
+  \`advertiser_id\`,
+  \`campaign_id\`,
+  \`ad_id\`,
+  \`device_id\`,
+  CAST(MAX(\`event_ts\`) AS TIMESTAMP_LTZ(3)) AS \`duplicate_event_ts\`,
+  CAST(MIN(\`event_ts\`) AS TIMESTAMP_LTZ(3)) AS \`original_event_ts\`,
+  MAX(\`actual_price\`) AS \`refund_amount\`,
+  'DUPLICATE_CLICK_DETECTED' AS \`reason\`,
+  'BALANCE_REFUND' AS \`compensation_type\`
+FROM \`ad-events\`
+WHERE \`event_type\` = 'CLICK'
+GROUP BY \`advertiser_id\`, \`campaign_id\`, \`ad_id\`, \`device_id\`
+HAVING COUNT(*) > 1
+`,
+  );
+  expect(answer.ok).toBe(false);
+  expect(answer.error?.statement).toBe('adstream-dev-duplicate-clicks-v2-01');
+  expect(answer.error?.message).toMatch(/doesn't support consuming update changes/);
+});

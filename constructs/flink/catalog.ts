@@ -29,13 +29,17 @@ export interface FlinkTableSchema {
 /** System column every Confluent table has: the Kafka record timestamp. */
 export const ROWTIME_COLUMN = '$rowtime';
 
-/** The columns Confluent infers for a topic from its registered JSON Schema, in contract order. */
+/**
+ * The value columns Confluent infers for a topic from its registered JSON Schema, in contract
+ * order: the lint's view of {@link inferredSourceTable} (the local engine's), without the raw key.
+ */
 export function contractTable(contract: EventContract): FlinkTableSchema {
+  const inferred = inferredSourceTable(contract, 'delete');
   return {
     name: contract.topic,
-    columns: Object.entries(contract.fields).map(([name, spec]) => ({ name, type: flinkTypeOf(spec) })),
+    columns: inferred.columns.map(({ name, type }) => ({ name, type })),
     primaryKey: [],
-    changelogMode: 'append',
+    changelogMode: inferred.changelogMode,
     origin: 'contract',
   };
 }

@@ -40,7 +40,6 @@ export type FlinkLintRuleId =
   | 'sink-columns'
   | 'unknown-table'
   | 'create-existing-topic'
-  | 'updating-into-append'
   | 'aggregate-order-by'
   | 'collect-multiset'
   | 'row-number-partition'
@@ -558,7 +557,8 @@ function lintQuery(tokens: readonly SqlToken[], tables: ReadonlyMap<string, Flin
     }
   }
 
-  // updating queries: nondeterminism and append-only sinks
+  // updating queries: nondeterminism (Confluent rejects it; an updating query into an append-only
+  // table is rejected by Apache Flink's planner, which the tests run)
   const updating = updatingShape(tokens, sources, tables);
   if (updating.updating) {
     for (let k = 0; k < tokens.length; k += 1) {
@@ -568,9 +568,6 @@ function lintQuery(tokens: readonly SqlToken[], tables: ReadonlyMap<string, Flin
       if (['CURRENT_TIMESTAMP', 'CURRENT_DATE', 'CURRENT_TIME', 'LOCALTIMESTAMP', 'LOCALTIME'].includes(t.upper) || isCall) {
         findings.push({ rule: 'nondeterministic-update', message: `${t.text} in an updating query (${updating.why[0]}): Confluent rejects non-deterministic functions where earlier results are retracted, and a replay would differ. Use event time (event_ts, window_end) instead.` });
       }
-    }
-    if (sink && tables.get(sink.table)?.changelogMode === 'append') {
-      findings.push({ rule: 'updating-into-append', message: `INSERT INTO \`${sink.table}\` (an append-only table) from an updating query (${updating.why.join('; ')}): write updates to an upsert table with PRIMARY KEY (…) NOT ENFORCED, or make the query append-only.` });
     }
   }
 
