@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Testing } from 'cdktf';
 import { defaultFlinkConfig } from '../../config/flink';
 import { isAllowedStatementProperty } from '../../constructs/flink/lint';
-import { FLINK_SINK_TABLES } from '../../constructs/flink/tables';
+import { FLINK_ALTERED_TABLES, FLINK_SINK_TABLES } from '../../constructs/flink/tables';
 import { FlinkStack } from '../../stacks/flink-stack';
 import { copyOfSqlRoot, flinkStack } from './helpers';
 
@@ -116,6 +116,14 @@ describe('FlinkStack (dev)', () => {
 
   it('matches the HCL snapshot (review surface)', () => {
     expect(Testing.synthHcl(flinkStack())).toMatchSnapshot();
+  });
+
+  it('alters exactly the foundation tables whose value subjects the streaming stack lets the runner write (FLINK_ALTERED_TABLES), in every released version', () => {
+    const released = flinkStack({
+      flink: { pipelines: { ...defaultFlinkConfig.pipelines, 'rtb-ranking': { version: 2, stopped: false, retiredVersions: [1] }, 'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] } } },
+    });
+    const altered = new Set(released.pipelines.flatMap((p) => p.statements).map((s) => s.tables.alters).filter(Boolean));
+    expect([...altered].sort()).toEqual([...FLINK_ALTERED_TABLES].sort());
   });
 
   it('creates exactly the tables the streaming stack grants the runner (FLINK_SINK_TABLES)', () => {
