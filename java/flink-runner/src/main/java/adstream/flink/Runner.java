@@ -35,10 +35,31 @@ public final class Runner {
 
   private Runner() {}
 
+  /** The one MiniCluster of this JVM; every job is submitted to it (no cluster start per job). */
+  private static java.net.URI cluster;
+  private static org.apache.flink.runtime.minicluster.MiniCluster miniClusterInstance;
+
+  private static void startCluster() throws Exception {
+    Configuration conf = new Configuration();
+    conf.set(org.apache.flink.configuration.RestOptions.BIND_ADDRESS, "127.0.0.1");
+    conf.set(org.apache.flink.configuration.RestOptions.ADDRESS, "127.0.0.1");
+    conf.set(org.apache.flink.configuration.RestOptions.BIND_PORT, "0");
+    org.apache.flink.runtime.minicluster.MiniCluster miniCluster = new org.apache.flink.runtime.minicluster.MiniCluster(
+        new org.apache.flink.runtime.minicluster.MiniClusterConfiguration.Builder()
+            .setConfiguration(conf)
+            .setNumTaskManagers(1)
+            .setNumSlotsPerTaskManager(8)
+            .build());
+    miniCluster.start();
+    miniClusterInstance = miniCluster;
+    cluster = miniCluster.getRestAddress().get();
+  }
+
   public static void main(String[] args) throws Exception {
     // Flink and its dependencies may print to stdout; answers go to the real stdout only.
     PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8);
     System.setOut(System.err);
+    startCluster();
     BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
     out.println(JSON.writeValueAsString(Map.of("ready", true)));
     String line;
@@ -58,6 +79,12 @@ public final class Runner {
       }
       answer.put("id", id);
       out.println(JSON.writeValueAsString(answer));
+    }
+    // stdin closed: the caller is done. Stop the cluster and leave (its threads are not daemons).
+    try {
+      miniClusterInstance.closeAsync().get(10, java.util.concurrent.TimeUnit.SECONDS);
+    } finally {
+      System.exit(0);
     }
   }
 
@@ -83,7 +110,11 @@ public final class Runner {
     Configuration base = new Configuration();
     Map<String, String> baseConfig = (Map<String, String>) job.getOrDefault("baseConfig", Map.of());
     baseConfig.forEach(base::setString);
-    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(base);
+    Configuration submit = new Configuration(base);
+    submit.set(org.apache.flink.configuration.DeploymentOptions.TARGET, "remote");
+    submit.set(org.apache.flink.configuration.RestOptions.ADDRESS, cluster.getHost());
+    submit.set(org.apache.flink.configuration.RestOptions.PORT, cluster.getPort());
+    StreamExecutionEnvironment env = new StreamExecutionEnvironment(submit);
     env.setParallelism(1);
     StreamTableEnvironment tEnv = StreamTableEnvironment.create(env, EnvironmentSettings.newInstance().inStreamingMode().withConfiguration(base).build());
     String catalog = (String) job.get("catalog");
