@@ -19,10 +19,15 @@ export const SCENARIO_ROOT = join(repoRoot, 'flink-sql', 'scenarios');
 
 /** One input record of a scenario. */
 export interface ScenarioInput {
+  /** Input topic (a foundation topic or one of our tables). */
   readonly topic: string;
+  /** Kafka partition, default 0. */
   readonly partition?: number;
+  /** Raw record key. */
   readonly key?: string | null;
+  /** JSON value as the contract carries it; null for a tombstone. */
   readonly value: Record<string, unknown> | null;
+  /** Record timestamp (epoch ms or ISO-8601 UTC); default the value's event_ts / updated_ts. */
   readonly timestamp?: string | number;
 }
 
@@ -36,13 +41,21 @@ export interface SinkExpectation {
 
 /** A scenario file. */
 export interface Scenario {
+  /** What the scenario shows. */
   readonly description: string;
+  /** The pipeline whose INSERTs run. */
   readonly pipeline: FlinkPipelineId;
+  /** Environment whose synthesized statements and topic settings are used (default dev). */
   readonly environment?: string;
+  /** Pipeline version (default: the newest released one). */
   readonly version?: number;
+  /** Fields merged under every value of a topic. */
   readonly defaults?: Readonly<Record<string, Record<string, unknown>>>;
+  /** Records of every input topic, in arrival order. */
   readonly inputs: readonly ScenarioInput[];
+  /** Expected rows per sink topic. */
   readonly expect: Readonly<Record<string, SinkExpectation>>;
+  /** Also run the input into a fresh statement and require the same rows. */
   readonly replay?: boolean;
   /** A regular expression the run's error must match: the scenario expects the statement to fail. */
   readonly expectError?: string;
@@ -50,7 +63,9 @@ export interface Scenario {
 
 /** Outcome of one scenario run. */
 export interface ScenarioResult {
+  /** Changelog of every sink written. */
   readonly sinks: Readonly<Record<string, readonly ChangelogRow[]>>;
+  /** Every mismatch, empty when the scenario passes. */
   readonly problems: readonly string[];
 }
 
