@@ -19,7 +19,7 @@ import { KafkaTopic } from '../constructs/confluent/kafka-topic';
 import { ServiceAccount } from '../constructs/confluent/service-account';
 import { FlinkComputePool } from '../constructs/confluent/flink-compute-pool';
 import { KafkaCredentialsSecret } from '../constructs/aws/kafka-credentials-secret';
-import { FLINK_SINK_TABLES } from '../constructs/flink/tables';
+import { FLINK_ALTERED_TABLES, FLINK_SINK_TABLES } from '../constructs/flink/tables';
 import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
 import type { FlinkApiCredentials, FlinkConnection } from './flink-stack';
 import { WORKER_CONSUMER_GROUPS } from './worker-triggers';
@@ -143,8 +143,8 @@ export class StreamingStack extends EnvironmentStack implements StreamingHandoff
       runner.grantTopicRead(cluster, topics[source.topic]);
       runner.grantSubjectRead(registry, `${source.topic}-value`);
     }
-    // ALTER TABLE … MODIFY WATERMARK stores the watermark with the table's value schema.
-    for (const altered of [adEventContract, conversionEventContract]) runner.grantSubjectWrite(registry, `${altered.topic}-value`);
+    // ALTER TABLE (watermarks, changelog mode) stores the change with the table's value schema.
+    for (const altered of FLINK_ALTERED_TABLES) runner.grantSubjectWrite(registry, `${altered}-value`);
     runner.grantTopicWrite(cluster, topics[compensationEventContract.topic]);
     runner.grantSubjectRead(registry, `${compensationEventContract.topic}-value`);
     for (const table of FLINK_SINK_TABLES) {

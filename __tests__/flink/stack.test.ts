@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Testing } from 'cdktf';
 import { defaultFlinkConfig } from '../../config/flink';
 import { isAllowedStatementProperty } from '../../constructs/flink/lint';
-import { FLINK_SINK_TABLES } from '../../constructs/flink/tables';
+import { FLINK_ALTERED_TABLES, FLINK_SINK_TABLES } from '../../constructs/flink/tables';
 import { FlinkStack } from '../../stacks/flink-stack';
 import { copyOfSqlRoot, flinkStack } from './helpers';
 
@@ -118,6 +118,14 @@ describe('FlinkStack (dev)', () => {
     expect(Testing.synthHcl(flinkStack())).toMatchSnapshot();
   });
 
+  it('alters exactly the foundation tables whose value subjects the streaming stack lets the runner write (FLINK_ALTERED_TABLES), in every released version', () => {
+    const released = flinkStack({
+      flink: { pipelines: { ...defaultFlinkConfig.pipelines, 'rtb-ranking': { version: 2, stopped: false, retiredVersions: [1] }, 'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] } } },
+    });
+    const altered = new Set(released.pipelines.flatMap((p) => p.statements).map((s) => s.tables.alters).filter(Boolean));
+    expect([...altered].sort()).toEqual([...FLINK_ALTERED_TABLES].sort());
+  });
+
   it('creates exactly the tables the streaming stack grants the runner (FLINK_SINK_TABLES)', () => {
     const created = stack.pipelines.flatMap((p) => p.statements).map((s) => s.tables.creates).filter(Boolean);
     expect([...created].sort()).toEqual([...FLINK_SINK_TABLES].sort());
@@ -132,7 +140,7 @@ describe('FlinkStack (production)', () => {
   });
 
   it('refuses unreleased versions even when the config would allow them', () => {
-    const root = copyOfSqlRoot();
+    const root = copyOfSqlRoot({ onlyVersion1Of: ['40-duplicate-clicks'] });
     cpSync(join(root, '40-duplicate-clicks', 'v1'), join(root, '40-duplicate-clicks', 'v2'), { recursive: true });
     expect(() =>
       flinkStack({
@@ -174,7 +182,7 @@ describe('released statements are immutable', () => {
 });
 
 describe('migration: a new version runs while the retired one is kept stopped', () => {
-  const root = copyOfSqlRoot();
+  const root = copyOfSqlRoot({ onlyVersion1Of: ['40-duplicate-clicks'] });
   const v2 = join(root, '40-duplicate-clicks', 'v2');
   cpSync(join(root, '40-duplicate-clicks', 'v1'), v2, { recursive: true });
   const file = join(v2, '01-insert-compensation-events.sql');
@@ -213,7 +221,7 @@ describe('lint at synth', () => {
     writeFileSync(dml, readFileSync(dml, 'utf8').replace('`window_start`, `window_end`\n)', '`window_start`\n)'));
     expect(() =>
       flinkStack({ sqlRoot: root, flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] } } } }),
-    ).toThrow(/only CREATE TABLE, ALTER TABLE … MODIFY WATERMARK and INSERT INTO statements/);
+    ).toThrow(/only CREATE TABLE, ALTER TABLE … MODIFY WATERMARK, ALTER TABLE … SET \('changelog.mode' = …\) and INSERT INTO statements/);
   });
 
   it('fails synth with the lint finding for a broken window aggregation', () => {

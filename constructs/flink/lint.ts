@@ -3,6 +3,7 @@ import {
   ChangelogMode,
   CreateTableInfo,
   FlinkTableSchema,
+  parseAlterTableSet,
   parseAlterWatermark,
   parseCreateTable,
   readNameList,
@@ -39,7 +40,6 @@ export type FlinkLintRuleId =
   | 'sink-columns'
   | 'unknown-table'
   | 'create-existing-topic'
-  | 'updating-into-append'
   | 'aggregate-order-by'
   | 'collect-multiset'
   | 'row-number-partition'
@@ -152,6 +152,19 @@ function lintOneStatement(sql: string, tables: ReadonlyMap<string, FlinkTableSch
   if (create) {
     const findings = lintCreateTable(create, tables);
     if (create.asSelect) findings.push(...lintQuery(tokens, tables));
+    return findings;
+  }
+  const alterSet = parseAlterTableSet(sql);
+  if (alterSet) {
+    if (!tables.has(alterSet.table)) {
+      return [{ rule: 'unknown-table', message: `ALTER TABLE \`${alterSet.table}\`: no contract topic or earlier CREATE TABLE defines this table.` }];
+    }
+    const findings: FlinkLintFinding[] = [];
+    for (const [key, value] of Object.entries(alterSet.options)) {
+      if (key !== 'changelog.mode' || !['append', 'upsert', 'retract'].includes(value)) {
+        findings.push({ rule: 'with-options', message: `ALTER TABLE \`${alterSet.table}\` SET '${key}' = '${value}': only 'changelog.mode' = 'append' | 'upsert' | 'retract' is deployed from flink-sql/.` });
+      }
+    }
     return findings;
   }
   const watermark = parseAlterWatermark(sql);
@@ -544,7 +557,8 @@ function lintQuery(tokens: readonly SqlToken[], tables: ReadonlyMap<string, Flin
     }
   }
 
-  // updating queries: nondeterminism and append-only sinks
+  // updating queries: nondeterminism (Confluent rejects it; an updating query into an append-only
+  // table is rejected by Apache Flink's planner, which the tests run)
   const updating = updatingShape(tokens, sources, tables);
   if (updating.updating) {
     for (let k = 0; k < tokens.length; k += 1) {
@@ -554,9 +568,6 @@ function lintQuery(tokens: readonly SqlToken[], tables: ReadonlyMap<string, Flin
       if (['CURRENT_TIMESTAMP', 'CURRENT_DATE', 'CURRENT_TIME', 'LOCALTIMESTAMP', 'LOCALTIME'].includes(t.upper) || isCall) {
         findings.push({ rule: 'nondeterministic-update', message: `${t.text} in an updating query (${updating.why[0]}): Confluent rejects non-deterministic functions where earlier results are retracted, and a replay would differ. Use event time (event_ts, window_end) instead.` });
       }
-    }
-    if (sink && tables.get(sink.table)?.changelogMode === 'append') {
-      findings.push({ rule: 'updating-into-append', message: `INSERT INTO \`${sink.table}\` (an append-only table) from an updating query (${updating.why.join('; ')}): write updates to an upsert table with PRIMARY KEY (…) NOT ENFORCED, or make the query append-only.` });
     }
   }
 
@@ -685,6 +696,8 @@ export function tablesOfStatement(sql: string): StatementTables {
   if (create) return { kind: 'create-table', creates: create.table, reads: create.asSelect ? reads : [] };
   const watermark = parseAlterWatermark(sql);
   if (watermark) return { kind: 'alter-table', alters: watermark.table, reads: [] };
+  const alterSet = parseAlterTableSet(sql);
+  if (alterSet) return { kind: 'alter-table', alters: alterSet.table, reads: [] };
   if (isWord(tokens[0], 'INSERT')) {
     const target = readTableName(tokens, 2);
     return { kind: 'insert', writes: target?.table, reads };
