@@ -62,9 +62,11 @@ export const defaultFlinkConfig: FlinkConfig = {
   pipelines: {
     sources: { version: 1, stopped: false, retiredVersions: [] },
     'performance-metrics': { version: 1, stopped: false, retiredVersions: [] },
-    'rtb-ranking': { version: 1, stopped: false, retiredVersions: [] },
+    // v2 (released) fixes v1's defects the local engine showed; v1 stays as the retired version
+    // whose DDL created the sink (flink-sql/README.md, "Upgrading a statement").
+    'rtb-ranking': { version: 2, stopped: false, retiredVersions: [1] },
     attribution: { version: 1, stopped: false, retiredVersions: [] },
-    'duplicate-clicks': { version: 1, stopped: false, retiredVersions: [] },
+    'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] },
   },
   allowUnreleasedVersions: false,
 };

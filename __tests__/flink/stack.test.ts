@@ -37,12 +37,18 @@ describe('FlinkStack (dev)', () => {
       'adstream-dev-attribution-v1-01',
       'adstream-dev-attribution-v1-02',
       'adstream-dev-duplicate-clicks-v1-01',
+      'adstream-dev-duplicate-clicks-v2-01',
       'adstream-dev-performance-metrics-v1-01',
       'adstream-dev-performance-metrics-v1-02',
       'adstream-dev-performance-metrics-v1-03',
       'adstream-dev-performance-metrics-v1-04',
       'adstream-dev-rtb-ranking-v1-01',
       'adstream-dev-rtb-ranking-v1-02',
+      'adstream-dev-rtb-ranking-v2-01',
+      'adstream-dev-rtb-ranking-v2-02',
+      'adstream-dev-rtb-ranking-v2-03',
+      'adstream-dev-rtb-ranking-v2-04',
+      'adstream-dev-rtb-ranking-v2-05',
       'adstream-dev-sources-v1-01',
       'adstream-dev-sources-v1-02',
     ]);
@@ -90,9 +96,11 @@ describe('FlinkStack (dev)', () => {
     expect(statements.get('adstream-dev-rtb-ranking-v1-02')?.properties['sql.state-ttl']).toBeUndefined();
   });
 
-  it('renders the ranking top-N from config and sets stopped only on DML', () => {
+  it('renders the ranking top-N from config and sets stopped only on DML: the retired v1 INSERTs are stopped, the running ones not', () => {
     expect(statements.get('adstream-dev-rtb-ranking-v1-02')?.statement).toContain('`rank_no` <= 50');
-    for (const [, s] of statements) expect(s.stopped).toBe(isDml(s) ? false : undefined);
+    const retired = /^adstream-dev-(rtb-ranking|duplicate-clicks)-v1-/;
+    for (const [name, s] of statements) expect(s.stopped).toBe(isDml(s) ? retired.test(name) : undefined);
+    expect([...statements.values()].filter((s) => isDml(s) && s.stopped === false).length).toBeGreaterThanOrEqual(5);
   });
 
   it('keeps secrets off the resources: provider-level credentials from sensitive variables', () => {
