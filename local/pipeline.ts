@@ -16,7 +16,6 @@ import type { EnvironmentConfig, TopicConfig } from '../config/schema';
 import { createBudgetResetHandler } from '../lambdas/budget-reset/resume-campaigns';
 import { createClickBalanceHandler } from '../lambdas/click-balance/charge-clicks';
 import { createCompensationHandler } from '../lambdas/compensation/refund-duplicates';
-import { createDbMigrateHandler } from '../lambdas/db-migrate/run-migrations';
 import { createOutboxSweepHandler } from '../lambdas/outbox-sweep/sweep-outbox';
 import { createRankingCacheHandler } from '../lambdas/ranking-cache/ranking-cache';
 import { createPoolProvider, PoolProvider } from '../lambdas/shared/db';
@@ -270,9 +269,16 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
     pool.on('error', () => undefined);
     cleanups.push(() => pool.end());
 
-    // Migrations on start, through the db-migrate worker.
-    const migrate = createDbMigrateHandler({ pool: async () => pool, migrationsDir: path.resolve(__dirname, '../db/migrations'), observability: quietObservability('db-migrate') });
-    await migrate({});
+    // Migrations on start, through the db-migrate worker (in a child process: node-pg-migrate is ESM-only).
+    try {
+      execFileSync(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, 'migrate.ts')], {
+        env: { ...process.env, DATABASE_URL: databaseUrl },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+      });
+    } catch (error) {
+      throw new Error(`db-migrate failed on ${database}: ${(error as { stderr?: string }).stderr ?? (error as Error).message}`);
+    }
     write(`database ${database} migrated; Redis prefix ${keyPrefix}`);
 
     // Seed advertisers and campaigns.

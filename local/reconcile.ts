@@ -74,8 +74,10 @@ export async function latestByKey(connection: KafkaConnection, topic: string): P
       },
     });
   });
-  const timeout = new Promise<void>((resolve) => setTimeout(resolve, 60_000));
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, 60_000)));
   await Promise.race([done, timeout]);
+  clearTimeout(timer);
   await consumer.disconnect();
   return out;
 }
