@@ -4,6 +4,9 @@
 // Schema Registry wire format, upsert keys, tombstones), in one JVM (adstream.flink.KafkaRunner)
 // that submits one streaming job per INSERT and exits when this process goes away.
 import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FLINK_PIPELINE_IDS, FlinkPipelineId } from '../config/flink';
 import type { EnvironmentConfig } from '../config/schema';
@@ -80,6 +83,39 @@ export class LocalFlinkError extends Error {
   override readonly name = 'LocalFlinkError';
 }
 
+const WORK_DIR_PREFIX = 'adstream-flink-local-';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the work directories of engines whose launcher is gone (killed with SIGKILL, machine
+ * stopped): Flink's MiniCluster writes its blobs, RPC jar and spill files there.
+ */
+export function removeStaleFlinkDirs(root: string = tmpdir()): string[] {
+  const removed: string[] = [];
+  for (const name of readdirSync(root)) {
+    if (!name.startsWith(WORK_DIR_PREFIX)) continue;
+    const dir = join(root, name);
+    let owner = 0;
+    try {
+      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
+    } catch {
+      owner = 0;
+    }
+    if (owner > 0 && alive(owner)) continue;
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
+}
+
 /** The continuous local Flink engine. */
 export class FlinkKafkaEngine {
   /** Latest status line. */
@@ -90,7 +126,10 @@ export class FlinkKafkaEngine {
   private exited = false;
   private readonly exit: Promise<number | null>;
 
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly workDir: string,
+  ) {
     this.exit = new Promise((resolve) => child.once('exit', (code) => {
       this.exited = true;
       resolve(code);
@@ -113,12 +152,17 @@ export class FlinkKafkaEngine {
   /** Builds the runner if needed, starts the JVM and every statement; resolves when every job is submitted. */
   public static async start(job: LocalJob, connection: KafkaConnection, options: { groupPrefix?: string; heap?: string } = {}): Promise<FlinkKafkaEngine> {
     const classpath = javaClasspath('flink-runner');
+    removeStaleFlinkDirs();
+    // Every temporary file of the JVM (MiniCluster blobs, RPC jar, spill files) goes to a
+    // directory of this engine's own, removed when it stops.
+    const workDir = mkdtempSync(join(tmpdir(), WORK_DIR_PREFIX));
+    writeFileSync(join(workDir, 'owner.pid'), String(process.pid));
     const child = spawn(
       'java',
-      [`-Xmx${options.heap ?? '1200m'}`, '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', classpath, 'adstream.flink.KafkaRunner'],
+      [`-Xmx${options.heap ?? '1200m'}`, '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', `-Djava.io.tmpdir=${workDir}`, '-cp', classpath, 'adstream.flink.KafkaRunner'],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
-    const engine = new FlinkKafkaEngine(child);
+    const engine = new FlinkKafkaEngine(child, workDir);
     const started = new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout }).on('line', (line) => {
         let message: { ok?: boolean; error?: string; jobs?: unknown } & Partial<FlinkKafkaStatus>;
@@ -174,10 +218,12 @@ export class FlinkKafkaEngine {
 
   /** Cancels every job and waits for the JVM to exit (killed after 20 s). */
   public async stop(): Promise<void> {
-    if (this.exited) return;
-    this.child.stdin.end();
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    await this.exit;
-    clearTimeout(timer);
+    if (!this.exited) {
+      this.child.stdin.end();
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
+      await this.exit;
+      clearTimeout(timer);
+    }
+    rmSync(this.workDir, { recursive: true, force: true });
   }
 }
