@@ -231,6 +231,22 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       ...FLINK_CREATED_TOPICS.map((t) => ({ topic: `${prefix}${t.topic}`, config: t.config })),
     ];
     await createTopics(connection, specs);
+    if (prefix) {
+      // On a shared broker: remove this run's topics and consumer groups afterwards.
+      const shared = connection;
+      cleanups.push(async () => {
+        const admin = kafkaClient(shared, 'adstream-local-cleanup').admin();
+        await admin.connect();
+        try {
+          const { groups } = await admin.listGroups();
+          const mine = groups.map((g) => g.groupId).filter((g) => g.startsWith(prefix));
+          if (mine.length > 0) await admin.deleteGroups(mine).catch(() => undefined);
+          await admin.deleteTopics({ topics: specs.map((s) => s.topic), timeout: 30_000 });
+        } finally {
+          await admin.disconnect();
+        }
+      });
+    }
     const partitionsOf = (topic: string) => specs.find((s) => s.topic === `${prefix}${topic}`)?.config.partitions ?? 1;
 
     // Postgres and Redis: a database and a key prefix of this run's own.

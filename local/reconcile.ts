@@ -52,14 +52,14 @@ function sample(items: Iterable<string>, n = 5): string {
 }
 
 /** Latest value per key of a topic, read from the beginning (tombstones delete). */
-export async function latestByKey(connection: KafkaConnection, topic: string): Promise<Map<string, Record<string, unknown>>> {
+export async function latestByKey(connection: KafkaConnection, topic: string, groupId = `adstream-local-reconcile-${Date.now()}`): Promise<Map<string, Record<string, unknown>>> {
   const admin = kafkaClient(connection, 'adstream-local-reconcile').admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
   const total = ends.reduce((n, o) => n + Number(o.high), 0);
   const out = new Map<string, Record<string, unknown>>();
   if (total === 0) return out;
-  const consumer = kafkaClient(connection, 'adstream-local-reconcile').consumer({ groupId: `adstream-local-reconcile-${Date.now()}-${Math.random()}` });
+  const consumer = kafkaClient(connection, 'adstream-local-reconcile').consumer({ groupId });
   await consumer.connect();
   let seen = 0;
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -207,7 +207,7 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
   add('rankings: active slots rank exactly their active campaigns', `${truth.rankings.size} slots`, `${truth.rankings.size - rankingOff.filter((r) => !r.includes('no active')).length} right`, rankingOff.length === 0, rankingOff.slice(0, 5).join('; '));
 
   // Attributions (Flink's conversion-attributions, latest row per order).
-  const attributions = await latestByKey(input.connection, `${input.prefix}conversion-attributions`);
+  const attributions = await latestByKey(input.connection, `${input.prefix}conversion-attributions`, `${input.prefix}adstream-local-reconcile`);
   const attributionOff: string[] = [];
   for (const [order, clicks] of truth.attributions) {
     const row = attributions.get(JSON.stringify({ order_id: order }));
