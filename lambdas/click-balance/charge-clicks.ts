@@ -98,6 +98,10 @@ charged AS (
   SELECT i.event_id, 'DEDUCT', i.amount, i.advertiser_id, i.campaign_id, i.spend_date, to_timestamp(i.event_ms / 1000.0)
     FROM input i
    WHERE i.event_id NOT IN (SELECT event_id FROM voided)
+     -- The ledger is partitioned by day and its unique key includes the day: a copy of a click
+     -- carrying another event_ts (another day) is not charged again in a second partition.
+     AND NOT EXISTS (SELECT 1 FROM ad_balance_histories o
+                      WHERE o.event_id = i.event_id AND o.type = 'DEDUCT' AND o.spend_date <> i.spend_date)
    ORDER BY i.event_id
   ON CONFLICT ON CONSTRAINT ad_balance_histories_event_type_key DO NOTHING
   RETURNING event_id, amount, advertiser_id, campaign_id, spend_date
