@@ -364,15 +364,15 @@ function dayBefore(day: string, n: number): string {
 }
 
 /**
- * --history: `historyRows` DEDUCT rows spread over `historyDays` past days, the newest two days
- * before today. Each day is generated into a table of its own (generate_series, random md5 event
+ * --history: `historyRows` DEDUCT rows spread over `historyDays` past days, up to yesterday. Each day is generated into a table of its own (generate_series, random md5 event
  * ids, so the unique index is as scattered as real ids make it), its indexes built once at
  * ATTACH PARTITION (a CHECK matching the range spares the scan), two days at a time.
  */
 async function loadHistory(databaseUrl: string, options: BenchOptions, log: (text: string) => void): Promise<{ seconds: number; rows: number; oldestDay: string; newestDay: string }> {
   const started = performance.now();
   const today = budgetDayOf(Date.now(), BUDGET_TIME_ZONE);
-  const days = Array.from({ length: options.historyDays }, (_, i) => dayBefore(today, i + 2));
+  // From yesterday back: the charge statement looks into yesterday's partition for re-stamped copies.
+  const days = Array.from({ length: options.historyDays }, (_, i) => dayBefore(today, i + 1));
   const perDay = Math.ceil(options.historyRows / days.length);
   const base = 1_000_000_000_000;
   const clients = await Promise.all(
@@ -418,7 +418,7 @@ async function loadHistory(databaseUrl: string, options: BenchOptions, log: (tex
     process.stderr.write('\n');
     await clients[0].query(`SELECT setval('ad_balance_histories_id_seq', $1::bigint)`, [base + days.length * perDay + 1]);
     await clients[0].query('VACUUM ANALYZE ad_balance_histories');
-    const { rows } = await clients[0].query<{ n: string }>('SELECT count(*) AS n FROM ad_balance_histories WHERE spend_date < $1::date', [dayBefore(today, 1)]);
+    const { rows } = await clients[0].query<{ n: string }>("SELECT count(*) AS n FROM ad_balance_histories WHERE event_id LIKE 'hist-%'");
     const seconds = (performance.now() - started) / 1000;
     log(`history: ${rows[0].n} ledger rows over ${days.length} past days (${days[days.length - 1]} to ${days[0]}) loaded in ${seconds.toFixed(0)} s`);
     return { seconds, rows: Number(rows[0].n), oldestDay: days[days.length - 1], newestDay: days[0] };
@@ -507,11 +507,11 @@ async function runBaseline(databaseUrl: string, redis: Redis, runId: string, cli
 
 /** The ledger adds up: one DEDUCT per click, balances down by exactly the DEDUCT total, nothing paused. */
 async function checkLedger(pool: pg.Pool, expectedDeducts: number): Promise<{ paused: number }> {
-  // The run's own rows: everything from yesterday on (--history loads days before that).
+  // The run's own rows: from yesterday on, minus --history's (event ids 'hist-…').
   const since = dayBefore(budgetDayOf(Date.now(), BUDGET_TIME_ZONE), 1);
   const { rows } = await pool.query<{ deducts: string; total: string; spent: string; paused: string }>(
-    `SELECT (SELECT count(*) FROM ad_balance_histories WHERE type = 'DEDUCT' AND spend_date >= $2::date) AS deducts,
-            (SELECT coalesce(sum(amount), 0)::text FROM ad_balance_histories WHERE type = 'DEDUCT' AND spend_date >= $2::date) AS total,
+    `SELECT (SELECT count(*) FROM ad_balance_histories WHERE type = 'DEDUCT' AND spend_date >= $2::date AND event_id NOT LIKE 'hist-%') AS deducts,
+            (SELECT coalesce(sum(amount), 0)::text FROM ad_balance_histories WHERE type = 'DEDUCT' AND spend_date >= $2::date AND event_id NOT LIKE 'hist-%') AS total,
             (SELECT (count(*) * $1::numeric - sum(balance))::text FROM advertisers) AS spent,
             (SELECT count(*) FROM campaigns WHERE status = 'PAUSED') AS paused`,
     [BALANCE, since],

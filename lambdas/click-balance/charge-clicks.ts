@@ -99,9 +99,12 @@ charged AS (
     FROM input i
    WHERE i.event_id NOT IN (SELECT event_id FROM voided)
      -- The ledger is partitioned by day and its unique key includes the day: a copy of a click
-     -- carrying another event_ts (another day) is not charged again in a second partition.
+     -- carrying another event_ts is not charged again in the partition of the day before or
+     -- after (run-time pruning probes only those two partitions, so history costs nothing here;
+     -- a copy re-stamped further away is not looked for, see lambdas/README.md).
      AND NOT EXISTS (SELECT 1 FROM ad_balance_histories o
-                      WHERE o.event_id = i.event_id AND o.type = 'DEDUCT' AND o.spend_date <> i.spend_date)
+                      WHERE o.event_id = i.event_id AND o.type = 'DEDUCT'
+                        AND o.spend_date BETWEEN i.spend_date - 1 AND i.spend_date + 1 AND o.spend_date <> i.spend_date)
    ORDER BY i.event_id
   ON CONFLICT ON CONSTRAINT ad_balance_histories_event_type_key DO NOTHING
   RETURNING event_id, amount, advertiser_id, campaign_id, spend_date
