@@ -191,6 +191,25 @@ export interface DatabaseConfig {
   readonly backupRetentionDays: number;
   /** Put RDS Proxy between the functions and the database. */
   readonly useProxy: boolean;
+  /** Retention of the day-partitioned ledger (`ad_balance_histories`). */
+  readonly history: HistoryConfig;
+}
+
+/**
+ * How long the ledger keeps its daily partitions, applied every day by budget-reset through
+ * `adstream_maintain_history()` (db/migrations/1764800000000_partitioned-ledger.sql).
+ */
+export interface HistoryConfig {
+  /**
+   * Days of ledger kept in daily partitions (default 400). At least 35, and longer than the
+   * retention of `ad-events` and `compensation-events`: a replayed click must find its charge,
+   * and a refund the charge it returns.
+   */
+  readonly ledgerRetentionDays: number;
+  /** Daily partitions created ahead of today (default 7). */
+  readonly partitionsAheadDays: number;
+  /** An expired partition is detached and kept as `archived_<name>` for export, or dropped (default detach; production must detach). */
+  readonly expired: 'detach' | 'drop';
 }
 
 /** The Redis cache (ElastiCache). */
@@ -427,9 +446,31 @@ function parseNetwork(raw: unknown, path: string): NetworkConfig {
   };
 }
 
-function parseDatabase(raw: unknown, path: string, production: boolean): DatabaseConfig {
+const DAY_MS = 24 * 3600 * 1000;
+
+function parseHistory(raw: unknown, path: string, production: boolean, topics: Readonly<Record<TopicName, TopicConfig>> | undefined): HistoryConfig {
+  const o = readObject(raw ?? {}, path);
+  rejectUnknownKeys(o, path, ['ledgerRetentionDays', 'partitionsAheadDays', 'expired']);
+  const ledgerRetentionDays = readInt(o.ledgerRetentionDays, `${path}.ledgerRetentionDays`, 35, 3650, 400);
+  for (const topic of ['ad-events', 'compensation-events'] as const) {
+    const retentionMs = topics?.[topic]?.retentionMs;
+    if (retentionMs === -1) {
+      throw new ConfigError(`${path}.ledgerRetentionDays`, ledgerRetentionDays, `a finite ${topic} retention: a ledger that expires cannot keep replays of a topic kept forever idempotent`);
+    }
+    if (retentionMs !== undefined && ledgerRetentionDays * DAY_MS <= retentionMs + DAY_MS) {
+      throw new ConfigError(`${path}.ledgerRetentionDays`, ledgerRetentionDays, `more than ${Math.ceil(retentionMs / DAY_MS) + 1} days (the ${topic} retention plus a day), so a replayed record still finds its charge`);
+    }
+  }
+  const expired = readOneOf(o.expired, `${path}.expired`, ['detach', 'drop'] as const, 'detach');
+  if (production && expired === 'drop') {
+    throw new ConfigError(`${path}.expired`, expired, '"detach" in production (expired ledger days are archived, never dropped)');
+  }
+  return { ledgerRetentionDays, partitionsAheadDays: readInt(o.partitionsAheadDays, `${path}.partitionsAheadDays`, 2, 60, 7), expired };
+}
+
+function parseDatabase(raw: unknown, path: string, production: boolean, topics?: Readonly<Record<TopicName, TopicConfig>>): DatabaseConfig {
   const o = readObject(raw, path);
-  rejectUnknownKeys(o, path, ['instanceClass', 'engineVersion', 'allocatedStorageGb', 'maxAllocatedStorageGb', 'multiAz', 'backupRetentionDays', 'useProxy']);
+  rejectUnknownKeys(o, path, ['instanceClass', 'engineVersion', 'allocatedStorageGb', 'maxAllocatedStorageGb', 'multiAz', 'backupRetentionDays', 'useProxy', 'history']);
   const allocatedStorageGb = readInt(o.allocatedStorageGb, `${path}.allocatedStorageGb`, 20, 65536);
   const backupRetentionDays = readInt(o.backupRetentionDays, `${path}.backupRetentionDays`, 1, 35);
   if (production && backupRetentionDays < 7) {
@@ -445,6 +486,7 @@ function parseDatabase(raw: unknown, path: string, production: boolean): Databas
     multiAz: readBoolean(o.multiAz, `${path}.multiAz`),
     backupRetentionDays,
     useProxy: readBoolean(o.useProxy, `${path}.useProxy`, false),
+    history: parseHistory(o.history, `${path}.history`, production, topics),
   };
 }
 
@@ -545,7 +587,7 @@ export function parseEnvironment(raw: unknown): EnvironmentConfig {
   const alerts = aws ? check(() => parseAlerts(root.alerts, `${path}.alerts`, aws.region)) : undefined;
   const stateBackend = check(() => parseStateBackend(root.stateBackend, `${path}.stateBackend`, prod));
   const network = check(() => parseNetwork(root.network, `${path}.network`));
-  const database = check(() => parseDatabase(root.database, `${path}.database`, prod));
+  const database = check(() => parseDatabase(root.database, `${path}.database`, prod, confluent?.topics));
   const cache = check(() => parseCache(root.cache, `${path}.cache`, prod));
   const workers = confluent ? check(() => parseWorkers(root.workers, `${path}.workers`, confluent.topics)) : undefined;
   const monitoring = workers ? check(() => parseMonitoringConfig(root.monitoring, `${path}.monitoring`, { outboxSweepMinutes: workers.outboxSweepMinutes })) : undefined;

@@ -10,6 +10,12 @@
  *   npm run bench -- --json                    same, plus one JSON object on the last line
  *   npm run bench -- --partitions 1,3          partitions processed concurrently (default 1,3)
  *   npm run bench -- --profile                 where a batch of 100 spends its time
+ *   npm run bench -- --history                 also with 20 million ledger rows of past days
+ *
+ * The floor: one transaction on the same driver that inserts a batch's ledger rows with
+ * INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING and updates one balance; it runs
+ * interleaved with the handler's batches of 100 (same run, same load), and the handler's p50 is
+ * reported as a ratio of the floor's p50.
  *
  * Every run creates its own database (migrated with the project's migration command) and Redis
  * key prefix, and removes both at the end, with the test suite's helpers. Admin connection:
@@ -27,6 +33,10 @@ import { kafkaEvent } from '../__tests__/lambdas/support/kafka-fixtures';
 import { cleanKeyspace, createTestDatabase, TEST_REDIS_URL } from '../__tests__/lambdas/support/test-database';
 import type { LambdaKafkaEvent } from '../lambdas/shared/kafka-event';
 import { RedisCache } from '../lambdas/shared/redis';
+import { budgetDayOf } from '../lambdas/shared/budget-day';
+
+/** The handler's budget zone in the bench (its default); the floor and the history use its days. */
+const BUDGET_TIME_ZONE = 'Asia/Seoul';
 
 const REDIS_URL = TEST_REDIS_URL;
 const CPC = '120.50';
@@ -45,6 +55,9 @@ interface BenchOptions {
   readonly warmupBatches: number;
   readonly json: boolean;
   readonly profile: boolean;
+  /** Ledger rows of past days loaded before the history run; 0 without --history. */
+  readonly historyRows: number;
+  readonly historyDays: number;
 }
 
 /** One measured run. */
@@ -81,10 +94,13 @@ Measures the click-balance handler against real Postgres and Redis and prints a 
   --warmup-batches <n>    batches before measuring (default 20)
   --json                  one JSON object on the last line
   --profile               time per kind of statement
+  --history               also run batches of 100 after loading past days of ledger history
+  --history-rows <n>      ledger rows loaded by --history (default 20000000)
+  --history-days <n>      past days they are spread over, one partition each (default 30)
   --help                  this text`;
 
 function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
-  const names = ['clicks', 'baseline-clicks', 'campaigns', 'advertisers', 'batch-sizes', 'partitions', 'warmup-batches'] as const;
+  const names = ['clicks', 'baseline-clicks', 'campaigns', 'advertisers', 'batch-sizes', 'partitions', 'warmup-batches', 'history-rows', 'history-days'] as const;
   let parsed: ReturnType<typeof parseArgs<{ options: Record<string, { type: 'string' | 'boolean' }>; strict: true; allowPositionals: false }>>['values'];
   try {
     parsed = parseArgs({
@@ -93,6 +109,7 @@ function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         ...Object.fromEntries(names.map((name) => [name, { type: 'string' as const }])),
         json: { type: 'boolean' },
         profile: { type: 'boolean' },
+        history: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -132,6 +149,8 @@ function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     warmupBatches: positive('--warmup-batches', 20),
     json: parsed.json === true,
     profile: parsed.profile === true,
+    historyRows: parsed.history === true ? positive('--history-rows', 20_000_000) : 0,
+    historyDays: positive('--history-days', 30),
   };
 }
 
@@ -278,11 +297,142 @@ function* batchesOf(runId: string, total: number, batchSize: number, options: Be
 }
 
 // ---------------------------------------------------------------------------------------------
+// The floor: what any charge of a batch costs at the least on this driver and database.
+
+/** Advertiser the floor's batches are charged to (its balance goes down by exactly their sum). */
+const FLOOR_ADVERTISER = 1;
+
+/**
+ * One transaction per batch on its own pg client (the same driver as the handler): BEGIN, the
+ * batch's ledger rows in one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING, one balance
+ * UPDATE, COMMIT. Nothing the handler must do beyond that (locks, prices, voids, spend, budgets,
+ * outbox, dead letters, cache mirrors) is in it.
+ */
+class Floor {
+  private sequence = 0;
+  readonly batchMs: number[] = [];
+  clicks = 0;
+
+  private constructor(private readonly client: pg.Client, private readonly runId: string, private readonly options: BenchOptions) {}
+
+  static async open(databaseUrl: string, runId: string, options: BenchOptions): Promise<Floor> {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    return new Floor(client, runId, options);
+  }
+
+  async batch(size: number): Promise<number> {
+    const ids: string[] = [];
+    const campaigns: number[] = [];
+    for (let i = 0; i < size; i += 1) {
+      this.sequence += 1;
+      ids.push(`floor-${this.runId}-${this.sequence}`);
+      // Campaigns of the floor advertiser only, so the ledger check still adds up.
+      campaigns.push(FLOOR_ADVERTISER + this.options.advertisers * Math.floor(Math.random() * Math.max(1, Math.floor(this.options.campaigns / this.options.advertisers))));
+    }
+    const now = Date.now();
+    const day = budgetDayOf(now, BUDGET_TIME_ZONE);
+    const started = performance.now();
+    await this.client.query('BEGIN');
+    await this.client.query(
+      `INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date, event_ts)
+       SELECT t.event_id, 'DEDUCT', $2::numeric, $3::bigint, t.campaign_id, $4::date, to_timestamp($5::bigint / 1000.0)
+         FROM unnest($1::text[], $6::bigint[]) AS t(event_id, campaign_id)
+       ON CONFLICT DO NOTHING`,
+      [ids, CPC, FLOOR_ADVERTISER, day, now, campaigns],
+    );
+    await this.client.query('UPDATE advertisers SET balance = balance - $1::numeric * $2::int, updated_at = now() WHERE advertiser_id = $3', [CPC, size, FLOOR_ADVERTISER]);
+    await this.client.query('COMMIT');
+    const elapsed = performance.now() - started;
+    this.batchMs.push(elapsed);
+    this.clicks += size;
+    return elapsed;
+  }
+
+  p50(): number {
+    return percentile([...this.batchMs].sort((a, b) => a - b), 50);
+  }
+
+  async close(): Promise<void> {
+    await this.client.end();
+  }
+}
+
+/** `day` minus `n` days, as YYYY-MM-DD. */
+function dayBefore(day: string, n: number): string {
+  return new Date(Date.parse(`${day}T00:00:00Z`) - n * 86_400_000).toISOString().slice(0, 10);
+}
+
+/**
+ * --history: `historyRows` DEDUCT rows spread over `historyDays` past days, up to yesterday. Each day is generated into a table of its own (generate_series, random md5 event
+ * ids, so the unique index is as scattered as real ids make it), its indexes built once at
+ * ATTACH PARTITION (a CHECK matching the range spares the scan), two days at a time.
+ */
+async function loadHistory(databaseUrl: string, options: BenchOptions, log: (text: string) => void): Promise<{ seconds: number; rows: number; oldestDay: string; newestDay: string }> {
+  const started = performance.now();
+  const today = budgetDayOf(Date.now(), BUDGET_TIME_ZONE);
+  // From yesterday back: the charge statement looks into yesterday's partition for re-stamped copies.
+  const days = Array.from({ length: options.historyDays }, (_, i) => dayBefore(today, i + 1));
+  const perDay = Math.ceil(options.historyRows / days.length);
+  const base = 1_000_000_000_000;
+  const clients = await Promise.all(
+    [0, 1].map(async () => {
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      // The bench's own loading sessions (never a worker's): a bigger sort for the index builds.
+      await client.query("SET maintenance_work_mem = '256MB'");
+      return client;
+    }),
+  );
+  let attachLock = Promise.resolve();
+  try {
+    let next = 0;
+    let done = 0;
+    await Promise.all(
+      clients.map(async (client) => {
+        while (next < days.length) {
+          const index = next++;
+          const day = days[index];
+          const name = `ad_balance_histories_p${day.replace(/-/g, '')}`;
+          const rows = Math.min(perDay, options.historyRows - index * perDay);
+          if (rows <= 0) continue;
+          await client.query(`DROP TABLE IF EXISTS ${name}`);
+          await client.query(`CREATE TABLE ${name} (LIKE ad_balance_histories INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
+          await client.query(
+            `INSERT INTO ${name} (id, event_id, type, amount, advertiser_id, campaign_id, spend_date, event_ts)
+             SELECT $1::bigint + g, 'hist-' || md5($2 || ':' || g), 'DEDUCT', $3::numeric, 1 + g % $4, 1 + g % $5, $2::date,
+                    $2::date + make_interval(secs => (g % 86400))
+               FROM generate_series(1, $6::int) AS g`,
+            [base + index * perDay, day, CPC, options.advertisers, options.campaigns, rows],
+          );
+          await client.query(`ALTER TABLE ${name} ADD CONSTRAINT ${name}_day CHECK (spend_date >= '${day}' AND spend_date < '${day}'::date + 1)`);
+          const attach = attachLock.then(() => client.query(`ALTER TABLE ad_balance_histories ATTACH PARTITION ${name} FOR VALUES FROM ('${day}') TO ('${day}'::date + 1)`));
+          attachLock = attach.then(() => undefined, () => undefined);
+          await attach;
+          await client.query(`ALTER TABLE ${name} DROP CONSTRAINT ${name}_day`);
+          done += rows;
+          if (!options.json || process.stderr.isTTY) process.stderr.write(`\rhistory: ${done} of ${options.historyRows} rows`);
+        }
+      }),
+    );
+    process.stderr.write('\n');
+    await clients[0].query(`SELECT setval('ad_balance_histories_id_seq', $1::bigint)`, [base + days.length * perDay + 1]);
+    await clients[0].query('VACUUM ANALYZE ad_balance_histories');
+    const { rows } = await clients[0].query<{ n: string }>("SELECT count(*) AS n FROM ad_balance_histories WHERE event_id LIKE 'hist-%'");
+    const seconds = (performance.now() - started) / 1000;
+    log(`history: ${rows[0].n} ledger rows over ${days.length} past days (${days[days.length - 1]} to ${days[0]}) loaded in ${seconds.toFixed(0)} s`);
+    return { seconds, rows: Number(rows[0].n), oldestDay: days[days.length - 1], newestDay: days[0] };
+  } finally {
+    await Promise.all(clients.map((c) => c.end()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The two contenders.
 
 type Handler = (event: unknown) => Promise<{ charged: number; deadLettered: number }>;
 
-async function runHandler(handler: Handler, runId: string, clicks: number, batchSize: number, options: BenchOptions): Promise<RunResult> {
+async function runHandler(handler: Handler, runId: string, clicks: number, batchSize: number, options: BenchOptions, floor?: Floor, name?: string): Promise<RunResult> {
   for (const event of batchesOf(`${runId}-warmup`, options.warmupBatches * batchSize, batchSize, options)) await handler(event);
   const batchMs: number[] = [];
   const roundTrips: number[] = [];
@@ -299,11 +449,17 @@ async function runHandler(handler: Handler, runId: string, clicks: number, batch
     roundTrips.push(queryCount - queriesBefore);
     charged += summary.charged;
     if (summary.deadLettered > 0) throw new BenchError(`handler dead-lettered ${summary.deadLettered} generated clicks; the benchmark input is wrong`);
+    // Interleaved: the floor sees the same machine load, cache and ledger as the handler.
+    if (floor) {
+      profiling = false;
+      await floor.batch(batchSize);
+      profiling = options.profile && batchSize === 100;
+    }
   }
   profiling = false;
   if (charged !== clicks) throw new BenchError(`handler charged ${charged} of ${clicks} clicks`);
   // Throughput over time spent inside the handler: building the Kafka events is Lambda's work.
-  return summarise(`handler, batch ${batchSize}, 1 partition`, batchSize, 1, clicks, batchMs, roundTrips, busy / 1000);
+  return summarise(name ?? `handler, batch ${batchSize}, 1 partition`, batchSize, 1, clicks, batchMs, roundTrips, busy / 1000);
 }
 
 /**
@@ -351,12 +507,14 @@ async function runBaseline(databaseUrl: string, redis: Redis, runId: string, cli
 
 /** The ledger adds up: one DEDUCT per click, balances down by exactly the DEDUCT total, nothing paused. */
 async function checkLedger(pool: pg.Pool, expectedDeducts: number): Promise<{ paused: number }> {
+  // The run's own rows: from yesterday on, minus --history's (event ids 'hist-…').
+  const since = dayBefore(budgetDayOf(Date.now(), BUDGET_TIME_ZONE), 1);
   const { rows } = await pool.query<{ deducts: string; total: string; spent: string; paused: string }>(
-    `SELECT (SELECT count(*) FROM ad_balance_histories WHERE type = 'DEDUCT') AS deducts,
-            (SELECT coalesce(sum(amount), 0)::text FROM ad_balance_histories WHERE type = 'DEDUCT') AS total,
+    `SELECT (SELECT count(*) FROM ad_balance_histories WHERE type = 'DEDUCT' AND spend_date >= $2::date AND event_id NOT LIKE 'hist-%') AS deducts,
+            (SELECT coalesce(sum(amount), 0)::text FROM ad_balance_histories WHERE type = 'DEDUCT' AND spend_date >= $2::date AND event_id NOT LIKE 'hist-%') AS total,
             (SELECT (count(*) * $1::numeric - sum(balance))::text FROM advertisers) AS spent,
             (SELECT count(*) FROM campaigns WHERE status = 'PAUSED') AS paused`,
-    [BALANCE],
+    [BALANCE, since],
   );
   const row = rows[0];
   if (Number(row.deducts) !== expectedDeducts) throw new BenchError(`expected ${expectedDeducts} DEDUCT rows, found ${row.deducts}`);
@@ -519,26 +677,48 @@ async function main(): Promise<void> {
 
     const results: RunResult[] = [];
     let paused = 0;
-    for (const batchSize of options.batchSizes) {
-      for (const partitions of options.partitions) {
-        await resetLedger(pool);
-        const result =
-          partitions === 1
-            ? await runHandler(handler, `${runId}-h${batchSize}`, options.clicks, batchSize, options)
-            : await runPartitions(env, `${runId}-h${batchSize}x${partitions}`, options.clicks, batchSize, partitions, options);
-        paused += (await checkLedger(pool, options.clicks + partitions * options.warmupBatches * batchSize)).paused;
-        results.push(result);
+    const floor = await Floor.open(databaseUrl, `${runId}-f`, options);
+    const historyFloor = await Floor.open(databaseUrl, `${runId}-hf`, options);
+    let history: { seconds: number; rows: number; oldestDay: string; newestDay: string } | undefined;
+    let historyRun: RunResult | undefined;
+    try {
+      for (const batchSize of options.batchSizes) {
+        for (const partitions of options.partitions) {
+          await resetLedger(pool);
+          const withFloor = batchSize === 100 && partitions === 1 ? floor : undefined;
+          const result =
+            partitions === 1
+              ? await runHandler(handler, `${runId}-h${batchSize}`, options.clicks, batchSize, options, withFloor)
+              : await runPartitions(env, `${runId}-h${batchSize}x${partitions}`, options.clicks, batchSize, partitions, options);
+          const floorClicks = withFloor ? withFloor.clicks : 0;
+          paused += (await checkLedger(pool, options.clicks + partitions * options.warmupBatches * batchSize + floorClicks)).paused;
+          results.push(result);
+        }
       }
+      if (options.historyRows > 0) {
+        await resetLedger(pool);
+        history = await loadHistory(databaseUrl, options, log);
+        historyRun = await runHandler(handler, `${runId}-hist`, options.clicks, 100, options, historyFloor, `handler, batch 100, 1 partition, ${history.rows} rows of history`);
+        paused += (await checkLedger(pool, options.clicks + options.warmupBatches * 100 + historyFloor.clicks)).paused;
+      }
+    } finally {
+      await floor.close();
+      await historyFloor.close();
     }
     await resetLedger(pool);
+    // (TRUNCATE keeps the history partitions attached but empty: the baseline runs on an empty ledger.)
     const baseline = await runBaseline(databaseUrl, redis, `${runId}-b`, options.baselineClicks, options);
     await checkLedger(pool, options.baselineClicks + options.warmupBatches * 100);
     results.push(baseline);
 
     const handlerRuns = results.filter((r) => r !== baseline);
+    const floorMs = Number(floor.p50().toFixed(2));
     const primary = handlerRuns.find((r) => r.batchSize === 100 && r.partitions === 1) as RunResult;
     const best = handlerRuns.reduce((a, b) => (b.clicksPerSecond > a.clicksPerSecond ? b : a));
     const speedup = Number((primary.clicksPerSecond / baseline.clicksPerSecond).toFixed(1));
+    const floorRatio = Number((primary.p50BatchMs / floorMs).toFixed(2));
+    const historyRatio = historyRun ? Number((historyRun.clicksPerSecond / primary.clicksPerSecond).toFixed(2)) : null;
+    const historyFloorMs = historyRun ? Number(historyFloor.p50().toFixed(2)) : null;
     const cpus = os.cpus();
     const load = os.loadavg().map((n) => n.toFixed(2)).join(' ');
     log(
@@ -552,9 +732,19 @@ async function main(): Promise<void> {
     );
     log('1 partition: one consumer, clicks/s over time inside the handler. N partitions: N processes (one Lambda instance each) at once, clicks/s over wall-clock time.');
     log('');
-    log(table(results));
+    log(table(historyRun ? [...handlerRuns, historyRun, baseline] : results));
     log('');
     log(`speed-up, handler (batch 100, 1 partition) vs baseline: ${speedup}×`);
+    log(
+      `floor (BEGIN, one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING of the batch's 100 ledger rows, one balance UPDATE, COMMIT; ` +
+        `interleaved with the handler's batches): p50 ${floorMs.toFixed(2)} ms; handler p50 ${primary.p50BatchMs.toFixed(2)} ms = ${floorRatio}× the floor`,
+    );
+    if (historyRun && history) {
+      log(
+        `with ${history.rows} ledger rows of history: ${historyRun.clicksPerSecond} clicks/s, p50 ${historyRun.p50BatchMs.toFixed(2)} ms ` +
+          `(floor ${historyFloorMs?.toFixed(2)} ms) = ${historyRatio}× the empty-ledger throughput`,
+      );
+    }
     log(`best throughput: ${best.clicksPerSecond} clicks/s (${best.name})`);
     log(`campaigns paused during the runs: ${paused} (budgets are set far above the spend)`);
     log('Ledger checked after each run: one DEDUCT per click, balances down by exactly the DEDUCT total.');
@@ -577,6 +767,10 @@ async function main(): Promise<void> {
           p99BatchMs: primary.p99BatchMs,
           dbRoundTripsPerBatch: primary.dbRoundTripsPerBatch,
           speedup,
+          floorMs,
+          floorRatio,
+          historyRatio,
+          history: historyRun && history ? { rows: history.rows, days: options.historyDays, loadSeconds: Number(history.seconds.toFixed(1)), run: historyRun, floorMs: historyFloorMs } : null,
           headline: 'batch 100, 1 partition',
           bestClicksPerSecond: best.clicksPerSecond,
           bestRun: best.name,

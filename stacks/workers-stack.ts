@@ -100,7 +100,12 @@ export class WorkersStack extends EnvironmentStack {
     const clickBalance = fn('click-balance', 'clickBalance', 'Charges each click exactly once and enforces daily budgets.');
     const compensation = fn('compensation', 'compensation', 'Refunds duplicate clicks exactly once.');
     const rankingCache = fn('ranking-cache', 'rankingCache', 'Writes RTB rankings into Redis.', { RANKING_TTL_SECONDS: String(workers.rankingTtlSeconds) });
-    const budgetReset = fn('budget-reset', 'budgetReset', 'Resumes budget-paused campaigns at local midnight.');
+    const { history } = config.database;
+    const budgetReset = fn('budget-reset', 'budgetReset', 'Resumes budget-paused campaigns at local midnight.', {
+      LEDGER_RETENTION_DAYS: String(history.ledgerRetentionDays),
+      LEDGER_PARTITIONS_AHEAD_DAYS: String(history.partitionsAheadDays),
+      LEDGER_EXPIRED_PARTITIONS: history.expired,
+    });
     const outboxSweep = fn('outbox-sweep', 'outboxSweep', 'Publishes outbox rows that were not published after commit.');
     const dbMigrate = fn('db-migrate', 'dbMigrate', 'Applies db/migrations on deploy.', { MIGRATIONS_DIR: '/var/task/migrations' });
     this.functions = { clickBalance, compensation, rankingCache, budgetReset, outboxSweep, dbMigrate };

@@ -149,7 +149,24 @@ describe('one database role per function', () => {
   });
 
   test('every table has its grants decided (a new table must say who may touch it)', async () => {
-    const { rows } = await db.pool.query<{ table_name: string }>("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name");
+    // Partitions are reached through their parent, whose grants apply; none has grants of its own.
+    const { rows } = await db.pool.query<{ table_name: string }>(
+      `SELECT c.relname AS table_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname`,
+    );
     expect(rows.map((r) => r.table_name)).toEqual(TABLES);
+    const partitionGrants = await db.pool.query(
+      `SELECT c.relname, g.grantee FROM pg_class c JOIN information_schema.role_table_grants g ON g.table_name = c.relname
+        WHERE c.relispartition AND g.grantee LIKE 'adstream\\_%'`,
+    );
+    expect(partitionGrants.rows).toEqual([]);
+  });
+
+  test('the day-partitioned ledger keeps the grants of the old one: click-balance inserts, reads, and cannot delete', async () => {
+    const { rows } = await db.pool.query<{ relkind: string }>("SELECT relkind FROM pg_class WHERE relname = 'ad_balance_histories'");
+    expect(rows).toEqual([{ relkind: 'p' }]);
+    await expect(asRole('adstream_click_balance', 'SELECT count(*) FROM ad_balance_histories')).resolves.toBeDefined();
+    await expect(asRole('adstream_click_balance', 'DELETE FROM ad_balance_histories_default')).rejects.toThrow(/permission denied/);
+    await expect(asRole('adstream_click_balance', "SELECT * FROM adstream_maintain_history(current_date, 7, 400, 'drop')")).rejects.toThrow(/permission denied/);
   });
 });

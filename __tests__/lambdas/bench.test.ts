@@ -27,6 +27,11 @@ interface BenchJson {
   readonly clicksPerSecond: number;
   readonly p99BatchMs: number;
   readonly speedup: number;
+  readonly p50BatchMs: number;
+  readonly floorMs: number;
+  readonly floorRatio: number;
+  readonly historyRatio: number | null;
+  readonly history: { readonly rows: number; readonly days: number; readonly run: RunResult } | null;
   readonly dbRoundTripsPerBatch: number;
   readonly clicks: number;
   readonly baselineClicks: number;
@@ -50,7 +55,7 @@ test('npm run bench -- --json prints one JSON object on its last line, with the 
   const before = await benchDatabases();
   const { stdout } = await run(
     process.execPath,
-    [path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'), 'scripts/bench.ts', '--clicks', '3000', '--baseline-clicks', '600', '--warmup-batches', '2', '--partitions', '1,2', '--json'],
+    [path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'), 'scripts/bench.ts', '--clicks', '3000', '--baseline-clicks', '600', '--warmup-batches', '2', '--partitions', '1,2', '--history', '--history-rows', '3000', '--history-days', '3', '--json'],
     { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 },
   );
 
@@ -80,8 +85,32 @@ test('npm run bench -- --json prints one JSON object on its last line, with the 
   expect(result.dbRoundTripsPerBatch).toBeLessThanOrEqual(10);
   expect(result.speedup).toBeGreaterThan(1);
   expect(result.pausedCampaigns).toBe(0);
+  // The floor ran in the same run, and the handler is reported as a ratio of it.
+  expect(result.floorMs).toBeGreaterThan(0);
+  expect(result.floorRatio).toBeCloseTo(result.p50BatchMs / result.floorMs, 1);
+  // --history loaded its rows into past days and ran batches of 100 over them.
+  expect(result.history).toMatchObject({ rows: 3000, days: 3, run: { batchSize: 100, clicks: 3000, batches: 30 } });
+  expect(result.historyRatio).toBeCloseTo((result.history?.run.clicksPerSecond ?? 0) / result.clicksPerSecond, 1);
+  expect(stdout).toMatch(/floor \(BEGIN, one INSERT … SELECT FROM unnest/);
   // The human-readable table comes first.
   expect(stdout).toMatch(/\| handler, batch 100, 1 partition +\|/);
   // The run cleaned up its own database.
   expect((await benchDatabases()).filter((name) => !before.includes(name))).toEqual([]);
+});
+
+test('npm run bench -- --help lists every flag, --history among them', async () => {
+  const { stdout } = await run(process.execPath, [path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'), 'scripts/bench.ts', '--help'], { cwd: REPO_ROOT });
+  for (const flag of ['--clicks', '--baseline-clicks', '--batch-sizes', '--partitions', '--json', '--profile', '--history', '--history-rows', '--history-days']) expect(stdout).toContain(flag);
+});
+
+test('without --history the JSON says historyRatio null', async () => {
+  const { stdout } = await run(
+    process.execPath,
+    [path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'), 'scripts/bench.ts', '--clicks', '500', '--baseline-clicks', '200', '--warmup-batches', '1', '--partitions', '1', '--batch-sizes', '100', '--json'],
+    { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 },
+  );
+  const lines = stdout.trim().split('\n');
+  const result = JSON.parse(lines[lines.length - 1]) as BenchJson;
+  expect(result).toMatchObject({ historyRatio: null, history: null });
+  expect(result.floorRatio).toEqual(expect.any(Number));
 });

@@ -283,6 +283,48 @@ describe('click-balance', () => {
   });
 });
 
+describe('click-balance on the day-partitioned ledger', () => {
+  test('a copy of a charged click re-stamped into the day before or after (another partition) is never charged again', async () => {
+    await seedAdvertiser(stores.pool, 31, '10000');
+    await seedCampaign(stores.pool, { campaignId: 311, advertiserId: 31, cpc: '100', dailyBudget: null });
+    const handler = createClickBalanceHandler(deps());
+    const original = clickEvent(311, 31);
+    const dayMs = 24 * 3600 * 1000;
+    expect((await handler(adEventsBatch([original]))).charged).toBe(1);
+    // The same click re-stamped into the day before and the day after, alone and in a batch with a new click.
+    const earlier = await handler(adEventsBatch([{ ...original, event_ts: original.event_ts - dayMs }], 0, 1));
+    const later = await handler(adEventsBatch([{ ...original, event_ts: original.event_ts + dayMs }], 0, 2));
+    const both = await handler(adEventsBatch([{ ...original, event_ts: original.event_ts - dayMs + 60_000 }, clickEvent(311, 31)], 0, 3));
+    expect([earlier.charged, later.charged, both.charged]).toEqual([0, 0, 1]);
+    expect([earlier.deadLettered, later.deadLettered, both.deadLettered]).toEqual([0, 0, 0]);
+    expect(await countRows(stores.pool, 'ad_balance_histories', `event_id = '${original.event_id}'`)).toBe(1);
+    expect(await balanceOf(stores.pool, 31)).toBe('9800');
+  });
+
+  test('a copy with another day but another advertiser is dead-lettered as a conflict, not charged', async () => {
+    await seedAdvertiser(stores.pool, 32, '10000');
+    await seedCampaign(stores.pool, { campaignId: 321, advertiserId: 32, cpc: '100', dailyBudget: null });
+    await seedAdvertiser(stores.pool, 33, '10000');
+    await seedCampaign(stores.pool, { campaignId: 331, advertiserId: 33, cpc: '100', dailyBudget: null });
+    const handler = createClickBalanceHandler(deps());
+    const original = clickEvent(321, 32);
+    await handler(adEventsBatch([original]));
+    const copy = await handler(adEventsBatch([{ ...original, campaign_id: 331, advertiser_id: 33, event_ts: original.event_ts - 24 * 3600 * 1000 }], 0, 1));
+    expect(copy).toMatchObject({ charged: 0, deadLettered: 1 });
+    expect(await balanceOf(stores.pool, 33)).toBe('10000');
+  });
+
+  test('charges land in the daily partition of their budget day', async () => {
+    await seedAdvertiser(stores.pool, 34, '10000');
+    await seedCampaign(stores.pool, { campaignId: 341, advertiserId: 34, cpc: '1', dailyBudget: null });
+    const click = clickEvent(341, 34);
+    await createClickBalanceHandler(deps())(adEventsBatch([click]));
+    const { rows } = await stores.pool.query(`SELECT tableoid::regclass::text AS part, spend_date::text AS day FROM ad_balance_histories WHERE event_id = $1`, [click.event_id]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].part).toBe(`ad_balance_histories_p${rows[0].day.replace(/-/g, '')}`);
+  });
+});
+
 describe('click-balance conflicts end in a charge or a dead letter', () => {
   const lettersOf = async (where: string) =>
     (await stores.pool.query(`SELECT reason, kafka_partition, kafka_offset::text AS kafka_offset FROM dead_letters WHERE handler = 'click-balance' AND ${where} ORDER BY id`)).rows;

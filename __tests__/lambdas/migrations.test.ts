@@ -11,22 +11,25 @@ import { createTestDatabase, migrate, REPO_ROOT, TestDatabase, workerDeps } from
 
 const run = promisify(execFile);
 
-async function migrateFirstOnly(url: string): Promise<void> {
+async function migrateFirstOnly(url: string, count = 1): Promise<void> {
   const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
-  await run(process.execPath, [bin, 'up', '1', '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'], {
+  await run(process.execPath, [bin, 'up', String(count), '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'], {
     cwd: REPO_ROOT,
     env: { ...process.env, DATABASE_URL: url },
   });
 }
 
 let db: TestDatabase;
+let ledgerDb: TestDatabase;
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
+  ledgerDb = await createTestDatabase({ migrate: false });
 });
 
 afterAll(async () => {
   await db.drop();
+  await ledgerDb.drop();
 });
 
 describe('migrations', () => {
@@ -70,6 +73,63 @@ describe('migrations', () => {
       expect(letters.rows).toHaveLength(1);
       expect(letters.rows[0].reason).toBe('NO_PRICE');
       expect(letters.rows[0].detail).toContain('0.1234567');
+    } finally {
+      await deps.close();
+    }
+  });
+
+  test('the partitioned-ledger migration moves a ledger holding data into daily partitions, ids, grants and idempotency intact', async () => {
+    // The schema of the three migrations before the ledger was partitioned, with its data.
+    await migrateFirstOnly(ledgerDb.url, 3);
+    const pool = ledgerDb.pool;
+    await pool.query(`
+      INSERT INTO advertisers (advertiser_id, balance) VALUES (1, 1000);
+      INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES (11, 1, 100, NULL);
+      INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date, event_ts)
+        VALUES ('legacy', 'DEDUCT', 100, 1, 11, '2021-03-04', '2021-03-04T01:00:00Z'),
+               ('legacy', 'REFUND', 100, 1, 11, '2021-03-04', '2021-03-04T01:00:00Z'),
+               ('today', 'DEDUCT', 100, 1, 11, current_date, now());`);
+    const before = await pool.query('SELECT id::text, event_id, type FROM ad_balance_histories ORDER BY id');
+
+    expect(await migrate(ledgerDb.url)).toMatch(/1764800000000_partitioned-ledger/);
+
+    const after = await pool.query('SELECT id::text, event_id, type FROM ad_balance_histories ORDER BY id');
+    expect(after.rows).toEqual(before.rows);
+    const placed = await pool.query("SELECT event_id, tableoid::regclass::text AS part FROM ad_balance_histories WHERE type = 'DEDUCT' ORDER BY event_id");
+    expect(placed.rows).toEqual([
+      { event_id: 'legacy', part: 'ad_balance_histories_default' },
+      { event_id: 'today', part: expect.stringMatching(/^ad_balance_histories_p\d{8}$/) },
+    ]);
+    const kind = await pool.query("SELECT relkind FROM pg_class WHERE relname = 'ad_balance_histories'");
+    expect(kind.rows).toEqual([{ relkind: 'p' }]);
+    // The grants of the old table carried over; the id sequence continues after the copied ids.
+    const grants = await pool.query(
+      "SELECT privilege_type FROM information_schema.role_table_grants WHERE table_name = 'ad_balance_histories' AND grantee = 'adstream_click_balance' ORDER BY 1",
+    );
+    expect(grants.rows.map((r) => r.privilege_type)).toEqual(['INSERT', 'SELECT']);
+    const next = await pool.query(
+      "INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('new', 'DEDUCT', 1, 1, 11, current_date) RETURNING id::text",
+    );
+    expect(BigInt(next.rows[0].id)).toBeGreaterThan(BigInt(before.rows[before.rows.length - 1].id));
+    // The key still refuses a second row of the same click and type on the same day, and the
+    // ledger carries the constraints of the ledger-entries migration.
+    await expect(
+      pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('today', 'DEDUCT', 1, 1, 11, current_date)"),
+    ).rejects.toThrow(/duplicate key value violates unique constraint "ad_balance_histories_p\d{8}_event_id_type_spend_date_key"/);
+    await expect(
+      pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('neg', 'REFUND', -1, 1, 11, current_date)"),
+    ).rejects.toThrow(/ad_balance_histories_amount_check/);
+    await expect(
+      pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('nocampaign', 'DEDUCT', 1, 1, NULL, current_date)"),
+    ).rejects.toThrow(/ad_balance_histories_campaign_check/);
+    await pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('adj', 'ADJUSTMENT', -5, 1, NULL, current_date)");
+
+    // The workers on the migrated ledger: a replay of the legacy click is not charged again.
+    const deps = workerDeps({ databaseUrl: ledgerDb.url, keyPrefix: 'unused:', redisUrl: null });
+    try {
+      const replay = clickEvent(11, 1, { event_id: 'legacy', event_ts: Date.parse('2021-03-04T01:00:00Z') });
+      const summary = await createClickBalanceHandler(deps)(adEventsBatch([replay, clickEvent(11, 1)]));
+      expect(summary).toMatchObject({ charged: 1, deadLettered: 0 });
     } finally {
       await deps.close();
     }

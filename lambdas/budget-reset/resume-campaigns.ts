@@ -4,6 +4,7 @@ import { BudgetResetRequestError } from '../shared/errors';
 import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
 import { campaignStatusOutboxColumns } from '../shared/outbox';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
+import { DEFAULT_LEDGER_HISTORY, HistoryAction, LedgerHistory, MAINTAIN_HISTORY } from './ledger-history';
 
 /** Name of the handler in logs and metrics. */
 export const BUDGET_RESET_HANDLER = 'budget-reset';
@@ -30,6 +31,9 @@ export interface BudgetResetSummary extends InvocationSummary {
   resumed: number;
   /** ACTIVE campaigns paused because their spend on the current budget day already reached the budget. */
   paused: number;
+  /** Daily ledger partitions created ahead, and expired ones detached or dropped (config `database.history`). */
+  partitionsCreated: number;
+  partitionsExpired: number;
 }
 
 /**
@@ -150,11 +154,15 @@ export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, time
   return resetDays(event, timeZone, now).budgetDay;
 }
 
-/** Builds the budget-reset handler, scheduled at local midnight of the budget zone. */
-export function createBudgetResetHandler(deps: WorkerDeps): (event: unknown) => Promise<BudgetResetSummary> {
+/**
+ * Builds the budget-reset handler, scheduled at local midnight of the budget zone. After the
+ * reset commits it keeps the ledger's daily partitions: `history.aheadDays` days created ahead,
+ * days older than `history.retentionDays` detached or dropped.
+ */
+export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistory = DEFAULT_LEDGER_HISTORY): (event: unknown) => Promise<BudgetResetSummary> {
   return async (event) => {
     const now = deps.now?.() ?? Date.now();
-    const summary: BudgetResetSummary = { ...emptySummary(BUDGET_RESET_HANDLER), budgetDay: '', resumed: 0, paused: 0 };
+    const summary: BudgetResetSummary = { ...emptySummary(BUDGET_RESET_HANDLER), budgetDay: '', resumed: 0, paused: 0, partitionsCreated: 0, partitionsExpired: 0 };
     watchCache(deps, summary);
     return instrumentInvocation(deps.observability, summary, 'budget reset failed; nothing applied, the next run retries', async () => {
       const { budgetDay, currentDay: today } = resetDays(event as BudgetResetEvent, deps.budgetTimeZone, now);
@@ -169,6 +177,10 @@ export function createBudgetResetHandler(deps: WorkerDeps): (event: unknown) => 
       summary.paused = result.paused;
       summary.outboxWritten = result.announced;
       await publishAfterCommit(deps, summary);
+      const kept = await (await deps.pool()).query<HistoryAction>(MAINTAIN_HISTORY, [today, history.aheadDays, history.retentionDays, history.expired]);
+      summary.dbRoundTrips += 1;
+      summary.partitionsCreated = kept.rows.filter((r) => r.action === 'created').length;
+      summary.partitionsExpired = kept.rows.filter((r) => r.action === 'detached' || r.action === 'dropped').length;
     });
   };
 }

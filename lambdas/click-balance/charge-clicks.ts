@@ -98,6 +98,16 @@ charged AS (
   SELECT i.event_id, 'DEDUCT', i.amount, i.advertiser_id, i.campaign_id, i.spend_date, to_timestamp(i.event_ms / 1000.0)
     FROM input i
    WHERE i.event_id NOT IN (SELECT event_id FROM voided)
+     -- The ledger is partitioned by day and its unique key includes the day: a copy of a click
+     -- carrying another event_ts is not charged again in the partition of the day before or
+     -- after (run-time pruning probes only those two partitions, so history costs nothing here;
+     -- a copy re-stamped further away is not looked for, see lambdas/README.md).
+     -- $8/$9 are the first and last budget day of the batch: the planner prunes to the
+     -- partitions around them (planning does not grow with the retained days).
+     AND NOT EXISTS (SELECT 1 FROM ad_balance_histories o
+                      WHERE o.event_id = i.event_id AND o.type = 'DEDUCT'
+                        AND o.spend_date BETWEEN $8::date - 2 AND $9::date + 2
+                        AND o.spend_date BETWEEN i.spend_date - 1 AND i.spend_date + 1 AND o.spend_date <> i.spend_date)
    ORDER BY i.event_id
   ON CONFLICT ON CONSTRAINT ad_balance_histories_event_type_key DO NOTHING
   RETURNING event_id, amount, advertiser_id, campaign_id, spend_date
@@ -109,6 +119,7 @@ unaccounted AS (
   SELECT i.event_id, d.advertiser_id::text AS charged_advertiser_id, d.campaign_id::text AS charged_campaign_id
     FROM input i
     LEFT JOIN ad_balance_histories d ON d.event_id = i.event_id AND d.type = 'DEDUCT'
+          AND d.spend_date BETWEEN $8::date - 2 AND $9::date + 2 AND d.spend_date BETWEEN i.spend_date - 1 AND i.spend_date + 1
    WHERE i.event_id NOT IN (SELECT event_id FROM charged)
      AND i.event_id NOT IN (SELECT event_id FROM voided)
      AND (d.event_id IS NULL OR d.advertiser_id <> i.advertiser_id OR d.campaign_id <> i.campaign_id)
@@ -332,6 +343,12 @@ async function applyCharges(
   timeZone: string,
   today: string,
 ): Promise<ChargeResult> {
+  let first = Infinity;
+  let last = -Infinity;
+  for (const c of chargeable) {
+    if (c.click.event.event_ts < first) first = c.click.event.event_ts;
+    if (c.click.event.event_ts > last) last = c.click.event.event_ts;
+  }
   const result = await client.query<ChargeResult>(CHARGE_CLICKS, [
     chargeable.map((c) => c.click.event.event_id),
     chargeable.map((c) => c.click.event.campaign_id),
@@ -340,6 +357,8 @@ async function applyCharges(
     chargeable.map((c) => c.click.event.event_ts),
     timeZone,
     today,
+    budgetDayOf(first, timeZone),
+    budgetDayOf(last, timeZone),
   ]);
   return result.rows[0];
 }
