@@ -298,9 +298,12 @@ export function generateTraffic(options: TrafficOptions): Traffic {
       ts,
       make: () => {
         if (kind === 0) return { topic: 'ad-events', key: String(c.campaignId), value: Buffer.from(`{"event_id": "bad-${b}", "event_type": "CLI`) };
-        // A negative quoted price: the worker refuses it (ABSURD_AMOUNT); Flink reads it. (A price that
-        // is not a number at all, e.g. 'twelve', fails performance-metrics v1's CAST: --malformed-prices.)
-        if (kind === 1) return adEvent('CLICK', c, ts, `dev-${tag}-bad-${b}`, 'ad-bad', nextId('bad'), { actual_price: options.malformedPrices ? 'twelve' : '-3.00' });
+        // An event type the contract does not know: the worker dead-letters it (a malformed
+        // informational field such as a negative or non-numeric quoted price no longer does: the
+        // click is charged with the field dropped). Flink reads it and ignores it as not a CLICK.
+        // --malformed-prices also gives it a price that is not a number ('twelve'), which fails a
+        // statement that CASTs it instead of TRY_CAST.
+        if (kind === 1) return adEvent('CLIK' as 'CLICK', c, ts, `dev-${tag}-bad-${b}`, 'ad-bad', nextId('bad'), options.malformedPrices ? { actual_price: 'twelve' } : {});
         const record = adEvent('CLICK', c, ts, `dev-${tag}-bad-${b}`, 'ad-bad', nextId('bad'));
         const { campaign_id: _omit, ...value } = record.value as Record<string, unknown>;
         return { ...record, value };

@@ -43,7 +43,7 @@ const outRoot = outDirArg ? resolve(outDirArg) : join(root, 'build', 'lambdas');
 const MAX_BUNDLE_BYTES = 1.5 * 1024 * 1024;
 
 // Spelled out, not discovered: adding a function is a deliberate change to the deployment.
-const HANDLERS = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status'];
+const HANDLERS = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status', 'reconcile'];
 
 // Packages that must never reach a Lambda bundle: lambdas/ is a separate program from the
 // infrastructure code. Checked on esbuild's metafile so a stray import fails the build loudly.

@@ -21,6 +21,8 @@ export const KNOWN_ERROR_NAMES: ReadonlySet<string> = new Set([
   'FlinkCheckConfigError',
   'DeployStepFailed',
   'UsageError',
+  'LedgerEntryError',
+  'RecoveryRequestError',
 ]);
 
 /** Whether `error` is one of the project's known, self-explaining errors. */

@@ -13,6 +13,7 @@ import { KafkaTrigger, KafkaTriggerSource } from '../constructs/aws/kafka-trigge
 import { WorkerSchedule } from '../constructs/aws/worker-schedule';
 import { SchemaMigration } from '../constructs/aws/schema-migration';
 import { FlinkStatusCheck } from '../constructs/aws/flink-status-check';
+import { Reconciliation } from '../constructs/aws/reconciliation';
 import { TriggerStatusCheck } from '../constructs/aws/trigger-status-check';
 import { SilenceAlarms } from '../constructs/aws/silence-alarms';
 import { MoneyDashboard } from '../constructs/aws/dashboard';
@@ -33,6 +34,8 @@ const BUNDLES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset
 
 /** Records a consumer group may lag before its alarm fires. */
 const OFFSET_LAG_ALARM = 10_000;
+/** Hours between ledger reconciliations (each reads the whole ledger in one read-only snapshot). */
+const RECONCILE_EVERY_HOURS = 1;
 /** Duplicate clicks per charged click (per hour) above which someone should look. */
 const DUPLICATE_RATE_ALARM = 0.05;
 
@@ -201,8 +204,21 @@ export class WorkersStack extends EnvironmentStack {
       location,
     });
 
+    // The ledger reconciliation, hourly (it reads the whole ledger in one snapshot, as a read-only role).
+    const reconciliation = new Reconciliation(this, 'reconciliation', {
+      namePrefix: prefix,
+      bundleRoot,
+      network: storage.network,
+      database: storage.database,
+      logRetentionDays: workers.logRetentionDays,
+      everyHours: RECONCILE_EVERY_HOURS,
+      target: this.alerts,
+      accountId: config.aws.accountId,
+    });
+    reconciliation.worker.releaseAfter(migration.invocation);
+
     for (const worker of [clickBalance, compensation, rankingCache]) alarms.watchFunction(worker, 'kafka-consumer');
-    for (const worker of [budgetReset, outboxSweep, flinkStatus.worker, triggerStatus.worker]) alarms.watchFunction(worker, 'scheduled');
+    for (const worker of [budgetReset, outboxSweep, flinkStatus.worker, triggerStatus.worker, reconciliation.worker]) alarms.watchFunction(worker, 'scheduled');
     alarms.watchFunction(dbMigrate, 'deploy');
     for (const t of this.triggers) alarms.watchTrigger(t, { offsetLag: OFFSET_LAG_ALARM });
     for (const worker of [clickBalance, compensation, rankingCache]) alarms.watchDeadLetters(worker);
@@ -216,10 +232,10 @@ export class WorkersStack extends EnvironmentStack {
       outboxSweep,
       flinkStatus: flinkStatus.worker,
       triggerStatus: triggerStatus.worker,
-      functions: [...Object.values(this.functions), flinkStatus.worker, triggerStatus.worker],
+      functions: [...Object.values(this.functions), flinkStatus.worker, triggerStatus.worker, reconciliation.worker],
       triggers: this.triggers,
       flinkStatements: flinkStatus.statements.map((s) => s.statementName),
-      pipelineAlarmNames: [...alarms.alarmNames, ...silence.alarmNames],
+      pipelineAlarmNames: [...alarms.alarmNames, ...silence.alarmNames, reconciliation.alarmName],
       statefulAlarmNames: storageAlarmNames(config),
     });
 

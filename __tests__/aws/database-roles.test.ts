@@ -25,10 +25,11 @@ const ROLES = {
   'budget-reset': 'adstream_budget_reset',
   'outbox-sweep': 'adstream_outbox_sweep',
   'ranking-cache': 'adstream_ranking_cache',
+  reconcile: 'adstream_reconcile',
 } as const;
 
 /** Every table the migrations create; a new one fails this test until its grants are decided. */
-const TABLES = ['ad_balance_histories', 'advertisers', 'campaign_daily_spend', 'campaigns', 'click_voids', 'dead_letters', 'duplicate_clicks', 'outbox', 'outbox_publishers', 'pgmigrations'];
+const TABLES = ['ad_balance_histories', 'advertisers', 'campaign_daily_spend', 'campaigns', 'click_voids', 'dead_letters', 'duplicate_clicks', 'ledger_entry_refs', 'outbox', 'outbox_publishers', 'pgmigrations'];
 
 let db: TestDatabase;
 const prefix = testKeyPrefix();
@@ -111,7 +112,14 @@ describe('one database role per function', () => {
     expect(await countRows(db.pool, 'dead_letters', "handler = 'ranking-cache'")).toBe(1);
   });
 
+  test('reconcile checks the whole ledger as adstream_reconcile', async () => {
+    expect(await invokeAs('reconcile')).toMatchObject({ checks: { balance: expect.anything(), outboxUnpublished: expect.anything() } });
+  });
+
   test.each([
+    ['adstream_reconcile', "UPDATE advertisers SET balance = '0'"],
+    ['adstream_reconcile', "INSERT INTO ledger_entry_refs (external_ref, advertiser_id, type, amount, event_id) VALUES ('x', 1, 'TOPUP', 1, 'x')"],
+    ['adstream_click_balance', 'SELECT * FROM ledger_entry_refs'],
     ['adstream_ranking_cache', 'SELECT balance FROM advertisers'],
     ['adstream_outbox_sweep', "UPDATE advertisers SET balance = '0'"],
     ['adstream_outbox_sweep', 'SELECT * FROM ad_balance_histories'],
@@ -126,8 +134,8 @@ describe('one database role per function', () => {
 
   test('the roles the migration creates are exactly the ones the workers stack connects as', async () => {
     expect(Object.values(ROLES).sort()).toEqual(Object.values(FUNCTION_DATABASE_ROLES).sort());
-    const migration = readFileSync(path.join(REPO_ROOT, 'db/migrations/1764500000000_function-roles.sql'), 'utf8');
-    for (const role of Object.values(FUNCTION_DATABASE_ROLES)) expect(migration).toContain(`'${role}'`);
+    const migrations = ['1764500000000_function-roles.sql', '1764700000000_ledger-entries.sql'].map((file) => readFileSync(path.join(REPO_ROOT, 'db/migrations', file), 'utf8')).join('\n');
+    for (const role of Object.values(FUNCTION_DATABASE_ROLES)) expect(migrations).toMatch(new RegExp(`'${role}'|ROLE ${role} `));
     const { rows } = await db.pool.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'adstream\\_%' ORDER BY rolname");
     expect(rows.map((r) => r.rolname)).toEqual(expect.arrayContaining(Object.values(FUNCTION_DATABASE_ROLES)));
   });

@@ -12,6 +12,8 @@ import { RANKING_CACHE_HANDLER } from '../../lambdas/ranking-cache/ranking-cache
 import { FLINK_STATUS_HANDLER, FLINK_STATUS_METRICS } from '../../lambdas/flink-status/check-statements';
 import { HEALTH_METRICS } from '../../lambdas/shared/health-metrics';
 import { TRIGGER_STATUS_HANDLER, TRIGGER_STATUS_METRICS } from '../../lambdas/trigger-status/check-triggers';
+import { RECONCILE_HANDLER, RECONCILE_METRICS } from '../../lambdas/reconcile/reconcile-ledger';
+import { RECONCILIATION_DRIFT_METRIC } from '../../constructs/aws/reconciliation';
 import { SILENCE_METRICS } from '../../constructs/aws/silence-alarms';
 import { createFakeBundleRoot, testEnvironment } from './support/fixtures';
 import { addAwsStacks } from './support/synth';
@@ -46,7 +48,7 @@ describe('worker metrics seen by the alarms', () => {
     const json = JSON.parse(Testing.synth(workers)) as { resource: { aws_lambda_function: Record<string, { environment: { variables: Record<string, string> } }> } };
     const services = Object.values(json.resource.aws_lambda_function).map((f) => f.environment.variables.POWERTOOLS_SERVICE_NAME).sort();
     expect(services).toEqual(
-      [BUDGET_RESET_HANDLER, CLICK_BALANCE_HANDLER, COMPENSATION_HANDLER, DB_MIGRATE_HANDLER, FLINK_STATUS_HANDLER, OUTBOX_SWEEP_HANDLER, RANKING_CACHE_HANDLER, TRIGGER_STATUS_HANDLER].sort(),
+      [BUDGET_RESET_HANDLER, CLICK_BALANCE_HANDLER, COMPENSATION_HANDLER, DB_MIGRATE_HANDLER, FLINK_STATUS_HANDLER, OUTBOX_SWEEP_HANDLER, RANKING_CACHE_HANDLER, TRIGGER_STATUS_HANDLER, RECONCILE_HANDLER].sort(),
     );
   });
 
@@ -58,6 +60,7 @@ describe('worker metrics seen by the alarms', () => {
     expect(SILENCE_METRICS.campaignsBudgetPaused).toBe(HEALTH_METRICS.campaignsBudgetPaused);
     expect(SILENCE_METRICS.flinkRunning).toBe(FLINK_STATUS_METRICS.running);
     expect(SILENCE_METRICS.flinkNotRunning).toBe(FLINK_STATUS_METRICS.notRunning);
+    expect(RECONCILIATION_DRIFT_METRIC).toBe(RECONCILE_METRICS.drift);
     expect(SILENCE_METRICS.triggerHealthy).toBe(TRIGGER_STATUS_METRICS.healthy);
     const summary = emittedMetricNames(CLICK_BALANCE_HANDLER);
     expect(summary).toEqual(expect.arrayContaining([SILENCE_METRICS.recordsReceived, SILENCE_METRICS.recordsSkipped, SILENCE_METRICS.clicksCharged]));

@@ -132,8 +132,8 @@ describe.each(environments.map((config) => [config.name, config] as const))('off
 
   test('every function has a timeout, reserved concurrency and a log group with retention', () => {
     const functions = resources(workers(), 'aws_lambda_function');
-    // The six workers, the Flink status check and the trigger status check.
-    expect(functions).toHaveLength(8);
+    // The six workers, the Flink status check, the trigger status check and the reconciliation.
+    expect(functions).toHaveLength(9);
     const logGroups = new Map(resources(workers(), 'aws_cloudwatch_log_group').map((g) => [g.values.name, g.values.retention_in_days]));
     for (const fn of functions) {
       expect(fn.values.timeout).toBeGreaterThanOrEqual(1);

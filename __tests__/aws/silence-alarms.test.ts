@@ -180,7 +180,7 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
       expect(lines('Oldest unprocessed record per trigger (seconds)').match(/OldestRecordAgeSeconds/g)).toHaveLength(3);
       expect(lines('Outbox backlog')).toContain('OutboxOldestUnpublishedSeconds');
       expect(lines('Flink statements RUNNING (1) or not (0)').match(/FlinkStatementRunning/g)).toHaveLength(continuousFlinkStatements(config).length);
-      expect(lines('Function errors').match(/"Errors"/g)).toHaveLength(8);
+      expect(lines('Function errors').match(/"Errors"/g)).toHaveLength(9);
       expect(lines('Kafka triggers consuming (1) or not (0)').match(/TriggerHealthy/g)).toHaveLength(3);
       expect(titled('Function duration p99 (ms)').properties.stat).toBe('p99');
     });

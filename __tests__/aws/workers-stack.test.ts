@@ -170,11 +170,11 @@ describe('WorkersStack', () => {
 
     test('new code goes live only after its migration ran: triggers and schedules invoke the live alias, which waits for the migration', () => {
       const aliases = Object.values(parsed.resource.aws_lambda_alias);
-      expect(aliases).toHaveLength(8);
+      expect(aliases).toHaveLength(9);
       for (const fn of Object.values(parsed.resource.aws_lambda_function)) expect(fn.publish).toBe(true);
       const waiting = aliases.filter((a) => JSON.stringify(a.depends_on ?? []).includes('aws_lambda_invocation.schema-migration_run_'));
       expect(waiting.map((a) => String(a.function_name)).sort()).toEqual(
-        ['budget-reset', 'click-balance', 'compensation', 'outbox-sweep', 'ranking-cache'].map((id) => expect.stringContaining(`aws_lambda_function.${id}_function_`)).sort(() => 0),
+        ['budget-reset', 'click-balance', 'compensation', 'outbox-sweep', 'ranking-cache', 'reconciliation_reconcile'].map((id) => expect.stringContaining(`aws_lambda_function.${id}_function_`)).sort(() => 0),
       );
       for (const alias of aliases) expect(alias.function_version).toMatch(/^\$\{aws_lambda_function\.[^.]+\.version\}$/);
       for (const mapping of Object.values(parsed.resource.aws_lambda_event_source_mapping)) expect(mapping.function_name).toMatch(/^\$\{aws_lambda_alias\.[^.]+_live_[^.]+\.arn\}$/);
@@ -212,9 +212,9 @@ describe('WorkersStack', () => {
     test('alarms: errors and throttles per function, offset lag and discarded batches per trigger, dead letters, duplicate rate', () => {
       const alarms = Object.values(parsed.resource.aws_cloudwatch_metric_alarm);
       const count = (metric: string) => alarms.filter((a) => a.metric_name === metric).length;
-      // The six workers, the Flink status check and the trigger status check.
-      expect(count('Errors')).toBe(8);
-      expect(count('Throttles')).toBe(8);
+      // The six workers, the Flink status check, the trigger status check and the reconciliation.
+      expect(count('Errors')).toBe(9);
+      expect(count('Throttles')).toBe(9);
       expect(count('OffsetLag')).toBe(3);
       expect(count('ApproximateNumberOfMessagesVisible')).toBe(3);
       expect(json).toHaveResourceWithProperties(CloudwatchMetricAlarm, { namespace: 'adstream', metric_name: 'RecordsDeadLettered', dimensions: { service: 'click-balance' } });
@@ -266,7 +266,7 @@ describe('WorkersStack', () => {
     const egress443 = (parsed: Synthesized) => Object.values(parsed.resource.aws_vpc_security_group_egress_rule).filter((r) => r.from_port === 443);
     const { parsed } = synthWorkers('dev');
     const toEndpoints = egress443(parsed).filter((r) => r.cidr_ipv4 === undefined);
-    expect(toEndpoints).toHaveLength(8);
+    expect(toEndpoints).toHaveLength(9);
     for (const rule of toEndpoints) expect(rule).toMatchObject({ referenced_security_group_id: 'sg-0123456789abcdef2' });
     const throughNat = egress443(parsed).filter((r) => r.cidr_ipv4 !== undefined);
     expect(throughNat.map((r) => String(r.security_group_id)).sort()).toEqual([
@@ -280,7 +280,7 @@ describe('WorkersStack', () => {
     const referenced = { ...handoffs.storage, network: { vpcId: handoffs.storage.network.vpcId, privateSubnetIds: handoffs.storage.network.privateSubnetIds } };
     const stack = new WorkersStack(Testing.app(), { config, storage: referenced, streaming: handoffs.streaming, bundleRoot });
     const open = egress443(JSON.parse(Testing.synth(stack)) as Synthesized);
-    expect(open).toHaveLength(8);
+    expect(open).toHaveLength(9);
     for (const rule of open) expect(rule).toMatchObject({ cidr_ipv4: '0.0.0.0/0', description: expect.stringContaining('referenced VPC') });
   });
 

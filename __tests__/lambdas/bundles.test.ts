@@ -13,7 +13,7 @@ import { build } from 'esbuild';
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, '../..');
-const HANDLERS = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status'];
+const HANDLERS = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status', 'reconcile'];
 const MAX_BUNDLE_BYTES = 1.5 * 1024 * 1024;
 /** Generous: Lambda's own init budget is 10 s; this catches a bundle that drags in something huge. */
 const MAX_COLD_IMPORT_MS = 1500;

@@ -205,6 +205,23 @@ describe('compensation checked against the click it refunds', () => {
     }
   });
 
+  test('a chain of three clicks keeps only its first charge: the middle click is refunded although a later one named it as original', async () => {
+    // Found by the local pipeline run: v (10:56:00), then x and w in one millisecond (10:59:52),
+    // both within 5 minutes of v. Flink names w a duplicate of x and x a duplicate of v.
+    await seedAdvertiser(stores.pool, 77, '1000');
+    await seedCampaign(stores.pool, { campaignId: 770, advertiserId: 77, cpc: '100', dailyBudget: null });
+    const ts = Date.now() - 300_000;
+    const v = clickEvent(770, 77, { event_ts: ts, device_id: 'dev-77', event_id: 'chain-v' });
+    const x = clickEvent(770, 77, { event_ts: ts + 231_380, device_id: 'dev-77', event_id: 'chain-x' });
+    const w = clickEvent(770, 77, { event_ts: ts + 231_380, device_id: 'dev-77', event_id: 'chain-w' });
+    await createClickBalanceHandler(deps())(adEventsBatch([v, x, w]));
+    const handler = createCompensationHandler(deps());
+    await handler(compensationBatch([compensationEvent(w, { original_event_id: 'chain-x', compensation_id: 'comp-w-of-x' })], 8, 0));
+    const middle = await handler(compensationBatch([compensationEvent(x, { original_event_id: 'chain-v', compensation_id: 'comp-x-of-v' })], 8, 1));
+    expect(middle.refunded).toBe(1);
+    expect(await balanceOf(stores.pool, 77)).toBe('900');
+  });
+
   test('a duplicate group keeps one charge when the pair is seen again in the other order', async () => {
     await seedAdvertiser(stores.pool, 76, '1000');
     await seedCampaign(stores.pool, { campaignId: 760, advertiserId: 76, cpc: '100', dailyBudget: null });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
+import { reconcileLedger } from '../../lambdas/reconcile/reconcile-ledger';
 import { createTestDatabase, migrate, REPO_ROOT, TestDatabase, workerDeps } from './support/test-database';
 
 const run = promisify(execFile);
@@ -79,8 +80,8 @@ describe('migrations', () => {
   });
 
   test('the partitioned-ledger migration moves a ledger holding data into daily partitions, ids, grants and idempotency intact', async () => {
-    // The schema of the three migrations before the ledger was partitioned, with its data.
-    await migrateFirstOnly(ledgerDb.url, 3);
+    // The schema of the migrations before the ledger was partitioned (ledger entries included), with its data.
+    await migrateFirstOnly(ledgerDb.url, 4);
     const pool = ledgerDb.pool;
     await pool.query(`
       INSERT INTO advertisers (advertiser_id, balance) VALUES (1, 1000);
@@ -133,5 +134,37 @@ describe('migrations', () => {
     } finally {
       await deps.close();
     }
+  });
+
+  test('the ledger-entries migration records an opening ADJUSTMENT per advertiser so that balance = Σ ledger, and reconciles', async () => {
+    // Continues on the database above (released schema + data, money defects migrated): roll the
+    // ledger migrations back (the partitioned ledger after it, then the entries), add legacy balances and charges, migrate again.
+    const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
+    await run(process.execPath, [bin, 'down', '2', '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, DATABASE_URL: db.url },
+    });
+    await db.pool.query(`
+      INSERT INTO advertisers (advertiser_id, balance) VALUES (2, 0), (3, 55.000001);
+      INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date)
+        VALUES ('legacy-refund', 'REFUND', 0.5, 1, 11, '2026-11-30');`);
+    const before = await db.pool.query("SELECT advertiser_id::int, balance::text FROM advertisers ORDER BY 1");
+
+    expect(await migrate(db.url)).toMatch(/1764700000000_ledger-entries/);
+
+    const after = await db.pool.query("SELECT advertiser_id::int, balance::text FROM advertisers ORDER BY 1");
+    expect(after.rows).toEqual(before.rows);
+    const openings = await db.pool.query("SELECT advertiser_id::int, amount::text, event_id FROM ad_balance_histories WHERE type = 'ADJUSTMENT' ORDER BY 1");
+    const net = await db.pool.query("SELECT coalesce(sum(CASE WHEN type = 'DEDUCT' THEN -amount ELSE 0 END), 0)::text AS deducted FROM ad_balance_histories WHERE advertiser_id = 1 AND type = 'DEDUCT'");
+    // Advertiser 1: 1000 at the start, one click charged by the test above, a legacy refund of 0.5.
+    expect(openings.rows[0]).toMatchObject({ advertiser_id: 1, event_id: 'ledger:opening:1' });
+    expect(openings.rows.slice(1)).toEqual([{ advertiser_id: 3, amount: '55.000001', event_id: 'ledger:opening:3' }]);
+    const balance1 = after.rows[0].balance;
+    const sum = await db.pool.query<{ ok: boolean }>("SELECT $1::numeric = $2::numeric + $3::numeric + 0.5 AS ok", [balance1, openings.rows[0].amount, net.rows[0].deducted]);
+    expect(sum.rows[0].ok).toBe(true);
+    const refs = await db.pool.query("SELECT external_ref, type FROM ledger_entry_refs ORDER BY 1");
+    expect(refs.rows).toEqual([{ external_ref: 'opening:1', type: 'ADJUSTMENT' }, { external_ref: 'opening:3', type: 'ADJUSTMENT' }]);
+    const report = await reconcileLedger(db.pool);
+    expect(report.checks.balance.count).toBe(0);
   });
 });

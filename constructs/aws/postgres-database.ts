@@ -33,6 +33,8 @@ export const FUNCTION_DATABASE_ROLES = {
   budgetReset: 'adstream_budget_reset',
   outboxSweep: 'adstream_outbox_sweep',
   rankingCache: 'adstream_ranking_cache',
+  /** Reads only (db/migrations/1764700000000_ledger-entries.sql). */
+  reconcile: 'adstream_reconcile',
 } as const;
 
 /** Props of {@link PostgresDatabase}. */

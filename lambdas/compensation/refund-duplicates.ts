@@ -54,8 +54,9 @@ SELECT c.campaign_id, c.advertiser_id
  * id still applies). Each other new (compensation_id, advertiser, campaign) is logged once; the click it names is
  * refunded exactly what its DEDUCT row charged, or voided (for its advertiser and campaign
  * only) if it has not been charged yet, or left alone if another compensation already settled
- * it, or kept if it is the original of a duplicate already refunded or voided (the same pair
- * seen in the other order: refunding both would leave the group uncharged). Inserts go in key
+ * it, or kept if its named original was already refunded or voided as a duplicate of it (the
+ * same pair seen in the other order: refunding both would leave the group uncharged). Only that
+ * exact reverse pair: in a chain v ← x ← w, x is still refunded, and v keeps the one charge. Inserts go in key
  * order, so concurrent batches wait on each other in one order.
  */
 const REFUND_DUPLICATES = `
@@ -86,7 +87,8 @@ decided AS (
              OR row_number() OVER (PARTITION BY m.duplicate_event_id, m.advertiser_id, m.campaign_id ORDER BY m.compensation_id) > 1
              THEN 'ALREADY_SETTLED'
            WHEN EXISTS (SELECT 1 FROM duplicate_clicks p
-                         WHERE p.original_event_id = m.duplicate_event_id AND p.outcome IN ('REFUNDED', 'VOIDED')
+                         WHERE p.original_event_id = m.duplicate_event_id AND p.duplicate_event_id = m.original_event_id
+                           AND p.outcome IN ('REFUNDED', 'VOIDED')
                            AND p.advertiser_id = m.advertiser_id AND p.campaign_id = m.campaign_id)
              THEN 'ORIGINAL_KEPT'
            WHEN m.charged_amount IS NOT NULL THEN 'REFUNDED'

@@ -199,3 +199,16 @@ export function parseWorkerEnv(source: Source): WorkerEnv {
     migrationsDir: optional(source, 'MIGRATIONS_DIR'),
   };
 }
+
+/**
+ * Only the database part of the worker environment (`DATABASE_URL`, or `DATABASE_SECRET_ARN`
+ * with `DATABASE_HOST`…): for functions that read Postgres and nothing else (reconcile).
+ */
+export function parseDatabaseEnv(source: Source): DatabaseConfig {
+  return databaseConfig(source);
+}
+
+/** The budget time zone (`BUDGET_TIME_ZONE`, default Asia/Seoul), checked. */
+export function parseBudgetTimeZone(source: Source): string {
+  return timeZone(source);
+}

@@ -119,6 +119,16 @@ export class OutboxPublishError extends Error {
   }
 }
 
+/** A top-up or adjustment that cannot be recorded (bad amount, unknown advertiser, reference reused). Nothing moved. */
+export class LedgerEntryError extends Error {
+  override readonly name = 'LedgerEntryError';
+}
+
+/** A replay or re-drive request that cannot be carried out (bad coordinates, unreadable message). Nothing moved. */
+export class RecoveryRequestError extends Error {
+  override readonly name = 'RecoveryRequestError';
+}
+
 /** A short description of an unknown thrown value, safe to log. */
 export function describeCause(cause: unknown): string {
   if (cause instanceof AggregateError && cause.errors.length > 0) {

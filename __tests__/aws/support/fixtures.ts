@@ -7,7 +7,7 @@ import type { StorageHandoff, StreamingHandoff } from '../../../constructs/aws/s
 import { FUNCTION_DATABASE_ROLES } from '../../../constructs/aws/postgres-database';
 
 /** Bundle directories the workers stack deploys (one per function). */
-export const BUNDLE_NAMES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status'] as const;
+export const BUNDLE_NAMES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status', 'reconcile'] as const;
 
 /** Fixed migration text of the fake db-migrate bundle, so digests and snapshots are stable. */
 export const FAKE_MIGRATION = 'create table fake_marker (id bigint primary key);\n';

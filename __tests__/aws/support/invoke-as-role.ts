@@ -28,6 +28,9 @@ async function main(): Promise<void> {
   } else if (name === 'ranking-cache') {
     const { handler } = await import('../../../lambdas/ranking-cache/handler');
     result = await handler(kafkaEvent('rtb-rankings', [{ values: [garbage], keyOf: () => '{"placement":"home_top","category":"shoes"}' }]));
+  } else if (name === 'reconcile') {
+    const { handler } = await import('../../../lambdas/reconcile/handler');
+    result = await handler({});
   } else {
     throw new Error(`unknown handler ${name}`);
   }

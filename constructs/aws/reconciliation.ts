@@ -1,0 +1,88 @@
+import { join } from 'node:path';
+import { Construct } from 'constructs';
+import type { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
+import type { LOG_RETENTION_DAYS } from '../../config/schema';
+import { AlarmTarget, createAlarm } from './alarm';
+import { AwsConstructError } from './errors';
+import type { PostgresEndpoint, WorkerSubnets } from './endpoints';
+import { WORKER_METRICS_NAMESPACE, WorkerFunction } from './worker-function';
+import { WorkerSchedule } from './worker-schedule';
+
+/** The metric the reconcile function emits (lambdas/reconcile/reconcile-ledger.ts). */
+export const RECONCILIATION_DRIFT_METRIC = 'ReconciliationDrift';
+
+/** Database role the function connects as (db/migrations/1764700000000_ledger-entries.sql: SELECT only). */
+export const RECONCILE_DATABASE_ROLE = 'adstream_reconcile';
+
+/** Props of {@link Reconciliation}. */
+export interface ReconciliationProps {
+  /** Name prefix, e.g. `adstream-prod`. */
+  readonly namePrefix: string;
+  /** Directory holding the bundles (`<root>/reconcile/index.js`). */
+  readonly bundleRoot: string;
+  /** Private subnets (the database is private). */
+  readonly network: WorkerSubnets;
+  /** The ledger database. */
+  readonly database: PostgresEndpoint;
+  /** Days the function's logs are kept. */
+  readonly logRetentionDays: (typeof LOG_RETENTION_DAYS)[number];
+  /** Hours between runs (every run checks the whole ledger). */
+  readonly everyHours: number;
+  /** Where the drift alarm notifies. */
+  readonly target: AlarmTarget;
+  /** Account id (the schedule's role). */
+  readonly accountId: string;
+}
+
+/**
+ * The ledger reconciliation on a schedule: the `reconcile` function checks, in one snapshot,
+ * that every balance and every day's spend is explained by the ledger and that no click is both
+ * charged and voided or refunded twice, logs the offending ids and emits `ReconciliationDrift`.
+ * One alarm fires on any drift, and when the function did not report (missing data breaches).
+ */
+export class Reconciliation extends Construct {
+  /** The function. */
+  public readonly worker: WorkerFunction;
+  /** The drift alarm. */
+  public readonly alarm: CloudwatchMetricAlarm;
+  /** Its name (known at synth; the dashboard lists it). */
+  public readonly alarmName: string;
+
+  constructor(scope: Construct, id: string, props: ReconciliationProps) {
+    super(scope, id);
+    if (!Number.isInteger(props.everyHours) || props.everyHours < 1 || props.everyHours > 12) {
+      throw new AwsConstructError(this.node.path, `everyHours must be a whole number from 1 to 12 (the drift alarm's period spans two runs and CloudWatch evaluates at most a day), got ${props.everyHours}.`);
+    }
+    this.worker = new WorkerFunction(this, 'reconcile', {
+      functionName: `${props.namePrefix}-reconcile`,
+      description: 'Checks that balances and spend are explained by the ledger; alarms on drift.',
+      bundleDirectory: join(props.bundleRoot, 'reconcile'),
+      sizing: { memoryMb: 256, timeoutSeconds: 300, reservedConcurrency: 1 },
+      logRetentionDays: props.logRetentionDays,
+      network: props.network,
+      serviceName: 'reconcile',
+      environment: {},
+    });
+    this.worker.connectTo(props.database, RECONCILE_DATABASE_ROLE);
+    new WorkerSchedule(this, 'schedule', {
+      worker: this.worker,
+      scheduleName: `${props.namePrefix}-reconcile`,
+      expression: props.everyHours === 1 ? 'rate(1 hour)' : `rate(${props.everyHours} hours)`,
+      description: 'Reconciles the ledger: balances, day spend, refunds, voids, outbox.',
+      accountId: props.accountId,
+    });
+    // One period spans two runs, so a run landing late in its hour never leaves a period empty.
+    this.alarmName = `${props.namePrefix}-reconciliation-drift`;
+    this.alarm = createAlarm(this, 'drift', props.target, {
+      alarmName: this.alarmName,
+      namespace: WORKER_METRICS_NAMESPACE,
+      metricName: RECONCILIATION_DRIFT_METRIC,
+      dimensions: { service: this.worker.serviceName },
+      statistic: 'Maximum',
+      period: 2 * props.everyHours * 3600,
+      treatMissingData: 'breaching',
+      alarmDescription:
+        'The ledger does not reconcile (a balance or a day\'s spend not explained by the ledger, a click charged and voided, a duplicate refunded twice, an original refunded with its duplicate, an outbox row never published), or the reconciliation did not run. Money path: an advertiser is over- or under-charged. Do: read the reconcile log line "ledger does not reconcile" for the offending ids, then run npm run reconcile. Runbook: docs/operations.md#reconciliation-alarm',
+    });
+  }
+}

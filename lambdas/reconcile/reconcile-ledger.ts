@@ -1,0 +1,171 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Pool } from 'pg';
+import type { PoolProvider } from '../shared/db';
+import { describeCause } from '../shared/errors';
+import type { Observability } from '../shared/observability';
+
+/** Service name of the function: its logs and the `service` dimension of its metrics. */
+export const RECONCILE_HANDLER = 'reconcile';
+
+/** Metric names, shared with the alarm (constructs/aws/reconciliation.ts). */
+export const RECONCILE_METRICS = {
+  /** Offending rows over every check; emitted only when every check ran (missing data breaches). */
+  drift: 'ReconciliationDrift',
+} as const;
+
+/** Offending ids logged per check at most (the count is always complete). */
+export const MAX_LOGGED_IDS = 50;
+
+/** Default grace before an unpublished outbox row counts as drift. */
+export const OUTBOX_GRACE_MINUTES = 15;
+
+/** The checks, by name; each query returns the offending rows (empty when the ledger reconciles). */
+export const RECONCILE_CHECKS = {
+  /** Per advertiser: balance = Σ signed ledger (DEDUCT −; REFUND, TOPUP +; ADJUSTMENT signed, the opening balance included). */
+  balance: `
+    WITH ledger AS (
+      SELECT advertiser_id, sum(CASE WHEN type = 'DEDUCT' THEN -amount ELSE amount END) AS net
+        FROM ad_balance_histories GROUP BY advertiser_id
+    )
+    SELECT coalesce(a.advertiser_id, l.advertiser_id)::text AS id, a.balance::text AS balance, coalesce(l.net, 0)::text AS ledger
+      FROM advertisers a FULL JOIN ledger l ON l.advertiser_id = a.advertiser_id
+     WHERE a.balance IS DISTINCT FROM coalesce(l.net, 0)
+     ORDER BY 1`,
+  /** Per campaign and budget day: spend = Σ charges − Σ refunds. */
+  spend: `
+    WITH ledger AS (
+      SELECT campaign_id, spend_date,
+             sum(CASE WHEN type = 'DEDUCT' THEN amount ELSE -amount END) AS net
+        FROM ad_balance_histories WHERE type IN ('DEDUCT', 'REFUND') GROUP BY campaign_id, spend_date
+    )
+    SELECT coalesce(s.campaign_id, l.campaign_id)::text || '/' || coalesce(s.spend_date, l.spend_date)::text AS id,
+           coalesce(s.spend, 0)::text AS spend, coalesce(l.net, 0)::text AS ledger
+      FROM campaign_daily_spend s FULL JOIN ledger l ON l.campaign_id = s.campaign_id AND l.spend_date = s.spend_date
+     WHERE coalesce(s.spend, 0) <> coalesce(l.net, 0)
+     ORDER BY 1`,
+  /** No click both charged and voided (a void means the click must never be charged). */
+  chargedAndVoided: `
+    SELECT DISTINCT v.event_id AS id
+      FROM click_voids v
+      JOIN ad_balance_histories h ON h.event_id = v.event_id AND h.type = 'DEDUCT'
+                                 AND h.advertiser_id = v.advertiser_id AND h.campaign_id = v.campaign_id
+     ORDER BY 1`,
+  /** Each duplicate refunded at most once, in the ledger and in the duplicate log. */
+  refundedTwice: `
+    SELECT id FROM (
+      SELECT event_id AS id FROM ad_balance_histories WHERE type = 'REFUND' GROUP BY event_id HAVING count(*) > 1
+      UNION
+      SELECT duplicate_event_id FROM duplicate_clicks WHERE outcome IN ('REFUNDED', 'VOIDED')
+       GROUP BY duplicate_event_id, advertiser_id, campaign_id HAVING count(*) > 1
+    ) t ORDER BY 1`,
+  /** No original of a refunded (or voided) duplicate refunded or voided too: the group would keep no charge. */
+  originalRefunded: `
+    SELECT DISTINCT d.original_event_id AS id
+      FROM duplicate_clicks d
+     WHERE d.outcome IN ('REFUNDED', 'VOIDED')
+       AND (EXISTS (SELECT 1 FROM ad_balance_histories h
+                     WHERE h.event_id = d.original_event_id AND h.type = 'REFUND'
+                       AND h.advertiser_id = d.advertiser_id AND h.campaign_id = d.campaign_id)
+            OR EXISTS (SELECT 1 FROM click_voids v
+                        WHERE v.event_id = d.original_event_id AND v.advertiser_id = d.advertiser_id AND v.campaign_id = d.campaign_id)
+            OR EXISTS (SELECT 1 FROM duplicate_clicks o
+                        WHERE o.duplicate_event_id = d.original_event_id AND o.advertiser_id = d.advertiser_id
+                          AND o.campaign_id = d.campaign_id AND o.outcome IN ('REFUNDED', 'VOIDED')))
+     ORDER BY 1`,
+  /** Every outbox row published once its grace period is over ($1: grace in minutes). */
+  outboxUnpublished: `
+    SELECT id::text AS id, kind, created_at::text AS created_at, last_error
+      FROM outbox WHERE published_at IS NULL AND created_at < now() - make_interval(mins => $1::int)
+     ORDER BY outbox.id`,
+} as const;
+
+/** Name of one check. */
+export type ReconcileCheck = keyof typeof RECONCILE_CHECKS;
+
+/** One check's outcome. */
+export interface CheckResult {
+  /** Offending rows. */
+  readonly count: number;
+  /** Their ids (at most MAX_LOGGED_IDS): advertiser, `campaign/day`, event id or outbox id. */
+  readonly ids: string[];
+  /** The first offending rows with their amounts, for the log. */
+  readonly rows: Record<string, string | null>[];
+}
+
+/** A reconciliation run. */
+export interface ReconcileReport {
+  /** Sum of offending rows over every check: 0 when the ledger reconciles. */
+  readonly drift: number;
+  readonly checks: Record<ReconcileCheck, CheckResult>;
+}
+
+/** Options of {@link reconcileLedger}. */
+export interface ReconcileOptions {
+  /** Minutes an outbox row may stay unpublished. @default OUTBOX_GRACE_MINUTES */
+  readonly outboxGraceMinutes?: number;
+}
+
+/**
+ * Runs every check in one REPEATABLE READ READ ONLY transaction, so balances, ledger and spend
+ * are compared in one snapshot (a charge committing meanwhile is seen entirely or not at all).
+ */
+export async function reconcileLedger(pool: Pool, options: ReconcileOptions = {}): Promise<ReconcileReport> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const checks = {} as Record<ReconcileCheck, CheckResult>;
+    let drift = 0;
+    for (const [name, sql] of Object.entries(RECONCILE_CHECKS) as [ReconcileCheck, string][]) {
+      const params = name === 'outboxUnpublished' ? [options.outboxGraceMinutes ?? OUTBOX_GRACE_MINUTES] : [];
+      const result = await client.query<Record<string, string | null>>(sql, params);
+      const rows = result.rows.slice(0, MAX_LOGGED_IDS);
+      checks[name] = { count: result.rowCount ?? 0, ids: rows.map((row) => String(row.id)), rows };
+      drift += result.rowCount ?? 0;
+    }
+    await client.query('COMMIT');
+    return { drift, checks };
+  } catch (error) {
+    await client.query('ROLLBACK').catch((rollbackError: Error) => {
+      broken = rollbackError;
+    });
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** Dependencies of the scheduled reconciliation. */
+export interface ReconcileHandlerDeps {
+  readonly pool: PoolProvider;
+  readonly observability: Observability;
+  readonly options?: ReconcileOptions;
+}
+
+/**
+ * The scheduled function: runs the checks, logs one line (an ERROR naming every offending id
+ * when anything drifted) and emits `ReconciliationDrift`. When the checks cannot run it emits
+ * nothing and throws, so the alarm's missing data breaches.
+ */
+export function createReconcileHandler(deps: ReconcileHandlerDeps): (event?: unknown) => Promise<ReconcileReport> {
+  return async () => {
+    const { logger, metrics } = deps.observability;
+    let report: ReconcileReport;
+    try {
+      report = await reconcileLedger(await deps.pool(), deps.options);
+    } catch (error) {
+      logger.error('reconciliation could not run', { error: describeCause(error) });
+      throw error;
+    }
+    const counts = Object.fromEntries(Object.entries(report.checks).map(([name, check]) => [name, check.count]));
+    if (report.drift > 0) {
+      const offending = Object.fromEntries(Object.entries(report.checks).filter(([, check]) => check.count > 0).map(([name, check]) => [name, { count: check.count, rows: check.rows }]));
+      logger.error('ledger does not reconcile', { drift: report.drift, counts, offending });
+    } else {
+      logger.info('ledger reconciles', { drift: 0, counts });
+    }
+    metrics.addMetric(RECONCILE_METRICS.drift, MetricUnit.Count, report.drift);
+    metrics.publishStoredMetrics();
+    return report;
+  };
+}
