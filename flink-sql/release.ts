@@ -12,6 +12,9 @@ import { FLINK_PIPELINE_IDS, FlinkConfig, FlinkPipelineId } from '../config/flin
 import { loadEnvironment } from '../config';
 import { FLINK_SQL_ROOT, pipelineDirectory, readStatementLock, StatementLockEntry, writeStatementLock, fingerprint } from '../constructs/flink/sql-files';
 import { FlinkStack } from '../stacks/flink-stack';
+import { localJob } from '../constructs/flink/local-engine';
+import { FlinkEngine } from '../scripts/flink-engine';
+import { synthesizedDeployment } from '../scripts/flink-statements';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,7 +66,28 @@ export function releaseEntries(
   return entries;
 }
 
-function main(argv: readonly string[]): number {
+/**
+ * Plans every statement of the environment with `pipeline` at `version` on the local Flink
+ * engine (Apache Flink's planner): a version Flink rejects is never released.
+ */
+async function planOnFlink(env: string, pipeline: FlinkPipelineId, version: number): Promise<string | undefined> {
+  const config = loadEnvironment(env);
+  const deployment = synthesizedDeployment(config, {
+    flink: {
+      allowUnreleasedVersions: true,
+      pipelines: { ...config.flink.pipelines, [pipeline]: { version, stopped: false, retiredVersions: version > 1 ? [version - 1] : [] } },
+    },
+  });
+  const engine = await FlinkEngine.start();
+  try {
+    const answer = await engine.run(localJob(deployment.statements, deployment.cleanupPolicies));
+    return answer.ok ? undefined : `${answer.error?.statement}: ${answer.error?.message}`;
+  } finally {
+    await engine.close();
+  }
+}
+
+async function main(argv: readonly string[]): Promise<number> {
   const [pipeline, versionText] = argv.filter((a, i) => !a.startsWith('--') && argv[i - 1] !== '--env');
   const envIndex = argv.indexOf('--env');
   const env = envIndex >= 0 ? argv[envIndex + 1] : 'dev';
@@ -73,6 +97,11 @@ function main(argv: readonly string[]): number {
     return 2;
   }
   const flink = loadEnvironment(env).flink;
+  const rejected = await planOnFlink(env, pipeline as FlinkPipelineId, version);
+  if (rejected) {
+    console.error(`Apache Flink rejects ${pipeline} v${version} (nothing released):\n${rejected}`);
+    return 1;
+  }
   const entries = releaseEntries(flink, pipeline as FlinkPipelineId, version);
   const lock = readStatementLock(FLINK_SQL_ROOT);
   const statements = { ...lock.statements };
@@ -89,4 +118,12 @@ function main(argv: readonly string[]): number {
   return 0;
 }
 
-if (require.main === module) process.exit(main(process.argv.slice(2)));
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(error instanceof Error ? error.message : String(error));
+      process.exit(2);
+    },
+  );
+}

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Testing } from 'cdktf';
@@ -34,10 +34,23 @@ export function flinkStack(
   });
 }
 
-/** A private copy of flink-sql/ that a test may edit. */
-export function copyOfSqlRoot(): string {
+/**
+ * A private copy of flink-sql/ that a test may edit. `onlyVersion1Of` removes every later
+ * version of those pipeline directories (files and lock entries), for tests that write their
+ * own v2.
+ */
+export function copyOfSqlRoot(options: { onlyVersion1Of?: readonly string[] } = {}): string {
   const root = mkdtempSync(join(tmpdir(), 'adstream-flink-sql-'));
   cpSync(FLINK_SQL_ROOT, root, { recursive: true });
+  for (const directory of options.onlyVersion1Of ?? []) {
+    for (const entry of readdirSync(join(root, directory))) {
+      if (/^v\d+$/.test(entry) && entry !== 'v1') rmSync(join(root, directory, entry), { recursive: true, force: true });
+    }
+    const lockPath = join(root, 'statements.lock.json');
+    const lock = JSON.parse(readFileSync(lockPath, 'utf8')) as { statements: Record<string, unknown> };
+    for (const key of Object.keys(lock.statements)) if (key.startsWith(`${directory}/`) && !key.startsWith(`${directory}/v1/`)) delete lock.statements[key];
+    writeFileSync(lockPath, JSON.stringify(lock, null, 2));
+  }
   return root;
 }
 

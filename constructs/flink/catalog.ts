@@ -45,6 +45,45 @@ export function contractTables(): FlinkTableSchema[] {
   return EVENT_CONTRACTS.map((contract) => contractTable(contract));
 }
 
+/** Kafka cleanup policy of a topic, as the environment config sets it. */
+export type TopicCleanupPolicy = 'delete' | 'compact' | 'compact,delete';
+
+/** Name of the column Confluent infers for a record key that has no key schema (raw bytes). */
+export const RAW_KEY_COLUMN = 'key';
+
+/**
+ * A foundation topic as Confluent Cloud infers its table (docs: "CREATE TABLE … Inferred
+ * tables"): the value's JSON Schema fields as columns (a required field is NOT NULL), the key
+ * — our topics register no key schema — as a raw `key` BYTES column, the `$rowtime` system
+ * column from the record timestamp, and the changelog mode from the cleanup policy: a topic
+ * whose policy includes `compact` is an upsert table keyed by the message key, any other an
+ * append table. The dialect lint and the local engine both read tables through this model.
+ */
+export interface InferredSourceTable {
+  /** Table (= topic) name. */
+  readonly name: string;
+  /** Value columns in contract order, with nullability from the JSON Schema's `required`. */
+  readonly columns: readonly (FlinkColumn & { readonly nullable: boolean })[];
+  /** The raw key column. */
+  readonly keyColumn: FlinkColumn;
+  /** `upsert` for a compacted topic, `append` otherwise. */
+  readonly changelogMode: ChangelogMode;
+  /** `[key]` for an upsert table, empty for an append table. */
+  readonly primaryKey: readonly string[];
+}
+
+/** The table Confluent infers for `contract`'s topic under `cleanupPolicy`. */
+export function inferredSourceTable(contract: EventContract, cleanupPolicy: TopicCleanupPolicy): InferredSourceTable {
+  const upsert = cleanupPolicy.split(',').includes('compact');
+  return {
+    name: contract.topic,
+    columns: Object.entries(contract.fields).map(([name, spec]) => ({ name, type: flinkTypeOf(spec), nullable: !spec.required })),
+    keyColumn: { name: RAW_KEY_COLUMN, type: 'BYTES' },
+    changelogMode: upsert ? 'upsert' : 'append',
+    primaryKey: upsert ? [RAW_KEY_COLUMN] : [],
+  };
+}
+
 /** A CREATE TABLE statement, as far as the lint and the wiring need it. */
 export interface CreateTableInfo {
   /** Name of the created table. */
@@ -214,6 +253,30 @@ export function parseAlterWatermark(sql: string): AlterWatermarkInfo | undefined
     return undefined;
   }
   return { table, column: name(tokens[k + 3]) };
+}
+
+/** An `ALTER TABLE … SET ('option' = 'value', …)` statement. */
+export interface AlterTableSetInfo {
+  /** Altered table. */
+  readonly table: string;
+  /** The options set, keys as written. */
+  readonly options: Readonly<Record<string, string>>;
+}
+
+/** Parses an ALTER TABLE … SET (…) statement, or returns undefined. */
+export function parseAlterTableSet(sql: string): AlterTableSetInfo | undefined {
+  const tokens = tokenize(sql);
+  if (!isWord(tokens[0], 'ALTER') || !isWord(tokens[1], 'TABLE')) return undefined;
+  let k = 2;
+  let table = name(tokens[k]);
+  k += 1;
+  while (isSymbol(tokens[k], '.')) {
+    table = name(tokens[k + 1]);
+    k += 2;
+  }
+  if (!isWord(tokens[k], 'SET') || !isSymbol(tokens[k + 1], '(')) return undefined;
+  if (matchingParen(tokens, k + 1) !== tokens.length - 1) return undefined;
+  return { table, options: readOptions(tokens, k + 1) };
 }
 
 /** The table schema a CREATE TABLE statement defines. */

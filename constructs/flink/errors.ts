@@ -49,3 +49,19 @@ export class FlinkStatementError extends Error {
     this.name = 'FlinkStatementError';
   }
 }
+
+/**
+ * A synthesized statement uses something the local engine's translation of Confluent-only
+ * syntax does not understand; the message names the statement and the construct. The
+ * translation never drops or reinterprets what it does not know.
+ */
+export class FlinkTranslationError extends Error {
+  /** The statement name (or source table) the construct belongs to. */
+  public readonly statement: string;
+
+  constructor(statement: string, message: string) {
+    super(`${statement}: ${message}`);
+    this.name = 'FlinkTranslationError';
+    this.statement = statement;
+  }
+}

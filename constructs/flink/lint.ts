@@ -3,6 +3,7 @@ import {
   ChangelogMode,
   CreateTableInfo,
   FlinkTableSchema,
+  parseAlterTableSet,
   parseAlterWatermark,
   parseCreateTable,
   readNameList,
@@ -152,6 +153,19 @@ function lintOneStatement(sql: string, tables: ReadonlyMap<string, FlinkTableSch
   if (create) {
     const findings = lintCreateTable(create, tables);
     if (create.asSelect) findings.push(...lintQuery(tokens, tables));
+    return findings;
+  }
+  const alterSet = parseAlterTableSet(sql);
+  if (alterSet) {
+    if (!tables.has(alterSet.table)) {
+      return [{ rule: 'unknown-table', message: `ALTER TABLE \`${alterSet.table}\`: no contract topic or earlier CREATE TABLE defines this table.` }];
+    }
+    const findings: FlinkLintFinding[] = [];
+    for (const [key, value] of Object.entries(alterSet.options)) {
+      if (key !== 'changelog.mode' || !['append', 'upsert', 'retract'].includes(value)) {
+        findings.push({ rule: 'with-options', message: `ALTER TABLE \`${alterSet.table}\` SET '${key}' = '${value}': only 'changelog.mode' = 'append' | 'upsert' | 'retract' is deployed from flink-sql/.` });
+      }
+    }
     return findings;
   }
   const watermark = parseAlterWatermark(sql);
@@ -685,6 +699,8 @@ export function tablesOfStatement(sql: string): StatementTables {
   if (create) return { kind: 'create-table', creates: create.table, reads: create.asSelect ? reads : [] };
   const watermark = parseAlterWatermark(sql);
   if (watermark) return { kind: 'alter-table', alters: watermark.table, reads: [] };
+  const alterSet = parseAlterTableSet(sql);
+  if (alterSet) return { kind: 'alter-table', alters: alterSet.table, reads: [] };
   if (isWord(tokens[0], 'INSERT')) {
     const target = readTableName(tokens, 2);
     return { kind: 'insert', writes: target?.table, reads };

@@ -169,7 +169,7 @@ export class FlinkPipeline extends Construct {
     const kind = tables.kind === 'insert' ? 'dml' : 'ddl';
     if (tables.kind === 'other') {
       throw new FlinkSqlFileError(
-        `flink-sql/${file.relativePath}: only CREATE TABLE, ALTER TABLE … MODIFY WATERMARK and INSERT INTO statements are deployed from flink-sql/.`,
+        `flink-sql/${file.relativePath}: only CREATE TABLE, ALTER TABLE … MODIFY WATERMARK, ALTER TABLE … SET ('changelog.mode' = …) and INSERT INTO statements are deployed from flink-sql/.`,
       );
     }
     const releasedProperties: Record<string, string> = kind === 'dml' ? { ...(props.dmlProperties ?? {}) } : {};
