@@ -62,7 +62,7 @@ export const defaultFlinkConfig: FlinkConfig = {
   pipelines: {
     sources: { version: 1, stopped: false, retiredVersions: [] },
     'performance-metrics': { version: 1, stopped: false, retiredVersions: [] },
-    'rtb-ranking': { version: 1, stopped: false, retiredVersions: [] },
+    'rtb-ranking': { version: 3, stopped: false, retiredVersions: [1, 2] },
     attribution: { version: 1, stopped: false, retiredVersions: [] },
     'duplicate-clicks': { version: 1, stopped: false, retiredVersions: [] },
   },
