@@ -5,6 +5,7 @@ import {
   createRankingCacheHandler,
   DEFAULT_RANKING_FRESHNESS_SECONDS,
   parseRankingFreshnessSeconds,
+  RANKING_DELETE_GRACE_SECONDS,
   RankingCacheUnavailableError,
 } from '../../lambdas/ranking-cache/ranking-cache';
 import { DatabaseUnavailableError } from '../../lambdas/shared/errors';
@@ -143,7 +144,7 @@ describe('ranking-cache', () => {
     expect(await redis.ttl(rankingCacheKey(key))).toBe(-1);
   });
 
-  test('a tombstone deletes the key', async () => {
+  test('a tombstone expires the key after the delete grace; an insert right after it (Flink\'s delete + insert of one update) keeps the key without expiry', async () => {
     const key = { placement: 'home_top', category: 'tombstoned' };
     const handler = handlerWith();
     await handler(rankingsEvent([{ offset: 0, key, value: row(key, [campaign(1, 1)]) }]));
@@ -152,7 +153,12 @@ describe('ranking-cache', () => {
     const summary = await handler(rankingsEvent([{ offset: 1, key, value: null }]));
 
     expect(summary).toMatchObject({ rankingsWritten: 0, rankingsDeleted: 1, deadLettered: 0 });
-    expect(await redis.exists(rankingCacheKey(key))).toBe(0);
+    const ttl = await redis.ttl(rankingCacheKey(key));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(RANKING_DELETE_GRACE_SECONDS);
+    await handler(rankingsEvent([{ offset: 2, key, value: row(key, [campaign(1, 2)]) }]));
+    expect(await redis.ttl(rankingCacheKey(key))).toBe(-1);
+    expect(await cachedRanking(key)).toEqual({ ...key, ranking: [campaign(1, 2)] });
   });
 
   test('within a batch only the last record per key is applied, per partition order', async () => {
@@ -175,7 +181,8 @@ describe('ranking-cache', () => {
 
     expect(summary).toMatchObject({ records: 6, skipped: 3, rankingsWritten: 2, rankingsDeleted: 1 });
     expect((await cachedRanking(a))?.ranking.map((r) => r.campaign_id)).toEqual([3, 4]);
-    expect(await cachedRanking(b)).toBeNull();
+    const bTtl = await redis.ttl(rankingCacheKey(b));
+    expect(bTtl === -2 || (bTtl > 0 && bTtl <= RANKING_DELETE_GRACE_SECONDS)).toBe(true);
     expect((await cachedRanking(c))?.ranking.map((r) => r.campaign_id)).toEqual([5]);
   });
 

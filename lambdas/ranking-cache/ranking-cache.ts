@@ -27,6 +27,15 @@ export const DEFAULT_RANKING_FRESHNESS_SECONDS = 900;
  */
 export const MIN_RANKING_FRESHNESS_SECONDS = RANKING_HEARTBEAT_MINUTES * 60 + 60;
 
+/**
+ * Seconds a tombstoned ranking stays readable before Redis drops it. Flink updates a slot whose
+ * only campaign changes score as a delete followed by an insert (a retraction empties the
+ * aggregate's group); the two records can land in different batches, and an immediate DEL
+ * would leave the slot missing in between. The insert's SET clears the expiry; a slot that
+ * really became empty disappears after this grace.
+ */
+export const RANKING_DELETE_GRACE_SECONDS = 10;
+
 /** Largest freshness bound: one day. */
 export const MAX_RANKING_FRESHNESS_SECONDS = 86_400;
 
@@ -127,7 +136,7 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
   const transaction = client.multi();
   for (const { change } of changes) {
     if (change.kind === 'upsert') transaction.set(change.cacheKey, JSON.stringify(change.row));
-    else if (change.kind === 'delete') transaction.del(change.cacheKey);
+    else if (change.kind === 'delete') transaction.expire(change.cacheKey, RANKING_DELETE_GRACE_SECONDS);
   }
   if (heartbeat) {
     const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;
