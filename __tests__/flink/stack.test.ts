@@ -43,6 +43,15 @@ describe('FlinkStack (dev)', () => {
       'adstream-dev-performance-metrics-v1-04',
       'adstream-dev-rtb-ranking-v1-01',
       'adstream-dev-rtb-ranking-v1-02',
+      'adstream-dev-rtb-ranking-v2-01',
+      'adstream-dev-rtb-ranking-v2-02',
+      'adstream-dev-rtb-ranking-v2-03',
+      'adstream-dev-rtb-ranking-v2-04',
+      'adstream-dev-rtb-ranking-v2-05',
+      'adstream-dev-rtb-ranking-v3-01',
+      'adstream-dev-rtb-ranking-v3-02',
+      'adstream-dev-rtb-ranking-v3-03',
+      'adstream-dev-rtb-ranking-v3-04',
       'adstream-dev-sources-v1-01',
       'adstream-dev-sources-v1-02',
     ]);
@@ -87,12 +96,12 @@ describe('FlinkStack (dev)', () => {
     expect(statements.get('adstream-dev-attribution-v1-02')?.properties['sql.state-ttl']).toBe('25 h');
     expect(statements.get('adstream-dev-duplicate-clicks-v1-01')?.properties['sql.state-ttl']).toBe('6 h');
     expect(statements.get('adstream-dev-performance-metrics-v1-03')?.properties['sql.local-time-zone']).toBe('UTC');
-    expect(statements.get('adstream-dev-rtb-ranking-v1-02')?.properties['sql.state-ttl']).toBeUndefined();
+    expect(statements.get('adstream-dev-rtb-ranking-v3-03')?.properties['sql.state-ttl']).toBeUndefined();
   });
 
-  it('renders the ranking top-N from config and sets stopped only on DML', () => {
-    expect(statements.get('adstream-dev-rtb-ranking-v1-02')?.statement).toContain('`rank_no` <= 50');
-    for (const [, s] of statements) expect(s.stopped).toBe(isDml(s) ? false : undefined);
+  it('renders the ranking top-N from config and sets stopped only on DML (retired versions stopped)', () => {
+    expect(statements.get('adstream-dev-rtb-ranking-v3-03')?.statement).toContain('`rank_no` <= 50');
+    for (const [name, s] of statements) expect(s.stopped).toBe(isDml(s) ? /^adstream-dev-rtb-ranking-v[12]-/.test(name) : undefined);
   });
 
   it('keeps secrets off the resources: provider-level credentials from sensitive variables', () => {
