@@ -61,7 +61,7 @@ export const defaultFlinkConfig: FlinkConfig = {
   stateTtl: { attributionHours: 25, duplicateClicksHours: 6 },
   pipelines: {
     sources: { version: 1, stopped: false, retiredVersions: [] },
-    'performance-metrics': { version: 1, stopped: false, retiredVersions: [] },
+    'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] },
     'rtb-ranking': { version: 3, stopped: false, retiredVersions: [1, 2] },
     attribution: { version: 1, stopped: false, retiredVersions: [] },
     'duplicate-clicks': { version: 1, stopped: false, retiredVersions: [] },

@@ -95,11 +95,11 @@ describe('flink:check against a local Flink REST API', () => {
 
   it('dry-runs every statement of the environment and reports accepted / error', async () => {
     const results = await runFlinkCheck(settings(endpoint), targets, { pollIntervalMs: 5 });
-    expect(results).toHaveLength(20);
+    expect(results).toHaveLength(24);
     const rejected = results.filter((r) => r.verdict === 'error');
     expect(rejected.map((r) => r.statementName)).toEqual(['adstream-dev-duplicate-clicks-v1-01']);
     expect(rejected[0].detail).toContain("Column 'actual_price' cannot be converted");
-    expect(results.filter((r) => r.verdict === 'accepted')).toHaveLength(19);
+    expect(results.filter((r) => r.verdict === 'accepted')).toHaveLength(23);
     const table = formatResultTable(results);
     expect(table).toMatch(/adstream-dev-rtb-ranking-v1-02\s+\| 20-rtb-ranking\/v1\/02-insert-rtb-rankings\.sql\s+\| accepted/);
     expect(table).toMatch(/adstream-dev-duplicate-clicks-v1-01\s+\|.*\| error\s+\| SQL validation failed/);
@@ -113,7 +113,7 @@ describe('flink:check against a local Flink REST API', () => {
     expect(spec).toMatchObject({ compute_pool_id: 'lfcp-1', principal: 'sa-1' });
     expect(spec.properties).toMatchObject({ 'sql.dry-run': 'true', 'sql.current-catalog': 'adstream-dev', 'sql.current-database': 'adstream-dev' });
     expect(String(posts[0].body?.name)).toMatch(/^adstream-dev-sources-v1-01-dry-[0-9a-f]{6}$/);
-    expect(api.received.filter((r) => r.method === 'DELETE')).toHaveLength(20);
+    expect(api.received.filter((r) => r.method === 'DELETE')).toHaveLength(24);
   });
 
   it('treats "table does not exist" for a table our own DDL creates as pending DDL, not an error', async () => {

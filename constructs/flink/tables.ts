@@ -12,5 +12,6 @@ export const FLINK_SINK_TABLES: readonly string[] = [
   RTB_RANKING_REJECTS_TOPIC,
   'ad-performance-5m',
   'product-metrics-24h',
+  'ad-event-rejects',
   'conversion-attributions',
 ];
