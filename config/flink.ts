@@ -61,10 +61,10 @@ export const defaultFlinkConfig: FlinkConfig = {
   stateTtl: { attributionHours: 25, duplicateClicksHours: 6 },
   pipelines: {
     sources: { version: 1, stopped: false, retiredVersions: [] },
-    'performance-metrics': { version: 1, stopped: false, retiredVersions: [] },
-    // v2 (released) fixes v1's defects the local engine showed; v1 stays as the retired version
-    // whose DDL created the sink (flink-sql/README.md, "Upgrading a statement").
-    'rtb-ranking': { version: 2, stopped: false, retiredVersions: [1] },
+    // The released versions that fix what the local engine showed in the earlier ones; the retired
+    // versions stay deployed for the tables their DDL created (flink-sql/README.md, "Upgrading").
+    'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] },
+    'rtb-ranking': { version: 3, stopped: false, retiredVersions: [1, 2] },
     attribution: { version: 1, stopped: false, retiredVersions: [] },
     'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] },
   },

@@ -263,7 +263,10 @@ export interface WorkersConfig {
   readonly logRetentionDays: (typeof LOG_RETENTION_DAYS)[number];
   /** Minutes between outbox sweeps. */
   readonly outboxSweepMinutes: number;
-  /** Seconds a ranking stays in Redis without a refresh. */
+  /**
+   * Freshness bound of the RTB rankings: the TTL of the freshness key, counted from the ranking
+   * statement's latest heartbeat (event time). Rankings themselves never expire.
+   */
   readonly rankingTtlSeconds: number;
 }
 
@@ -543,7 +546,7 @@ function parseWorkers(raw: unknown, path: string, topics: Readonly<Record<TopicN
     functions,
     logRetentionDays: readOneOf(o.logRetentionDays, `${path}.logRetentionDays`, LOG_RETENTION_DAYS, 30),
     outboxSweepMinutes: readInt(o.outboxSweepMinutes, `${path}.outboxSweepMinutes`, 1, 60, 1),
-    rankingTtlSeconds: readInt(o.rankingTtlSeconds, `${path}.rankingTtlSeconds`, 60, 86400, 900),
+    rankingTtlSeconds: readInt(o.rankingTtlSeconds, `${path}.rankingTtlSeconds`, 360, 86400, 900),
   };
 }
 

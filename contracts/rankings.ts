@@ -1,11 +1,35 @@
 /**
- * The RTB ranking cache row, written by the ranking Flink statement to the compacted upsert
- * topic `rtb-rankings` and turned into one Redis key per (placement, category) by the
- * ranking-cache worker. Flink registers this topic's key and value schemas itself (CREATE TABLE).
+ * The RTB ranking cache: rows the ranking Flink statement (`20-rtb-ranking/v3`) upserts into the
+ * compacted topic `rtb-rankings-v2`, and the Redis keys the ranking-cache worker makes of them.
+ * Flink registers the topic's key and value schemas itself (CREATE TABLE).
+ *
+ * **Contract for the bidder** (flink-sql/README.md, "Freshness"):
+ * 1. Read the slot's ranking and the freshness key in one round trip:
+ *    `MGET rtb:ranking:<placement>:<category> rtb:ranking-freshness`.
+ * 2. If the freshness key is missing, or its `fresh_until` (epoch ms) is in the past, every
+ *    ranking is stale: the pipeline or the worker has stopped (or fallen behind); fall back.
+ * 3. Otherwise a present ranking key is current; a missing one means the slot has no active
+ *    campaign (fall back for that slot).
+ *
+ * A ranking key has no expiry: it changes only when its ranking changes (a tombstone deletes
+ * it), so a stable slot is never missing while the pipeline runs. The freshness key is
+ * refreshed from the statement's heartbeat, once per 5 minutes of ad-event time, and expires
+ * `RANKING_TTL_SECONDS` (the freshness bound, default 900 s) after the heartbeat's `as_of`:
+ * the bidder sees stale rankings at most that long after the last ad event the pipeline
+ * processed, whichever part (Flink, the trigger, the worker, Redis writes) stopped.
  */
 
-/** Kafka topic of the ranking rows (created by the ranking statement's DDL). */
-export const RTB_RANKINGS_TOPIC = 'rtb-rankings';
+/**
+ * Kafka topic of the ranking rows the ranking-cache worker reads: the second row schema (with
+ * `as_of`), created by `20-rtb-ranking/v3`'s DDL.
+ */
+export const RTB_RANKINGS_TOPIC = 'rtb-rankings-v2';
+
+/** Topic of the first row schema (no `as_of`), created by `20-rtb-ranking/v1`, written by v1 and v2. */
+export const RTB_RANKINGS_V1_TOPIC = 'rtb-rankings';
+
+/** Append-only topic where the ranking reports source records it skipped (malformed decimal strings). */
+export const RTB_RANKING_REJECTS_TOPIC = 'rtb-ranking-rejects';
 
 /** Key of a ranking row: the partition of the top-N. */
 export interface RankingKey {
@@ -35,6 +59,35 @@ export interface RankedCampaign {
 export interface RankingRow extends RankingKey {
   /** Top-N campaigns, in any order; sort by `rank_no`. */
   readonly ranking: readonly RankedCampaign[];
+}
+
+/**
+ * The heartbeat row of `rtb-rankings-v2`: key and value placement and category are both `''`
+ * (no real slot has an empty placement), `ranking` is null.
+ */
+export interface RankingHeartbeatRow {
+  /** Always `''`. */
+  readonly placement: '';
+  /** Always `''`. */
+  readonly category: '';
+  /** Start (epoch ms, UTC) of the 5-minute bucket of the newest ad event the statement has read. */
+  readonly as_of: number;
+  /** Always null. */
+  readonly ranking: null;
+}
+
+/** Minutes of ad-event time between two heartbeats of the ranking statement. */
+export const RANKING_HEARTBEAT_MINUTES = 5;
+
+/** Redis key the worker writes from the heartbeat; its absence means every ranking is stale. */
+export const RANKING_FRESHNESS_KEY = 'rtb:ranking-freshness';
+
+/** Value of {@link RANKING_FRESHNESS_KEY} (JSON). */
+export interface RankingFreshness {
+  /** The heartbeat's `as_of`: rankings include every input up to this event time (epoch ms). */
+  readonly as_of: number;
+  /** Epoch ms after which rankings are stale; the key expires at this instant too. */
+  readonly fresh_until: number;
 }
 
 /** Redis key that holds the ranking for one (placement, category). */

@@ -72,10 +72,14 @@ export function releaseEntries(
  */
 async function planOnFlink(env: string, pipeline: FlinkPipelineId, version: number): Promise<string | undefined> {
   const config = loadEnvironment(env);
+  // Retired beside it: the environment's own retired versions when it already runs this
+  // version (a version may reuse DDL of several earlier ones), else the previous version.
+  const configured = config.flink.pipelines[pipeline];
+  const retiredVersions = configured.version === version ? configured.retiredVersions : version > 1 ? [version - 1] : [];
   const deployment = synthesizedDeployment(config, {
     flink: {
       allowUnreleasedVersions: true,
-      pipelines: { ...config.flink.pipelines, [pipeline]: { version, stopped: false, retiredVersions: version > 1 ? [version - 1] : [] } },
+      pipelines: { ...config.flink.pipelines, [pipeline]: { version, stopped: false, retiredVersions } },
     },
   });
   const engine = await FlinkEngine.start();

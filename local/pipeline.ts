@@ -355,7 +355,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       compensation: () => createCompensationHandler(deps('compensation')) as KafkaEventHandler,
       rankingCache: () => {
         const d = deps('ranking-cache');
-        return createRankingCacheHandler({ pool: d.pool, cache: d.cache, observability: d.observability, ttlSeconds: config.workers.rankingTtlSeconds }) as KafkaEventHandler;
+        return createRankingCacheHandler({ pool: d.pool, cache: d.cache, observability: d.observability, freshnessSeconds: config.workers.rankingTtlSeconds }) as KafkaEventHandler;
       },
     };
     const workerGroups: Array<{ group: string; topic: string }> = [];

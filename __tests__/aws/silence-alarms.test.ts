@@ -84,11 +84,11 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
     for (const [fn, topic] of [
       ['click-balance', 'ad-events'],
       ['compensation', 'compensation-events'],
-      ['ranking-cache', 'rtb-rankings'],
+      ['ranking-cache', 'rtb-rankings-v2'],
     ] as const) {
       expect(alarm(`${fn}-not-consuming`).metric_query!.find((q) => q.id === 'lag')!.metric!.metric_name).toBe('OffsetLag');
       expect(alarm(`${fn}-record-age`)).toMatchObject({ metric_name: 'OldestRecordAgeSeconds', dimensions: { service: fn }, threshold: config.monitoring.recovery.recordAgeWarnMinutes * 60 });
-      const retention = topic === 'rtb-rankings' ? 7 * 24 * 3600 * 1000 : config.confluent.topics[topic].retentionMs;
+      const retention = topic === 'rtb-rankings-v2' ? 7 * 24 * 3600 * 1000 : config.confluent.topics[topic].retentionMs;
       const window = alarm(`${fn}-recovery-window`);
       expect(window.threshold).toBe(Math.floor((retention * config.monitoring.recovery.recoveryWindowAlarmPercent) / 100 / 1000));
       expect(window.alarm_description).toContain(`${Math.round((retention / 3_600_000) * 10) / 10} h retention`);

@@ -150,7 +150,7 @@ describe('WorkersStack', () => {
       const groups: Array<[string, string, string]> = [
         ['click-balance', 'ad-events', 'click-balance-processor'],
         ['compensation', 'compensation-events', 'compensation-processor'],
-        ['ranking-cache', 'rtb-rankings', 'ranking-cache-writer'],
+        ['ranking-cache', 'rtb-rankings-v2', 'ranking-cache-writer'],
       ];
       for (const [id, topic, group] of groups) {
         expect(json).toHaveResourceWithProperties(LambdaEventSourceMapping, {

@@ -132,7 +132,7 @@ describe('environment configuration', () => {
     ['reserved concurrency is below the partition count', dev, 'workers.functions.clickBalance.reservedConcurrency', 2, 'dev.workers.functions.clickBalance.reservedConcurrency', 'at least 3, the partition count of ad-events'],
     ['log retention is not a CloudWatch value', dev, 'workers.logRetentionDays', 10, 'dev.workers.logRetentionDays', 'one of 1, 3, 5, 7, 14'],
     ['the outbox sweep interval exceeds an hour', dev, 'workers.outboxSweepMinutes', 120, 'dev.workers.outboxSweepMinutes', 'an integer from 1 to 60'],
-    ['the ranking TTL is under a minute', dev, 'workers.rankingTtlSeconds', 5, 'dev.workers.rankingTtlSeconds', 'an integer from 60 to 86400'],
+    ['the ranking TTL is under a minute', dev, 'workers.rankingTtlSeconds', 5, 'dev.workers.rankingTtlSeconds', 'an integer from 360 to 86400'],
   ];
 
   test.each(cases)('fails when %s', (_title, base, path, value, field, allowed) => {

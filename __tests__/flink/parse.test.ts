@@ -19,7 +19,11 @@ export function rewriteForParser(sql: string): string {
       (_m, table: string, column: string, expression: string) =>
         `CREATE TABLE ${table} (${column} TIMESTAMP_LTZ(3), WATERMARK FOR ${column} AS ${expression}) WITH ('changelog.mode' = 'append')`,
     )
-    .replace(/\bARRAY_AGG\s*\(/gi, 'ARRAY_AGG_FN(');
+    .replace(/\bARRAY_AGG\s*\(/gi, 'ARRAY_AGG_FN(')
+    // The grammar has no TRY_CAST; it takes exactly CAST's arguments.
+    .replace(/\bTRY_CAST\s*\(/gi, 'CAST(')
+    // Nor the aggregate FILTER (WHERE …) clause (Flink SQL has it); dropped for parsing only.
+    .replace(/\)\s*FILTER\s*\(\s*WHERE\s+[^()]*\)/gi, ')');
 }
 
 const parser = new FlinkSQL();

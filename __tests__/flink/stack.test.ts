@@ -42,6 +42,10 @@ describe('FlinkStack (dev)', () => {
       'adstream-dev-performance-metrics-v1-02',
       'adstream-dev-performance-metrics-v1-03',
       'adstream-dev-performance-metrics-v1-04',
+      'adstream-dev-performance-metrics-v2-01',
+      'adstream-dev-performance-metrics-v2-02',
+      'adstream-dev-performance-metrics-v2-03',
+      'adstream-dev-performance-metrics-v2-04',
       'adstream-dev-rtb-ranking-v1-01',
       'adstream-dev-rtb-ranking-v1-02',
       'adstream-dev-rtb-ranking-v2-01',
@@ -49,6 +53,10 @@ describe('FlinkStack (dev)', () => {
       'adstream-dev-rtb-ranking-v2-03',
       'adstream-dev-rtb-ranking-v2-04',
       'adstream-dev-rtb-ranking-v2-05',
+      'adstream-dev-rtb-ranking-v3-01',
+      'adstream-dev-rtb-ranking-v3-02',
+      'adstream-dev-rtb-ranking-v3-03',
+      'adstream-dev-rtb-ranking-v3-04',
       'adstream-dev-sources-v1-01',
       'adstream-dev-sources-v1-02',
     ]);
@@ -92,13 +100,13 @@ describe('FlinkStack (dev)', () => {
   it('bounds state where it would grow forever, and pins the window time zone', () => {
     expect(statements.get('adstream-dev-attribution-v1-02')?.properties['sql.state-ttl']).toBe('25 h');
     expect(statements.get('adstream-dev-duplicate-clicks-v1-01')?.properties['sql.state-ttl']).toBe('6 h');
-    expect(statements.get('adstream-dev-performance-metrics-v1-03')?.properties['sql.local-time-zone']).toBe('UTC');
-    expect(statements.get('adstream-dev-rtb-ranking-v1-02')?.properties['sql.state-ttl']).toBeUndefined();
+    expect(statements.get('adstream-dev-performance-metrics-v2-03')?.properties['sql.local-time-zone']).toBe('UTC');
+    expect(statements.get('adstream-dev-rtb-ranking-v3-03')?.properties['sql.state-ttl']).toBeUndefined();
   });
 
-  it('renders the ranking top-N from config and sets stopped only on DML: the retired v1 INSERTs are stopped, the running ones not', () => {
-    expect(statements.get('adstream-dev-rtb-ranking-v1-02')?.statement).toContain('`rank_no` <= 50');
-    const retired = /^adstream-dev-(rtb-ranking|duplicate-clicks)-v1-/;
+  it('renders the ranking top-N from config and sets stopped only on DML: the INSERTs of retired versions are stopped, the running ones not', () => {
+    expect(statements.get('adstream-dev-rtb-ranking-v3-03')?.statement).toContain('`rank_no` <= 50');
+    const retired = /^adstream-dev-(rtb-ranking-v[12]|performance-metrics-v1|duplicate-clicks-v1)-/;
     for (const [name, s] of statements) expect(s.stopped).toBe(isDml(s) ? retired.test(name) : undefined);
     expect([...statements.values()].filter((s) => isDml(s) && s.stopped === false).length).toBeGreaterThanOrEqual(5);
   });
@@ -221,25 +229,25 @@ describe('migration: a new version runs while the retired one is kept stopped', 
 describe('lint at synth', () => {
   it('fails synth for a statement kind flink-sql/ does not deploy (a bare SELECT)', () => {
     const root = copyOfSqlRoot();
-    const v2 = join(root, '10-performance-metrics', 'v2');
-    cpSync(join(root, '10-performance-metrics', 'v1'), v2, { recursive: true });
-    // v2 must not re-create v1's tables; drop the DDL and break the window grouping of the DML
-    for (const ddl of ['01-create-ad-performance-5m.sql', '02-create-product-metrics-24h.sql']) writeFileSync(join(v2, ddl), '-- removed\nSELECT 1');
-    const dml = join(v2, '03-insert-ad-performance-5m.sql');
+    const v3 = join(root, '10-performance-metrics', 'v3');
+    cpSync(join(root, '10-performance-metrics', 'v1'), v3, { recursive: true });
+    // v3 must not re-create v1's tables; drop the DDL and break the window grouping of the DML
+    for (const ddl of ['01-create-ad-performance-5m.sql', '02-create-product-metrics-24h.sql']) writeFileSync(join(v3, ddl), '-- removed\nSELECT 1');
+    const dml = join(v3, '03-insert-ad-performance-5m.sql');
     writeFileSync(dml, readFileSync(dml, 'utf8').replace('`window_start`, `window_end`\n)', '`window_start`\n)'));
     expect(() =>
-      flinkStack({ sqlRoot: root, flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] } } } }),
+      flinkStack({ sqlRoot: root, flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 3, stopped: false, retiredVersions: [1, 2] } } } }),
     ).toThrow(/only CREATE TABLE, ALTER TABLE … MODIFY WATERMARK, ALTER TABLE … SET \('changelog.mode' = …\) and INSERT INTO statements/);
   });
 
   it('fails synth with the lint finding for a broken window aggregation', () => {
     const root = copyOfSqlRoot();
-    const v2 = join(root, '10-performance-metrics', 'v2');
-    cpSync(join(root, '10-performance-metrics', 'v1', '03-insert-ad-performance-5m.sql'), join(v2, '03-insert-ad-performance-5m.sql'));
-    const dml = join(v2, '03-insert-ad-performance-5m.sql');
+    const v3 = join(root, '10-performance-metrics', 'v3');
+    cpSync(join(root, '10-performance-metrics', 'v1', '03-insert-ad-performance-5m.sql'), join(v3, '03-insert-ad-performance-5m.sql'));
+    const dml = join(v3, '03-insert-ad-performance-5m.sql');
     writeFileSync(dml, readFileSync(dml, 'utf8').replace('GROUP BY `campaign_id`, `product_id`, `placement`, `window_start`, `window_end`', 'GROUP BY `campaign_id`, `product_id`, `placement`, `window_start`'));
     expect(() =>
-      flinkStack({ sqlRoot: root, flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] } } } }),
-    ).toThrow(/10-performance-metrics\/v2\/03-insert-ad-performance-5m\.sql fails the Confluent Cloud dialect lint[\s\S]*\[window-bounds\]/);
+      flinkStack({ sqlRoot: root, flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 3, stopped: false, retiredVersions: [1, 2] } } } }),
+    ).toThrow(/10-performance-metrics\/v3\/03-insert-ad-performance-5m\.sql fails the Confluent Cloud dialect lint[\s\S]*\[window-bounds\]/);
   });
 });

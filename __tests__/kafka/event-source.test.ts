@@ -4,6 +4,7 @@
  * THEN the broker carries the environment's contract topics as configured, and the emulator
  * delivers Lambda's self-managed Kafka event shape with Lambda's delivery rules.
  */
+import { RTB_RANKINGS_TOPIC } from '../../contracts';
 import { loadEnvironment } from '../../config';
 import { decodeKafkaEvent, LambdaKafkaEvent } from '../../lambdas/shared/kafka-event';
 import { contractTopicSpecs, kafkaClient } from '../../local/kafka-broker';
@@ -61,7 +62,7 @@ describe('local Kafka broker', () => {
           retention: String(spec.config.retentionMs),
         });
       }
-      expect(specs.map((s) => s.topic)).toEqual(expect.arrayContaining(['ad-events', 'compensation-events', 'campaign-events', 'rtb-rankings']));
+      expect(specs.map((s) => s.topic)).toEqual(expect.arrayContaining(['ad-events', 'compensation-events', 'campaign-events', RTB_RANKINGS_TOPIC]));
     } finally {
       await admin.disconnect();
     }

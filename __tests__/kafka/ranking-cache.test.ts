@@ -8,8 +8,8 @@
  */
 import type Redis from 'ioredis';
 import { loadEnvironment } from '../../config';
-import { RankedCampaign, RankingKey, rankingCacheKey } from '../../contracts';
-import { createRankingCacheHandler } from '../../lambdas/ranking-cache/ranking-cache';
+import { RANKING_FRESHNESS_KEY, RankedCampaign, RankingKey, rankingCacheKey, RTB_RANKINGS_TOPIC } from '../../contracts';
+import { createRankingCacheHandler, RANKING_DELETE_GRACE_SECONDS } from '../../lambdas/ranking-cache/ranking-cache';
 import { KafkaEventHandler, LambdaKafkaEventSource, namespacedSettings, waitUntilCaughtUp } from '../../local/event-source';
 import { RTB_RANKINGS_TOPIC_CONFIG } from '../../local/kafka-broker';
 import { workerKafkaTriggers } from '../../stacks/worker-triggers';
@@ -50,8 +50,9 @@ async function cached(key: RankingKey): Promise<unknown> {
 }
 
 describe('ranking cache through Kafka', () => {
-  test('upserts and tombstones on rtb-rankings become the Redis keys the bidder reads', async () => {
-    const [topic] = await kafka.topics([{ name: 'rtb-rankings', config: RTB_RANKINGS_TOPIC_CONFIG }]);
+  test('upserts, tombstones and the heartbeat on rtb-rankings-v2 become the Redis keys the bidder reads: rankings without expiry, the freshness key with the bound', async () => {
+    const [topic] = await kafka.topics([{ name: RTB_RANKINGS_TOPIC, config: RTB_RANKINGS_TOPIC_CONFIG }]);
+    const heartbeatAsOf = Date.now() - 60_000;
     const shoes = { placement: 'home_top', category: 'shoes' };
     const bags = { placement: 'home_top', category: 'bags' };
     const hats = { placement: 'sidebar', category: 'hats' };
@@ -62,12 +63,14 @@ describe('ranking cache through Kafka', () => {
       // Later changes of the same keys: a new order for shoes, hats emptied.
       rankingRecord(shoes, [campaign(1, 20), campaign(2, 10), campaign(3, 50)]),
       rankingRecord(hats, null),
+      // The statement's heartbeat: it has read ad events up to a minute ago.
+      { key: withWireHeader(jsonBytes({ placement: '', category: '' }), KEY_SCHEMA_ID), value: withWireHeader(jsonBytes({ placement: '', category: '', as_of: heartbeatAsOf, ranking: null }), VALUE_SCHEMA_ID) },
     ]);
     const trigger = namespacedSettings(workerKafkaTriggers(config).find((t) => t.functionName === 'rankingCache')!, kafka.prefix);
     // One handler per execution environment, as Lambda runs it: its own pool and Redis client.
     const container = () => {
       const deps = stores.deps();
-      return createRankingCacheHandler({ pool: deps.pool, cache: deps.cache, observability: deps.observability, ttlSeconds: config.workers.rankingTtlSeconds }) as KafkaEventHandler;
+      return createRankingCacheHandler({ pool: deps.pool, cache: deps.cache, observability: deps.observability, freshnessSeconds: config.workers.rankingTtlSeconds }) as KafkaEventHandler;
     };
     const source = new LambdaKafkaEventSource({ connection: kafka.connection, settings: { ...trigger, topic }, containers: container });
     await source.start();
@@ -83,10 +86,14 @@ describe('ranking cache through Kafka', () => {
     expect(source.environments).toBeLessThanOrEqual(trigger.maxConcurrency);
     expect(await cached(shoes)).toEqual({ ...shoes, ranking: [campaign(1, 20), campaign(2, 10), campaign(3, 50)] });
     expect(await cached(bags)).toEqual({ ...bags, ranking: [campaign(1, 30)] });
-    expect(await cached(hats)).toBeNull();
-    const ttl = await redis.ttl(rankingCacheKey(shoes));
-    expect(ttl).toBeGreaterThan(config.workers.rankingTtlSeconds - 60);
-    expect(ttl).toBeLessThanOrEqual(config.workers.rankingTtlSeconds);
-    expect(await redis.exists(rankingCacheKey(hats))).toBe(0);
+    // Rankings never expire; the freshness key expires the bound after the heartbeat's event time.
+    expect(await redis.ttl(rankingCacheKey(shoes))).toBe(-1);
+    expect(JSON.parse((await redis.get(RANKING_FRESHNESS_KEY))!)).toEqual({ as_of: heartbeatAsOf, fresh_until: heartbeatAsOf + config.workers.rankingTtlSeconds * 1000 });
+    const ttl = await redis.pttl(RANKING_FRESHNESS_KEY);
+    expect(ttl).toBeGreaterThan(config.workers.rankingTtlSeconds * 1000 - 120_000);
+    expect(ttl).toBeLessThanOrEqual(config.workers.rankingTtlSeconds * 1000 - 60_000 + 1000);
+    // hats was emptied: gone, or going within the delete grace.
+    expect(await redis.ttl(rankingCacheKey(hats))).toBeLessThanOrEqual(RANKING_DELETE_GRACE_SECONDS);
+    expect(await redis.ttl(rankingCacheKey(hats))).not.toBe(-1);
   });
 });

@@ -1,10 +1,11 @@
 import type Redis from 'ioredis';
 import type { Pool } from 'pg';
-import { RankedCampaign, RankingKey, RankingRow, rankingCacheKey, RTB_RANKINGS_TOPIC } from '../../contracts';
+import { RANKING_FRESHNESS_KEY, RankedCampaign, RankingFreshness, RankingKey, RankingRow, rankingCacheKey, RTB_RANKINGS_TOPIC } from '../../contracts';
 import {
   createRankingCacheHandler,
-  DEFAULT_RANKING_TTL_SECONDS,
-  parseRankingTtlSeconds,
+  DEFAULT_RANKING_FRESHNESS_SECONDS,
+  parseRankingFreshnessSeconds,
+  RANKING_DELETE_GRACE_SECONDS,
   RankingCacheUnavailableError,
 } from '../../lambdas/ranking-cache/ranking-cache';
 import { DatabaseUnavailableError } from '../../lambdas/shared/errors';
@@ -28,9 +29,21 @@ function deps(options: { redisUrl?: string | null; databaseUrl?: string } = {}) 
   return d;
 }
 
-function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; ttlSeconds?: number } = {}) {
+function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; freshnessSeconds?: number; now?: () => number } = {}) {
   const d = deps(options);
-  return createRankingCacheHandler({ pool: d.pool, cache: d.cache, observability: d.observability, ttlSeconds: options.ttlSeconds });
+  return createRankingCacheHandler({ pool: d.pool, cache: d.cache, observability: d.observability, freshnessSeconds: options.freshnessSeconds, now: options.now });
+}
+
+const HEARTBEAT_KEY: RankingKey = { placement: '', category: '' };
+
+/** The statement's heartbeat row as Flink writes it. */
+function heartbeat(offset: number, asOf: number, partition = 0): RankingFixture {
+  return { partition, offset, key: HEARTBEAT_KEY, value: { placement: '', category: '', as_of: asOf, ranking: null } };
+}
+
+async function freshness(): Promise<RankingFreshness | null> {
+  const text = await redis.get(RANKING_FRESHNESS_KEY);
+  return text === null ? null : (JSON.parse(text) as RankingFreshness);
 }
 
 function campaign(rankNo: number, campaignId: number): RankedCampaign {
@@ -108,18 +121,16 @@ afterAll(async () => {
 });
 
 describe('ranking-cache', () => {
-  test('an upsert with wire headers on key and value stores the ranking sorted by rank_no, with the TTL', async () => {
+  test('an upsert with wire headers on key and value stores the ranking sorted by rank_no, without expiry', async () => {
     const key = { placement: 'home_top', category: 'shoes' };
-    const handler = handlerWith({ ttlSeconds: 600 });
+    const handler = handlerWith({ freshnessSeconds: 600 });
 
     const summary = await handler(rankingsEvent([{ offset: 5, key, value: row(key, [campaign(3, 30), campaign(1, 10), campaign(2, 20)]) }]));
 
     expect(summary).toMatchObject({ records: 1, rankingsWritten: 1, rankingsDeleted: 0, deadLettered: 0 });
     const cached = await cachedRanking(key);
     expect(cached).toEqual({ placement: 'home_top', category: 'shoes', ranking: [campaign(1, 10), campaign(2, 20), campaign(3, 30)] });
-    const ttl = await redis.ttl(rankingCacheKey(key));
-    expect(ttl).toBeGreaterThan(590);
-    expect(ttl).toBeLessThanOrEqual(600);
+    expect(await redis.ttl(rankingCacheKey(key))).toBe(-1);
   });
 
   test('plain JSON without wire headers, in the MSK event shape, is stored too and keeps only contract fields', async () => {
@@ -130,11 +141,10 @@ describe('ranking-cache', () => {
     await handler(rankingsEvent([{ offset: 0, key: jsonBytes(key), value: jsonBytes(value) }], 'aws:kafka'));
 
     expect(await cachedRanking(key)).toEqual({ ...key, ranking: [{ ...campaign(1, 41), bid_price: '350.50' }] });
-    const ttl = await redis.ttl(rankingCacheKey(key));
-    expect(ttl).toBeGreaterThan(DEFAULT_RANKING_TTL_SECONDS - 10);
+    expect(await redis.ttl(rankingCacheKey(key))).toBe(-1);
   });
 
-  test('a tombstone deletes the key', async () => {
+  test('a tombstone expires the key after the delete grace; an insert right after it (Flink\'s delete + insert of one update) keeps the key without expiry', async () => {
     const key = { placement: 'home_top', category: 'tombstoned' };
     const handler = handlerWith();
     await handler(rankingsEvent([{ offset: 0, key, value: row(key, [campaign(1, 1)]) }]));
@@ -143,7 +153,12 @@ describe('ranking-cache', () => {
     const summary = await handler(rankingsEvent([{ offset: 1, key, value: null }]));
 
     expect(summary).toMatchObject({ rankingsWritten: 0, rankingsDeleted: 1, deadLettered: 0 });
-    expect(await redis.exists(rankingCacheKey(key))).toBe(0);
+    const ttl = await redis.ttl(rankingCacheKey(key));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(RANKING_DELETE_GRACE_SECONDS);
+    await handler(rankingsEvent([{ offset: 2, key, value: row(key, [campaign(1, 2)]) }]));
+    expect(await redis.ttl(rankingCacheKey(key))).toBe(-1);
+    expect(await cachedRanking(key)).toEqual({ ...key, ranking: [campaign(1, 2)] });
   });
 
   test('within a batch only the last record per key is applied, per partition order', async () => {
@@ -166,7 +181,8 @@ describe('ranking-cache', () => {
 
     expect(summary).toMatchObject({ records: 6, skipped: 3, rankingsWritten: 2, rankingsDeleted: 1 });
     expect((await cachedRanking(a))?.ranking.map((r) => r.campaign_id)).toEqual([3, 4]);
-    expect(await cachedRanking(b)).toBeNull();
+    const bTtl = await redis.ttl(rankingCacheKey(b));
+    expect(bTtl === -2 || (bTtl > 0 && bTtl <= RANKING_DELETE_GRACE_SECONDS)).toBe(true);
     expect((await cachedRanking(c))?.ranking.map((r) => r.campaign_id)).toEqual([5]);
   });
 
@@ -275,7 +291,7 @@ describe('ranking-cache', () => {
     const summary = await handler(rankingsEvent(fixtures));
 
     expect(summary.records).toBe(2000);
-    expect(summary.rankingsWritten + summary.rankingsDeleted + summary.skipped + summary.deadLettered).toBe(2000);
+    expect(summary.rankingsWritten + summary.rankingsDeleted + summary.rankingsInconsistent + summary.skipped + summary.deadLettered).toBe(2000);
     expect(summary.deadLettered).toBeGreaterThan(0);
     expect(await countRows(pool, 'dead_letters', `handler = 'ranking-cache' AND kafka_partition = 9`)).toBe(summary.deadLettered);
     for (let i = 0; i < 20; i += 1) {
@@ -285,16 +301,144 @@ describe('ranking-cache', () => {
   });
 });
 
-describe('RANKING_TTL_SECONDS', () => {
+describe('ranking-cache freshness (the bidder contract of contracts/rankings.ts)', () => {
+  const MINUTE = 60_000;
+  const slot = { placement: 'fresh_top', category: 'day' };
+
+  /** What the bidder concludes at wall-clock `t`, reading both keys in one MGET. */
+  async function bidderView(t: number): Promise<'fresh' | 'stale' | 'missing'> {
+    const [ranking, fresh] = await redis.mget(rankingCacheKey(slot), RANKING_FRESHNESS_KEY);
+    if (fresh === null || (JSON.parse(fresh) as RankingFreshness).fresh_until <= t) return 'stale';
+    return ranking === null ? 'missing' : 'fresh';
+  }
+
+  beforeEach(async () => {
+    await redis.del(RANKING_FRESHNESS_KEY, rankingCacheKey(slot));
+  });
+
+  test('a stable slot over a full day of heartbeats is never missing and always fresh; once they stop it is stale within the bound', async () => {
+    // Event time starts at the next 5-minute boundary; the worker's clock runs 30 s behind each
+    // heartbeat's delivery (every value stays in the future of Redis's real clock).
+    const start = Math.ceil(Date.now() / (5 * MINUTE)) * 5 * MINUTE + 5 * MINUTE;
+    let clock = start;
+    const bound = DEFAULT_RANKING_FRESHNESS_SECONDS * 1000;
+    const handler = handlerWith({ now: () => clock });
+    await handler(rankingsEvent([{ offset: 0, key: slot, value: row(slot, [campaign(1, 11), campaign(2, 12)]) }, heartbeat(1, start)]));
+    let offset = 2;
+    let views = 0;
+    for (let asOf = start + 5 * MINUTE; asOf <= start + 24 * 60 * MINUTE; asOf += 5 * MINUTE) {
+      // The bidder looks right after the previous delivery, mid-way, and the last millisecond
+      // before heartbeat N+1 arrives (5 min 30 s after N's as_of): the worst moment.
+      for (const t of [clock, clock + 150_000, asOf + 30_000 - 1]) {
+        expect(await bidderView(t)).toBe('fresh');
+        views += 1;
+      }
+      clock = asOf + 30_000;
+      const summary = await handler(rankingsEvent([heartbeat(offset, asOf)]));
+      offset += 1;
+      expect(summary.freshnessRefreshed).toBe(1);
+    }
+    expect(views).toBe(3 * 24 * 12);
+    const last = start + 24 * 60 * MINUTE;
+    expect(await freshness()).toEqual({ as_of: last, fresh_until: last + bound });
+    // The pipeline stops: no more heartbeats. Fresh until the bound, stale from then on.
+    expect(await bidderView(last + bound - 1)).toBe('fresh');
+    expect(await bidderView(last + bound)).toBe('stale');
+    // Redis expires the key itself at fresh_until (PXAT), whoever reads it.
+    const expiresAt = Date.now() + (await redis.pttl(RANKING_FRESHNESS_KEY));
+    expect(Math.abs(expiresAt - (last + bound))).toBeLessThan(2_000);
+    expect(await redis.ttl(rankingCacheKey(slot))).toBe(-1);
+  });
+
+  test('a stopped pipeline or worker: Redis drops the freshness key when the bound has passed', async () => {
+    const handler = handlerWith({ freshnessSeconds: 1 });
+    await handler(rankingsEvent([{ offset: 0, key: slot, value: row(slot, [campaign(1, 11)]) }, heartbeat(1, Date.now())]));
+    expect(await redis.exists(RANKING_FRESHNESS_KEY)).toBe(1);
+
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+
+    expect(await redis.exists(RANKING_FRESHNESS_KEY)).toBe(0);
+    expect(await bidderView(Date.now())).toBe('stale');
+    expect(await cachedRanking(slot)).not.toBeNull();
+  });
+
+  test('a replayed or redelivered older heartbeat never moves freshness back; a heartbeat already past the bound is not written', async () => {
+    const now = Date.now();
+    const handler = handlerWith();
+    await handler(rankingsEvent([heartbeat(10, now - MINUTE)]));
+    const stored = await freshness();
+
+    const older = await handler(rankingsEvent([heartbeat(3, now - 3 * MINUTE)]));
+    const same = await handler(rankingsEvent([heartbeat(10, now - MINUTE)]));
+    const expired = await handler(rankingsEvent([heartbeat(1, now - 60 * MINUTE, 1)]));
+
+    expect([older.freshnessRefreshed, same.freshnessRefreshed, expired.freshnessRefreshed]).toEqual([0, 0, 0]);
+    expect([older.heartbeatsIgnored, same.heartbeatsIgnored, expired.heartbeatsIgnored]).toEqual([1, 1, 1]);
+    expect(await freshness()).toEqual(stored);
+    expect(stored).toEqual({ as_of: now - MINUTE, fresh_until: now - MINUTE + DEFAULT_RANKING_FRESHNESS_SECONDS * 1000 });
+  });
+
+  test('a heartbeat from a clock ahead counts from now: freshness never lasts longer than the bound', async () => {
+    const now = Date.now();
+    const handler = handlerWith({ now: () => now });
+    await handler(rankingsEvent([heartbeat(0, now + 6 * 60 * MINUTE)]));
+    expect((await freshness())?.fresh_until).toBe(now + DEFAULT_RANKING_FRESHNESS_SECONDS * 1000);
+  });
+
+  test('a heartbeat with a bad as_of, or a tombstone on the heartbeat key, is dead-lettered', async () => {
+    const handler = handlerWith();
+    const summary = await handler(
+      rankingsEvent([
+        { partition: 4, offset: 0, key: HEARTBEAT_KEY, value: { placement: '', category: '', as_of: 'soon', ranking: null } },
+        { partition: 4, offset: 1, key: HEARTBEAT_KEY, value: null },
+      ]),
+    );
+    expect(summary).toMatchObject({ deadLettered: 2, freshnessRefreshed: 0 });
+  });
+});
+
+describe('ranking-cache atomic rankings', () => {
+  const key = { placement: 'atomic_top', category: 'shoes' };
+
+  test('intermediate rankings (a gap in rank_no, a campaign twice, scores out of order) are never written; the consistent ranking stays', async () => {
+    const handler = handlerWith();
+    await handler(rankingsEvent([{ offset: 0, key, value: row(key, [campaign(1, 10), campaign(2, 20), campaign(3, 30)]) }]));
+
+    const gap = await handler(rankingsEvent([{ offset: 1, key, value: row(key, [campaign(1, 10), campaign(3, 30)]) }]));
+    const twice = await handler(rankingsEvent([{ offset: 2, key, value: row(key, [campaign(1, 30), campaign(2, 20), campaign(3, 30)]) }]));
+    const order = await handler(rankingsEvent([{ offset: 3, key, value: row(key, [{ ...campaign(1, 10), score: 1 }, { ...campaign(2, 20), score: 2 }]) }]));
+
+    expect([gap.rankingsInconsistent, twice.rankingsInconsistent, order.rankingsInconsistent]).toEqual([1, 1, 1]);
+    expect([gap.rankingsWritten, twice.rankingsWritten, order.rankingsWritten]).toEqual([0, 0, 0]);
+    expect(gap.deadLettered + twice.deadLettered + order.deadLettered).toBe(0);
+    expect(await cachedRanking(key)).toEqual({ ...key, ranking: [campaign(1, 10), campaign(2, 20), campaign(3, 30)] });
+  });
+
+  test('within a batch the latest consistent ranking wins over a later intermediate one, in one write', async () => {
+    const handler = handlerWith();
+    const summary = await handler(
+      rankingsEvent([
+        { offset: 10, key, value: row(key, [campaign(1, 20), campaign(2, 10)]) },
+        { offset: 11, key, value: row(key, [campaign(1, 20), campaign(1, 30), campaign(3, 10)]) },
+      ]),
+    );
+    expect(summary).toMatchObject({ rankingsWritten: 1, rankingsInconsistent: 1 });
+    expect(await cachedRanking(key)).toEqual({ ...key, ranking: [campaign(1, 20), campaign(2, 10)] });
+  });
+});
+
+describe('RANKING_TTL_SECONDS (the freshness bound)', () => {
   test('defaults to 15 minutes', () => {
-    expect(parseRankingTtlSeconds({})).toBe(900);
+    expect(parseRankingFreshnessSeconds({})).toBe(DEFAULT_RANKING_FRESHNESS_SECONDS);
+    expect(DEFAULT_RANKING_FRESHNESS_SECONDS).toBe(900);
   });
 
-  test('accepts whole seconds', () => {
-    expect(parseRankingTtlSeconds({ RANKING_TTL_SECONDS: '3600' })).toBe(3600);
+  test('accepts whole seconds from one heartbeat plus a minute', () => {
+    expect(parseRankingFreshnessSeconds({ RANKING_TTL_SECONDS: '360' })).toBe(360);
+    expect(parseRankingFreshnessSeconds({ RANKING_TTL_SECONDS: '3600' })).toBe(3600);
   });
 
-  test.each(['0', '30', '1.5', '-60', 'ten', '999999999'])('fails for %s with the allowed range', (raw) => {
-    expect(() => parseRankingTtlSeconds({ RANKING_TTL_SECONDS: raw })).toThrow(/RANKING_TTL_SECONDS: must be whole seconds between 60 and 604800/);
+  test.each(['0', '60', '359', '1.5', '-60', 'ten', '86401'])('fails for %s with the allowed range', (raw) => {
+    expect(() => parseRankingFreshnessSeconds({ RANKING_TTL_SECONDS: raw })).toThrow(/RANKING_TTL_SECONDS: must be whole seconds between 360 and 86400/);
   });
 });

@@ -48,7 +48,7 @@ describe('StreamingStack', () => {
       { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/group=ranking-cache-writer' },
       { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=ad-events' },
       { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=compensation-events' },
-      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=rtb-rankings' },
+      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=rtb-rankings-v2' },
     ]);
   });
 

@@ -37,7 +37,7 @@ export const FLINK_TABLE_RETENTION_MS = 7 * 24 * 3600 * 1000;
 /** What each continuous Flink pipeline's failure does to the money path. */
 const PIPELINE_IMPACT: Readonly<Record<string, string>> = {
   'duplicate-clicks': 'no compensation events are produced, so duplicate clicks stay charged (advertisers are over-charged) until it runs again and catches up',
-  'rtb-ranking': 'rankings stop changing; Redis keeps the last ones until their TTL, then the bidder has no ranking',
+  'rtb-ranking': 'rankings and their heartbeat stop; the bidder reads every ranking stale once the freshness bound passes',
   'performance-metrics': 'the 5-minute metrics and the 24-hour product rollup stop, so the ranking scores go stale',
   attribution: 'conversions are not attributed to clicks (reporting only; no money moves)',
 };

@@ -1,4 +1,4 @@
-import { adEventContract, campaignEventContract, conversionEventContract, productCatalogContract, RTB_RANKINGS_TOPIC } from '../../contracts';
+import { adEventContract, campaignEventContract, conversionEventContract, productCatalogContract, RTB_RANKING_REJECTS_TOPIC, RTB_RANKINGS_TOPIC, RTB_RANKINGS_V1_TOPIC } from '../../contracts';
 
 /**
  * Tables (= topics) that the Flink DDL statements create with CREATE TABLE. The streaming
@@ -7,9 +7,12 @@ import { adEventContract, campaignEventContract, conversionEventContract, produc
  * (__tests__/flink/stack.test.ts checks that it does).
  */
 export const FLINK_SINK_TABLES: readonly string[] = [
+  RTB_RANKINGS_V1_TOPIC,
   RTB_RANKINGS_TOPIC,
+  RTB_RANKING_REJECTS_TOPIC,
   'ad-performance-5m',
   'product-metrics-24h',
+  'ad-event-rejects',
   'conversion-attributions',
 ];
 

@@ -4,7 +4,7 @@ import { ConfigError } from '../shared/errors';
 import { createObservability } from '../shared/observability';
 import { emfEmitter, withBatchAge } from '../shared/health-metrics';
 import { createRedisClientProvider, RedisCache } from '../shared/redis';
-import { createRankingCacheHandler, parseRankingTtlSeconds, RANKING_CACHE_HANDLER } from './ranking-cache';
+import { createRankingCacheHandler, parseRankingFreshnessSeconds, RANKING_CACHE_HANDLER } from './ranking-cache';
 
 // Module scope: parsed and connected once per container, reused by every invocation. Built
 // from the shared pieces rather than loadWorkerDeps so this bundle carries no outbox publishers
@@ -14,13 +14,13 @@ if (!env.redis) {
   throw new ConfigError('REDIS_URL', 'is not set, nor REDIS_HOST; the ranking cache writes Redis and cannot run without it');
 }
 
-/** Lambda entry point for the `rtb-rankings` Kafka trigger (consumer group `ranking-cache-writer`). */
+/** Lambda entry point for the `rtb-rankings-v2` Kafka trigger (consumer group `ranking-cache-writer`). */
 export const handler = withBatchAge(
   createRankingCacheHandler({
     pool: createPoolProvider(env.database),
     cache: new RedisCache(createRedisClientProvider(env.redis, env.redisKeyPrefix)),
     observability: createObservability(RANKING_CACHE_HANDLER),
-    ttlSeconds: parseRankingTtlSeconds(process.env),
+    freshnessSeconds: parseRankingFreshnessSeconds(process.env),
   }),
   emfEmitter(RANKING_CACHE_HANDLER),
 );

@@ -7,21 +7,37 @@ import { decodeKafkaEvent } from '../shared/kafka-event';
 import { sortBatch } from '../shared/records';
 import { emptySummary, InvocationSummary, instrumentInvocation, Observability } from '../shared/observability';
 import type { RedisCache } from '../shared/redis';
+import { RANKING_HEARTBEAT_MINUTES, RankingFreshness } from '../../contracts';
 import { latestPerKey, PositionedChange, rankingChangeOf } from './rankings';
 
 /** Name of the handler in logs, metrics and `dead_letters.handler`. */
 export const RANKING_CACHE_HANDLER = 'ranking-cache';
 
 /**
- * Default lifetime of a cached ranking: 15 minutes. Flink only writes a ranking when it
- * changes, so this is the longest a bidder can keep serving a ranking after the pipeline (Flink,
- * the trigger or this function) stopped — a paused campaign that the pipeline never got to
- * remove stops being served at the latest then. The price: a ranking that stays unchanged for
- * longer than the TTL also expires, and the bidder sees "no ranking" for that slot until the next
- * change. The ranking's inputs (product CTR/CVR from 5-minute windows, bids, statuses) move far
- * more often than that on a live system; raise the TTL where they do not.
+ * Default freshness bound: 15 minutes. The freshness key (`RANKING_FRESHNESS_KEY`) expires this
+ * long after the event time of the ranking statement's latest heartbeat, so the bidder treats
+ * every ranking as stale at most 15 minutes after the last ad event the pipeline got through,
+ * whichever part stopped. Rankings themselves never expire (a stable slot is never missing).
  */
-export const DEFAULT_RANKING_TTL_SECONDS = 900;
+export const DEFAULT_RANKING_FRESHNESS_SECONDS = 900;
+
+/**
+ * Smallest freshness bound: one heartbeat interval (5 minutes of event time) plus a minute for
+ * delivery. Anything shorter would report a healthy pipeline stale between two heartbeats.
+ */
+export const MIN_RANKING_FRESHNESS_SECONDS = RANKING_HEARTBEAT_MINUTES * 60 + 60;
+
+/**
+ * Seconds a tombstoned ranking stays readable before Redis drops it. Flink updates a slot whose
+ * only campaign changes score as a delete followed by an insert (a retraction empties the
+ * aggregate's group); the two records can land in different batches, and an immediate DEL
+ * would leave the slot missing in between. The insert's SET clears the expiry; a slot that
+ * really became empty disappears after this grace.
+ */
+export const RANKING_DELETE_GRACE_SECONDS = 10;
+
+/** Largest freshness bound: one day. */
+export const MAX_RANKING_FRESHNESS_SECONDS = 86_400;
 
 /** What the ranking-cache handler needs; the deployed module builds it once at load time. */
 export interface RankingCacheDeps {
@@ -31,16 +47,24 @@ export interface RankingCacheDeps {
   readonly cache: RedisCache;
   /** Logger and metrics. */
   readonly observability: Observability;
-  /** Lifetime of each cached ranking in seconds. @default DEFAULT_RANKING_TTL_SECONDS */
-  readonly ttlSeconds?: number;
+  /** Freshness bound in seconds (see {@link DEFAULT_RANKING_FRESHNESS_SECONDS}). @default DEFAULT_RANKING_FRESHNESS_SECONDS */
+  readonly freshnessSeconds?: number;
+  /** Wall clock (epoch ms); tests pass their own. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** The invocation summary plus what happened to the cache. */
 export interface RankingCacheSummary extends InvocationSummary {
-  /** Rankings written (SET with TTL). */
+  /** Rankings written (SET, no expiry). */
   rankingsWritten: number;
   /** Rankings deleted by tombstones. */
   rankingsDeleted: number;
+  /** Intermediate rankings (ranks not 1..n, a campaign twice, scores out of order) not written. */
+  rankingsInconsistent: number;
+  /** 1 when the batch's heartbeat moved the freshness key forward, else 0. */
+  freshnessRefreshed: number;
+  /** Heartbeats not applied: already older than the bound, or not newer than the stored one. */
+  heartbeatsIgnored: number;
 }
 
 /**
@@ -57,22 +81,45 @@ export class RankingCacheUnavailableError extends Error {
 }
 
 /**
- * Reads `RANKING_TTL_SECONDS` (whole seconds, 60 to 7 days). Called once at module load.
+ * Reads `RANKING_TTL_SECONDS`: the freshness bound, i.e. the TTL of the freshness key counted
+ * from the heartbeat's event time (whole seconds, 360 to 86400). Called once at module load.
  */
-export function parseRankingTtlSeconds(source: Readonly<Record<string, string | undefined>>): number {
+export function parseRankingFreshnessSeconds(source: Readonly<Record<string, string | undefined>>): number {
   const raw = source.RANKING_TTL_SECONDS?.trim();
-  if (!raw) return DEFAULT_RANKING_TTL_SECONDS;
+  if (!raw) return DEFAULT_RANKING_FRESHNESS_SECONDS;
   const value = Number(raw);
-  if (!/^[0-9]+$/.test(raw) || value < 60 || value > 7 * 24 * 3600) {
+  if (!/^[0-9]+$/.test(raw) || value < MIN_RANKING_FRESHNESS_SECONDS || value > MAX_RANKING_FRESHNESS_SECONDS) {
     throw new ConfigError(
       'RANKING_TTL_SECONDS',
-      `must be whole seconds between 60 and 604800 (a stale ranking must expire, a live one must survive between updates), got ${JSON.stringify(raw)}`,
+      `must be whole seconds between ${MIN_RANKING_FRESHNESS_SECONDS} and ${MAX_RANKING_FRESHNESS_SECONDS} (longer than one ${RANKING_HEARTBEAT_MINUTES}-minute heartbeat plus delivery, so a healthy pipeline stays fresh; short enough that a stopped one is noticed), got ${JSON.stringify(raw)}`,
     );
   }
   return value;
 }
 
-async function applyChanges(cache: RedisCache, changes: readonly PositionedChange[], ttlSeconds: number): Promise<void> {
+/**
+ * Moves the freshness key forward, never back: SET … PXAT only when the stored `as_of` is older
+ * (a replayed or redelivered heartbeat is ignored). KEYS[1] freshness key; ARGV as_of, value,
+ * expiry (epoch ms). Returns 1 when written, 0 when superseded.
+ */
+const FRESHNESS_SCRIPT = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, stored = pcall(cjson.decode, current)
+  if ok and type(stored) == 'table' and tonumber(stored.as_of) and tonumber(stored.as_of) >= tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+`;
+
+interface Heartbeat {
+  readonly cacheKey: string;
+  readonly freshness: RankingFreshness;
+}
+
+async function applyChanges(cache: RedisCache, changes: readonly PositionedChange[], heartbeat: Heartbeat | undefined): Promise<boolean> {
   let failure: unknown;
   cache.onFailure((_operation, error) => {
     failure = error;
@@ -84,11 +131,16 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
       { cause: failure },
     );
   }
-  // One MULTI: the whole batch becomes visible to the bidder at once, in one round trip.
+  // One MULTI: each slot's ranking is one SET of the whole row, and the whole batch (rankings
+  // and freshness) becomes visible to the bidder at once, in one round trip.
   const transaction = client.multi();
   for (const { change } of changes) {
-    if (change.kind === 'upsert') transaction.set(change.cacheKey, JSON.stringify(change.row), 'EX', ttlSeconds);
-    else transaction.del(change.cacheKey);
+    if (change.kind === 'upsert') transaction.set(change.cacheKey, JSON.stringify(change.row));
+    else if (change.kind === 'delete') transaction.expire(change.cacheKey, RANKING_DELETE_GRACE_SECONDS);
+  }
+  if (heartbeat) {
+    const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;
+    transaction.eval(FRESHNESS_SCRIPT, 1, heartbeat.cacheKey, String(asOf), JSON.stringify(heartbeat.freshness), String(freshUntil));
   }
   let results: [Error | null, unknown][] | null;
   try {
@@ -103,28 +155,41 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
   if (failed) {
     throw new RankingCacheUnavailableError(`Redis rejected a ranking write: ${describeCause(failed[0])}`, { cause: failed[0] });
   }
+  return heartbeat !== undefined && results[results.length - 1][1] === 1;
 }
 
 /**
- * Builds the ranking-cache handler: turns `rtb-rankings` upserts into one Redis key per
- * (placement, category) holding the ranking sorted by `rank_no`, with a TTL; a tombstone deletes
- * the key. Only the latest record per key in a batch is applied, all in one MULTI. Bad records
+ * Builds the ranking-cache handler: turns `rtb-rankings-v2` upserts into one Redis key per
+ * (placement, category) holding the ranking sorted by `rank_no`, without expiry (a tombstone
+ * deletes the key), and the statement's heartbeat into the freshness key, which expires the
+ * freshness bound after the heartbeat's event time. Only the latest consistent record per key
+ * in a batch is applied, all in one MULTI; intermediate rankings are never written. Bad records
  * go to `dead_letters` and the batch goes on; Redis or Postgres failing throws so the batch is
  * retried.
  */
 export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unknown) => Promise<RankingCacheSummary> {
-  const ttlSeconds = deps.ttlSeconds ?? DEFAULT_RANKING_TTL_SECONDS;
+  const freshnessSeconds = deps.freshnessSeconds ?? DEFAULT_RANKING_FRESHNESS_SECONDS;
+  const now = deps.now ?? Date.now;
   return async (event) => {
-    const summary: RankingCacheSummary = { ...emptySummary(RANKING_CACHE_HANDLER), rankingsWritten: 0, rankingsDeleted: 0 };
+    const summary: RankingCacheSummary = {
+      ...emptySummary(RANKING_CACHE_HANDLER),
+      rankingsWritten: 0,
+      rankingsDeleted: 0,
+      rankingsInconsistent: 0,
+      freshnessRefreshed: 0,
+      heartbeatsIgnored: 0,
+    };
     return instrumentInvocation(deps.observability, summary, 'ranking batch not applied; the trigger will retry it', async () => {
-      await cacheRankings(deps, event, ttlSeconds, summary);
+      await cacheRankings(deps, event, freshnessSeconds * 1000, now, summary);
       deps.observability.metrics.addMetric('RankingsWritten', MetricUnit.Count, summary.rankingsWritten);
       deps.observability.metrics.addMetric('RankingsDeleted', MetricUnit.Count, summary.rankingsDeleted);
+      deps.observability.metrics.addMetric('RankingsInconsistent', MetricUnit.Count, summary.rankingsInconsistent);
+      deps.observability.metrics.addMetric('RankingFreshnessRefreshed', MetricUnit.Count, summary.freshnessRefreshed);
     });
   };
 }
 
-async function cacheRankings(deps: RankingCacheDeps, event: unknown, ttlSeconds: number, summary: RankingCacheSummary): Promise<void> {
+async function cacheRankings(deps: RankingCacheDeps, event: unknown, boundMs: number, now: () => number, summary: RankingCacheSummary): Promise<void> {
   const records = decodeKafkaEvent(event);
   summary.records = records.length;
   const sorted = sortBatch(records, (record): PositionedChange => ({
@@ -136,10 +201,38 @@ async function cacheRankings(deps: RankingCacheDeps, event: unknown, ttlSeconds:
   const letters = sorted.deadLetters;
   const changes = sorted.accepted.map((a) => a.event);
 
-  const latest = latestPerKey(changes);
-  if (latest.length > 0) await applyChanges(deps.cache, latest, ttlSeconds);
-  summary.skipped = changes.length - latest.length;
-  for (const { change } of latest) {
+  // Intermediate rankings never reach Redis; the latest consistent row per key does.
+  const usable = changes.filter((c) => c.change.kind !== 'inconsistent');
+  summary.rankingsInconsistent = changes.length - usable.length;
+  if (summary.rankingsInconsistent > 0) {
+    const example = changes.find((c) => c.change.kind === 'inconsistent')!;
+    deps.observability.logger.info('intermediate rankings skipped', {
+      count: summary.rankingsInconsistent,
+      example: example.change.kind === 'inconsistent' ? { key: example.change.cacheKey, reason: example.change.reason, partition: example.partition, offset: example.offset } : undefined,
+    });
+  }
+  const slots = latestPerKey(usable.filter((c) => c.change.kind === 'upsert' || c.change.kind === 'delete'));
+
+  // The newest heartbeat of the batch; one whose bound has already passed (a replay, a
+  // pipeline catching up) would only report stale rankings as fresh, so it is not written.
+  const heartbeats = usable.map((c) => c.change).filter((c): c is Extract<typeof c, { kind: 'heartbeat' }> => c.kind === 'heartbeat');
+  let heartbeat: Heartbeat | undefined;
+  if (heartbeats.length > 0) {
+    const newest = heartbeats.reduce((a, b) => (b.asOf > a.asOf ? b : a));
+    const clock = now();
+    // A heartbeat from the future (a producer clock ahead) counts from now, never longer.
+    const freshUntil = Math.min(newest.asOf, clock) + boundMs;
+    if (freshUntil > clock) heartbeat = { cacheKey: newest.cacheKey, freshness: { as_of: newest.asOf, fresh_until: freshUntil } };
+    summary.heartbeatsIgnored = heartbeats.length - (heartbeat ? 1 : 0);
+  }
+
+  if (slots.length > 0 || heartbeat) {
+    const refreshed = await applyChanges(deps.cache, slots, heartbeat);
+    summary.freshnessRefreshed = refreshed ? 1 : 0;
+    if (heartbeat && !refreshed) summary.heartbeatsIgnored += 1;
+  }
+  summary.skipped = usable.length - slots.length - heartbeats.length;
+  for (const { change } of slots) {
     if (change.kind === 'upsert') summary.rankingsWritten += 1;
     else summary.rankingsDeleted += 1;
   }

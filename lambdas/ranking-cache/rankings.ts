@@ -1,4 +1,4 @@
-import { RankedCampaign, RankingKey, RankingRow, rankingCacheKey } from '../../contracts';
+import { RANKING_FRESHNESS_KEY, RankedCampaign, RankingKey, RankingRow, rankingCacheKey } from '../../contracts';
 import { KafkaRecordError } from '../shared/errors';
 import { DecodedKafkaRecord, parseJsonValue } from '../shared/kafka-event';
 
@@ -17,6 +17,26 @@ export type RankingChange =
       readonly cacheKey: string;
       /** The ranking, sorted by `rank_no`. */
       readonly row: RankingRow;
+    }
+  | {
+      /**
+       * A ranking Flink emitted on its way to the next one (an update of an ARRAY_AGG is applied
+       * element by element): ranks not exactly 1..n, a campaign twice, or scores out of rank
+       * order. Never written; the consistent row that follows replaces it.
+       */
+      readonly kind: 'inconsistent';
+      /** Redis key (`rankingCacheKey`), without the keyspace prefix. */
+      readonly cacheKey: string;
+      /** What is inconsistent. */
+      readonly reason: string;
+    }
+  | {
+      /** The statement's heartbeat: it has read ad events up to `asOf`. */
+      readonly kind: 'heartbeat';
+      /** {@link RANKING_FRESHNESS_KEY}, without the keyspace prefix. */
+      readonly cacheKey: string;
+      /** Event time (epoch ms) the statement has read up to. */
+      readonly asOf: number;
     }
   | {
       /** Tombstone: the (placement, category) has no ranking any more. */
@@ -79,7 +99,49 @@ function parseKey(record: DecodedKafkaRecord): RankingKey {
     throw violation(`key must be a JSON object {placement, category}, got ${describe(parsed)}`);
   }
   const key = parsed as Record<string, unknown>;
+  if (key.placement === '' && key.category === '') return HEARTBEAT_KEY;
   return { placement: keyPart('key', 'placement', key.placement), category: keyPart('key', 'category', key.category) };
+}
+
+/** The reserved key of the statement's heartbeat row. */
+const HEARTBEAT_KEY: RankingKey = Object.freeze({ placement: '', category: '' });
+
+/** Latest plausible heartbeat: year 2200 (a larger value is a broken row, not a clock). */
+const MAX_AS_OF = 7_258_118_400_000;
+
+function parseHeartbeat(value: Buffer | null): RankingChange {
+  if (value === null || value.length === 0) {
+    throw violation('the heartbeat key (placement and category empty) has no value; the ranking statement never deletes its heartbeat');
+  }
+  const parsed = parseJsonValue(value);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw violation(`heartbeat value must be a JSON object, got ${describe(parsed)}`);
+  }
+  const row = parsed as Record<string, unknown>;
+  const asOf = row.as_of;
+  if (typeof asOf !== 'number' || !Number.isSafeInteger(asOf) || asOf <= 0 || asOf > MAX_AS_OF) {
+    throw violation(`heartbeat as_of must be epoch milliseconds, got ${describe(asOf)}`);
+  }
+  if (row.ranking !== undefined && row.ranking !== null) {
+    throw violation(`heartbeat ranking must be null, got ${describe(row.ranking)}`);
+  }
+  return { kind: 'heartbeat', cacheKey: RANKING_FRESHNESS_KEY, asOf };
+}
+
+/**
+ * Why `ranking` (sorted by rank_no, then campaign_id) is not a ranking the bidder may see, or
+ * undefined if it is one: ranks exactly 1..n, each campaign once, scores never rising with rank.
+ */
+export function rankingInconsistency(ranking: readonly RankedCampaign[]): string | undefined {
+  const campaigns = new Set<number>();
+  for (let i = 0; i < ranking.length; i += 1) {
+    const entry = ranking[i];
+    if (entry.rank_no !== i + 1) return `rank_no ${entry.rank_no} at position ${i + 1} (ranks must be exactly 1..${ranking.length})`;
+    if (campaigns.has(entry.campaign_id)) return `campaign ${entry.campaign_id} is ranked twice`;
+    campaigns.add(entry.campaign_id);
+    if (i > 0 && Number(entry.score) > Number(ranking[i - 1].score)) return `rank ${entry.rank_no} scores higher than rank ${entry.rank_no - 1}`;
+  }
+  return undefined;
 }
 
 function identifier(where: string, value: unknown, minimum: number): number {
@@ -126,7 +188,7 @@ function parseRow(key: RankingKey, value: Buffer): RankingRow {
     }
   }
   if (!Array.isArray(row.ranking)) {
-    throw violation(`ranking must be an array, got ${describe(row.ranking)}`);
+    throw violation(`ranking must be an array (a slot without campaigns is a tombstone), got ${describe(row.ranking)}`);
   }
   if (row.ranking.length > MAX_RANKED_CAMPAIGNS) {
     throw violation(`ranking has ${row.ranking.length} entries, more than ${MAX_RANKED_CAMPAIGNS}`);
@@ -138,17 +200,23 @@ function parseRow(key: RankingKey, value: Buffer): RankingRow {
 }
 
 /**
- * Turns one decoded `rtb-rankings` record into a cache change. A null (or empty) value is a
- * tombstone: the ranking of that (placement, category) is gone. Throws `KafkaRecordError`
- * (dead-letter reason) for a bad key or value.
+ * Turns one decoded `rtb-rankings-v2` record into a cache change. A null (or empty) value is a
+ * tombstone: the ranking of that (placement, category) is gone. The key ('', '') is the
+ * statement's heartbeat. A ranking that is not consistent (see {@link rankingInconsistency}) is
+ * an intermediate state, returned as `inconsistent` so it is never written. Throws
+ * `KafkaRecordError` (dead-letter reason) for a bad key or value.
  */
 export function rankingChangeOf(record: DecodedKafkaRecord): RankingChange {
   const key = parseKey(record);
+  if (key === HEARTBEAT_KEY) return parseHeartbeat(record.value);
   const cacheKey = rankingCacheKey(key);
   if (record.value === null || record.value.length === 0) {
     return { kind: 'delete', cacheKey, key };
   }
-  return { kind: 'upsert', cacheKey, row: parseRow(key, record.value) };
+  const row = parseRow(key, record.value);
+  const reason = rankingInconsistency(row.ranking);
+  if (reason !== undefined) return { kind: 'inconsistent', cacheKey, reason };
+  return { kind: 'upsert', cacheKey, row };
 }
 
 /** A change with where it came from, to pick the latest one per key. */
