@@ -14,6 +14,7 @@ import {
   LocalKafkaBroker,
   startLocalKafkaBroker,
 } from '../../../local/kafka-broker';
+import { javaClasspath } from '../../../scripts/java';
 
 /** Where the started broker is kept for global-teardown.ts (same process). */
 export const BROKER_GLOBAL = '__adstreamKafkaBroker';
@@ -37,6 +38,12 @@ function runNeedsBroker(globalConfig: Config.GlobalConfig): boolean {
 }
 
 export default async function globalSetup(globalConfig: Config.GlobalConfig): Promise<void> {
+  // A whole run builds both Java tools here, outside any test's timeout: on a fresh machine the
+  // first build downloads Flink and Kafka from Maven Central, which takes minutes.
+  if (!globalConfig.testPathPattern) {
+    javaClasspath('kafka-broker');
+    javaClasspath('flink-runner');
+  }
   const existing = kafkaConnectionFromEnv();
   if (existing) {
     await createContractTopics(existing, loadEnvironment(BROKER_ENVIRONMENT));
