@@ -131,19 +131,6 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
     return c;
   }
 
-  private static ChangelogMode mode(String name, String table, boolean keyOnlyDeletes) {
-    switch (name) {
-      case "append":
-        return ChangelogMode.insertOnly();
-      case "upsert":
-        return ChangelogMode.upsert(keyOnlyDeletes);
-      case "retract":
-        return ChangelogMode.all();
-      default:
-        throw new IllegalArgumentException("table `" + table + "`: unknown changelog.mode '" + name + "'");
-    }
-  }
-
   @Override
   public DynamicTableSource createDynamicTableSource(Context context) {
     FactoryUtil.TableFactoryHelper helper = FactoryUtil.createTableFactoryHelper(this, context);
@@ -199,16 +186,12 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
     @Override
     public ChangelogMode getChangelogMode() {
       // As TopicSource: full deletes (Flink 2.2.1's planner fails on key-only deletes in the ranking's plan).
-      return mode(changelog, topic, false);
+      return TopicTableFactory.mode(changelog, topic, false);
     }
 
     @Override
     public Map<String, DataType> listReadableMetadata() {
-      Map<String, DataType> m = new LinkedHashMap<>();
-      m.put("timestamp", org.apache.flink.table.api.DataTypes.TIMESTAMP_LTZ(3).notNull());
-      m.put("partition", org.apache.flink.table.api.DataTypes.INT().notNull());
-      m.put("offset", org.apache.flink.table.api.DataTypes.BIGINT().notNull());
-      return m;
+      return TopicTableFactory.readableMetadata();
     }
 
     @Override
@@ -384,7 +367,7 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
 
     @Override
     public ChangelogMode getChangelogMode(ChangelogMode requestedMode) {
-      return mode(changelog, topic, true);
+      return TopicTableFactory.mode(changelog, topic, true);
     }
 
     @Override

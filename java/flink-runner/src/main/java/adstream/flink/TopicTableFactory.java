@@ -78,7 +78,17 @@ public final class TopicTableFactory implements DynamicTableSourceFactory, Dynam
     return mode(name, table, true);
   }
 
-  private static ChangelogMode mode(String name, String table, boolean keyOnlyDeletes) {
+  /** The Kafka record metadata a topic table can read, as Confluent exposes it ($rowtime and the coordinates). */
+  static Map<String, DataType> readableMetadata() {
+    Map<String, DataType> m = new LinkedHashMap<>();
+    m.put("timestamp", org.apache.flink.table.api.DataTypes.TIMESTAMP_LTZ(3).notNull());
+    m.put("partition", org.apache.flink.table.api.DataTypes.INT().notNull());
+    m.put("offset", org.apache.flink.table.api.DataTypes.BIGINT().notNull());
+    return m;
+  }
+
+  /** The changelog a topic table declares for its `changelog.mode` (shared by the Kafka connector). */
+  static ChangelogMode mode(String name, String table, boolean keyOnlyDeletes) {
     switch (name) {
       case "append":
         return ChangelogMode.insertOnly();
@@ -145,11 +155,7 @@ public final class TopicTableFactory implements DynamicTableSourceFactory, Dynam
 
     @Override
     public Map<String, DataType> listReadableMetadata() {
-      Map<String, DataType> m = new LinkedHashMap<>();
-      m.put("timestamp", org.apache.flink.table.api.DataTypes.TIMESTAMP_LTZ(3).notNull());
-      m.put("partition", org.apache.flink.table.api.DataTypes.INT().notNull());
-      m.put("offset", org.apache.flink.table.api.DataTypes.BIGINT().notNull());
-      return m;
+      return readableMetadata();
     }
 
     @Override
