@@ -78,9 +78,7 @@ function parseDeployment(raw: unknown, path: string, fallback: FlinkPipelineDepl
   const version = readInt(o.version, `${path}.version`, 1, 999, fallback.version);
   const stopped = readBoolean(o.stopped, `${path}.stopped`, false);
   const retiredVersions =
-    o.retiredVersions === undefined
-      ? []
-      : readArray(o.retiredVersions, `${path}.retiredVersions`, (item, itemPath) => readInt(item, itemPath, 1, 999));
+    o.retiredVersions === undefined ? [] : readArray(o.retiredVersions, `${path}.retiredVersions`, (item, itemPath) => readInt(item, itemPath, 1, 999));
   retiredVersions.forEach((retired, index) => {
     if (retired >= version) {
       throw new ConfigError(`${path}.retiredVersions[${index}]`, retired, `a version lower than the running version ${version}`);
@@ -108,7 +106,13 @@ export function parseFlinkConfig(raw: unknown, path: string, production: boolean
   const ttl = readObject(o.stateTtl ?? {}, `${path}.stateTtl`);
   rejectUnknownKeys(ttl, `${path}.stateTtl`, ['attributionHours', 'duplicateClicksHours']);
   const attributionHours = readInt(ttl.attributionHours, `${path}.stateTtl.attributionHours`, 25, 24 * 30, defaultFlinkConfig.stateTtl.attributionHours);
-  const duplicateClicksHours = readInt(ttl.duplicateClicksHours, `${path}.stateTtl.duplicateClicksHours`, 1, 24 * 7, defaultFlinkConfig.stateTtl.duplicateClicksHours);
+  const duplicateClicksHours = readInt(
+    ttl.duplicateClicksHours,
+    `${path}.stateTtl.duplicateClicksHours`,
+    1,
+    24 * 7,
+    defaultFlinkConfig.stateTtl.duplicateClicksHours,
+  );
 
   const pipelinesRaw = readObject(o.pipelines ?? {}, `${path}.pipelines`);
   rejectUnknownKeys(pipelinesRaw, `${path}.pipelines`, Object.keys(PIPELINE_KEYS));

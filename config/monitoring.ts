@@ -167,7 +167,11 @@ function parseDatabaseMonitoring(raw: unknown, path: string): DatabaseMonitoring
   ]);
   const transactionIdAge = readInt(o.transactionIdAge, `${path}.transactionIdAge`, 100_000_000, 2_000_000_000, 1_000_000_000);
   if (transactionIdAge > 1_500_000_000) {
-    throw new ConfigError(`${path}.transactionIdAge`, transactionIdAge, 'at most 1500000000: Postgres stops accepting writes near 2.1 billion, and a forced vacuum of the ledger takes hours');
+    throw new ConfigError(
+      `${path}.transactionIdAge`,
+      transactionIdAge,
+      'at most 1500000000: Postgres stops accepting writes near 2.1 billion, and a forced vacuum of the ledger takes hours',
+    );
   }
   return {
     cpuPercent: readPercent(o.cpuPercent, `${path}.cpuPercent`, 80),
@@ -180,7 +184,12 @@ function parseDatabaseMonitoring(raw: unknown, path: string): DatabaseMonitoring
     writeLatencyMs: readInt(o.writeLatencyMs, `${path}.writeLatencyMs`, 1, 10_000, 20),
     transactionIdAge,
     deadlocks: readInt(o.deadlocks, `${path}.deadlocks`, 0, 10_000, 0),
-    performanceInsightsRetentionDays: readOneOf(o.performanceInsightsRetentionDays, `${path}.performanceInsightsRetentionDays`, PERFORMANCE_INSIGHTS_RETENTION_DAYS, 7),
+    performanceInsightsRetentionDays: readOneOf(
+      o.performanceInsightsRetentionDays,
+      `${path}.performanceInsightsRetentionDays`,
+      PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+      7,
+    ),
     enhancedMonitoringSeconds: readOneOf(o.enhancedMonitoringSeconds, `${path}.enhancedMonitoringSeconds`, ENHANCED_MONITORING_INTERVALS, 0),
   };
 }
@@ -226,13 +235,26 @@ function readFiveMinutes(raw: unknown, path: string, min: number, max: number, f
 
 function parseSilenceMonitoring(raw: unknown, path: string, context: MonitoringContext): SilenceMonitoringConfig {
   const o = readObject(raw ?? {}, path);
-  rejectUnknownKeys(o, path, ['clickTrafficQuietMinutes', 'stalledMinutes', 'clicksPerHourExpectingDuplicates', 'outboxMaxAgeMinutes', 'flinkCheckMinutes', 'triggerCheckMinutes']);
+  rejectUnknownKeys(o, path, [
+    'clickTrafficQuietMinutes',
+    'stalledMinutes',
+    'clicksPerHourExpectingDuplicates',
+    'outboxMaxAgeMinutes',
+    'flinkCheckMinutes',
+    'triggerCheckMinutes',
+  ]);
   const outboxMaxAgeMinutes = readInt(o.outboxMaxAgeMinutes, `${path}.outboxMaxAgeMinutes`, 2, 1440, Math.max(10, 2 * context.outboxSweepMinutes));
   if (outboxMaxAgeMinutes < 2 * context.outboxSweepMinutes) {
-    throw new ConfigError(`${path}.outboxMaxAgeMinutes`, outboxMaxAgeMinutes, `at least ${2 * context.outboxSweepMinutes}, twice workers.outboxSweepMinutes (a row normally waits up to one sweep)`);
+    throw new ConfigError(
+      `${path}.outboxMaxAgeMinutes`,
+      outboxMaxAgeMinutes,
+      `at least ${2 * context.outboxSweepMinutes}, twice workers.outboxSweepMinutes (a row normally waits up to one sweep)`,
+    );
   }
   return {
-    ...(o.clickTrafficQuietMinutes === undefined ? {} : { clickTrafficQuietMinutes: readFiveMinutes(o.clickTrafficQuietMinutes, `${path}.clickTrafficQuietMinutes`, 5, 1440) }),
+    ...(o.clickTrafficQuietMinutes === undefined
+      ? {}
+      : { clickTrafficQuietMinutes: readFiveMinutes(o.clickTrafficQuietMinutes, `${path}.clickTrafficQuietMinutes`, 5, 1440) }),
     stalledMinutes: readFiveMinutes(o.stalledMinutes, `${path}.stalledMinutes`, 5, 240, 15),
     clicksPerHourExpectingDuplicates: readInt(o.clicksPerHourExpectingDuplicates, `${path}.clicksPerHourExpectingDuplicates`, 100, 100_000_000, 20_000),
     outboxMaxAgeMinutes,

@@ -1,25 +1,10 @@
 import { ConfigError, ConfigErrors } from './errors';
 import { FlinkConfig, parseFlinkConfig } from './flink';
 import { MonitoringConfig, parseMonitoringConfig } from './monitoring';
-import {
-  readArray,
-  readBoolean,
-  readInt,
-  readObject,
-  readOneOf,
-  readString,
-  readTimeZone,
-  rejectUnknownKeys,
-} from './validate';
+import { readArray, readBoolean, readInt, readObject, readOneOf, readString, readTimeZone, rejectUnknownKeys } from './validate';
 
 /** Topics this project creates and registers contracts for (Flink creates its own sink tables). */
-export const TOPIC_NAMES = [
-  'ad-events',
-  'campaign-events',
-  'conversion-events',
-  'compensation-events',
-  'product-catalog',
-] as const;
+export const TOPIC_NAMES = ['ad-events', 'campaign-events', 'conversion-events', 'compensation-events', 'product-catalog'] as const;
 /** One of the project's Terraform-managed topics. */
 export type TopicName = (typeof TOPIC_NAMES)[number];
 
@@ -121,12 +106,38 @@ export const CHATBOT_API_REGIONS = ['us-east-2', 'us-west-2', 'ap-southeast-1', 
  * quotas"): the commercial regions and the supported opt-in regions.
  */
 export const CHATBOT_TOPIC_REGIONS: readonly string[] = [
-  'us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'ap-south-1', 'ap-northeast-3', 'ap-northeast-2', 'ap-southeast-1',
-  'ap-southeast-2', 'ap-northeast-1', 'ca-central-1', 'eu-central-1', 'eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-north-1',
+  'us-east-1',
+  'us-east-2',
+  'us-west-1',
+  'us-west-2',
+  'ap-south-1',
+  'ap-northeast-3',
+  'ap-northeast-2',
+  'ap-southeast-1',
+  'ap-southeast-2',
+  'ap-northeast-1',
+  'ca-central-1',
+  'eu-central-1',
+  'eu-west-1',
+  'eu-west-2',
+  'eu-west-3',
+  'eu-north-1',
   'sa-east-1',
   // opt-in regions
-  'af-south-1', 'ap-east-1', 'ap-south-2', 'ap-southeast-3', 'ap-southeast-5', 'ap-southeast-4', 'ap-southeast-7', 'ca-west-1',
-  'eu-south-1', 'eu-south-2', 'eu-central-2', 'mx-central-1', 'me-south-1', 'il-central-1',
+  'af-south-1',
+  'ap-east-1',
+  'ap-south-2',
+  'ap-southeast-3',
+  'ap-southeast-5',
+  'ap-southeast-4',
+  'ap-southeast-7',
+  'ca-west-1',
+  'eu-south-1',
+  'eu-south-2',
+  'eu-central-2',
+  'mx-central-1',
+  'me-south-1',
+  'il-central-1',
 ];
 
 /** Terraform state backend of every stack of the environment. */
@@ -223,14 +234,7 @@ export interface CacheConfig {
 }
 
 /** Names of the worker functions. */
-export const WORKER_FUNCTIONS = [
-  'clickBalance',
-  'compensation',
-  'rankingCache',
-  'budgetReset',
-  'outboxSweep',
-  'dbMigrate',
-] as const;
+export const WORKER_FUNCTIONS = ['clickBalance', 'compensation', 'rankingCache', 'budgetReset', 'outboxSweep', 'dbMigrate'] as const;
 /** One worker function. */
 export type WorkerFunctionName = (typeof WORKER_FUNCTIONS)[number];
 
@@ -314,7 +318,10 @@ function parseTopic(raw: unknown, path: string): TopicConfig {
   rejectUnknownKeys(o, path, ['partitions', 'retentionMs', 'cleanupPolicy']);
   const cleanupPolicy = readOneOf(o.cleanupPolicy, `${path}.cleanupPolicy`, CLEANUP_POLICIES);
   const retentionMs = o.retentionMs;
-  if (!(retentionMs === -1 || (typeof retentionMs === 'number' && Number.isInteger(retentionMs) && retentionMs >= 3_600_000 && retentionMs <= MAX_RETENTION_MS))) {
+  if (!(
+    retentionMs === -1 ||
+    (typeof retentionMs === 'number' && Number.isInteger(retentionMs) && retentionMs >= 3_600_000 && retentionMs <= MAX_RETENTION_MS)
+  )) {
     throw new ConfigError(`${path}.retentionMs`, retentionMs, `-1 (forever) or an integer from 3600000 (1 h) to ${MAX_RETENTION_MS} (90 d)`);
   }
   if (retentionMs === -1 && cleanupPolicy === 'delete') {
@@ -331,7 +338,12 @@ function parseConfluent(raw: unknown, path: string): ConfluentConfig {
     readOneOf(env.mode, `${path}.environment.mode`, ['create', 'reference'] as const) === 'create'
       ? {
           mode: 'create',
-          displayName: readString(env.displayName, `${path}.environment.displayName`, /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, "_", "." and "-", at most 64'),
+          displayName: readString(
+            env.displayName,
+            `${path}.environment.displayName`,
+            /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/,
+            'letters, digits, "_", "." and "-", at most 64',
+          ),
           streamGovernance: readOneOf(env.streamGovernance, `${path}.environment.streamGovernance`, ['ESSENTIALS', 'ADVANCED'] as const, 'ESSENTIALS'),
         }
       : { mode: 'reference', id: readString(env.id, `${path}.environment.id`, /^env-[a-z0-9]+$/, 'an environment id such as "env-abc123"') };
@@ -349,7 +361,12 @@ function parseConfluent(raw: unknown, path: string): ConfluentConfig {
     }
     kafkaCluster = {
       mode: 'create',
-      displayName: readString(k.displayName, `${path}.kafkaCluster.displayName`, /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, "_", "." and "-", at most 64'),
+      displayName: readString(
+        k.displayName,
+        `${path}.kafkaCluster.displayName`,
+        /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/,
+        'letters, digits, "_", "." and "-", at most 64',
+      ),
       type,
       availability: readOneOf(k.availability, `${path}.kafkaCluster.availability`, ['SINGLE_ZONE', 'MULTI_ZONE'] as const),
       ...(cku === undefined ? {} : { cku }),
@@ -393,7 +410,11 @@ function parseAlerts(raw: unknown, path: string, region: string): AlertsConfig {
   const s = readObject(o.slack, `${path}.slack`);
   rejectUnknownKeys(s, `${path}.slack`, ['workspaceId', 'channelId', 'apiRegion']);
   if (!CHATBOT_TOPIC_REGIONS.includes(region)) {
-    throw new ConfigError(`${path}.slack`, s, `nothing while aws.region is ${region}: Slack delivery needs a region where AWS Chatbot delivers SNS notifications (${CHATBOT_TOPIC_REGIONS.join(', ')}); use e-mail only`);
+    throw new ConfigError(
+      `${path}.slack`,
+      s,
+      `nothing while aws.region is ${region}: Slack delivery needs a region where AWS Chatbot delivers SNS notifications (${CHATBOT_TOPIC_REGIONS.join(', ')}); use e-mail only`,
+    );
   }
   return {
     emails,
@@ -425,7 +446,14 @@ function parseStateBackend(raw: unknown, path: string, production: boolean): Sta
     useLockfile: true,
     ...(o.kmsKeyId === undefined
       ? {}
-      : { kmsKeyId: readString(o.kmsKeyId, `${path}.kmsKeyId`, /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key\/[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/, 'a KMS key or alias ARN such as "arn:aws:kms:ap-northeast-2:111111111111:key/<uuid>"') }),
+      : {
+          kmsKeyId: readString(
+            o.kmsKeyId,
+            `${path}.kmsKeyId`,
+            /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key\/[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/,
+            'a KMS key or alias ARN such as "arn:aws:kms:ap-northeast-2:111111111111:key/<uuid>"',
+          ),
+        }),
   };
 }
 
@@ -436,7 +464,12 @@ function parseNetwork(raw: unknown, path: string): NetworkConfig {
     return {
       mode: 'reference',
       vpcId: readString(o.vpcId, `${path}.vpcId`, /^vpc-[0-9a-f]{8,17}$/, 'a VPC id such as "vpc-0abc12345"'),
-      privateSubnetIds: readArray(o.privateSubnetIds, `${path}.privateSubnetIds`, (item, p) => readString(item, p, /^subnet-[0-9a-f]{8,17}$/, 'a subnet id'), 2),
+      privateSubnetIds: readArray(
+        o.privateSubnetIds,
+        `${path}.privateSubnetIds`,
+        (item, p) => readString(item, p, /^subnet-[0-9a-f]{8,17}$/, 'a subnet id'),
+        2,
+      ),
     };
   }
   rejectUnknownKeys(o, path, ['mode', 'cidr', 'availabilityZones', 'natGateways']);
@@ -458,10 +491,18 @@ function parseHistory(raw: unknown, path: string, production: boolean, topics: R
   for (const topic of ['ad-events', 'compensation-events'] as const) {
     const retentionMs = topics?.[topic]?.retentionMs;
     if (retentionMs === -1) {
-      throw new ConfigError(`${path}.ledgerRetentionDays`, ledgerRetentionDays, `a finite ${topic} retention: a ledger that expires cannot keep replays of a topic kept forever idempotent`);
+      throw new ConfigError(
+        `${path}.ledgerRetentionDays`,
+        ledgerRetentionDays,
+        `a finite ${topic} retention: a ledger that expires cannot keep replays of a topic kept forever idempotent`,
+      );
     }
     if (retentionMs !== undefined && ledgerRetentionDays * DAY_MS <= retentionMs + DAY_MS) {
-      throw new ConfigError(`${path}.ledgerRetentionDays`, ledgerRetentionDays, `more than ${Math.ceil(retentionMs / DAY_MS) + 1} days (the ${topic} retention plus a day), so a replayed record still finds its charge`);
+      throw new ConfigError(
+        `${path}.ledgerRetentionDays`,
+        ledgerRetentionDays,
+        `more than ${Math.ceil(retentionMs / DAY_MS) + 1} days (the ${topic} retention plus a day), so a replayed record still finds its charge`,
+      );
     }
   }
   const expired = readOneOf(o.expired, `${path}.expired`, ['detach', 'drop'] as const, 'detach');
@@ -473,7 +514,16 @@ function parseHistory(raw: unknown, path: string, production: boolean, topics: R
 
 function parseDatabase(raw: unknown, path: string, production: boolean, topics?: Readonly<Record<TopicName, TopicConfig>>): DatabaseConfig {
   const o = readObject(raw, path);
-  rejectUnknownKeys(o, path, ['instanceClass', 'engineVersion', 'allocatedStorageGb', 'maxAllocatedStorageGb', 'multiAz', 'backupRetentionDays', 'useProxy', 'history']);
+  rejectUnknownKeys(o, path, [
+    'instanceClass',
+    'engineVersion',
+    'allocatedStorageGb',
+    'maxAllocatedStorageGb',
+    'multiAz',
+    'backupRetentionDays',
+    'useProxy',
+    'history',
+  ]);
   const allocatedStorageGb = readInt(o.allocatedStorageGb, `${path}.allocatedStorageGb`, 20, 65536);
   const backupRetentionDays = readInt(o.backupRetentionDays, `${path}.backupRetentionDays`, 1, 35);
   if (production && backupRetentionDays < 7) {
@@ -483,7 +533,12 @@ function parseDatabase(raw: unknown, path: string, production: boolean, topics?:
     instanceClass: readString(o.instanceClass, `${path}.instanceClass`, /^db\.[a-z0-9]+\.[a-z0-9]+$/, 'an RDS instance class such as "db.t4g.medium"'),
     // The major only: with auto minor upgrades a pinned minor becomes a refused downgrade after
     // the first upgrade, and AWS stops offering old minors for new instances.
-    engineVersion: readString(o.engineVersion ?? '16', `${path}.engineVersion`, /^1[4-7]$/, 'a Postgres major version from "14" to "17" (the minor is upgraded automatically)'),
+    engineVersion: readString(
+      o.engineVersion ?? '16',
+      `${path}.engineVersion`,
+      /^1[4-7]$/,
+      'a Postgres major version from "14" to "17" (the minor is upgraded automatically)',
+    ),
     allocatedStorageGb,
     maxAllocatedStorageGb: readInt(o.maxAllocatedStorageGb, `${path}.maxAllocatedStorageGb`, allocatedStorageGb, 65536),
     multiAz: readBoolean(o.multiAz, `${path}.multiAz`),
@@ -519,15 +574,35 @@ function parseSizing(raw: unknown, path: string): FunctionSizing {
 
 function parseWorkers(raw: unknown, path: string, topics: Readonly<Record<TopicName, TopicConfig>>): WorkersConfig {
   const o = readObject(raw, path);
-  rejectUnknownKeys(o, path, ['budgetTimeZone', 'batchSize', 'startingPosition', 'kafkaSource', 'functions', 'logRetentionDays', 'outboxSweepMinutes', 'rankingTtlSeconds']);
+  rejectUnknownKeys(o, path, [
+    'budgetTimeZone',
+    'batchSize',
+    'startingPosition',
+    'kafkaSource',
+    'functions',
+    'logRetentionDays',
+    'outboxSweepMinutes',
+    'rankingTtlSeconds',
+  ]);
   const source = readObject(o.kafkaSource ?? { kind: 'confluent' }, `${path}.kafkaSource`);
   const kafkaSource: WorkersConfig['kafkaSource'] =
     readOneOf(source.kind, `${path}.kafkaSource.kind`, ['confluent', 'msk'] as const) === 'msk'
-      ? { kind: 'msk', clusterArn: readString(source.clusterArn, `${path}.kafkaSource.clusterArn`, /^arn:aws[a-z-]*:kafka:[a-z0-9-]+:\d{12}:cluster\/.+$/, 'an MSK cluster ARN') }
+      ? {
+          kind: 'msk',
+          clusterArn: readString(
+            source.clusterArn,
+            `${path}.kafkaSource.clusterArn`,
+            /^arn:aws[a-z-]*:kafka:[a-z0-9-]+:\d{12}:cluster\/.+$/,
+            'an MSK cluster ARN',
+          ),
+        }
       : { kind: 'confluent' };
   const f = readObject(o.functions, `${path}.functions`);
   rejectUnknownKeys(f, `${path}.functions`, WORKER_FUNCTIONS);
-  const functions = Object.fromEntries(WORKER_FUNCTIONS.map((name) => [name, parseSizing(f[name], `${path}.functions.${name}`)])) as Record<WorkerFunctionName, FunctionSizing>;
+  const functions = Object.fromEntries(WORKER_FUNCTIONS.map((name) => [name, parseSizing(f[name], `${path}.functions.${name}`)])) as Record<
+    WorkerFunctionName,
+    FunctionSizing
+  >;
   const consumers: ReadonlyArray<[WorkerFunctionName, TopicName]> = [
     ['clickBalance', 'ad-events'],
     ['compensation', 'compensation-events'],
@@ -535,7 +610,11 @@ function parseWorkers(raw: unknown, path: string, topics: Readonly<Record<TopicN
   for (const [fn, topic] of consumers) {
     const reserved = functions[fn].reservedConcurrency;
     if (reserved < topics[topic].partitions) {
-      throw new ConfigError(`${path}.functions.${fn}.reservedConcurrency`, reserved, `at least ${topics[topic].partitions}, the partition count of ${topic} (fewer makes Lambda throttle its Kafka pollers)`);
+      throw new ConfigError(
+        `${path}.functions.${fn}.reservedConcurrency`,
+        reserved,
+        `at least ${topics[topic].partitions}, the partition count of ${topic} (fewer makes Lambda throttle its Kafka pollers)`,
+      );
     }
   }
   return {
@@ -571,11 +650,29 @@ export function parseEnvironment(raw: unknown): EnvironmentConfig {
       return undefined;
     }
   };
-  check(() => rejectUnknownKeys(root, path, ['name', 'production', 'confluent', 'flink', 'aws', 'regionMismatchReason', 'alerts', 'stateBackend', 'network', 'database', 'cache', 'workers', 'monitoring']));
+  check(() =>
+    rejectUnknownKeys(root, path, [
+      'name',
+      'production',
+      'confluent',
+      'flink',
+      'aws',
+      'regionMismatchReason',
+      'alerts',
+      'stateBackend',
+      'network',
+      'database',
+      'cache',
+      'workers',
+      'monitoring',
+    ]),
+  );
   const production = check(() => readBoolean(root.production, `${path}.production`));
   const confluent = check(() => parseConfluent(root.confluent, `${path}.confluent`));
   const aws = check(() => parseAws(root.aws, `${path}.aws`));
-  const regionMismatchReason = check(() => (root.regionMismatchReason === undefined ? undefined : readString(root.regionMismatchReason, `${path}.regionMismatchReason`)));
+  const regionMismatchReason = check(() =>
+    root.regionMismatchReason === undefined ? undefined : readString(root.regionMismatchReason, `${path}.regionMismatchReason`),
+  );
   if (confluent && aws && regionMismatchReason === undefined && (confluent.cloud !== 'AWS' || confluent.region !== aws.region)) {
     errors.push(
       new ConfigError(
@@ -593,7 +690,9 @@ export function parseEnvironment(raw: unknown): EnvironmentConfig {
   const database = check(() => parseDatabase(root.database, `${path}.database`, prod, confluent?.topics));
   const cache = check(() => parseCache(root.cache, `${path}.cache`, prod));
   const workers = confluent ? check(() => parseWorkers(root.workers, `${path}.workers`, confluent.topics)) : undefined;
-  const monitoring = workers ? check(() => parseMonitoringConfig(root.monitoring, `${path}.monitoring`, { outboxSweepMinutes: workers.outboxSweepMinutes })) : undefined;
+  const monitoring = workers
+    ? check(() => parseMonitoringConfig(root.monitoring, `${path}.monitoring`, { outboxSweepMinutes: workers.outboxSweepMinutes }))
+    : undefined;
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new ConfigErrors(errors);
   return {

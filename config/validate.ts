@@ -41,12 +41,7 @@ export function readBoolean(raw: unknown, path: string, fallback?: boolean): boo
 }
 
 /** One of a closed set of values, or `fallback` when absent, or throws. */
-export function readOneOf<const T extends string | number>(
-  raw: unknown,
-  path: string,
-  values: readonly T[],
-  fallback?: T,
-): T {
+export function readOneOf<const T extends string | number>(raw: unknown, path: string, values: readonly T[], fallback?: T): T {
   if (raw === undefined && fallback !== undefined) return fallback;
   if (!values.includes(raw as T)) {
     throw new ConfigError(path, raw, `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`);
@@ -55,12 +50,7 @@ export function readOneOf<const T extends string | number>(
 }
 
 /** An array whose every item `readItem` accepts, with at least `minItems` items, or throws. */
-export function readArray<T>(
-  raw: unknown,
-  path: string,
-  readItem: (item: unknown, itemPath: string) => T,
-  minItems = 0,
-): T[] {
+export function readArray<T>(raw: unknown, path: string, readItem: (item: unknown, itemPath: string) => T, minItems = 0): T[] {
   if (!Array.isArray(raw) || raw.length < minItems) {
     throw new ConfigError(path, raw, minItems > 0 ? `an array with at least ${minItems} item(s)` : 'an array');
   }

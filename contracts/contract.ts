@@ -13,9 +13,7 @@ export interface EventContract<S extends Record<string, FieldSpec> = Record<stri
 }
 
 /** Declares a contract while keeping the literal field types for `RecordOf`. */
-export function defineContract<const S extends Record<string, FieldSpec>>(
-  contract: EventContract<S>,
-): EventContract<S> {
+export function defineContract<const S extends Record<string, FieldSpec>>(contract: EventContract<S>): EventContract<S> {
   return contract;
 }
 
@@ -89,9 +87,7 @@ export interface ContractViolation {
 }
 
 /** The outcome of checking an untrusted value against a contract. */
-export type ContractCheck<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly violations: readonly ContractViolation[] };
+export type ContractCheck<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly violations: readonly ContractViolation[] };
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
@@ -152,10 +148,7 @@ function checkField(name: string, spec: FieldSpec, value: unknown): string | und
  * Checks an untrusted, already JSON-parsed value against a contract. Unknown properties are
  * ignored (forward compatibility); every known field is checked and all violations reported.
  */
-export function checkAgainst<C extends EventContract>(
-  contract: C,
-  value: unknown,
-): ContractCheck<RecordOfContract<C>> {
+export function checkAgainst<C extends EventContract>(contract: C, value: unknown): ContractCheck<RecordOfContract<C>> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, violations: [{ field: '$', reason: `must be a JSON object, got ${describe(value)}` }] };
   }
@@ -165,7 +158,5 @@ export function checkAgainst<C extends EventContract>(
     const reason = checkField(name, spec, record[name]);
     if (reason) violations.push({ field: name, reason });
   }
-  return violations.length > 0
-    ? { ok: false, violations }
-    : { ok: true, value: record as RecordOfContract<C> };
+  return violations.length > 0 ? { ok: false, violations } : { ok: true, value: record as RecordOfContract<C> };
 }

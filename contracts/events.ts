@@ -5,13 +5,7 @@ import { field } from './fields';
 export const AD_EVENT_TYPES = ['IMPRESSION', 'CLICK', 'CONVERSION'] as const;
 
 /** Values of `campaign_events.event_type`. */
-export const CAMPAIGN_EVENT_TYPES = [
-  'CAMPAIGN_CREATED',
-  'CAMPAIGN_UPDATED',
-  'CAMPAIGN_PAUSED',
-  'CAMPAIGN_RESUMED',
-  'CAMPAIGN_DELETED',
-] as const;
+export const CAMPAIGN_EVENT_TYPES = ['CAMPAIGN_CREATED', 'CAMPAIGN_UPDATED', 'CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED', 'CAMPAIGN_DELETED'] as const;
 
 /** Values of `campaign_events.status`; only `ACTIVE` campaigns are ranked. */
 export const CAMPAIGN_STATUSES = ['ACTIVE', 'PAUSED', 'DELETED'] as const;
@@ -111,13 +105,7 @@ export const productCatalogContract = defineContract({
 });
 
 /** Every contract registered in Schema Registry, in documentation order. */
-export const EVENT_CONTRACTS = [
-  adEventContract,
-  campaignEventContract,
-  conversionEventContract,
-  compensationEventContract,
-  productCatalogContract,
-] as const;
+export const EVENT_CONTRACTS = [adEventContract, campaignEventContract, conversionEventContract, compensationEventContract, productCatalogContract] as const;
 
 /** An ad event after validation. */
 export type AdEvent = RecordOfContract<typeof adEventContract>;

@@ -25,8 +25,7 @@ export interface StringField<R extends boolean = boolean> extends FieldBase<'str
 }
 
 /** A string from a closed set of values. */
-export interface EnumField<V extends string = string, R extends boolean = boolean>
-  extends FieldBase<'enum', R> {
+export interface EnumField<V extends string = string, R extends boolean = boolean> extends FieldBase<'enum', R> {
   /** The accepted values. */
   readonly values: readonly V[];
 }
@@ -52,20 +51,10 @@ export type TimestampMillisField<R extends boolean = boolean> = FieldBase<'times
 export type DoubleField<R extends boolean = boolean> = FieldBase<'double', R>;
 
 /** Any field descriptor. */
-export type FieldSpec =
-  | StringField
-  | EnumField
-  | Int64Field
-  | DecimalField
-  | TimestampMillisField
-  | DoubleField;
+export type FieldSpec = StringField | EnumField | Int64Field | DecimalField | TimestampMillisField | DoubleField;
 
 /** The TypeScript value type a single field carries after validation. */
-export type FieldValue<F extends FieldSpec> = F extends EnumField<infer V>
-  ? V
-  : F extends StringField | DecimalField
-    ? string
-    : number;
+export type FieldValue<F extends FieldSpec> = F extends EnumField<infer V> ? V : F extends StringField | DecimalField ? string : number;
 
 type RequiredKeys<S> = { [K in keyof S]: S[K] extends { required: true } ? K : never }[keyof S];
 type OptionalKeys<S> = Exclude<keyof S, RequiredKeys<S>>;
@@ -82,22 +71,13 @@ export const field = {
   string<R extends boolean>(description: string, required: R, maxLength = 128): StringField<R> {
     return { kind: 'string', description, required, maxLength };
   },
-  enum<const V extends string, R extends boolean>(
-    description: string,
-    required: R,
-    values: readonly V[],
-  ): EnumField<V, R> {
+  enum<const V extends string, R extends boolean>(description: string, required: R, values: readonly V[]): EnumField<V, R> {
     return { kind: 'enum', description, required, values };
   },
   int64<R extends boolean>(description: string, required: R): Int64Field<R> {
     return { kind: 'int64', description, required };
   },
-  decimal<R extends boolean>(
-    description: string,
-    required: R,
-    precision = 18,
-    scale = 2,
-  ): DecimalField<R> {
+  decimal<R extends boolean>(description: string, required: R, precision = 18, scale = 2): DecimalField<R> {
     return { kind: 'decimal', description, required, precision, scale };
   },
   timestampMillis<R extends boolean>(description: string, required: R): TimestampMillisField<R> {
@@ -125,7 +105,5 @@ export function flinkTypeOf(spec: FieldSpec): string {
 /** A regular expression a decimal string must match for the given precision and scale. */
 export function decimalPattern(precision: number, scale: number): string {
   const integerDigits = precision - scale;
-  return scale > 0
-    ? `^-?(0|[1-9][0-9]{0,${integerDigits - 1}})(\\.[0-9]{1,${scale}})?$`
-    : `^-?(0|[1-9][0-9]{0,${integerDigits - 1}})$`;
+  return scale > 0 ? `^-?(0|[1-9][0-9]{0,${integerDigits - 1}})(\\.[0-9]{1,${scale}})?$` : `^-?(0|[1-9][0-9]{0,${integerDigits - 1}})$`;
 }

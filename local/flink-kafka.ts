@@ -130,10 +130,12 @@ export class FlinkKafkaEngine {
     private readonly child: ChildProcessWithoutNullStreams,
     private readonly workDir: string,
   ) {
-    this.exit = new Promise((resolve) => child.once('exit', (code) => {
-      this.exited = true;
-      resolve(code);
-    }));
+    this.exit = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        this.exited = true;
+        resolve(code);
+      }),
+    );
     child.stderr.on('data', (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString('utf8')).slice(-30_000);
     });
@@ -159,7 +161,15 @@ export class FlinkKafkaEngine {
     writeFileSync(join(workDir, 'owner.pid'), String(process.pid));
     const child = spawn(
       'java',
-      [`-Xmx${options.heap ?? '1200m'}`, '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', `-Djava.io.tmpdir=${workDir}`, '-cp', classpath, 'adstream.flink.KafkaRunner'],
+      [
+        `-Xmx${options.heap ?? '1200m'}`,
+        '-XX:+UseSerialGC',
+        '-XX:TieredStopAtLevel=1',
+        `-Djava.io.tmpdir=${workDir}`,
+        '-cp',
+        classpath,
+        'adstream.flink.KafkaRunner',
+      ],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
     const engine = new FlinkKafkaEngine(child, workDir);

@@ -399,9 +399,8 @@ async function main(argv: readonly string[]): Promise<void> {
   const config = loadEnvironment(envName);
   const broker = await startLocalKafkaBroker();
   let stopping: Promise<void> | undefined;
-  const stop = () => {
+  const stop = (): void => {
     stopping ??= broker.stop().then(() => process.exit(0));
-    return stopping;
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

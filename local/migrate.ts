@@ -16,7 +16,10 @@ async function main(): Promise<void> {
     const migrate = createDbMigrateHandler({
       pool: async () => pool,
       migrationsDir: path.resolve(__dirname, '../db/migrations'),
-      observability: { logger: new Logger({ serviceName: 'db-migrate', logLevel: 'SILENT' }), metrics: new Metrics({ namespace: 'adstream-local', serviceName: 'db-migrate' }) },
+      observability: {
+        logger: new Logger({ serviceName: 'db-migrate', logLevel: 'SILENT' }),
+        metrics: new Metrics({ namespace: 'adstream-local', serviceName: 'db-migrate' }),
+      },
     });
     const summary = await migrate({});
     process.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -26,7 +26,15 @@ import type { WorkerDeps } from '../lambdas/shared/runtime';
 import { workerKafkaTriggers } from '../stacks/worker-triggers';
 import { KafkaEventHandler, LambdaKafkaEventSource, namespacedSettings } from './event-source';
 import { environmentKafkaJob, FlinkKafkaEngine, LOCAL_SCHEMA_IDS } from './flink-kafka';
-import { contractTopicSpecs, createTopics, KafkaConnection, kafkaClient, kafkaConnectionFromEnv, LocalKafkaBroker, startLocalKafkaBroker } from './kafka-broker';
+import {
+  contractTopicSpecs,
+  createTopics,
+  KafkaConnection,
+  kafkaClient,
+  kafkaConnectionFromEnv,
+  LocalKafkaBroker,
+  startLocalKafkaBroker,
+} from './kafka-broker';
 import { reconcile, Reconciliation } from './reconcile';
 import { dayBounds, generateTraffic, Traffic, TrafficRecord, trailingCatalogRecords, trailingEventRecords } from './traffic';
 
@@ -108,7 +116,9 @@ export async function checkPrerequisites(databaseUrl: string, redisUrl: string):
   try {
     execFileSync('java', ['-version'], { stdio: 'ignore' });
   } catch {
-    throw new LocalPrerequisiteError('Java 17+ is needed for the local Kafka broker and Flink engine: no `java` on PATH (install a JDK 17, e.g. `apt-get install openjdk-17-jdk-headless`).');
+    throw new LocalPrerequisiteError(
+      'Java 17+ is needed for the local Kafka broker and Flink engine: no `java` on PATH (install a JDK 17, e.g. `apt-get install openjdk-17-jdk-headless`).',
+    );
   }
   try {
     execFileSync('mvn', ['-v'], { stdio: 'ignore' });
@@ -120,7 +130,9 @@ export async function checkPrerequisites(databaseUrl: string, redisUrl: string):
     await client.connect();
     await client.query('SELECT 1');
   } catch (error) {
-    throw new LocalPrerequisiteError(`PostgreSQL is not reachable at ${redact(databaseUrl)} (${(error as Error).message}); start it or set DATABASE_URL to a server where this user may CREATE DATABASE.`);
+    throw new LocalPrerequisiteError(
+      `PostgreSQL is not reachable at ${redact(databaseUrl)} (${(error as Error).message}); start it or set DATABASE_URL to a server where this user may CREATE DATABASE.`,
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -194,7 +206,11 @@ async function topicEnds(connection: KafkaConnection, topics: readonly string[])
   await admin.connect();
   try {
     const out = new Map<string, number>();
-    for (const topic of topics) out.set(topic, (await admin.fetchTopicOffsets(topic)).reduce((n, o) => n + Number(o.high), 0));
+    for (const topic of topics)
+      out.set(
+        topic,
+        (await admin.fetchTopicOffsets(topic)).reduce((n, o) => n + Number(o.high), 0),
+      );
     return out;
   } finally {
     await admin.disconnect();
@@ -213,7 +229,14 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
   const budgetTimeZone = config.workers.budgetTimeZone;
   try {
     await checkPrerequisites(options.databaseUrl, options.redisUrl);
-    const traffic: Traffic = generateTraffic({ events: options.events, seed: options.seed, now: Date.now(), budgetTimeZone, spacingMs: options.spacingMs, malformedPrices: options.malformedPrices });
+    const traffic: Traffic = generateTraffic({
+      events: options.events,
+      seed: options.seed,
+      now: Date.now(),
+      budgetTimeZone,
+      spacingMs: options.spacingMs,
+      malformedPrices: options.malformedPrices,
+    });
 
     // Kafka: the broker named by the environment (topics under a prefix of this run), or our own.
     let connection: KafkaConnection | undefined = kafkaConnectionFromEnv();
@@ -226,10 +249,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
     }
     aborted();
     // The contract topics, rtb-rankings, and the other tables our DDL creates (Flink creates their topics on Confluent).
-    const specs = [
-      ...contractTopicSpecs(config, prefix),
-      ...FLINK_CREATED_TOPICS.map((t) => ({ topic: `${prefix}${t.topic}`, config: t.config })),
-    ];
+    const specs = [...contractTopicSpecs(config, prefix), ...FLINK_CREATED_TOPICS.map((t) => ({ topic: `${prefix}${t.topic}`, config: t.config }))];
     await createTopics(connection, specs);
     if (prefix) {
       // On a shared broker: remove this run's topics and consumer groups afterwards.
@@ -299,12 +319,26 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
 
     // Seed advertisers and campaigns.
     for (const a of traffic.advertisers) {
-      await pool.query('INSERT INTO advertisers (advertiser_id, name, balance) VALUES ($1, $2, $3)', [a.advertiserId, `advertiser ${a.advertiserId}`, centsToText(a.balanceCents)]);
+      await pool.query('INSERT INTO advertisers (advertiser_id, name, balance) VALUES ($1, $2, $3)', [
+        a.advertiserId,
+        `advertiser ${a.advertiserId}`,
+        centsToText(a.balanceCents),
+      ]);
     }
     for (const c of traffic.campaigns) {
       await pool.query(
         `INSERT INTO campaigns (campaign_id, advertiser_id, status, daily_budget, cpc, product_id, placement, category, bid_price) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [c.campaignId, c.advertiserId, c.status, c.dailyBudgetCents === null ? null : centsToText(c.dailyBudgetCents), centsToText(c.cpcCents), c.productId, c.placement, c.category, centsToText(c.bidCents)],
+        [
+          c.campaignId,
+          c.advertiserId,
+          c.status,
+          c.dailyBudgetCents === null ? null : centsToText(c.dailyBudgetCents),
+          centsToText(c.cpcCents),
+          c.productId,
+          c.placement,
+          c.category,
+          centsToText(c.bidCents),
+        ],
       );
     }
 
@@ -342,7 +376,10 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
     cleanups.push(async () => {
       for (const p of providers) {
         await p.cache.close().catch(() => undefined);
-        await p.pool().then((x) => x.end()).catch(() => undefined);
+        await p
+          .pool()
+          .then((x) => x.end())
+          .catch(() => undefined);
       }
     });
     const triggers = workerKafkaTriggers(config);
@@ -355,7 +392,12 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       compensation: () => createCompensationHandler(deps('compensation')) as KafkaEventHandler,
       rankingCache: () => {
         const d = deps('ranking-cache');
-        return createRankingCacheHandler({ pool: d.pool, cache: d.cache, observability: d.observability, freshnessSeconds: config.workers.rankingTtlSeconds }) as KafkaEventHandler;
+        return createRankingCacheHandler({
+          pool: d.pool,
+          cache: d.cache,
+          observability: d.observability,
+          freshnessSeconds: config.workers.rankingTtlSeconds,
+        }) as KafkaEventHandler;
       },
     };
     const workerGroups: Array<{ group: string; topic: string }> = [];
@@ -373,15 +415,20 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
     const sweepTimer = setInterval(() => void sweep({}).catch(() => undefined), sweepMs);
     const [, nextMidnight] = dayBounds(Date.now(), budgetTimeZone);
     let resets = 0;
-    const resetTimer = setTimeout(() => {
-      resets += 1;
-      void reset({ scheduled_time: new Date(nextMidnight).toISOString() }).catch(() => undefined);
-    }, Math.min(nextMidnight - Date.now(), 2 ** 31 - 1));
+    const resetTimer = setTimeout(
+      () => {
+        resets += 1;
+        void reset({ scheduled_time: new Date(nextMidnight).toISOString() }).catch(() => undefined);
+      },
+      Math.min(nextMidnight - Date.now(), 2 ** 31 - 1),
+    );
     cleanups.push(async () => {
       clearInterval(sweepTimer);
       clearTimeout(resetTimer);
     });
-    write(`workers: click-balance, compensation, ranking-cache (emulated Kafka triggers), outbox-sweep (every ${config.workers.outboxSweepMinutes} min), budget-reset (next at ${new Date(nextMidnight).toISOString()}, midnight ${budgetTimeZone}), db-migrate (done)`);
+    write(
+      `workers: click-balance, compensation, ranking-cache (emulated Kafka triggers), outbox-sweep (every ${config.workers.outboxSweepMinutes} min), budget-reset (next at ${new Date(nextMidnight).toISOString()}, midnight ${budgetTimeZone}), db-migrate (done)`,
+    );
 
     // Flink's consumer groups (one per statement and source topic); sinks Flink creates itself.
     const extraTopics = [`${prefix}ad-performance-5m`, `${prefix}product-metrics-24h`, `${prefix}conversion-attributions`];
@@ -425,22 +472,36 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       redis.disconnect();
       const m = money.rows[0];
       const short = (t: string) => t.slice(prefix.length);
-      const perTopic = [...ends.entries()].filter(([, n]) => n > 0).map(([t, n]) => `${short(t)} ${n}`).join(', ');
+      const perTopic = [...ends.entries()]
+        .filter(([, n]) => n > 0)
+        .map(([t, n]) => `${short(t)} ${n}`)
+        .join(', ');
       const totalLag = [...lag.values()].reduce((a, b) => a + b, 0);
       const failed = engine.failedJobs().filter((j) => !j.endsWith('UNKNOWN'));
       const line =
         `[${new Date().toISOString().slice(11, 19)}] produced ${produced}/${traffic.events.length} | topics: ${perTopic} | charges ${m.charges} refunds ${m.refunds} voids ${m.voids} dead letters ${m.dead} paused ${m.paused} | ranking keys ${rankingKeys} | alerts ${alerts.length} | lag ${totalLag}` +
-        ` (${[...lag.entries()].filter(([, n]) => n > 0).map(([g, n]) => `${short(g.split('@')[0])} ${n}`).join(', ') || 'none'})` +
+        ` (${
+          [...lag.entries()]
+            .filter(([, n]) => n > 0)
+            .map(([g, n]) => `${short(g.split('@')[0])} ${n}`)
+            .join(', ') || 'none'
+        })` +
         (failed.length ? ` | FLINK FAILED: ${failed.join('; ')}` : '');
       return { lag, line };
     };
     const interval = (options.viewIntervalSeconds ?? 3) * 1000;
     let viewing = false;
-    const viewTimer = interval > 0 ? setInterval(() => {
-      if (viewing) return;
-      viewing = true;
-      void view().then((v) => write(v.line)).catch(() => undefined).finally(() => (viewing = false));
-    }, interval) : undefined;
+    const viewTimer =
+      interval > 0
+        ? setInterval(() => {
+            if (viewing) return;
+            viewing = true;
+            void view()
+              .then((v) => write(v.line))
+              .catch(() => undefined)
+              .finally(() => (viewing = false));
+          }, interval)
+        : undefined;
     cleanups.push(async () => {
       if (viewTimer) clearInterval(viewTimer);
     });
@@ -450,7 +511,9 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
     await producer.connect();
     cleanups.push(() => producer.disconnect());
     await produceRecords(producer, prefix, traffic.setup);
-    write(`traffic: ${traffic.events.length} events at ${options.rate}/s (seed ${options.seed}), event time ${new Date(traffic.startTs).toISOString()} → ${new Date(traffic.endTs).toISOString()}; ${traffic.truth.clicks.size} clicks, ${traffic.truth.duplicateCount} duplicates (${traffic.truth.sameMillisecondDuplicates} same-millisecond, ${traffic.truth.acrossWindowDuplicates} across a 5-minute boundary), ${traffic.truth.attributions.size} attributable orders, ${traffic.truth.badRecords} bad records, ${traffic.truth.paused.size} campaigns to pause`);
+    write(
+      `traffic: ${traffic.events.length} events at ${options.rate}/s (seed ${options.seed}), event time ${new Date(traffic.startTs).toISOString()} → ${new Date(traffic.endTs).toISOString()}; ${traffic.truth.clicks.size} clicks, ${traffic.truth.duplicateCount} duplicates (${traffic.truth.sameMillisecondDuplicates} same-millisecond, ${traffic.truth.acrossWindowDuplicates} across a 5-minute boundary), ${traffic.truth.attributions.size} attributable orders, ${traffic.truth.badRecords} bad records, ${traffic.truth.paused.size} campaigns to pause`,
+    );
     const started = Date.now();
     const chunk = Math.max(1, Math.round(options.rate / 10));
     for (let i = 0; i < traffic.events.length; i += chunk) {
@@ -461,7 +524,11 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       if (due > Date.now()) await sleep(due - Date.now());
     }
     const produceSeconds = (Date.now() - started) / 1000;
-    await produceRecords(producer, prefix, trailingEventRecords(traffic, { adEvents: partitionsOf('ad-events'), conversionEvents: partitionsOf('conversion-events') }, runId));
+    await produceRecords(
+      producer,
+      prefix,
+      trailingEventRecords(traffic, { adEvents: partitionsOf('ad-events'), conversionEvents: partitionsOf('conversion-events') }, runId),
+    );
     write(`traffic produced in ${produceSeconds.toFixed(1)} s; trailing events advance event time on every partition; waiting for the pipeline to drain…`);
 
     // Drain: every group at lag 0, the outbox published, and the sinks quiet for a while.
@@ -475,7 +542,9 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
         if (failed.length > 0) throw new Error(`a Flink job failed: ${failed.join('; ')}\n${engine.log.slice(-3000)}`);
         const { lag } = await view();
         const ends = await topicEnds(connection!, [...topics, ...extraTopics]);
-        const pending = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE kafka_published_at IS NULL AND kind IN ('CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED')`);
+        const pending = await pool.query<{ n: string }>(
+          `SELECT count(*) AS n FROM outbox WHERE kafka_published_at IS NULL AND kind IN ('CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED')`,
+        );
         const totalLag = [...lag.values()].reduce((a, b) => a + b, 0);
         const snapshot = JSON.stringify([...ends.entries()]);
         if (totalLag === 0 && pending.rows[0].n === '0' && snapshot === previous) stable += 1;
@@ -489,13 +558,33 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
     };
     await waitQuiet('traffic', 4);
     // Pauses have reached campaign-events: advance event time there too, for statements that read it in event time.
-    await produceRecords(producer, prefix, trailingCatalogRecords({ campaignEvents: partitionsOf('campaign-events'), productCatalog: partitionsOf('product-catalog') }, Date.now(), runId));
+    await produceRecords(
+      producer,
+      prefix,
+      trailingCatalogRecords({ campaignEvents: partitionsOf('campaign-events'), productCatalog: partitionsOf('product-catalog') }, Date.now(), runId),
+    );
     await waitQuiet('campaign changes', 4);
     const endToEndSeconds = (Date.now() - started) / 1000;
     write(`drained ${endToEndSeconds.toFixed(1)} s after the first event`);
 
-    if (process.env.ADSTREAM_LOCAL_DEBUG) write(engine.log.split('\n').filter((l) => l.includes('adstream-kafka: skipped')).join('\n'));
-    const reconciliation = await reconcile({ pool, connection, prefix, redisUrl: options.redisUrl, keyPrefix, traffic, skipped: engine.status.skipped, resets, adEventReaders: flinkGroups.filter((g) => g.topic === `${prefix}ad-events`).length });
+    if (process.env.ADSTREAM_LOCAL_DEBUG)
+      write(
+        engine.log
+          .split('\n')
+          .filter((l) => l.includes('adstream-kafka: skipped'))
+          .join('\n'),
+      );
+    const reconciliation = await reconcile({
+      pool,
+      connection,
+      prefix,
+      redisUrl: options.redisUrl,
+      keyPrefix,
+      traffic,
+      skipped: engine.status.skipped,
+      resets,
+      adEventReaders: flinkGroups.filter((g) => g.topic === `${prefix}ad-events`).length,
+    });
     return { reconciliation, produceSeconds, endToEndSeconds, sustainedEventsPerSecond: traffic.events.length / endToEndSeconds };
   } finally {
     for (const cleanup of cleanups.reverse()) {

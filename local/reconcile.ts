@@ -52,7 +52,11 @@ function sample(items: Iterable<string>, n = 5): string {
 }
 
 /** Latest value per key of a topic, read from the beginning (tombstones delete). */
-export async function latestByKey(connection: KafkaConnection, topic: string, groupId = `adstream-local-reconcile-${Date.now()}`): Promise<Map<string, Record<string, unknown>>> {
+export async function latestByKey(
+  connection: KafkaConnection,
+  topic: string,
+  groupId = `adstream-local-reconcile-${Date.now()}`,
+): Promise<Map<string, Record<string, unknown>>> {
   const admin = kafkaClient(connection, 'adstream-local-reconcile').admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
@@ -91,10 +95,13 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
   const { pool, traffic } = input;
   const { truth } = traffic;
   const checks: ReconciliationCheck[] = [];
-  const add = (check: string, expected: string, actual: string, ok: boolean, detail?: string) => checks.push({ check, expected, actual, ok, detail: ok ? undefined : detail });
+  const add = (check: string, expected: string, actual: string, ok: boolean, detail?: string) =>
+    checks.push({ check, expected, actual, ok, detail: ok ? undefined : detail });
 
   // Charges: every valid click charged exactly once (or voided by a refund that came first).
-  const deducts = await pool.query<{ event_id: string; n: string }>(`SELECT event_id, count(*) AS n FROM ad_balance_histories WHERE type = 'DEDUCT' GROUP BY event_id`);
+  const deducts = await pool.query<{ event_id: string; n: string }>(
+    `SELECT event_id, count(*) AS n FROM ad_balance_histories WHERE type = 'DEDUCT' GROUP BY event_id`,
+  );
   const voids = await pool.query<{ event_id: string }>('SELECT event_id FROM click_voids');
   const charged = new Map(deducts.rows.map((r) => [r.event_id, Number(r.n)]));
   const voided = new Set(voids.rows.map((r) => r.event_id));
@@ -110,7 +117,9 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
   );
 
   // Refunds: every duplicate refunded (or voided) once, no original refunded.
-  const refunds = await pool.query<{ event_id: string; n: string }>(`SELECT event_id, count(*) AS n FROM ad_balance_histories WHERE type = 'REFUND' GROUP BY event_id`);
+  const refunds = await pool.query<{ event_id: string; n: string }>(
+    `SELECT event_id, count(*) AS n FROM ad_balance_histories WHERE type = 'REFUND' GROUP BY event_id`,
+  );
   const refunded = new Map(refunds.rows.map((r) => [r.event_id, Number(r.n)]));
   const settled = new Set([...refunded.keys(), ...voided]);
   const missing = [...truth.duplicates].filter((id) => !settled.has(id));
@@ -125,7 +134,9 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
     `missing: ${missing.length} (${sample(missing)}); twice: ${refundedTwice.length}; same-millisecond groups not settled once: ${groupProblems.length} (${sample(groupProblems.map((g) => g.join('/')))})`,
   );
   add('no original click refunded', '0', String(originalsRefunded.length), originalsRefunded.length === 0, `refunded originals: ${sample(originalsRefunded)}`);
-  const compensationLog = await pool.query<{ outcome: string; n: string }>('SELECT outcome, count(*) AS n FROM duplicate_clicks GROUP BY outcome ORDER BY outcome');
+  const compensationLog = await pool.query<{ outcome: string; n: string }>(
+    'SELECT outcome, count(*) AS n FROM duplicate_clicks GROUP BY outcome ORDER BY outcome',
+  );
   add(
     'compensation events logged once per duplicate',
     String(truth.duplicateCount),
@@ -141,25 +152,41 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
     `${truth.balances.size} advertisers`,
     `${balances.rows.length - balanceOff.length} exact`,
     balanceOff.length === 0 && balances.rows.length === truth.balances.size,
-    balanceOff.slice(0, 5).map((r) => `${r.advertiser_id}: ${r.balance} ≠ ${centsText(truth.balances.get(Number(r.advertiser_id)) ?? 0n)}`).join('; '),
+    balanceOff
+      .slice(0, 5)
+      .map((r) => `${r.advertiser_id}: ${r.balance} ≠ ${centsText(truth.balances.get(Number(r.advertiser_id)) ?? 0n)}`)
+      .join('; '),
   );
   const charges = [...truth.initialBalances.entries()].reduce((n, [id, initial]) => n + initial - (truth.balances.get(id) ?? 0n), 0n);
-  const ledger = await pool.query<{ net: string | null }>(`SELECT (COALESCE(sum(amount) FILTER (WHERE type = 'DEDUCT'), 0) - COALESCE(sum(amount) FILTER (WHERE type = 'REFUND'), 0))::text AS net FROM ad_balance_histories`);
+  const ledger = await pool.query<{ net: string | null }>(
+    `SELECT (COALESCE(sum(amount) FILTER (WHERE type = 'DEDUCT'), 0) - COALESCE(sum(amount) FILTER (WHERE type = 'REFUND'), 0))::text AS net FROM ad_balance_histories`,
+  );
   add('net charged (ledger)', centsText(charges), ledger.rows[0].net ?? '0', decimalMicros(ledger.rows[0].net ?? '0') === charges * 10_000n);
-  const spend = await pool.query<{ campaign_id: string; spend_date: string; spend: string }>(`SELECT campaign_id, to_char(spend_date, 'YYYY-MM-DD') AS spend_date, spend::text FROM campaign_daily_spend`);
+  const spend = await pool.query<{ campaign_id: string; spend_date: string; spend: string }>(
+    `SELECT campaign_id, to_char(spend_date, 'YYYY-MM-DD') AS spend_date, spend::text FROM campaign_daily_spend`,
+  );
   const spendOff: string[] = [];
   const seenSpend = new Set<number>();
   for (const r of spend.rows) {
     const id = Number(r.campaign_id);
     seenSpend.add(id);
     const expected = truth.daySpend.get(id) ?? 0n;
-    if (r.spend_date !== truth.budgetDay || decimalMicros(r.spend) !== expected * 10_000n) spendOff.push(`${id} ${r.spend_date}: ${r.spend} ≠ ${centsText(expected)}`);
+    if (r.spend_date !== truth.budgetDay || decimalMicros(r.spend) !== expected * 10_000n)
+      spendOff.push(`${id} ${r.spend_date}: ${r.spend} ≠ ${centsText(expected)}`);
   }
   for (const id of truth.daySpend.keys()) if (!seenSpend.has(id)) spendOff.push(`${id}: no spend row`);
-  add(`day spend exact (${truth.budgetDay})`, `${truth.daySpend.size} campaigns`, `${truth.daySpend.size - spendOff.length} exact`, spendOff.length === 0, spendOff.slice(0, 5).join('; '));
+  add(
+    `day spend exact (${truth.budgetDay})`,
+    `${truth.daySpend.size} campaigns`,
+    `${truth.daySpend.size - spendOff.length} exact`,
+    spendOff.length === 0,
+    spendOff.slice(0, 5).join('; '),
+  );
 
   // Pauses.
-  const pausedRows = await pool.query<{ campaign_id: string; paused_reason: string | null }>(`SELECT campaign_id, paused_reason FROM campaigns WHERE status = 'PAUSED'`);
+  const pausedRows = await pool.query<{ campaign_id: string; paused_reason: string | null }>(
+    `SELECT campaign_id, paused_reason FROM campaigns WHERE status = 'PAUSED'`,
+  );
   const paused = new Set(pausedRows.rows.map((r) => Number(r.campaign_id)));
   const notPaused = [...truth.paused].filter((id) => !paused.has(id));
   const wronglyPaused = [...paused].filter((id) => !truth.paused.has(id));
@@ -174,11 +201,26 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
   add('CAMPAIGN_PAUSED published once per pause', String(truth.paused.size), pauseEvents.rows[0].n, Number(pauseEvents.rows[0].n) === truth.paused.size);
 
   // Dead letters.
-  const dead = await pool.query<{ reason: string; n: string }>(`SELECT reason, count(*) AS n FROM dead_letters WHERE handler = 'click-balance' GROUP BY reason ORDER BY reason`);
+  const dead = await pool.query<{ reason: string; n: string }>(
+    `SELECT reason, count(*) AS n FROM dead_letters WHERE handler = 'click-balance' GROUP BY reason ORDER BY reason`,
+  );
   const deadTotal = dead.rows.reduce((n, r) => n + Number(r.n), 0);
-  add('bad records dead-lettered once', String(truth.badRecords), `${deadTotal} (${dead.rows.map((r) => `${r.reason} ${r.n}`).join(', ')})`, deadTotal === truth.badRecords);
-  const otherDead = await pool.query<{ handler: string; reason: string; detail: string | null }>(`SELECT handler, reason, detail FROM dead_letters WHERE handler <> 'click-balance' LIMIT 5`);
-  add('no dead letters from Flink output', '0', String(otherDead.rows.length), otherDead.rows.length === 0, otherDead.rows.map((r) => `${r.handler} ${r.reason}: ${r.detail ?? ''}`).join('; '));
+  add(
+    'bad records dead-lettered once',
+    String(truth.badRecords),
+    `${deadTotal} (${dead.rows.map((r) => `${r.reason} ${r.n}`).join(', ')})`,
+    deadTotal === truth.badRecords,
+  );
+  const otherDead = await pool.query<{ handler: string; reason: string; detail: string | null }>(
+    `SELECT handler, reason, detail FROM dead_letters WHERE handler <> 'click-balance' LIMIT 5`,
+  );
+  add(
+    'no dead letters from Flink output',
+    '0',
+    String(otherDead.rows.length),
+    otherDead.rows.length === 0,
+    otherDead.rows.map((r) => `${r.handler} ${r.reason}: ${r.detail ?? ''}`).join('; '),
+  );
 
   // Rankings in Redis: every slot with an active campaign ranks exactly its active campaigns.
   const redis = new Redis(input.redisUrl, { keyPrefix: input.keyPrefix, maxRetriesPerRequest: 1 });
@@ -204,7 +246,13 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
   } finally {
     redis.disconnect();
   }
-  add('rankings: active slots rank exactly their active campaigns', `${truth.rankings.size} slots`, `${truth.rankings.size - rankingOff.filter((r) => !r.includes('no active')).length} right`, rankingOff.length === 0, rankingOff.slice(0, 5).join('; '));
+  add(
+    'rankings: active slots rank exactly their active campaigns',
+    `${truth.rankings.size} slots`,
+    `${truth.rankings.size - rankingOff.filter((r) => !r.includes('no active')).length} right`,
+    rankingOff.length === 0,
+    rankingOff.slice(0, 5).join('; '),
+  );
 
   // Attributions (Flink's conversion-attributions, latest row per order).
   const attributions = await latestByKey(input.connection, `${input.prefix}conversion-attributions`, `${input.prefix}adstream-local-reconcile`);
@@ -227,8 +275,14 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
   );
   const skipped = Object.entries(input.skipped).reduce((n, [, v]) => n + v, 0);
   // The unreadable two thirds of the bad records, skipped by each job reading ad-events on its own.
-  const expectedSkipped = ((truth.badRecords / 3) * 2) * input.adEventReaders;
-  add('Flink skipped only the unreadable records', `${expectedSkipped} (${input.adEventReaders} jobs)`, String(skipped), skipped === expectedSkipped, JSON.stringify(input.skipped));
+  const expectedSkipped = (truth.badRecords / 3) * 2 * input.adEventReaders;
+  add(
+    'Flink skipped only the unreadable records',
+    `${expectedSkipped} (${input.adEventReaders} jobs)`,
+    String(skipped),
+    skipped === expectedSkipped,
+    JSON.stringify(input.skipped),
+  );
 
   return { checks, ok: checks.every((c) => c.ok) };
 }

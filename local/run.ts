@@ -83,7 +83,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (values.events !== undefined && values.duration !== undefined) throw new TypeError('give --events or --duration, not both');
     const rate = positive('rate', values.rate, 500);
-    const events = values.duration !== undefined ? Math.round(rate * positive('duration', values.duration, 10)) : Math.round(positive('events', values.events, 5000));
+    const events =
+      values.duration !== undefined ? Math.round(rate * positive('duration', values.duration, 10)) : Math.round(positive('events', values.events, 5000));
     const seed = values.seed === undefined ? 7 : Number(values.seed);
     if (!Number.isInteger(seed)) throw new TypeError(`--seed must be an integer, got ${JSON.stringify(values.seed)}`);
     const viewSeconds = values['view-seconds'] === undefined ? 3 : Number(values['view-seconds']);
@@ -121,4 +122,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+void main(process.argv.slice(2)).then((code) => process.exit(code));

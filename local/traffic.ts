@@ -176,7 +176,9 @@ export function generateTraffic(options: TrafficOptions): Traffic {
   const startTs = Math.ceil(Math.max(dayStart + 60_000, options.now - span - 6 * 60_000) / FIVE_MINUTES) * FIVE_MINUTES;
   const endTs = startTs + span;
   if (endTs + 15 * 60_000 >= dayEnd || endTs > options.now + 12 * 3_600_000) {
-    throw new TrafficError(`${options.events} events span ${Math.round(span / 60_000)} min of event time, which would cross midnight in ${options.budgetTimeZone}; use fewer events or --spacing-ms`);
+    throw new TrafficError(
+      `${options.events} events span ${Math.round(span / 60_000)} min of event time, which would cross midnight in ${options.budgetTimeZone}; use fewer events or --spacing-ms`,
+    );
   }
   const budgetDay = dayOf(startTs, options.budgetTimeZone);
   const tag = `s${options.seed}-${(options.now % 2_176_782_336).toString(36)}`;
@@ -214,7 +216,15 @@ export function generateTraffic(options: TrafficOptions): Traffic {
   const nextId = (kind: string) => `${kind}-${tag}-${(serial++).toString(36)}`;
   let acrossWindow = 0;
   let sameMs = 0;
-  const adEvent = (type: AdEvent['event_type'], c: Omit<TrafficCampaign, 'dailyBudgetCents'>, ts: number, device: string, ad: string, id: string, extra: Partial<AdEvent> = {}): TrafficRecord => ({
+  const adEvent = (
+    type: AdEvent['event_type'],
+    c: Omit<TrafficCampaign, 'dailyBudgetCents'>,
+    ts: number,
+    device: string,
+    ad: string,
+    id: string,
+    extra: Partial<AdEvent> = {},
+  ): TrafficRecord => ({
     topic: 'ad-events',
     key: String(c.campaignId),
     value: {
@@ -284,7 +294,15 @@ export function generateTraffic(options: TrafficOptions): Traffic {
       make: () => ({
         topic: 'conversion-events',
         key: o.orderId,
-        value: { event_id: nextId('cnv'), order_id: o.orderId, event_ts: o.ts, product_id: o.productId, device_id: o.device, session_id: o.session, revenue_amount: centsText(BigInt(1000 + int(200_000))) },
+        value: {
+          event_id: nextId('cnv'),
+          order_id: o.orderId,
+          event_ts: o.ts,
+          product_id: o.productId,
+          device_id: o.device,
+          session_id: o.session,
+          revenue_amount: centsText(BigInt(1000 + int(200_000))),
+        },
       }),
     });
   }
@@ -303,7 +321,8 @@ export function generateTraffic(options: TrafficOptions): Traffic {
         // click is charged with the field dropped). Flink reads it and ignores it as not a CLICK.
         // --malformed-prices also gives it a price that is not a number ('twelve'), which fails a
         // statement that CASTs it instead of TRY_CAST.
-        if (kind === 1) return adEvent('CLIK' as 'CLICK', c, ts, `dev-${tag}-bad-${b}`, 'ad-bad', nextId('bad'), options.malformedPrices ? { actual_price: 'twelve' } : {});
+        if (kind === 1)
+          return adEvent('CLIK' as 'CLICK', c, ts, `dev-${tag}-bad-${b}`, 'ad-bad', nextId('bad'), options.malformedPrices ? { actual_price: 'twelve' } : {});
         const record = adEvent('CLICK', c, ts, `dev-${tag}-bad-${b}`, 'ad-bad', nextId('bad'));
         const { campaign_id: _omit, ...value } = record.value as Record<string, unknown>;
         return { ...record, value };
@@ -329,7 +348,7 @@ export function generateTraffic(options: TrafficOptions): Traffic {
   for (const list of byKey.values()) {
     list.sort((a, b) => a.ts - b.ts);
     let previousTs: number | undefined;
-    for (let i = 0; i < list.length; ) {
+    for (let i = 0; i < list.length;) {
       let j = i;
       while (j < list.length && list[j].ts === list[i].ts) j += 1;
       const peers = list.slice(i, j);
@@ -450,7 +469,12 @@ export function generateTraffic(options: TrafficOptions): Traffic {
     setup.push({ topic: 'campaign-events', key: String(c.campaignId), value: update as unknown as Record<string, unknown> });
   });
   for (const c of campaigns.filter((_, i) => i % 4 === 0)) {
-    const entry: ProductCatalogEntry = { product_id: c.productId, price: centsText(BigInt(1000 + int(100_000))), category: c.category, updated_ts: setupTs + 120_000 };
+    const entry: ProductCatalogEntry = {
+      product_id: c.productId,
+      price: centsText(BigInt(1000 + int(100_000))),
+      category: c.category,
+      updated_ts: setupTs + 120_000,
+    };
     setup.push({ topic: 'product-catalog', key: String(c.productId), value: entry as unknown as Record<string, unknown> });
   }
 
@@ -492,7 +516,18 @@ export function trailingEventRecords(traffic: Traffic, partitions: { adEvents: n
       topic: 'ad-events',
       key: null,
       partition: p,
-      value: { event_id: `trail-${tag}-imp-${p}`, event_type: 'IMPRESSION', event_ts: ts + p, campaign_id: c.campaignId, advertiser_id: c.advertiserId, product_id: c.productId, ad_id: 'trail', placement: c.placement, category: c.category, device_id: `trail-${tag}` },
+      value: {
+        event_id: `trail-${tag}-imp-${p}`,
+        event_type: 'IMPRESSION',
+        event_ts: ts + p,
+        campaign_id: c.campaignId,
+        advertiser_id: c.advertiserId,
+        product_id: c.productId,
+        ad_id: 'trail',
+        placement: c.placement,
+        category: c.category,
+        device_id: `trail-${tag}`,
+      },
     });
   }
   for (let p = 0; p < partitions.conversionEvents; p += 1) {
@@ -500,7 +535,14 @@ export function trailingEventRecords(traffic: Traffic, partitions: { adEvents: n
       topic: 'conversion-events',
       key: null,
       partition: p,
-      value: { event_id: `trail-${tag}-cnv-${p}`, order_id: `trail-${tag}-${p}`, event_ts: ts + p, product_id: 1, device_id: `trail-${tag}`, revenue_amount: '0.00' },
+      value: {
+        event_id: `trail-${tag}-cnv-${p}`,
+        order_id: `trail-${tag}-${p}`,
+        event_ts: ts + p,
+        product_id: 1,
+        device_id: `trail-${tag}`,
+        revenue_amount: '0.00',
+      },
     });
   }
   return out;
@@ -518,11 +560,23 @@ export function trailingCatalogRecords(partitions: { campaignEvents: number; pro
       topic: 'campaign-events',
       key: String(9_000_000 + p),
       partition: p,
-      value: { event_id: `trail-${tag}-cmp-${p}`, event_type: 'CAMPAIGN_DELETED', event_ts: now + 5 * 60_000, campaign_id: 9_000_000 + p, advertiser_id: 1, status: 'DELETED' },
+      value: {
+        event_id: `trail-${tag}-cmp-${p}`,
+        event_type: 'CAMPAIGN_DELETED',
+        event_ts: now + 5 * 60_000,
+        campaign_id: 9_000_000 + p,
+        advertiser_id: 1,
+        status: 'DELETED',
+      },
     });
   }
   for (let p = 0; p < partitions.productCatalog; p += 1) {
-    out.push({ topic: 'product-catalog', key: String(9_000_000 + p), partition: p, value: { product_id: 9_000_000 + p, price: '0.00', updated_ts: now + 5 * 60_000 } });
+    out.push({
+      topic: 'product-catalog',
+      key: String(9_000_000 + p),
+      partition: p,
+      value: { product_id: 9_000_000 + p, price: '0.00', updated_ts: now + 5 * 60_000 },
+    });
   }
   return out;
 }

@@ -100,7 +100,17 @@ Measures the click-balance handler against real Postgres and Redis and prints a 
   --help                  this text`;
 
 function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
-  const names = ['clicks', 'baseline-clicks', 'campaigns', 'advertisers', 'batch-sizes', 'partitions', 'warmup-batches', 'history-rows', 'history-days'] as const;
+  const names = [
+    'clicks',
+    'baseline-clicks',
+    'campaigns',
+    'advertisers',
+    'batch-sizes',
+    'partitions',
+    'warmup-batches',
+    'history-rows',
+    'history-days',
+  ] as const;
   let parsed: ReturnType<typeof parseArgs<{ options: Record<string, { type: 'string' | 'boolean' }>; strict: true; allowPositionals: false }>>['values'];
   try {
     parsed = parseArgs({
@@ -234,7 +244,6 @@ function summarise(
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
 
-
 function advertiserOf(campaignId: number, options: BenchOptions): number {
   return 1 + ((campaignId - 1) % options.advertisers);
 }
@@ -313,7 +322,11 @@ class Floor {
   readonly batchMs: number[] = [];
   clicks = 0;
 
-  private constructor(private readonly client: pg.Client, private readonly runId: string, private readonly options: BenchOptions) {}
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly runId: string,
+    private readonly options: BenchOptions,
+  ) {}
 
   static async open(databaseUrl: string, runId: string, options: BenchOptions): Promise<Floor> {
     const client = new pg.Client({ connectionString: databaseUrl });
@@ -328,7 +341,9 @@ class Floor {
       this.sequence += 1;
       ids.push(`floor-${this.runId}-${this.sequence}`);
       // Campaigns of the floor advertiser only, so the ledger check still adds up.
-      campaigns.push(FLOOR_ADVERTISER + this.options.advertisers * Math.floor(Math.random() * Math.max(1, Math.floor(this.options.campaigns / this.options.advertisers))));
+      campaigns.push(
+        FLOOR_ADVERTISER + this.options.advertisers * Math.floor(Math.random() * Math.max(1, Math.floor(this.options.campaigns / this.options.advertisers))),
+      );
     }
     const now = Date.now();
     const day = budgetDayOf(now, BUDGET_TIME_ZONE);
@@ -341,7 +356,11 @@ class Floor {
        ON CONFLICT DO NOTHING`,
       [ids, CPC, FLOOR_ADVERTISER, day, now, campaigns],
     );
-    await this.client.query('UPDATE advertisers SET balance = balance - $1::numeric * $2::int, updated_at = now() WHERE advertiser_id = $3', [CPC, size, FLOOR_ADVERTISER]);
+    await this.client.query('UPDATE advertisers SET balance = balance - $1::numeric * $2::int, updated_at = now() WHERE advertiser_id = $3', [
+      CPC,
+      size,
+      FLOOR_ADVERTISER,
+    ]);
     await this.client.query('COMMIT');
     const elapsed = performance.now() - started;
     this.batchMs.push(elapsed);
@@ -350,7 +369,10 @@ class Floor {
   }
 
   p50(): number {
-    return percentile([...this.batchMs].sort((a, b) => a - b), 50);
+    return percentile(
+      [...this.batchMs].sort((a, b) => a - b),
+      50,
+    );
   }
 
   async close(): Promise<void> {
@@ -368,7 +390,11 @@ function dayBefore(day: string, n: number): string {
  * ids, so the unique index is as scattered as real ids make it), its indexes built once at
  * ATTACH PARTITION (a CHECK matching the range spares the scan), two days at a time.
  */
-async function loadHistory(databaseUrl: string, options: BenchOptions, log: (text: string) => void): Promise<{ seconds: number; rows: number; oldestDay: string; newestDay: string }> {
+async function loadHistory(
+  databaseUrl: string,
+  options: BenchOptions,
+  log: (text: string) => void,
+): Promise<{ seconds: number; rows: number; oldestDay: string; newestDay: string }> {
   const started = performance.now();
   const today = budgetDayOf(Date.now(), BUDGET_TIME_ZONE);
   // From yesterday back: the charge statement looks into yesterday's partition for re-stamped copies.
@@ -406,8 +432,13 @@ async function loadHistory(databaseUrl: string, options: BenchOptions, log: (tex
             [base + index * perDay, day, CPC, options.advertisers, options.campaigns, rows],
           );
           await client.query(`ALTER TABLE ${name} ADD CONSTRAINT ${name}_day CHECK (spend_date >= '${day}' AND spend_date < '${day}'::date + 1)`);
-          const attach = attachLock.then(() => client.query(`ALTER TABLE ad_balance_histories ATTACH PARTITION ${name} FOR VALUES FROM ('${day}') TO ('${day}'::date + 1)`));
-          attachLock = attach.then(() => undefined, () => undefined);
+          const attach = attachLock.then(() =>
+            client.query(`ALTER TABLE ad_balance_histories ATTACH PARTITION ${name} FOR VALUES FROM ('${day}') TO ('${day}'::date + 1)`),
+          );
+          attachLock = attach.then(
+            () => undefined,
+            () => undefined,
+          );
           await attach;
           await client.query(`ALTER TABLE ${name} DROP CONSTRAINT ${name}_day`);
           done += rows;
@@ -432,7 +463,15 @@ async function loadHistory(databaseUrl: string, options: BenchOptions, log: (tex
 
 type Handler = (event: unknown) => Promise<{ charged: number; deadLettered: number }>;
 
-async function runHandler(handler: Handler, runId: string, clicks: number, batchSize: number, options: BenchOptions, floor?: Floor, name?: string): Promise<RunResult> {
+async function runHandler(
+  handler: Handler,
+  runId: string,
+  clicks: number,
+  batchSize: number,
+  options: BenchOptions,
+  floor?: Floor,
+  name?: string,
+): Promise<RunResult> {
   for (const event of batchesOf(`${runId}-warmup`, options.warmupBatches * batchSize, batchSize, options)) await handler(event);
   const batchMs: number[] = [];
   const roundTrips: number[] = [];
@@ -557,7 +596,14 @@ function loadRealHandler(): Handler {
 }
 
 /** Messages between the parent and a partition worker. */
-type WorkerJob = { readonly kind: 'job'; readonly runId: string; readonly clicks: number; readonly batchSize: number; readonly partition: number; readonly options: BenchOptions };
+type WorkerJob = {
+  readonly kind: 'job';
+  readonly runId: string;
+  readonly clicks: number;
+  readonly batchSize: number;
+  readonly partition: number;
+  readonly options: BenchOptions;
+};
 type WorkerReport =
   | { readonly kind: 'ready' }
   | { readonly kind: 'done'; readonly batchMs: number[]; readonly roundTrips: number[]; readonly charged: number; readonly deadLettered: number }
@@ -595,12 +641,19 @@ async function partitionWorker(): Promise<void> {
     }
     await send({ kind: 'done', batchMs, roundTrips, charged, deadLettered });
   } catch (error) {
-    await send({ kind: 'failed', error: error instanceof Error ? error.stack ?? error.message : String(error) });
+    await send({ kind: 'failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
   }
 }
 
 /** `partitions` workers at once, started together; throughput is clicks over wall-clock time. */
-async function runPartitions(env: Record<string, string>, runId: string, clicks: number, batchSize: number, partitions: number, options: BenchOptions): Promise<RunResult> {
+async function runPartitions(
+  env: Record<string, string>,
+  runId: string,
+  clicks: number,
+  batchSize: number,
+  partitions: number,
+  options: BenchOptions,
+): Promise<RunResult> {
   const workers: ChildProcess[] = [];
   const reports = new Map<ChildProcess, WorkerReport[]>();
   const waiters = new Map<ChildProcess, (report: WorkerReport) => void>();
@@ -698,7 +751,15 @@ async function main(): Promise<void> {
       if (options.historyRows > 0) {
         await resetLedger(pool);
         history = await loadHistory(databaseUrl, options, log);
-        historyRun = await runHandler(handler, `${runId}-hist`, options.clicks, 100, options, historyFloor, `handler, batch 100, 1 partition, ${history.rows} rows of history`);
+        historyRun = await runHandler(
+          handler,
+          `${runId}-hist`,
+          options.clicks,
+          100,
+          options,
+          historyFloor,
+          `handler, batch 100, 1 partition, ${history.rows} rows of history`,
+        );
         paused += (await checkLedger(pool, options.clicks + options.warmupBatches * 100 + historyFloor.clicks)).paused;
       }
     } finally {
@@ -720,7 +781,10 @@ async function main(): Promise<void> {
     const historyRatio = historyRun ? Number((historyRun.clicksPerSecond / primary.clicksPerSecond).toFixed(2)) : null;
     const historyFloorMs = historyRun ? Number(historyFloor.p50().toFixed(2)) : null;
     const cpus = os.cpus();
-    const load = os.loadavg().map((n) => n.toFixed(2)).join(' ');
+    const load = os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ');
     log(
       `click-balance benchmark — ${options.campaigns} campaigns over ${options.advertisers} advertisers, ` +
         `node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'CPU'}, Postgres + Redis on ${new URL(databaseUrl).hostname}, ` +
@@ -730,7 +794,9 @@ async function main(): Promise<void> {
       `handler: ${options.clicks} clicks per run; baseline: ${options.baselineClicks} clicks (rates are compared, not totals); ` +
         `${options.warmupBatches} warm-up batches per consumer are not measured; handler module load ${moduleLoadMs.toFixed(0)} ms.`,
     );
-    log('1 partition: one consumer, clicks/s over time inside the handler. N partitions: N processes (one Lambda instance each) at once, clicks/s over wall-clock time.');
+    log(
+      '1 partition: one consumer, clicks/s over time inside the handler. N partitions: N processes (one Lambda instance each) at once, clicks/s over wall-clock time.',
+    );
     log('');
     log(table(historyRun ? [...handlerRuns, historyRun, baseline] : results));
     log('');
@@ -770,7 +836,10 @@ async function main(): Promise<void> {
           floorMs,
           floorRatio,
           historyRatio,
-          history: historyRun && history ? { rows: history.rows, days: options.historyDays, loadSeconds: Number(history.seconds.toFixed(1)), run: historyRun, floorMs: historyFloorMs } : null,
+          history:
+            historyRun && history
+              ? { rows: history.rows, days: options.historyDays, loadSeconds: Number(history.seconds.toFixed(1)), run: historyRun, floorMs: historyFloorMs }
+              : null,
           headline: 'batch 100, 1 partition',
           bestClicksPerSecond: best.clicksPerSecond,
           bestRun: best.name,
@@ -794,13 +863,12 @@ async function main(): Promise<void> {
   }
 }
 
-
 (process.argv.includes('--partition-worker') ? partitionWorker() : main()).then(
   // The handler's module-scope pool and Redis client stay open, as in Lambda; end explicitly.
   () => process.exit(0),
   (error: unknown) => {
     // A usage or setup problem explains itself; anything else keeps its stack.
-    process.stderr.write(`bench: ${error instanceof BenchError ? error.message : error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    process.stderr.write(`bench: ${error instanceof BenchError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(1);
   },
 );

@@ -43,7 +43,17 @@ const outRoot = outDirArg ? resolve(outDirArg) : join(root, 'build', 'lambdas');
 const MAX_BUNDLE_BYTES = 1.5 * 1024 * 1024;
 
 // Spelled out, not discovered: adding a function is a deliberate change to the deployment.
-const HANDLERS = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status', 'reconcile'];
+const HANDLERS = [
+  'click-balance',
+  'compensation',
+  'ranking-cache',
+  'budget-reset',
+  'outbox-sweep',
+  'db-migrate',
+  'flink-status',
+  'trigger-status',
+  'reconcile',
+];
 
 // Packages that must never reach a Lambda bundle: lambdas/ is a separate program from the
 // infrastructure code. Checked on esbuild's metafile so a stray import fails the build loudly.
@@ -80,8 +90,14 @@ function hashFile(path) {
 /** sha256 over (relative path, content) of every file, in a fixed order: same tree, same hash. */
 function hashDirectory(dir) {
   const hash = createHash('sha256');
-  for (const file of filesUnder(dir).map((f) => relative(dir, f).split(sep).join('/')).sort()) {
-    hash.update(file).update('\0').update(readFileSync(join(dir, file))).update('\0');
+  for (const file of filesUnder(dir)
+    .map((f) => relative(dir, f).split(sep).join('/'))
+    .sort()) {
+    hash
+      .update(file)
+      .update('\0')
+      .update(readFileSync(join(dir, file)))
+      .update('\0');
   }
   return hash.digest('hex');
 }
@@ -130,9 +146,7 @@ async function bundleHandler(name) {
     if (!quiet) console.warn(`bundle: ${name}: warning: ${warning.text}`);
   }
 
-  const forbidden = Object.keys(result.metafile.inputs).filter((input) =>
-    FORBIDDEN_INPUTS.some((pattern) => pattern.test(input)),
-  );
+  const forbidden = Object.keys(result.metafile.inputs).filter((input) => FORBIDDEN_INPUTS.some((pattern) => pattern.test(input)));
   if (forbidden.length > 0) {
     throw new BundleError(
       `bundle: lambdas/${name} pulls in infrastructure code (${forbidden.slice(0, 5).join(', ')}); ` +
@@ -142,7 +156,11 @@ async function bundleHandler(name) {
 
   if (name === 'db-migrate') {
     const migrationsDir = join(root, 'db', 'migrations');
-    const sqlFiles = existsSync(migrationsDir) ? readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).sort() : [];
+    const sqlFiles = existsSync(migrationsDir)
+      ? readdirSync(migrationsDir)
+          .filter((f) => f.endsWith('.sql'))
+          .sort()
+      : [];
     if (sqlFiles.length === 0) {
       throw new BundleError('bundle: db/migrations has no *.sql files; the db-migrate bundle would migrate nothing.');
     }
@@ -171,7 +189,9 @@ async function bundleHandler(name) {
   }
   sources['package-lock.json'] = hashFile(join(root, 'package-lock.json'));
   if (name === 'db-migrate') {
-    for (const file of readdirSync(join(root, 'db', 'migrations')).filter((f) => f.endsWith('.sql')).sort()) {
+    for (const file of readdirSync(join(root, 'db', 'migrations'))
+      .filter((f) => f.endsWith('.sql'))
+      .sort()) {
       sources[`db/migrations/${file}`] = hashFile(join(root, 'db', 'migrations', file));
     }
   }

@@ -63,10 +63,15 @@ Nothing is copied between stacks: cdktf wires them, flink:check reads the stream
 /** Parses the selected stacks, keeping the dependency order whatever order they were given in. */
 export function selectStacks(list: string | undefined): StackLifecycle[] {
   if (list === undefined) return [...STACK_ORDER];
-  const names = list.split(',').map((name) => name.trim()).filter(Boolean);
+  const names = list
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   const unknown = names.filter((name) => !STACK_ORDER.includes(name as StackLifecycle));
   if (names.length === 0 || unknown.length > 0) {
-    throw new UsageError(`--stacks ${JSON.stringify(list)}: unknown stack ${unknown.map((n) => JSON.stringify(n)).join(', ') || '(empty list)'}; use a comma-separated subset of ${STACK_ORDER.join(',')}.`);
+    throw new UsageError(
+      `--stacks ${JSON.stringify(list)}: unknown stack ${unknown.map((n) => JSON.stringify(n)).join(', ') || '(empty list)'}; use a comma-separated subset of ${STACK_ORDER.join(',')}.`,
+    );
   }
   return STACK_ORDER.filter((name) => names.includes(name));
 }

@@ -84,7 +84,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): FlinkApiSettings {
   const read = (key: keyof FlinkApiSettings): string => env[FLINK_CHECK_ENV_VARS[key]] as string;
   const restEndpoint = read('restEndpoint').replace(/\/+$/, '');
   if (!/^https?:\/\//.test(restEndpoint)) {
-    throw new FlinkCheckConfigError(`FLINK_REST_ENDPOINT must be a URL such as https://flink.ap-northeast-2.aws.confluent.cloud, got ${JSON.stringify(restEndpoint)}.`);
+    throw new FlinkCheckConfigError(
+      `FLINK_REST_ENDPOINT must be a URL such as https://flink.ap-northeast-2.aws.confluent.cloud, got ${JSON.stringify(restEndpoint)}.`,
+    );
   }
   return {
     apiKey: read('apiKey'),
@@ -238,10 +240,19 @@ export async function runFlinkCheck(settings: FlinkApiSettings, targets: readonl
 export function formatResultTable(results: readonly DryRunResult[]): string {
   const rows = [
     ['statement', 'file', 'result', 'detail'],
-    ...results.map((r) => [r.statementName, r.source, r.verdict === 'needs-ddl' ? 'accepted after DDL' : r.verdict, r.detail.replace(/\s+/g, ' ').slice(0, 160)]),
+    ...results.map((r) => [
+      r.statementName,
+      r.source,
+      r.verdict === 'needs-ddl' ? 'accepted after DDL' : r.verdict,
+      r.detail.replace(/\s+/g, ' ').slice(0, 160),
+    ]),
   ];
   const widths = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c].length)));
-  const line = (row: string[]): string => row.map((cell, c) => (c < 3 ? cell.padEnd(widths[c]) : cell)).join(' | ').trimEnd();
+  const line = (row: string[]): string =>
+    row
+      .map((cell, c) => (c < 3 ? cell.padEnd(widths[c]) : cell))
+      .join(' | ')
+      .trimEnd();
   return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('-+-') + '-+-------', ...rows.slice(1).map(line)].join('\n');
 }
 
@@ -302,13 +313,18 @@ export function settingsFromOutputs(outputs: StackOutputs, streamingStack: strin
 /** `terraform output -json` of the synthesized, deployed streaming stack. */
 function readStackOutputs(stackDir: string, streamingStack: string): StackOutputs {
   if (!existsSync(stackDir)) {
-    throw new FlinkCheckConfigError(`${stackDir} does not exist: run \`npx cdktf synth\` and deploy ${streamingStack} first (npm run deploy -- --env <env> --stacks streaming).`);
+    throw new FlinkCheckConfigError(
+      `${stackDir} does not exist: run \`npx cdktf synth\` and deploy ${streamingStack} first (npm run deploy -- --env <env> --stacks streaming).`,
+    );
   }
   try {
     const text = execFileSync('terraform', [`-chdir=${stackDir}`, 'output', '-json', '-no-color'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     return JSON.parse(text) as StackOutputs;
   } catch (cause) {
-    const lines = ((cause as { stderr?: string }).stderr ?? '').split('\n').map((line) => line.replace(/^[│╷╵\s]+/, '').trim()).filter(Boolean);
+    const lines = ((cause as { stderr?: string }).stderr ?? '')
+      .split('\n')
+      .map((line) => line.replace(/^[│╷╵\s]+/, '').trim())
+      .filter(Boolean);
     const errorAt = lines.findIndex((line) => line.startsWith('Error'));
     const stderr = (errorAt >= 0 ? lines.slice(errorAt, errorAt + 3) : lines.slice(0, 3)).join('\n');
     throw new FlinkCheckConfigError(
@@ -367,7 +383,9 @@ async function main(argv: readonly string[]): Promise<number> {
       const catalogName = process.env.FLINK_CATALOG ?? (configured.environment.mode === 'create' ? configured.environment.displayName : undefined);
       const databaseName = process.env.FLINK_DATABASE ?? (configured.kafkaCluster.mode === 'create' ? configured.kafkaCluster.displayName : undefined);
       if (!catalogName || !databaseName) {
-        throw new FlinkCheckConfigError('This environment references an existing Confluent environment or cluster: set FLINK_CATALOG and FLINK_DATABASE to their display names.');
+        throw new FlinkCheckConfigError(
+          'This environment references an existing Confluent environment or cluster: set FLINK_CATALOG and FLINK_DATABASE to their display names.',
+        );
       }
       target = { settings: settingsFromEnv(process.env), catalogName, databaseName };
     }

@@ -101,11 +101,16 @@ export class FlinkEngine {
   }
 
   /** Plans every statement of `job` (and with `execute`, runs its INSERTs over `inputs`). */
-  public async run(job: LocalJob, options: { execute?: boolean; continueOnError?: boolean; inputs?: Readonly<Record<string, readonly EngineRecord[]>> } = {}): Promise<EngineAnswer> {
+  public async run(
+    job: LocalJob,
+    options: { execute?: boolean; continueOnError?: boolean; inputs?: Readonly<Record<string, readonly EngineRecord[]>> } = {},
+  ): Promise<EngineAnswer> {
     if (this.exited) throw new Error(`The local Flink engine is not running.\n${this.stderr}`);
     const id = this.nextId++;
     const answer = new Promise<EngineAnswer>((resolve) => this.pending.set(id, resolve));
-    this.child.stdin.write(`${JSON.stringify({ id, ...job, execute: options.execute ?? false, continueOnError: options.continueOnError ?? false, inputs: options.inputs ?? {} })}\n`);
+    this.child.stdin.write(
+      `${JSON.stringify({ id, ...job, execute: options.execute ?? false, continueOnError: options.continueOnError ?? false, inputs: options.inputs ?? {} })}\n`,
+    );
     return answer;
   }
 

@@ -90,7 +90,8 @@ export function loadScenario(path: string): Scenario {
   if (typeof scenario.description !== 'string') throw new Error(`${where}: "description" is required.`);
   if (!FLINK_PIPELINE_IDS.includes(scenario.pipeline)) throw new Error(`${where}: "pipeline" must be one of ${FLINK_PIPELINE_IDS.join(', ')}.`);
   if (!Array.isArray(scenario.inputs)) throw new Error(`${where}: "inputs" must be an array of records.`);
-  if (scenario.expectError === undefined && (typeof scenario.expect !== 'object' || scenario.expect === null)) throw new Error(`${where}: "expect" must map sink topics to expectations.`);
+  if (scenario.expectError === undefined && (typeof scenario.expect !== 'object' || scenario.expect === null))
+    throw new Error(`${where}: "expect" must map sink topics to expectations.`);
   return scenario;
 }
 
@@ -147,7 +148,9 @@ function projectValue(value: unknown, like: unknown): unknown {
   if (Array.isArray(value) && Array.isArray(like)) {
     const shape = like[0];
     return value
-      .map((v) => (shape && typeof shape === 'object' && v && typeof v === 'object' ? project(v as Record<string, unknown>, shape as Record<string, unknown>) : v))
+      .map((v) =>
+        shape && typeof shape === 'object' && v && typeof v === 'object' ? project(v as Record<string, unknown>, shape as Record<string, unknown>) : v,
+      )
       .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
   }
   if (value && like && typeof value === 'object' && typeof like === 'object' && !Array.isArray(value)) {
@@ -200,7 +203,10 @@ export async function runScenario(engine: FlinkEngine, scenario: Scenario): Prom
   if (scenario.expectError !== undefined) {
     const message = `${answer.error?.statement}: ${answer.error?.message}`;
     if (answer.ok) return { sinks: answer.sinks ?? {}, problems: [`expected the run to fail with /${scenario.expectError}/, but it succeeded.`] };
-    return { sinks: {}, problems: new RegExp(scenario.expectError).test(message) ? [] : [`expected an error matching /${scenario.expectError}/, got: ${message}`] };
+    return {
+      sinks: {},
+      problems: new RegExp(scenario.expectError).test(message) ? [] : [`expected an error matching /${scenario.expectError}/, got: ${message}`],
+    };
   }
   if (!answer.ok) return { sinks: answer.sinks ?? {}, problems: [`${answer.error?.statement}: ${answer.error?.message}`] };
   const sinks = answer.sinks ?? {};
@@ -225,7 +231,9 @@ export async function runScenario(engine: FlinkEngine, scenario: Scenario): Prom
       const expected = (expand(expectation.changelog) as ChangelogRow[]).map((c) => ({ op: c.op, row: sortArrays(c.row) as Record<string, unknown> }));
       const actual = changelog.map((c, i) => ({ op: c.op, row: project(c.row, expected[i]?.row ?? c.row) }));
       if (JSON.stringify(actual) !== JSON.stringify(expected)) {
-        problems.push(`${topic}: changelog differs.\n  expected: ${expected.map((e) => JSON.stringify(e)).join('\n            ')}\n  actual:   ${actual.map((e) => JSON.stringify(e)).join('\n            ')}`);
+        problems.push(
+          `${topic}: changelog differs.\n  expected: ${expected.map((e) => JSON.stringify(e)).join('\n            ')}\n  actual:   ${actual.map((e) => JSON.stringify(e)).join('\n            ')}`,
+        );
       }
     }
   }
@@ -236,7 +244,9 @@ export async function runScenario(engine: FlinkEngine, scenario: Scenario): Prom
     const tables = (all: Readonly<Record<string, readonly ChangelogRow[]>> | undefined) =>
       Object.fromEntries(Object.entries(all ?? {}).map(([topic, rows]) => [topic, canonical(finalTable(rows, keys.get(topic) ?? []))]));
     if (!again.ok || JSON.stringify(tables(again.sinks)) !== JSON.stringify(tables(sinks))) {
-      problems.push(`replay: the same input into a fresh statement gave a different output.\n  first:  ${JSON.stringify(tables(sinks))}\n  replay: ${JSON.stringify(again.ok ? tables(again.sinks) : again.error)}`);
+      problems.push(
+        `replay: the same input into a fresh statement gave a different output.\n  first:  ${JSON.stringify(tables(sinks))}\n  replay: ${JSON.stringify(again.ok ? tables(again.sinks) : again.error)}`,
+      );
     }
   }
   return { sinks, problems };

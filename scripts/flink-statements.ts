@@ -35,7 +35,10 @@ export function releasedVersions(sqlRoot: string = FLINK_SQL_ROOT): Map<FlinkPip
     const pipeline = match[1] as FlinkPipelineId;
     const versions = out.get(pipeline) ?? [];
     if (!versions.includes(Number(match[2]))) versions.push(Number(match[2]));
-    out.set(pipeline, versions.sort((a, b) => a - b));
+    out.set(
+      pipeline,
+      versions.sort((a, b) => a - b),
+    );
   }
   return out;
 }

@@ -27,7 +27,9 @@ if (args.help) {
 const force = args.force === true;
 
 const hash = createHash('sha256');
-for (const file of readdirSync(schemaDir).filter((f) => f.endsWith('.json')).sort()) {
+for (const file of readdirSync(schemaDir)
+  .filter((f) => f.endsWith('.json'))
+  .sort()) {
   hash.update(file).update(readFileSync(join(schemaDir, file)));
 }
 const digest = hash.digest('hex');

@@ -25,7 +25,10 @@ id, ticket) makes it idempotent: running the same command again moves nothing.
 Database: DATABASE_URL. Budget day of the entry: BUDGET_TIME_ZONE (default Asia/Seoul).`;
 
 /** Runs the command; returns the printed lines and the exit code. */
-export async function ledgerCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; output: string; result?: LedgerEntryResult }> {
+export async function ledgerCommand(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number; output: string; result?: LedgerEntryResult }> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -49,7 +52,8 @@ export async function ledgerCommand(argv: string[], env: NodeJS.ProcessEnv = pro
   const { values, positionals } = parsed;
   if (values.help) return { code: 0, output: LEDGER_USAGE };
   const [command, ...rest] = positionals;
-  if (command !== 'topup' && command !== 'adjust') throw new UsageError(`ledger: expected topup or adjust, got ${JSON.stringify(command ?? '')}\n\n${LEDGER_USAGE}`);
+  if (command !== 'topup' && command !== 'adjust')
+    throw new UsageError(`ledger: expected topup or adjust, got ${JSON.stringify(command ?? '')}\n\n${LEDGER_USAGE}`);
   if (rest.length > 0) throw new UsageError(`ledger: unexpected argument ${JSON.stringify(rest[0])}\n\n${LEDGER_USAGE}`);
   for (const option of ['advertiser', 'amount', 'ref'] as const) {
     if (values[option] === undefined) throw new UsageError(`ledger: --${option} is required\n\n${LEDGER_USAGE}`);
@@ -66,7 +70,9 @@ export async function ledgerCommand(argv: string[], env: NodeJS.ProcessEnv = pro
       dryRun: values['dry-run'] === true,
       budgetTimeZone: parseBudgetTimeZone(env),
     });
-    const verb = { recorded: 'recorded', 'already-recorded': 'already recorded (nothing moved)', 'dry-run': 'dry run (nothing written): would record' }[result.outcome];
+    const verb = { recorded: 'recorded', 'already-recorded': 'already recorded (nothing moved)', 'dry-run': 'dry run (nothing written): would record' }[
+      result.outcome
+    ];
     const line = `${verb} ${result.type} ${result.amount} for advertiser ${result.advertiserId}, ref ${result.externalRef}: balance ${result.balanceBefore} -> ${result.balanceAfter}`;
     return { code: 0, output: values.json ? JSON.stringify(result) : line, result };
   } finally {

@@ -25,17 +25,29 @@ export function formatReport(report: ReconcileReport): string {
   const lines = [report.drift === 0 ? 'ledger reconciles: no drift' : `ledger does NOT reconcile: ${report.drift} offending rows`];
   for (const [name, check] of Object.entries(report.checks)) {
     lines.push(`  ${name.padEnd(18)} ${check.count === 0 ? 'ok' : `${check.count} offending`}`);
-    for (const row of check.rows) lines.push(`    ${Object.entries(row).map(([key, value]) => `${key}=${value}`).join(' ')}`);
+    for (const row of check.rows)
+      lines.push(
+        `    ${Object.entries(row)
+          .map(([key, value]) => `${key}=${value}`)
+          .join(' ')}`,
+      );
     if (check.count > check.rows.length) lines.push(`    … and ${check.count - check.rows.length} more`);
   }
   return lines.join('\n');
 }
 
 /** Runs the command; returns the printed text and the exit code. */
-export async function reconcileCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; output: string; report?: ReconcileReport }> {
+export async function reconcileCommand(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number; output: string; report?: ReconcileReport }> {
   let values;
   try {
-    values = parseArgs({ args: argv, strict: true, options: { 'outbox-grace-minutes': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+    values = parseArgs({
+      args: argv,
+      strict: true,
+      options: { 'outbox-grace-minutes': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }).values;
   } catch (error) {
     usageFailure(error, RECONCILE_USAGE);
   }

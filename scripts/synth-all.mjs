@@ -43,4 +43,6 @@ for (const name of stacks) {
   console.log(`  ${name.padEnd(32)} ${String(resources).padStart(4)} resources  (${readdirSync(dir).length} files)`);
 }
 const totalMs = Number(process.hrtime.bigint() - started) / 1e6;
-console.log(`synth: ${stacks.length} stacks written to cdktf.out/ in ${(totalMs / 1000).toFixed(1)} s (bundle ${(bundleMs / 1000).toFixed(1)} s, app ${(synthMs / 1000).toFixed(1)} s)`);
+console.log(
+  `synth: ${stacks.length} stacks written to cdktf.out/ in ${(totalMs / 1000).toFixed(1)} s (bundle ${(bundleMs / 1000).toFixed(1)} s, app ${(synthMs / 1000).toFixed(1)} s)`,
+);

@@ -39,11 +39,18 @@ export class StorageStack extends EnvironmentStack implements StorageHandoff {
     const prefix = `adstream-${config.name}`;
     createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan });
 
-    this.network = new WorkerNetwork(this, 'network', { config: config.network, region: config.aws.region, namePrefix: prefix, accountId: config.aws.accountId });
+    this.network = new WorkerNetwork(this, 'network', {
+      config: config.network,
+      region: config.aws.region,
+      namePrefix: prefix,
+      accountId: config.aws.accountId,
+    });
     const subnets = { vpcId: this.network.vpcId, privateSubnetIds: this.network.privateSubnetIds };
     const insight = config.monitoring.database;
     const monitoringRole =
-      insight.enhancedMonitoringSeconds > 0 ? new EnhancedMonitoringRole(this, 'ledger-monitoring', { roleName: `${prefix}-ledger-monitoring`, region: config.aws.region }) : undefined;
+      insight.enhancedMonitoringSeconds > 0
+        ? new EnhancedMonitoringRole(this, 'ledger-monitoring', { roleName: `${prefix}-ledger-monitoring`, region: config.aws.region })
+        : undefined;
     this.database = new PostgresDatabase(this, 'ledger', {
       config: config.database,
       network: subnets,

@@ -85,7 +85,9 @@ export class WorkersStack extends EnvironmentStack {
 
     const { storage, streaming } = props;
     const slack = config.alerts.slack;
-    const chatbotProvider = slack ? createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan, alias: { name: 'chatbot', region: slack.apiRegion } }) : undefined;
+    const chatbotProvider = slack
+      ? createAwsProvider(this, { aws: config.aws, offlinePlan: props.offlinePlan, alias: { name: 'chatbot', region: slack.apiRegion } })
+      : undefined;
     this.alerts = new AlertChannel(this, 'alerts', { config: config.alerts, location, namePrefix: prefix, production: config.production, chatbotProvider });
     const alarms = new WorkerAlarms(this, 'alarms', { alerts: this.alerts, namePrefix: prefix });
 
@@ -135,13 +137,19 @@ export class WorkersStack extends EnvironmentStack {
         KAFKA_BOOTSTRAP_SERVERS: streaming.bootstrapServers,
         KAFKA_PRODUCER_SECRET_ARN: streaming.producerSecretArn,
         CAMPAIGN_EVENTS_TOPIC: campaignEventContract.topic,
-        CAMPAIGN_EVENTS_SCHEMA_ID: Token.isUnresolved(streaming.campaignEventsSchemaId) ? Token.asString(streaming.campaignEventsSchemaId) : String(streaming.campaignEventsSchemaId),
+        CAMPAIGN_EVENTS_SCHEMA_ID: Token.isUnresolved(streaming.campaignEventsSchemaId)
+          ? Token.asString(streaming.campaignEventsSchemaId)
+          : String(streaming.campaignEventsSchemaId),
       });
       worker.readsSecret('KafkaProducerKey', streaming.producerSecretArn);
       worker.allowEgress('kafka', 9092, '0.0.0.0/0', 'Confluent Cloud brokers through the NAT');
     }
 
-    const migration = new SchemaMigration(this, 'schema-migration', { migrator: dbMigrate, bundleDirectory: join(bundleRoot, 'db-migrate'), rerunOnSecrets: roleSecrets });
+    const migration = new SchemaMigration(this, 'schema-migration', {
+      migrator: dbMigrate,
+      bundleDirectory: join(bundleRoot, 'db-migrate'),
+      rerunOnSecrets: roleSecrets,
+    });
     // The release waits for the migration: every alias moves to the new code only after it ran.
     for (const worker of [clickBalance, compensation, rankingCache, budgetReset, outboxSweep]) worker.releaseAfter(migration.invocation);
 
@@ -223,7 +231,16 @@ export class WorkersStack extends EnvironmentStack {
     for (const t of this.triggers) alarms.watchTrigger(t, { offsetLag: OFFSET_LAG_ALARM });
     for (const worker of [clickBalance, compensation, rankingCache]) alarms.watchDeadLetters(worker);
     alarms.watchDuplicateRate(clickBalance, compensation, DUPLICATE_RATE_ALARM);
-    const silence = new SilenceAlarms(this, 'silence-alarms', { config, target: this.alerts, clickBalance, compensation, outboxSweep, triggers: this.triggers, flinkStatus, triggerStatus });
+    const silence = new SilenceAlarms(this, 'silence-alarms', {
+      config,
+      target: this.alerts,
+      clickBalance,
+      compensation,
+      outboxSweep,
+      triggers: this.triggers,
+      flinkStatus,
+      triggerStatus,
+    });
     new MoneyDashboard(this, 'dashboard', {
       dashboardName: prefix,
       location,
@@ -242,6 +259,9 @@ export class WorkersStack extends EnvironmentStack {
     new TerraformOutput(this, 'alerts_topic_arn', { value: this.alerts.topicArn });
     new TerraformOutput(this, 'migrations_digest', { value: migration.digest, description: 'sha256 of the migrations applied by this deploy.' });
     new TerraformOutput(this, 'discarded_batch_queues', { value: this.triggers.map((t) => t.failureQueueName) });
-    new TerraformOutput(this, 'flink_status_secret_name', { value: flinkStatus.secretName, description: 'Secret the Flink status check reads; store its credentials once (docs/operations.md).' });
+    new TerraformOutput(this, 'flink_status_secret_name', {
+      value: flinkStatus.secretName,
+      description: 'Secret the Flink status check reads; store its credentials once (docs/operations.md).',
+    });
   }
 }

@@ -31,16 +31,17 @@ describe('architecture', () => {
     const files = ['main.ts', ...sourceFiles('stacks'), ...sourceFiles('constructs')];
     const offenders = files.flatMap((file) =>
       importsOf(file)
-        .filter((spec) => spec === '@cdktf/provider-aws' || /\.gen\/providers\/confluent\/?$/.test(spec) || /\.gen\/providers\/confluent\/(index|lazy-index)$/.test(spec))
+        .filter(
+          (spec) =>
+            spec === '@cdktf/provider-aws' || /\.gen\/providers\/confluent\/?$/.test(spec) || /\.gen\/providers\/confluent\/(index|lazy-index)$/.test(spec),
+        )
         .map((spec) => `${file} imports ${spec}`),
     );
     expect(offenders).toEqual([]);
   });
 
   test('infrastructure code reads no environment variables: config is parsed once at the edge', () => {
-    const offenders = [...sourceFiles('stacks'), ...sourceFiles('constructs')].filter((file) =>
-      /process\.env/.test(readFileSync(join(root, file), 'utf8')),
-    );
+    const offenders = [...sourceFiles('stacks'), ...sourceFiles('constructs')].filter((file) => /process\.env/.test(readFileSync(join(root, file), 'utf8')));
     expect(offenders).toEqual([]);
   });
 

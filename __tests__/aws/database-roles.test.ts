@@ -29,7 +29,19 @@ const ROLES = {
 } as const;
 
 /** Every table the migrations create; a new one fails this test until its grants are decided. */
-const TABLES = ['ad_balance_histories', 'advertisers', 'campaign_daily_spend', 'campaigns', 'click_voids', 'dead_letters', 'duplicate_clicks', 'ledger_entry_refs', 'outbox', 'outbox_publishers', 'pgmigrations'];
+const TABLES = [
+  'ad_balance_histories',
+  'advertisers',
+  'campaign_daily_spend',
+  'campaigns',
+  'click_voids',
+  'dead_letters',
+  'duplicate_clicks',
+  'ledger_entry_refs',
+  'outbox',
+  'outbox_publishers',
+  'pgmigrations',
+];
 
 let db: TestDatabase;
 const prefix = testKeyPrefix();
@@ -134,7 +146,9 @@ describe('one database role per function', () => {
 
   test('the roles the migration creates are exactly the ones the workers stack connects as', async () => {
     expect(Object.values(ROLES).sort()).toEqual(Object.values(FUNCTION_DATABASE_ROLES).sort());
-    const migrations = ['1764500000000_function-roles.sql', '1764700000000_ledger-entries.sql'].map((file) => readFileSync(path.join(REPO_ROOT, 'db/migrations', file), 'utf8')).join('\n');
+    const migrations = ['1764500000000_function-roles.sql', '1764700000000_ledger-entries.sql']
+      .map((file) => readFileSync(path.join(REPO_ROOT, 'db/migrations', file), 'utf8'))
+      .join('\n');
     for (const role of Object.values(FUNCTION_DATABASE_ROLES)) expect(migrations).toMatch(new RegExp(`'${role}'|ROLE ${role} `));
     const { rows } = await db.pool.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'adstream\\_%' ORDER BY rolname");
     expect(rows.map((r) => r.rolname)).toEqual(expect.arrayContaining(Object.values(FUNCTION_DATABASE_ROLES)));
@@ -145,7 +159,10 @@ describe('one database role per function', () => {
     try {
       const role = FUNCTION_DATABASE_ROLES.rankingCache;
       expect(await applyRolePasswords(client, [{ username: role, password: "pa'ss-word" }])).toEqual([role]);
-      const { rows } = await client.query<{ rolcanlogin: boolean; has_password: boolean }>('SELECT rolcanlogin, rolpassword IS NOT NULL AS has_password FROM pg_authid WHERE rolname = $1', [role]);
+      const { rows } = await client.query<{ rolcanlogin: boolean; has_password: boolean }>(
+        'SELECT rolcanlogin, rolpassword IS NOT NULL AS has_password FROM pg_authid WHERE rolname = $1',
+        [role],
+      );
       expect(rows[0]).toEqual({ rolcanlogin: true, has_password: true });
       await expect(applyRolePasswords(client, [{ username: 'postgres', password: 'x' }])).rejects.toThrow(/not a function role/);
       await expect(applyRolePasswords(client, [{ username: 'adstream_nobody', password: 'x' }])).rejects.toThrow(/does not exist; the migrations create/);
@@ -153,7 +170,9 @@ describe('one database role per function', () => {
       client.release();
     }
     expect(parseRoleSecretArns({})).toEqual([]);
-    expect(() => parseRoleSecretArns({ DATABASE_ROLE_SECRET_ARNS: 'arn:aws:secretsmanager:ap-northeast-2:111111111111:secret:a-1,nope' })).toThrow(/1 entry is not/);
+    expect(() => parseRoleSecretArns({ DATABASE_ROLE_SECRET_ARNS: 'arn:aws:secretsmanager:ap-northeast-2:111111111111:secret:a-1,nope' })).toThrow(
+      /1 entry is not/,
+    );
   });
 
   test('every table has its grants decided (a new table must say who may touch it)', async () => {
@@ -175,6 +194,8 @@ describe('one database role per function', () => {
     expect(rows).toEqual([{ relkind: 'p' }]);
     await expect(asRole('adstream_click_balance', 'SELECT count(*) FROM ad_balance_histories')).resolves.toBeDefined();
     await expect(asRole('adstream_click_balance', 'DELETE FROM ad_balance_histories_default')).rejects.toThrow(/permission denied/);
-    await expect(asRole('adstream_click_balance', "SELECT * FROM adstream_maintain_history(current_date, 7, 400, 'drop')")).rejects.toThrow(/permission denied/);
+    await expect(asRole('adstream_click_balance', "SELECT * FROM adstream_maintain_history(current_date, 7, 400, 'drop')")).rejects.toThrow(
+      /permission denied/,
+    );
   });
 });

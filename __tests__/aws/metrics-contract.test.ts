@@ -45,10 +45,24 @@ describe('worker metrics seen by the alarms', () => {
 
   test("each function's service name (the metrics' service dimension) is its handler's name", () => {
     const { workers } = addAwsStacks(Testing.app(), testEnvironment('dev'), { bundleRoot: createFakeBundleRoot() });
-    const json = JSON.parse(Testing.synth(workers)) as { resource: { aws_lambda_function: Record<string, { environment: { variables: Record<string, string> } }> } };
-    const services = Object.values(json.resource.aws_lambda_function).map((f) => f.environment.variables.POWERTOOLS_SERVICE_NAME).sort();
+    const json = JSON.parse(Testing.synth(workers)) as {
+      resource: { aws_lambda_function: Record<string, { environment: { variables: Record<string, string> } }> };
+    };
+    const services = Object.values(json.resource.aws_lambda_function)
+      .map((f) => f.environment.variables.POWERTOOLS_SERVICE_NAME)
+      .sort();
     expect(services).toEqual(
-      [BUDGET_RESET_HANDLER, CLICK_BALANCE_HANDLER, COMPENSATION_HANDLER, DB_MIGRATE_HANDLER, FLINK_STATUS_HANDLER, OUTBOX_SWEEP_HANDLER, RANKING_CACHE_HANDLER, TRIGGER_STATUS_HANDLER, RECONCILE_HANDLER].sort(),
+      [
+        BUDGET_RESET_HANDLER,
+        CLICK_BALANCE_HANDLER,
+        COMPENSATION_HANDLER,
+        DB_MIGRATE_HANDLER,
+        FLINK_STATUS_HANDLER,
+        OUTBOX_SWEEP_HANDLER,
+        RANKING_CACHE_HANDLER,
+        TRIGGER_STATUS_HANDLER,
+        RECONCILE_HANDLER,
+      ].sort(),
     );
   });
 

@@ -152,8 +152,12 @@ describe.each(environments.map((config) => [config.name, config] as const))('off
     ]);
     for (const mapping of mappings) {
       expect(mapping.values).toMatchObject({ starting_position: 'TRIM_HORIZON', batch_size: config.workers.batchSize });
-      expect((mapping.values.self_managed_event_source as { endpoints: Record<string, string> }[])[0].endpoints.KAFKA_BOOTSTRAP_SERVERS).toMatch(/^[^/]+:9092$/);
-      expect(mapping.values.source_access_configuration).toEqual([{ type: 'BASIC_AUTH', uri: expect.stringMatching(/^arn:aws:secretsmanager:[^:]+:\d{12}:secret:consumer-secret-/) }]);
+      expect((mapping.values.self_managed_event_source as { endpoints: Record<string, string> }[])[0].endpoints.KAFKA_BOOTSTRAP_SERVERS).toMatch(
+        /^[^/]+:9092$/,
+      );
+      expect(mapping.values.source_access_configuration).toEqual([
+        { type: 'BASIC_AUTH', uri: expect.stringMatching(/^arn:aws:secretsmanager:[^:]+:\d{12}:secret:consumer-secret-/) },
+      ]);
     }
   });
 

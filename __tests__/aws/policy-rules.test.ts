@@ -40,15 +40,33 @@ function stack(): TerraformStack {
 }
 
 function database(scope: Construct, overrides: Partial<DbInstanceConfig> = {}): DbInstance {
-  return new DbInstance(scope, 'db', { instanceClass: 'db.t4g.micro', engine: 'postgres', storageEncrypted: true, manageMasterUserPassword: true, ...overrides });
+  return new DbInstance(scope, 'db', {
+    instanceClass: 'db.t4g.micro',
+    engine: 'postgres',
+    storageEncrypted: true,
+    manageMasterUserPassword: true,
+    ...overrides,
+  });
 }
 
 function cache(scope: Construct, overrides: Partial<ElasticacheReplicationGroupConfig> = {}): ElasticacheReplicationGroup {
-  return new ElasticacheReplicationGroup(scope, 'cache', { replicationGroupId: 'c', description: 'c', transitEncryptionEnabled: true, atRestEncryptionEnabled: 'true', ...overrides });
+  return new ElasticacheReplicationGroup(scope, 'cache', {
+    replicationGroupId: 'c',
+    description: 'c',
+    transitEncryptionEnabled: true,
+    atRestEncryptionEnabled: 'true',
+    ...overrides,
+  });
 }
 
 function fn(scope: Construct, overrides: Partial<LambdaFunctionConfig> = {}): LambdaFunction {
-  return new LambdaFunction(scope, 'fn', { functionName: 'worker', role: 'arn:aws:iam::111111111111:role/r', timeout: 60, reservedConcurrentExecutions: 2, ...overrides });
+  return new LambdaFunction(scope, 'fn', {
+    functionName: 'worker',
+    role: 'arn:aws:iam::111111111111:role/r',
+    timeout: 60,
+    reservedConcurrentExecutions: 2,
+    ...overrides,
+  });
 }
 
 test('AWS_POLICY_RULES are part of ALL_POLICY_RULES and have unique ids', () => {
@@ -58,20 +76,24 @@ test('AWS_POLICY_RULES are part of ALL_POLICY_RULES and have unique ids', () => 
 
 describe('ADS-AWS1 RDS storage encryption', () => {
   test('compliant: storage_encrypted = true', () => expect(rdsStorageEncrypted.check(database(stack()), DEV)).toBeUndefined());
-  test('violation: storage not encrypted', () => expect(rdsStorageEncrypted.check(database(stack(), { storageEncrypted: false }), DEV)).toMatch(/storage_encrypted = true/));
+  test('violation: storage not encrypted', () =>
+    expect(rdsStorageEncrypted.check(database(stack(), { storageEncrypted: false }), DEV)).toMatch(/storage_encrypted = true/));
   test('not applicable to other resources', () => expect(rdsStorageEncrypted.check(new SqsQueue(stack(), 'q', {}), DEV)).toBeUndefined());
 });
 
 describe('ADS-AWS2 Redis encryption', () => {
   test('compliant: transit and at rest', () => expect(redisEncrypted.check(cache(stack()), DEV)).toBeUndefined());
-  test('violation: no transit encryption', () => expect(redisEncrypted.check(cache(stack(), { transitEncryptionEnabled: false }), DEV)).toMatch(/transit_encryption_enabled = true/));
-  test('violation: no encryption at rest', () => expect(redisEncrypted.check(cache(stack(), { atRestEncryptionEnabled: undefined }), DEV)).toMatch(/at_rest_encryption_enabled = true/));
+  test('violation: no transit encryption', () =>
+    expect(redisEncrypted.check(cache(stack(), { transitEncryptionEnabled: false }), DEV)).toMatch(/transit_encryption_enabled = true/));
+  test('violation: no encryption at rest', () =>
+    expect(redisEncrypted.check(cache(stack(), { atRestEncryptionEnabled: undefined }), DEV)).toMatch(/at_rest_encryption_enabled = true/));
 });
 
 describe('ADS-AWS3 SQS encryption', () => {
   test('compliant: SSE-SQS', () => expect(sqsEncrypted.check(new SqsQueue(stack(), 'q', { sqsManagedSseEnabled: true }), DEV)).toBeUndefined());
   test('compliant: KMS', () => expect(sqsEncrypted.check(new SqsQueue(stack(), 'q', { kmsMasterKeyId: 'alias/k' }), DEV)).toBeUndefined());
-  test('violation: unencrypted queue', () => expect(sqsEncrypted.check(new SqsQueue(stack(), 'q', { sqsManagedSseEnabled: false }), DEV)).toMatch(/sqs_managed_sse_enabled/));
+  test('violation: unencrypted queue', () =>
+    expect(sqsEncrypted.check(new SqsQueue(stack(), 'q', { sqsManagedSseEnabled: false }), DEV)).toMatch(/sqs_managed_sse_enabled/));
 });
 
 describe('ADS-AWS4 SNS encryption', () => {
@@ -82,23 +104,68 @@ describe('ADS-AWS4 SNS encryption', () => {
 describe('ADS-AWS5 no open ingress to 5432/6379', () => {
   const rule = noOpenStoreIngress;
   test('compliant: Postgres from a security group', () => {
-    expect(rule.check(new VpcSecurityGroupIngressRule(stack(), 'r', { securityGroupId: 'sg-1', ipProtocol: 'tcp', fromPort: 5432, toPort: 5432, referencedSecurityGroupId: 'sg-2' }), DEV)).toBeUndefined();
+    expect(
+      rule.check(
+        new VpcSecurityGroupIngressRule(stack(), 'r', {
+          securityGroupId: 'sg-1',
+          ipProtocol: 'tcp',
+          fromPort: 5432,
+          toPort: 5432,
+          referencedSecurityGroupId: 'sg-2',
+        }),
+        DEV,
+      ),
+    ).toBeUndefined();
   });
-  test('compliant: HTTPS from anywhere is not this rule\'s business', () => {
-    expect(rule.check(new VpcSecurityGroupIngressRule(stack(), 'r', { securityGroupId: 'sg-1', ipProtocol: 'tcp', fromPort: 443, toPort: 443, cidrIpv4: '0.0.0.0/0' }), DEV)).toBeUndefined();
+  test("compliant: HTTPS from anywhere is not this rule's business", () => {
+    expect(
+      rule.check(
+        new VpcSecurityGroupIngressRule(stack(), 'r', { securityGroupId: 'sg-1', ipProtocol: 'tcp', fromPort: 443, toPort: 443, cidrIpv4: '0.0.0.0/0' }),
+        DEV,
+      ),
+    ).toBeUndefined();
   });
   test('violation: Postgres from 0.0.0.0/0 (vpc ingress rule)', () => {
-    expect(rule.check(new VpcSecurityGroupIngressRule(stack(), 'r', { securityGroupId: 'sg-1', ipProtocol: 'tcp', fromPort: 5432, toPort: 5432, cidrIpv4: '0.0.0.0/0' }), DEV)).toMatch(/0\.0\.0\.0\/0 → 5432/);
+    expect(
+      rule.check(
+        new VpcSecurityGroupIngressRule(stack(), 'r', { securityGroupId: 'sg-1', ipProtocol: 'tcp', fromPort: 5432, toPort: 5432, cidrIpv4: '0.0.0.0/0' }),
+        DEV,
+      ),
+    ).toMatch(/0\.0\.0\.0\/0 → 5432/);
   });
   test('violation: Redis from ::/0 inside a port range (security group rule)', () => {
-    expect(rule.check(new SecurityGroupRule(stack(), 'r', { type: 'ingress', securityGroupId: 'sg-1', protocol: 'tcp', fromPort: 6000, toPort: 7000, ipv6CidrBlocks: ['::/0'] }), DEV)).toMatch(/::\/0 → 6379/);
+    expect(
+      rule.check(
+        new SecurityGroupRule(stack(), 'r', {
+          type: 'ingress',
+          securityGroupId: 'sg-1',
+          protocol: 'tcp',
+          fromPort: 6000,
+          toPort: 7000,
+          ipv6CidrBlocks: ['::/0'],
+        }),
+        DEV,
+      ),
+    ).toMatch(/::\/0 → 6379/);
   });
   test('violation: all traffic from anywhere (inline ingress of a security group)', () => {
     const group = new SecurityGroup(stack(), 'g', { ingress: [{ protocol: '-1', fromPort: 0, toPort: 0, cidrBlocks: ['0.0.0.0/0'] }] });
     expect(rule.check(group, DEV)).toMatch(/0\.0\.0\.0\/0 → 5432/);
   });
   test('compliant: an egress security group rule to anywhere', () => {
-    expect(rule.check(new SecurityGroupRule(stack(), 'r', { type: 'egress', securityGroupId: 'sg-1', protocol: 'tcp', fromPort: 5432, toPort: 5432, cidrBlocks: ['0.0.0.0/0'] }), DEV)).toBeUndefined();
+    expect(
+      rule.check(
+        new SecurityGroupRule(stack(), 'r', {
+          type: 'egress',
+          securityGroupId: 'sg-1',
+          protocol: 'tcp',
+          fromPort: 5432,
+          toPort: 5432,
+          cidrBlocks: ['0.0.0.0/0'],
+        }),
+        DEV,
+      ),
+    ).toBeUndefined();
   });
 });
 

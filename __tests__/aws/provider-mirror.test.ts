@@ -28,7 +28,9 @@ describe('finding the hashicorp/aws mirror for the offline plan', () => {
   });
 
   test('in CI, no mirror is a failure that says how to fix it, never a skip', () => {
-    expect(() => findProviderMirror({ CI: 'true' }, ['/nonexistent'])).toThrow(/No hashicorp\/aws 5\.100\.0 provider mirror found.*ADSTREAM_TF_PROVIDER_MIRROR/s);
+    expect(() => findProviderMirror({ CI: 'true' }, ['/nonexistent'])).toThrow(
+      /No hashicorp\/aws 5\.100\.0 provider mirror found.*ADSTREAM_TF_PROVIDER_MIRROR/s,
+    );
   });
 
   test('locally, no mirror means trying the registry (undefined), whose failure the plan reports', () => {

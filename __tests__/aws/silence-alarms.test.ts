@@ -70,14 +70,26 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
       expect(quiet).toBeUndefined();
       return;
     }
-    expect(quiet).toMatchObject({ metric_name: 'RecordsReceived', dimensions: { service: 'click-balance' }, comparison_operator: 'LessThanThreshold', threshold: 1, treat_missing_data: 'breaching' });
+    expect(quiet).toMatchObject({
+      metric_name: 'RecordsReceived',
+      dimensions: { service: 'click-balance' },
+      comparison_operator: 'LessThanThreshold',
+      threshold: 1,
+      treat_missing_data: 'breaching',
+    });
     expect(quiet!.evaluation_periods).toBe(config.monitoring.silence.clickTrafficQuietMinutes / 5);
   });
 
   test('compensations stopped while clicks flow, judged per hour', () => {
     const a = alarm('compensations-stopped');
-    expect(a.metric_query!.find((q) => q.id === 'stopped')!.expression).toBe(`IF(FILL(charged, 0) >= ${config.monitoring.silence.clicksPerHourExpectingDuplicates} AND FILL(received, 0) == 0, 1, 0)`);
-    expect(a.metric_query!.find((q) => q.id === 'received')!.metric).toMatchObject({ metric_name: 'RecordsReceived', dimensions: { service: 'compensation' }, period: 3600 });
+    expect(a.metric_query!.find((q) => q.id === 'stopped')!.expression).toBe(
+      `IF(FILL(charged, 0) >= ${config.monitoring.silence.clicksPerHourExpectingDuplicates} AND FILL(received, 0) == 0, 1, 0)`,
+    );
+    expect(a.metric_query!.find((q) => q.id === 'received')!.metric).toMatchObject({
+      metric_name: 'RecordsReceived',
+      dimensions: { service: 'compensation' },
+      period: 3600,
+    });
   });
 
   test('each trigger: lagging but consuming nothing, a partition behind, and the recovery window', () => {
@@ -87,7 +99,11 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
       ['ranking-cache', 'rtb-rankings-v2'],
     ] as const) {
       expect(alarm(`${fn}-not-consuming`).metric_query!.find((q) => q.id === 'lag')!.metric!.metric_name).toBe('OffsetLag');
-      expect(alarm(`${fn}-record-age`)).toMatchObject({ metric_name: 'OldestRecordAgeSeconds', dimensions: { service: fn }, threshold: config.monitoring.recovery.recordAgeWarnMinutes * 60 });
+      expect(alarm(`${fn}-record-age`)).toMatchObject({
+        metric_name: 'OldestRecordAgeSeconds',
+        dimensions: { service: fn },
+        threshold: config.monitoring.recovery.recordAgeWarnMinutes * 60,
+      });
       const retention = topic === 'rtb-rankings-v2' ? 7 * 24 * 3600 * 1000 : config.confluent.topics[topic].retentionMs;
       const window = alarm(`${fn}-recovery-window`);
       expect(window.threshold).toBe(Math.floor((retention * config.monitoring.recovery.recoveryWindowAlarmPercent) / 100 / 1000));
@@ -95,7 +111,7 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
     }
   });
 
-  test('each trigger\'s mapping state (Enabled, no PROBLEM) is checked on a schedule, and silence breaches', () => {
+  test("each trigger's mapping state (Enabled, no PROBLEM) is checked on a schedule, and silence breaches", () => {
     const mappings = Object.keys(parsed.resource.aws_lambda_event_source_mapping);
     for (const fn of ['click-balance', 'compensation', 'ranking-cache']) {
       expect(alarm(`${fn}-trigger-state`)).toMatchObject({
@@ -107,12 +123,18 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
         evaluation_periods: 2,
       });
     }
-    const checker = Object.values(parsed.resource.aws_lambda_function).find((f) => f.function_name === `${prefix}-trigger-status`) as { environment: { variables: Record<string, string> } };
+    const checker = Object.values(parsed.resource.aws_lambda_function).find((f) => f.function_name === `${prefix}-trigger-status`) as {
+      environment: { variables: Record<string, string> };
+    };
     const pairs = checker.environment.variables.TRIGGER_MAPPINGS.split(',');
     expect(pairs).toHaveLength(3);
     for (const pair of pairs) expect(pair).toMatch(/^(click-balance|compensation|ranking-cache)=\$\{aws_lambda_event_source_mapping\.[^.]+\.uuid\}$/);
     const documents = (parsed as unknown as { data: { aws_iam_policy_document: Record<string, unknown> } }).data.aws_iam_policy_document;
-    const grant = JSON.stringify(Object.entries(documents).filter(([key]) => key.startsWith('trigger-status-check_trigger-status_access')).map(([, doc]) => doc));
+    const grant = JSON.stringify(
+      Object.entries(documents)
+        .filter(([key]) => key.startsWith('trigger-status-check_trigger-status_access'))
+        .map(([, doc]) => doc),
+    );
     expect(grant).toContain('lambda:GetEventSourceMapping');
     for (const id of mappings) expect(grant).toContain(`event-source-mapping:\${aws_lambda_event_source_mapping.${id}.uuid}`);
   });
@@ -122,15 +144,27 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
     expect(statements.map((s) => s.pipeline)).toEqual(expect.arrayContaining(['duplicate-clicks', 'rtb-ranking']));
     for (const s of statements) {
       const a = alarms.find((x) => x.dimensions?.statement === s.statementName)!;
-      expect(a).toMatchObject({ metric_name: 'FlinkStatementRunning', dimensions: { service: 'flink-status' }, comparison_operator: 'LessThanThreshold', threshold: 1, treat_missing_data: 'breaching' });
+      expect(a).toMatchObject({
+        metric_name: 'FlinkStatementRunning',
+        dimensions: { service: 'flink-status' },
+        comparison_operator: 'LessThanThreshold',
+        threshold: 1,
+        treat_missing_data: 'breaching',
+      });
     }
     const duplicate = statements.find((s) => s.pipeline === 'duplicate-clicks')!;
     expect(alarms.find((x) => x.dimensions?.statement === duplicate.statementName)!.alarm_description).toMatch(/duplicate clicks stay charged/);
   });
 
   test('the Flink check runs on a schedule with the statement names and an empty secret for its key', () => {
-    const fn = Object.values(parsed.resource.aws_lambda_function).find((f) => f.function_name === `${prefix}-flink-status`) as { environment: { variables: Record<string, string> } };
-    expect(fn.environment.variables.FLINK_STATEMENTS).toBe(continuousFlinkStatements(config).map((s) => s.statementName).join(','));
+    const fn = Object.values(parsed.resource.aws_lambda_function).find((f) => f.function_name === `${prefix}-flink-status`) as {
+      environment: { variables: Record<string, string> };
+    };
+    expect(fn.environment.variables.FLINK_STATEMENTS).toBe(
+      continuousFlinkStatements(config)
+        .map((s) => s.statementName)
+        .join(','),
+    );
     expect(fn.environment.variables.FLINK_STATUS_SECRET_ARN).toMatch(/^\$\{aws_secretsmanager_secret\.flink-status-check_credentials_[A-Z0-9]+\.arn\}$/);
     const schedules = Object.values(parsed.resource.aws_scheduler_schedule).map((s) => [s.name, s.schedule_expression]);
     expect(schedules).toContainEqual([`${prefix}-flink-status`, `rate(${config.monitoring.silence.flinkCheckMinutes} minutes)`]);
@@ -139,18 +173,27 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
   });
 
   test('outbox: backlog age breaches when the sweep stops reporting; failed publishes alarm after two periods', () => {
-    expect(alarm('outbox-backlog-age')).toMatchObject({ metric_name: 'OutboxOldestUnpublishedSeconds', dimensions: { service: 'outbox-sweep' }, threshold: config.monitoring.silence.outboxMaxAgeMinutes * 60, treat_missing_data: 'breaching' });
+    expect(alarm('outbox-backlog-age')).toMatchObject({
+      metric_name: 'OutboxOldestUnpublishedSeconds',
+      dimensions: { service: 'outbox-sweep' },
+      threshold: config.monitoring.silence.outboxMaxAgeMinutes * 60,
+      treat_missing_data: 'breaching',
+    });
     expect(alarm('outbox-publish-failures')).toMatchObject({ metric_name: 'OutboxRowsFailing', evaluation_periods: 2 });
   });
 
-  test('scheduled functions\' error alarms do not talk about a blocked partition; the consumers\' do', () => {
-    for (const fn of ['budget-reset', 'outbox-sweep', 'flink-status', 'trigger-status', 'db-migrate']) expect(alarm(`${fn}-errors`).alarm_description).not.toMatch(/partition/);
+  test("scheduled functions' error alarms do not talk about a blocked partition; the consumers' do", () => {
+    for (const fn of ['budget-reset', 'outbox-sweep', 'flink-status', 'trigger-status', 'db-migrate'])
+      expect(alarm(`${fn}-errors`).alarm_description).not.toMatch(/partition/);
     for (const fn of ['click-balance', 'compensation', 'ranking-cache']) expect(alarm(`${fn}-errors`).alarm_description).toMatch(/partition is blocked/);
   });
 
   test('every alarm text that names a runbook names one docs/operations.md has', () => {
     const anchors = new Set([...OPERATIONS.matchAll(/^#+ .*\{#([a-z0-9-]+)\}|<a id="([a-z0-9-]+)"><\/a>/gm)].map((m) => m[1] ?? m[2]));
-    const texts = [...alarms.map((a) => a.alarm_description), ...Object.values((JSON.parse(storageJson) as Synthesized).resource.aws_cloudwatch_metric_alarm).map((a) => a.alarm_description as string)];
+    const texts = [
+      ...alarms.map((a) => a.alarm_description),
+      ...Object.values((JSON.parse(storageJson) as Synthesized).resource.aws_cloudwatch_metric_alarm).map((a) => a.alarm_description as string),
+    ];
     const named = texts.flatMap((t) => [...t.matchAll(/docs\/operations\.md#([a-z0-9-]+)/g)].map((m) => m[1]));
     expect(named.length).toBeGreaterThan(30);
     expect([...new Set(named)].filter((anchor) => !anchors.has(anchor))).toEqual([]);
@@ -158,7 +201,9 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
 
   describe('dashboard', () => {
     const [dashboard] = Object.values(parsed.resource.aws_cloudwatch_dashboard) as Array<{ dashboard_name: string; dashboard_body: string }>;
-    const body = JSON.parse(dashboard.dashboard_body) as { widgets: Array<{ type: string; x: number; y: number; width: number; height: number; properties: Record<string, unknown> }> };
+    const body = JSON.parse(dashboard.dashboard_body) as {
+      widgets: Array<{ type: string; x: number; y: number; width: number; height: number; properties: Record<string, unknown> }>;
+    };
     const titled = (title: string) => body.widgets.find((w) => w.properties.title === title)!;
     const lines = (title: string) => JSON.stringify(titled(title).properties.metrics);
 
@@ -189,7 +234,9 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
       const grids = body.widgets.filter((w) => w.type === 'alarm').flatMap((w) => w.properties.alarms as string[]);
       const arn = (alarmName: string) => `arn:aws:cloudwatch:${config.aws.region}:${config.aws.accountId}:alarm:${alarmName}`;
       expect(grids.sort()).toEqual([...alarms.map((a) => arn(a.alarm_name)), ...storageAlarmNames(config).map(arn)].sort());
-      const graphs = body.widgets.filter((w) => (w.properties.annotations as { alarms?: string[] } | undefined)?.alarms).map((w) => (w.properties.annotations as { alarms: string[] }).alarms[0]);
+      const graphs = body.widgets
+        .filter((w) => (w.properties.annotations as { alarms?: string[] } | undefined)?.alarms)
+        .map((w) => (w.properties.annotations as { alarms: string[] }).alarms[0]);
       expect(graphs).toEqual(storageAlarmNames(config).map(arn));
       const storageAlarms = Object.values((JSON.parse(storageJson) as Synthesized).resource.aws_cloudwatch_metric_alarm).map((a) => a.alarm_name);
       expect(storageAlarms.sort()).toEqual(storageAlarmNames(config).sort());
@@ -199,11 +246,12 @@ describe.each(['dev', 'prod'] as const)('silence alarms and dashboard of %s', (n
       const cells = new Set<string>();
       for (const w of body.widgets) {
         expect(w.x + w.width).toBeLessThanOrEqual(24);
-        for (let dx = 0; dx < w.width; dx++) for (let dy = 0; dy < w.height; dy++) {
-          const cell = `${w.x + dx},${w.y + dy}`;
-          expect(cells.has(cell)).toBe(false);
-          cells.add(cell);
-        }
+        for (let dx = 0; dx < w.width; dx++)
+          for (let dy = 0; dy < w.height; dy++) {
+            const cell = `${w.x + dx},${w.y + dy}`;
+            expect(cells.has(cell)).toBe(false);
+            cells.add(cell);
+          }
       }
     });
   });

@@ -67,7 +67,9 @@ describe('ADS-AWS9 stateful resources have alarms', () => {
 
   test('violation: a database without alarms names every missing metric', () => {
     const message = statefulResourcesAlarmed.check(database(stack()), DEV);
-    expect(message).toMatch(/aws_db_instance db has no alarm on CPUUtilization, FreeStorageSpace, FreeableMemory, DatabaseConnections, ReadLatency, WriteLatency, MaximumUsedTransactionIDs, db\.Concurrency\.deadlocks/);
+    expect(message).toMatch(
+      /aws_db_instance db has no alarm on CPUUtilization, FreeStorageSpace, FreeableMemory, DatabaseConnections, ReadLatency, WriteLatency, MaximumUsedTransactionIDs, db\.Concurrency\.deadlocks/,
+    );
   });
 
   test('violation: the deadlock alarm is missing', () => {
@@ -104,8 +106,16 @@ describe('ADS-AWS9 stateful resources have alarms', () => {
 
   test('RDS Proxy: compliant with its three alarms, violation without', () => {
     const s = stack();
-    const proxy = new DbProxy(s, 'proxy', { name: 'p', engineFamily: 'POSTGRESQL', roleArn: 'arn:aws:iam::111111111111:role/p', vpcSubnetIds: ['subnet-1'], auth: [] });
-    expect(statefulResourcesAlarmed.check(proxy, DEV)).toMatch(/aws_db_proxy proxy has no alarm on ClientConnections, DatabaseConnectionsBorrowLatency, DatabaseConnectionsCurrentlySessionPinned/);
+    const proxy = new DbProxy(s, 'proxy', {
+      name: 'p',
+      engineFamily: 'POSTGRESQL',
+      roleArn: 'arn:aws:iam::111111111111:role/p',
+      vpcSubnetIds: ['subnet-1'],
+      auth: [],
+    });
+    expect(statefulResourcesAlarmed.check(proxy, DEV)).toMatch(
+      /aws_db_proxy proxy has no alarm on ClientConnections, DatabaseConnectionsBorrowLatency, DatabaseConnectionsCurrentlySessionPinned/,
+    );
     for (const metric of REQUIRED_STATEFUL_ALARMS.aws_db_proxy) alarmOn(s, 'AWS/RDS', metric, { ProxyName: proxy.name });
     expect(statefulResourcesAlarmed.check(proxy, DEV)).toBeUndefined();
   });
@@ -113,17 +123,19 @@ describe('ADS-AWS9 stateful resources have alarms', () => {
   test('ElastiCache: node alarms count by the group id; a replica also needs replication lag and failover', () => {
     const s = stack();
     const group = new ElasticacheReplicationGroup(s, 'cache', { replicationGroupId: 'adstream-x-cache', description: 'c', numCacheClusters: 2 });
-    for (const metric of REQUIRED_STATEFUL_ALARMS.aws_elasticache_replication_group) alarmOn(s, 'AWS/ElastiCache', metric, { CacheClusterId: 'adstream-x-cache-001' });
+    for (const metric of REQUIRED_STATEFUL_ALARMS.aws_elasticache_replication_group)
+      alarmOn(s, 'AWS/ElastiCache', metric, { CacheClusterId: 'adstream-x-cache-001' });
     expect(statefulResourcesAlarmed.check(group, DEV)).toMatch(/no alarm on ReplicationLag, IsMaster/);
     alarmOn(s, 'AWS/ElastiCache', 'ReplicationLag', { CacheClusterId: 'adstream-x-cache-002' });
     alarmOn(s, 'AWS/ElastiCache', 'IsMaster', { CacheClusterId: 'adstream-x-cache-001' });
     expect(statefulResourcesAlarmed.check(group, DEV)).toBeUndefined();
   });
 
-  test('ElastiCache: alarms on another group\'s nodes do not count', () => {
+  test("ElastiCache: alarms on another group's nodes do not count", () => {
     const s = stack();
     const group = new ElasticacheReplicationGroup(s, 'cache', { replicationGroupId: 'adstream-x-cache', description: 'c' });
-    for (const metric of REQUIRED_STATEFUL_ALARMS.aws_elasticache_replication_group) alarmOn(s, 'AWS/ElastiCache', metric, { CacheClusterId: 'adstream-y-cache-001' });
+    for (const metric of REQUIRED_STATEFUL_ALARMS.aws_elasticache_replication_group)
+      alarmOn(s, 'AWS/ElastiCache', metric, { CacheClusterId: 'adstream-y-cache-001' });
     expect(statefulResourcesAlarmed.check(group, DEV)).toMatch(/no alarm on EngineCPUUtilization/);
   });
 

@@ -83,24 +83,34 @@ describe('stateful-tier alarms', () => {
         ['ledger-write-latency', 'WriteLatency'],
         ['ledger-transaction-id-age', 'MaximumUsedTransactionIDs'],
       ] as const) {
-        expect(alarm(suffix)).toMatchObject({ namespace: 'AWS/RDS', metric_name: metric, dimensions: { DBInstanceIdentifier: `\${aws_db_instance.${db}.identifier}` } });
+        expect(alarm(suffix)).toMatchObject({
+          namespace: 'AWS/RDS',
+          metric_name: metric,
+          dimensions: { DBInstanceIdentifier: `\${aws_db_instance.${db}.identifier}` },
+        });
       }
       expect(alarm('ledger-deadlocks').metric_query).toEqual([
         expect.objectContaining({ expression: `DB_PERF_INSIGHTS('RDS', '\${aws_db_instance.${db}.resource_id}', 'db.Concurrency.deadlocks.avg')` }),
       ]);
-      expect(alarm('ledger-free-storage')).toMatchObject({ comparison_operator: 'LessThanThreshold', threshold: 0.1 * config.database.allocatedStorageGb * 1024 ** 3 });
+      expect(alarm('ledger-free-storage')).toMatchObject({
+        comparison_operator: 'LessThanThreshold',
+        threshold: 0.1 * config.database.allocatedStorageGb * 1024 ** 3,
+      });
       expect(alarm('ledger-transaction-id-age').threshold).toBe(1_000_000_000);
       expect(alarm('ledger-read-latency').threshold).toBe(0.02);
     });
 
-    test('the connections alarm fires at 80 % of the instance class\'s max_connections', () => {
+    test("the connections alarm fires at 80 % of the instance class's max_connections", () => {
       const memory = instanceClassMemoryGib(config.database.instanceClass)!;
       expect(alarm('ledger-connections').threshold).toBe(Math.floor(0.8 * defaultMaxConnections(memory)));
     });
 
-    test('Performance Insights is on with the environment\'s retention; enhanced monitoring only where asked', () => {
+    test("Performance Insights is on with the environment's retention; enhanced monitoring only where asked", () => {
       const insight = config.monitoring.database;
-      expect(json).toHaveResourceWithProperties(DbInstance, { performance_insights_enabled: true, performance_insights_retention_period: insight.performanceInsightsRetentionDays });
+      expect(json).toHaveResourceWithProperties(DbInstance, {
+        performance_insights_enabled: true,
+        performance_insights_retention_period: insight.performanceInsightsRetentionDays,
+      });
       const [db] = Object.values(parsed.resource.aws_db_instance);
       if (insight.enhancedMonitoringSeconds > 0) {
         expect(db.monitoring_interval).toBe(insight.enhancedMonitoringSeconds);
@@ -120,7 +130,11 @@ describe('stateful-tier alarms', () => {
         expect(proxyAlarms).toEqual([]);
         return;
       }
-      expect(proxyAlarms.map((a) => a.metric_name).sort()).toEqual(['ClientConnections', 'DatabaseConnectionsBorrowLatency', 'DatabaseConnectionsCurrentlySessionPinned']);
+      expect(proxyAlarms.map((a) => a.metric_name).sort()).toEqual([
+        'ClientConnections',
+        'DatabaseConnectionsBorrowLatency',
+        'DatabaseConnectionsCurrentlySessionPinned',
+      ]);
       for (const a of proxyAlarms) expect(a.dimensions!.ProxyName).toBe(`\${aws_db_proxy.${proxies[0]}.name}`);
       const reserved = Object.values(config.workers.functions).reduce((sum, f) => sum + f.reservedConcurrency, 0);
       expect(alarm('ledger-proxy-client-connections').threshold).toBe(reserved);
@@ -130,27 +144,46 @@ describe('stateful-tier alarms', () => {
     test('every cache node is watched; replication lag and failover where there is a replica', () => {
       const nodes = Array.from({ length: 1 + config.cache.replicas }, (_, i) => `adstream-${name}-cache-00${i + 1}`);
       for (const node of nodes) {
-        const metrics = alarms.filter((a) => a.dimensions?.CacheClusterId === node && a.metric_name !== 'IsMaster').map((a) => a.metric_name).sort();
-        const expected = ['CurrConnections', 'DatabaseMemoryUsagePercentage', 'EngineCPUUtilization', 'Evictions', ...(config.cache.replicas > 0 ? ['ReplicationLag'] : [])].sort();
+        const metrics = alarms
+          .filter((a) => a.dimensions?.CacheClusterId === node && a.metric_name !== 'IsMaster')
+          .map((a) => a.metric_name)
+          .sort();
+        const expected = [
+          'CurrConnections',
+          'DatabaseMemoryUsagePercentage',
+          'EngineCPUUtilization',
+          'Evictions',
+          ...(config.cache.replicas > 0 ? ['ReplicationLag'] : []),
+        ].sort();
         expect(metrics).toEqual(expected);
       }
       const failover = alarms.filter((a) => a.metric_name === 'IsMaster');
       if (config.cache.replicas === 0) expect(failover).toEqual([]);
-      else expect(failover).toEqual([expect.objectContaining({ dimensions: { CacheClusterId: nodes[0] }, comparison_operator: 'LessThanThreshold', threshold: 1 })]);
+      else
+        expect(failover).toEqual([
+          expect.objectContaining({ dimensions: { CacheClusterId: nodes[0] }, comparison_operator: 'LessThanThreshold', threshold: 1 }),
+        ]);
     });
 
     test('every NAT gateway is watched for port-allocation errors and dropped packets', () => {
       const gateways = Object.keys(parsed.resource.aws_nat_gateway ?? {});
       expect(gateways).toHaveLength(config.network.mode === 'create' ? config.network.natGateways : 0);
       for (const gateway of gateways) {
-        const metrics = alarms.filter((a) => a.dimensions?.NatGatewayId === `\${aws_nat_gateway.${gateway}.id}`).map((a) => a.metric_name).sort();
+        const metrics = alarms
+          .filter((a) => a.dimensions?.NatGatewayId === `\${aws_nat_gateway.${gateway}.id}`)
+          .map((a) => a.metric_name)
+          .sort();
         expect(metrics).toEqual(['ErrorPortAllocation', 'PacketsDropCount']);
       }
     });
   });
 
-  test('thresholds come from the environment\'s monitoring config', () => {
-    const config = { ...testEnvironment('dev'), monitoring: parseEnvironment({ ...structuredClone(dev), monitoring: { database: { cpuPercent: 65, maxConnections: 400 }, cache: { evictions: 25 } } }).monitoring };
+  test("thresholds come from the environment's monitoring config", () => {
+    const config = {
+      ...testEnvironment('dev'),
+      monitoring: parseEnvironment({ ...structuredClone(dev), monitoring: { database: { cpuPercent: 65, maxConnections: 400 }, cache: { evictions: 25 } } })
+        .monitoring,
+    };
     const { byName } = synthStorage(config);
     expect(byName.get('adstream-dev-ledger-cpu')!.threshold).toBe(65);
     expect(byName.get('adstream-dev-ledger-connections')!.threshold).toBe(320);
@@ -159,7 +192,9 @@ describe('stateful-tier alarms', () => {
 
   test('fails at synth for an instance class whose memory is unknown, and names the fix', () => {
     const config = testEnvironment('dev', { database: { ...testEnvironment('dev').database, instanceClass: 'db.x2iedn.xlarge' } });
-    expect(() => synthStorage(config)).toThrow(/instance class "db\.x2iedn\.xlarge" is not in the built-in memory table; set monitoring\.database\.instanceMemoryGib/);
+    expect(() => synthStorage(config)).toThrow(
+      /instance class "db\.x2iedn\.xlarge" is not in the built-in memory table; set monitoring\.database\.instanceMemoryGib/,
+    );
     const known = { ...config, monitoring: { ...config.monitoring, database: { ...config.monitoring.database, instanceMemoryGib: 128 } } };
     expect(synthStorage(known).byName.get('adstream-dev-ledger-connections')!.threshold).toBe(Math.floor(0.8 * 5000));
   });
@@ -167,10 +202,12 @@ describe('stateful-tier alarms', () => {
   test('fails at synth when an alarm text is longer than CloudWatch accepts', () => {
     const stack = new TerraformStack(Testing.app(), 'alarm-text');
     const settings = { alarmName: 'a', namespace: 'AWS/RDS', metricName: 'CPUUtilization', statistic: 'Average' };
-    expect(() => createAlarm(stack, 'long', { topicArn: 'arn:aws:sns:ap-northeast-2:111111111111:t' }, { ...settings, alarmDescription: 'x'.repeat(1025) })).toThrow(
-      /alarm description is 1025 characters; CloudWatch accepts at most 1024/,
-    );
-    expect(() => createAlarm(stack, 'fits', { topicArn: 'arn:aws:sns:ap-northeast-2:111111111111:t' }, { ...settings, alarmDescription: 'x'.repeat(1024) })).not.toThrow();
+    expect(() =>
+      createAlarm(stack, 'long', { topicArn: 'arn:aws:sns:ap-northeast-2:111111111111:t' }, { ...settings, alarmDescription: 'x'.repeat(1025) }),
+    ).toThrow(/alarm description is 1025 characters; CloudWatch accepts at most 1024/);
+    expect(() =>
+      createAlarm(stack, 'fits', { topicArn: 'arn:aws:sns:ap-northeast-2:111111111111:t' }, { ...settings, alarmDescription: 'x'.repeat(1024) }),
+    ).not.toThrow();
   });
 
   test('max_connections follows the RDS for PostgreSQL default formula', () => {

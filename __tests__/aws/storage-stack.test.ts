@@ -55,10 +55,19 @@ describe('StorageStack', () => {
 
     test('one credentials secret per function database role, which the proxy (if any) accepts too', () => {
       const p = JSON.parse(json) as { resource: Record<string, Record<string, Record<string, unknown>>> };
-      const names = Object.values(p.resource.aws_secretsmanager_secret).map((secret) => String(secret.name)).filter((n) => n.includes('/db/')).sort();
-      expect(names).toEqual(Object.values(FUNCTION_DATABASE_ROLES).map((role) => `adstream/${name}/db/${role}`).sort());
+      const names = Object.values(p.resource.aws_secretsmanager_secret)
+        .map((secret) => String(secret.name))
+        .filter((n) => n.includes('/db/'))
+        .sort();
+      expect(names).toEqual(
+        Object.values(FUNCTION_DATABASE_ROLES)
+          .map((role) => `adstream/${name}/db/${role}`)
+          .sort(),
+      );
       for (const version of Object.values(p.resource.aws_secretsmanager_secret_version).filter((v) => String(v.secret_string).includes('jsonencode'))) {
-        expect(version.secret_string).toMatch(/^\$\{jsonencode\(\{"username" = "adstream_[a-z_]+", "password" = data\.aws_secretsmanager_random_password\.[^.]+\.random_password\}\)\}$/);
+        expect(version.secret_string).toMatch(
+          /^\$\{jsonencode\(\{"username" = "adstream_[a-z_]+", "password" = data\.aws_secretsmanager_random_password\.[^.]+\.random_password\}\)\}$/,
+        );
       }
       if (config.database.useProxy) {
         const [proxy] = Object.values(p.resource.aws_db_proxy);
@@ -70,8 +79,11 @@ describe('StorageStack', () => {
       expect(json).toHaveResourceWithProperties(DbInstance, { engine_version: '16', auto_minor_version_upgrade: true, allow_major_version_upgrade: false });
     });
 
-    test('the interface endpoints admit only this account\'s principals reaching this account\'s resources', () => {
-      const parsed = JSON.parse(json) as { resource: Record<string, Record<string, Record<string, unknown>>>; data: Record<string, Record<string, Record<string, unknown>>> };
+    test("the interface endpoints admit only this account's principals reaching this account's resources", () => {
+      const parsed = JSON.parse(json) as {
+        resource: Record<string, Record<string, Record<string, unknown>>>;
+        data: Record<string, Record<string, Record<string, unknown>>>;
+      };
       const interfaces = Object.values(parsed.resource.aws_vpc_endpoint).filter((e) => e.vpc_endpoint_type === 'Interface');
       expect(interfaces).toHaveLength(3);
       for (const endpoint of interfaces) expect(endpoint.policy).toMatch(/^\$\{data\.aws_iam_policy_document\.network_endpoint-policy_[^.]+\.json\}$/);
@@ -99,7 +111,11 @@ describe('StorageStack', () => {
       expect(Object.keys(parsed.resource[Subnet.tfResourceType]).filter((k) => k.includes('private'))).toHaveLength(config.network.availabilityZones);
       expect(Object.keys(parsed.resource[NatGateway.tfResourceType])).toHaveLength(config.network.natGateways);
       for (const service of ['secretsmanager', 'sns', 'sqs']) {
-        expect(json).toHaveResourceWithProperties(VpcEndpoint, { service_name: `com.amazonaws.${config.aws.region}.${service}`, vpc_endpoint_type: 'Interface', private_dns_enabled: true });
+        expect(json).toHaveResourceWithProperties(VpcEndpoint, {
+          service_name: `com.amazonaws.${config.aws.region}.${service}`,
+          vpc_endpoint_type: 'Interface',
+          private_dns_enabled: true,
+        });
       }
     });
 
@@ -137,7 +153,9 @@ describe('StorageStack', () => {
   });
 
   test('a referenced VPC creates no network, only uses the given subnets', () => {
-    const { parsed } = synthStorage('dev', { network: { mode: 'reference', vpcId: 'vpc-0abc12345', privateSubnetIds: ['subnet-0abc12345', 'subnet-0abc12346'] } });
+    const { parsed } = synthStorage('dev', {
+      network: { mode: 'reference', vpcId: 'vpc-0abc12345', privateSubnetIds: ['subnet-0abc12345', 'subnet-0abc12346'] },
+    });
     expect(parsed.resource.aws_vpc).toBeUndefined();
     expect(JSON.stringify(parsed.resource.aws_db_subnet_group)).toContain('subnet-0abc12346');
   });

@@ -133,12 +133,22 @@ describe('WorkersStack', () => {
           .filter((s) => s.actions.includes('secretsmanager:GetSecretValue'))
           .flatMap((s) => s.resources)
           .sort();
-      expect(secretsRead('click-balance')).toEqual([storage.database.roleSecretArns.adstream_click_balance, storage.cache.authTokenSecretArn, streaming.consumerSecretArn, streaming.producerSecretArn].sort());
-      expect(secretsRead('ranking-cache')).toEqual([storage.database.roleSecretArns.adstream_ranking_cache, storage.cache.authTokenSecretArn, streaming.consumerSecretArn].sort());
+      expect(secretsRead('click-balance')).toEqual(
+        [
+          storage.database.roleSecretArns.adstream_click_balance,
+          storage.cache.authTokenSecretArn,
+          streaming.consumerSecretArn,
+          streaming.producerSecretArn,
+        ].sort(),
+      );
+      expect(secretsRead('ranking-cache')).toEqual(
+        [storage.database.roleSecretArns.adstream_ranking_cache, storage.cache.authTokenSecretArn, streaming.consumerSecretArn].sort(),
+      );
       // db-migrate alone uses the master user, and reads the role secrets to set their passwords.
       expect(secretsRead('db-migrate')).toEqual([storage.database.credentialsSecretArn, ...Object.values(storage.database.roleSecretArns)].sort());
       expect(secretsRead('outbox-sweep')).toEqual([storage.database.roleSecretArns.adstream_outbox_sweep, streaming.producerSecretArn].sort());
-      for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep']) expect(secretsRead(id)).not.toContain(storage.database.credentialsSecretArn);
+      for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep'])
+        expect(secretsRead(id)).not.toContain(storage.database.credentialsSecretArn);
       for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate']) {
         for (const statement of policyOf(parsed, id)) {
           if (statement.resources.includes('*')) expect(statement.actions.every((a) => a.startsWith('ec2:'))).toBe(true);
@@ -174,10 +184,13 @@ describe('WorkersStack', () => {
       for (const fn of Object.values(parsed.resource.aws_lambda_function)) expect(fn.publish).toBe(true);
       const waiting = aliases.filter((a) => JSON.stringify(a.depends_on ?? []).includes('aws_lambda_invocation.schema-migration_run_'));
       expect(waiting.map((a) => String(a.function_name)).sort()).toEqual(
-        ['budget-reset', 'click-balance', 'compensation', 'outbox-sweep', 'ranking-cache', 'reconciliation_reconcile'].map((id) => expect.stringContaining(`aws_lambda_function.${id}_function_`)).sort(() => 0),
+        ['budget-reset', 'click-balance', 'compensation', 'outbox-sweep', 'ranking-cache', 'reconciliation_reconcile']
+          .map((id) => expect.stringContaining(`aws_lambda_function.${id}_function_`))
+          .sort(() => 0),
       );
       for (const alias of aliases) expect(alias.function_version).toMatch(/^\$\{aws_lambda_function\.[^.]+\.version\}$/);
-      for (const mapping of Object.values(parsed.resource.aws_lambda_event_source_mapping)) expect(mapping.function_name).toMatch(/^\$\{aws_lambda_alias\.[^.]+_live_[^.]+\.arn\}$/);
+      for (const mapping of Object.values(parsed.resource.aws_lambda_event_source_mapping))
+        expect(mapping.function_name).toMatch(/^\$\{aws_lambda_alias\.[^.]+_live_[^.]+\.arn\}$/);
       for (const schedule of Object.values(parsed.resource.aws_scheduler_schedule)) {
         expect((schedule.target as { arn: string }).arn).toMatch(/^\$\{aws_lambda_alias\.[^.]+_live_[^.]+\.arn\}$/);
       }
@@ -188,7 +201,8 @@ describe('WorkersStack', () => {
       expect(json).toHaveResourceWithProperties(LambdaInvocation, { triggers: expect.objectContaining({ migrations: digest }) });
       // A replaced role secret (a new password) re-runs db-migrate, which sets it on the role.
       const [invocation] = Object.values(parsed.resource.aws_lambda_invocation);
-      for (const arn of Object.values(fakeHandoffs(config).storage.database.roleSecretArns)) expect((invocation.triggers as { roleSecrets: string }).roleSecrets).toContain(arn);
+      for (const arn of Object.values(fakeHandoffs(config).storage.database.roleSecretArns))
+        expect((invocation.triggers as { roleSecrets: string }).roleSecrets).toContain(arn);
     });
 
     test('budget reset at local midnight and the outbox sweep, each role invoking only its function', () => {
@@ -204,7 +218,10 @@ describe('WorkersStack', () => {
       for (const [key, document] of scheduleDocs) {
         const id = key.startsWith('budget-reset') ? 'budget-reset' : 'outbox-sweep';
         expect(document.statement).toEqual([
-          expect.objectContaining({ actions: ['lambda:InvokeFunction'], resources: [expect.stringMatching(new RegExp(`^\\$\\{aws_lambda_alias\\.${id}_live_[^.]+\\.arn\\}$`))] }),
+          expect.objectContaining({
+            actions: ['lambda:InvokeFunction'],
+            resources: [expect.stringMatching(new RegExp(`^\\$\\{aws_lambda_alias\\.${id}_live_[^.]+\\.arn\\}$`))],
+          }),
         ]);
       }
     });
@@ -217,7 +234,11 @@ describe('WorkersStack', () => {
       expect(count('Throttles')).toBe(9);
       expect(count('OffsetLag')).toBe(3);
       expect(count('ApproximateNumberOfMessagesVisible')).toBe(3);
-      expect(json).toHaveResourceWithProperties(CloudwatchMetricAlarm, { namespace: 'adstream', metric_name: 'RecordsDeadLettered', dimensions: { service: 'click-balance' } });
+      expect(json).toHaveResourceWithProperties(CloudwatchMetricAlarm, {
+        namespace: 'adstream',
+        metric_name: 'RecordsDeadLettered',
+        dimensions: { service: 'click-balance' },
+      });
       const rate = alarms.find((a) => a.alarm_name === `${prefix}-duplicate-click-rate`)!;
       expect(JSON.stringify(rate.metric_query)).toContain('DuplicateClicks');
       expect(JSON.stringify(rate.metric_query)).toContain('ClicksCharged');
@@ -245,7 +266,11 @@ describe('WorkersStack', () => {
   test('Slack through AWS Chatbot when alerts.slack is set', () => {
     const base = testEnvironment('dev');
     const { json } = synthWorkers('dev', { alerts: { ...base.alerts, slack: { workspaceId: 'T0123ABCD', channelId: 'C0123ABCD', apiRegion: 'us-east-2' } } });
-    expect(json).toHaveResourceWithProperties(ChatbotSlackChannelConfiguration, { slack_team_id: 'T0123ABCD', slack_channel_id: 'C0123ABCD', provider: 'aws.chatbot' });
+    expect(json).toHaveResourceWithProperties(ChatbotSlackChannelConfiguration, {
+      slack_team_id: 'T0123ABCD',
+      slack_channel_id: 'C0123ABCD',
+      provider: 'aws.chatbot',
+    });
     // The Chatbot API runs in four regions only: the configuration is created through a provider there.
     const providers = JSON.parse(json).provider.aws as Array<{ alias?: string; region: string }>;
     expect(providers.find((p) => p.alias === 'chatbot')?.region).toBe('us-east-2');
@@ -273,7 +298,8 @@ describe('WorkersStack', () => {
       expect.stringContaining('aws_security_group.flink-status-check_'),
       expect.stringContaining('aws_security_group.trigger-status-check_'),
     ]);
-    for (const rule of throughNat) expect(rule).toMatchObject({ cidr_ipv4: '0.0.0.0/0', description: expect.stringMatching(/(Flink REST|Lambda) API through the NAT/) });
+    for (const rule of throughNat)
+      expect(rule).toMatchObject({ cidr_ipv4: '0.0.0.0/0', description: expect.stringMatching(/(Flink REST|Lambda) API through the NAT/) });
 
     const config = testEnvironment('dev');
     const handoffs = fakeHandoffs(config);
@@ -292,15 +318,21 @@ describe('WorkersStack', () => {
 
   test('fails when a bundle is missing, telling to run npm run bundle', () => {
     const empty = mkdtempSync(join(tmpdir(), 'adstream-no-bundles-'));
-    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: empty })).toThrow(MissingBundleError);
-    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: empty })).toThrow(/click-balance.*npm run bundle/);
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: empty })).toThrow(
+      MissingBundleError,
+    );
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: empty })).toThrow(
+      /click-balance.*npm run bundle/,
+    );
     rmSync(empty, { recursive: true, force: true });
   });
 
   test('fails when the db-migrate bundle carries no migrations', () => {
     const root = createFakeBundleRoot();
     rmSync(join(root, 'db-migrate', 'migrations'), { recursive: true });
-    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: root })).toThrow(/db-migrate.*migrations\/\*\.sql.*npm run bundle/);
+    expect(() => new WorkersStack(Testing.app(), { config: testEnvironment('dev'), ...fakeHandoffs(testEnvironment('dev')), bundleRoot: root })).toThrow(
+      /db-migrate.*migrations\/\*\.sql.*npm run bundle/,
+    );
   });
 
   test('the migration digest changes when a migration changes', () => {
@@ -325,12 +357,18 @@ describe('WorkersStack', () => {
       });
       return { stack, fn };
     };
-    const source = { kind: 'confluent' as const, bootstrapServers: 'pkc-1.example:9092', credentialsSecretArn: 'arn:aws:secretsmanager:ap-northeast-2:111111111111:secret:x' };
+    const source = {
+      kind: 'confluent' as const,
+      bootstrapServers: 'pkc-1.example:9092',
+      credentialsSecretArn: 'arn:aws:secretsmanager:ap-northeast-2:111111111111:secret:x',
+    };
     const base = { topic: 'ad-events', consumerGroupId: 'click-balance-processor', source, failureQueueName: 'q', production: false };
 
     test('fails on a bootstrap server with a scheme', () => {
       const { stack, fn } = worker();
-      expect(() => new KafkaTrigger(stack, 't', { ...base, worker: fn, source: { ...source, bootstrapServers: 'SASL_SSL://pkc-1.example:9092' } })).toThrow(/has a scheme.*strip "SASL_SSL:\/\/"/);
+      expect(() => new KafkaTrigger(stack, 't', { ...base, worker: fn, source: { ...source, bootstrapServers: 'SASL_SSL://pkc-1.example:9092' } })).toThrow(
+        /has a scheme.*strip "SASL_SSL:\/\/"/,
+      );
     });
 
     test('fails on a batch size over 10 000', () => {
@@ -345,7 +383,9 @@ describe('WorkersStack', () => {
 
     test('fails on an invalid MSK cluster ARN', () => {
       const { stack, fn } = worker();
-      expect(() => new KafkaTrigger(stack, 't', { ...base, worker: fn, source: { kind: 'msk', clusterArn: 'arn:aws:kafka:x' } })).toThrow(/is not an MSK cluster ARN/);
+      expect(() => new KafkaTrigger(stack, 't', { ...base, worker: fn, source: { kind: 'msk', clusterArn: 'arn:aws:kafka:x' } })).toThrow(
+        /is not an MSK cluster ARN/,
+      );
     });
   });
 });

@@ -50,7 +50,10 @@ describe('npm run deploy', () => {
     expect(status).toBe(0);
     expect(ran).toEqual([]);
     expect(stdout).toContain('deploy dev: synth → streaming → flink:check → flink → storage → workers');
-    const commands = stdout.split('\n').filter((line) => line.startsWith('  $ ')).map((line) => line.slice(4));
+    const commands = stdout
+      .split('\n')
+      .filter((line) => line.startsWith('  $ '))
+      .map((line) => line.slice(4));
     expect(commands).toEqual([
       'npx cdktf synth',
       'npx cdktf deploy adstream-dev-streaming --skip-synth --ignore-missing-stack-dependencies',
@@ -62,7 +65,11 @@ describe('npm run deploy', () => {
   });
 
   test('runs every step in order with progress, and passes --auto-approve on', () => {
-    const { status, stdout, calls: ran } = deploy(['deploy', '--env', 'prod', '--auto-approve'], { TF_VAR_confluent_cloud_api_key: 'k', TF_VAR_confluent_cloud_api_secret: 's' });
+    const {
+      status,
+      stdout,
+      calls: ran,
+    } = deploy(['deploy', '--env', 'prod', '--auto-approve'], { TF_VAR_confluent_cloud_api_key: 'k', TF_VAR_confluent_cloud_api_secret: 's' });
     expect(status).toBe(0);
     expect(ran).toEqual([
       'npx cdktf synth',
@@ -77,13 +84,21 @@ describe('npm run deploy', () => {
   });
 
   test('stops at the first failure, says what to do, and never runs the later steps', () => {
-    const { status, stderr, calls: ran } = deploy(['deploy', '--env', 'dev'], {
+    const {
+      status,
+      stderr,
+      calls: ran,
+    } = deploy(['deploy', '--env', 'dev'], {
       TF_VAR_confluent_cloud_api_key: 'k',
       TF_VAR_confluent_cloud_api_secret: 's',
       FAIL_ON: 'npm run --silent flink:check*',
     });
     expect(status).toBe(1);
-    expect(ran).toEqual(['npx cdktf synth', 'npx cdktf deploy adstream-dev-streaming --skip-synth --ignore-missing-stack-dependencies', 'npm run --silent flink:check -- --env dev']);
+    expect(ran).toEqual([
+      'npx cdktf synth',
+      'npx cdktf deploy adstream-dev-streaming --skip-synth --ignore-missing-stack-dependencies',
+      'npm run --silent flink:check -- --env dev',
+    ]);
     expect(stderr).toMatch(/\[3\/6\] flink:check failed after [\d.]+ s \(exit 3\); stopped here/);
     expect(stderr).toContain('Then: npm run deploy -- --env dev --stacks flink,storage,workers');
     expect(stderr).not.toMatch(/^\s+at /m);
@@ -139,7 +154,9 @@ describe('the documented commands', () => {
 
   test.each(docs)('%s deploys with npm run deploy, never with a single-stack cdktf deploy cdktf would refuse', (_file, text) => {
     expect(text).toContain('npm run deploy -- --env');
-    const singleStack = [...text.matchAll(/npx cdktf deploy (adstream-[^\s`']+)/g)].map((m) => m[1]).filter((stack) => !/\*/.test(stack) && !/streaming|storage/.test(stack));
+    const singleStack = [...text.matchAll(/npx cdktf deploy (adstream-[^\s`']+)/g)]
+      .map((m) => m[1])
+      .filter((stack) => !/\*/.test(stack) && !/streaming|storage/.test(stack));
     expect(singleStack).toEqual([]);
   });
 });

@@ -32,7 +32,13 @@ describe('monitoring configuration', () => {
     expect(monitoring.proxy).toEqual({ borrowLatencyMs: 50, pinnedConnections: 0 });
     expect(monitoring.cache).toEqual({ engineCpuPercent: 80, memoryPercent: 80, evictions: 0, connections: 1000, replicationLagSeconds: 10 });
     expect(monitoring.nat).toEqual({ portAllocationErrors: 0, packetsDropped: 100 });
-    expect(monitoring.silence).toEqual({ stalledMinutes: 15, clicksPerHourExpectingDuplicates: 20_000, outboxMaxAgeMinutes: 10, flinkCheckMinutes: 5, triggerCheckMinutes: 5 });
+    expect(monitoring.silence).toEqual({
+      stalledMinutes: 15,
+      clicksPerHourExpectingDuplicates: 20_000,
+      outboxMaxAgeMinutes: 10,
+      flinkCheckMinutes: 5,
+      triggerCheckMinutes: 5,
+    });
     expect(monitoring.recovery).toEqual({ recordAgeWarnMinutes: 30, recoveryWindowAlarmPercent: 25 });
   });
 
@@ -64,25 +70,80 @@ describe('monitoring configuration', () => {
     ['a monitoring section has a typo', { databse: {} }, 'dev.monitoring.databse', 'no such field'],
     ['a database threshold has a typo', { database: { cpu: 90 } }, 'dev.monitoring.database.cpu', 'no such field'],
     ['the CPU threshold is 100 % or more', { database: { cpuPercent: 100 } }, 'dev.monitoring.database.cpuPercent', 'an integer from 1 to 99'],
-    ['the free storage threshold is above half the disk', { database: { freeStoragePercent: 60 } }, 'dev.monitoring.database.freeStoragePercent', 'an integer from 1 to 50'],
-    ['the transaction-ID age is too close to wraparound', { database: { transactionIdAge: 1_800_000_000 } }, 'dev.monitoring.database.transactionIdAge', 'Postgres stops accepting writes'],
-    ['the transaction-ID age is below the autovacuum freeze age', { database: { transactionIdAge: 1000 } }, 'dev.monitoring.database.transactionIdAge', 'an integer from 100000000'],
-    ['the Performance Insights retention is not offered', { database: { performanceInsightsRetentionDays: 30 } }, 'dev.monitoring.database.performanceInsightsRetentionDays', 'one of 7, 31, 62'],
-    ['the enhanced monitoring interval is not offered', { database: { enhancedMonitoringSeconds: 20 } }, 'dev.monitoring.database.enhancedMonitoringSeconds', 'one of 0, 1, 5, 10, 15, 30, 60'],
+    [
+      'the free storage threshold is above half the disk',
+      { database: { freeStoragePercent: 60 } },
+      'dev.monitoring.database.freeStoragePercent',
+      'an integer from 1 to 50',
+    ],
+    [
+      'the transaction-ID age is too close to wraparound',
+      { database: { transactionIdAge: 1_800_000_000 } },
+      'dev.monitoring.database.transactionIdAge',
+      'Postgres stops accepting writes',
+    ],
+    [
+      'the transaction-ID age is below the autovacuum freeze age',
+      { database: { transactionIdAge: 1000 } },
+      'dev.monitoring.database.transactionIdAge',
+      'an integer from 100000000',
+    ],
+    [
+      'the Performance Insights retention is not offered',
+      { database: { performanceInsightsRetentionDays: 30 } },
+      'dev.monitoring.database.performanceInsightsRetentionDays',
+      'one of 7, 31, 62',
+    ],
+    [
+      'the enhanced monitoring interval is not offered',
+      { database: { enhancedMonitoringSeconds: 20 } },
+      'dev.monitoring.database.enhancedMonitoringSeconds',
+      'one of 0, 1, 5, 10, 15, 30, 60',
+    ],
     ['max connections is not an integer', { database: { maxConnections: 'many' } }, 'dev.monitoring.database.maxConnections', 'an integer from 10'],
     ['the proxy borrow latency is zero', { proxy: { borrowLatencyMs: 0 } }, 'dev.monitoring.proxy.borrowLatencyMs', 'an integer from 1'],
-    ['the cache connection threshold exceeds the node limit', { cache: { connections: 70_000 } }, 'dev.monitoring.cache.connections', 'an integer from 1 to 65000'],
+    [
+      'the cache connection threshold exceeds the node limit',
+      { cache: { connections: 70_000 } },
+      'dev.monitoring.cache.connections',
+      'an integer from 1 to 65000',
+    ],
     ['a negative eviction threshold', { cache: { evictions: -1 } }, 'dev.monitoring.cache.evictions', 'an integer from 0'],
     ['a NAT threshold is not a number', { nat: { packetsDropped: '100' } }, 'dev.monitoring.nat.packetsDropped', 'an integer from 0'],
     ['monitoring is not an object', 'on', 'dev.monitoring', 'an object'],
-    ['the click quiet window is not a multiple of 5 minutes', { silence: { clickTrafficQuietMinutes: 12 } }, 'dev.monitoring.silence.clickTrafficQuietMinutes', 'a multiple of 5'],
+    [
+      'the click quiet window is not a multiple of 5 minutes',
+      { silence: { clickTrafficQuietMinutes: 12 } },
+      'dev.monitoring.silence.clickTrafficQuietMinutes',
+      'a multiple of 5',
+    ],
     ['the stalled window is longer than 4 hours', { silence: { stalledMinutes: 300 } }, 'dev.monitoring.silence.stalledMinutes', 'an integer from 5 to 240'],
     ['the outbox may wait less than two sweeps', { silence: { outboxMaxAgeMinutes: 1 } }, 'dev.monitoring.silence.outboxMaxAgeMinutes', 'an integer from 2'],
-    ['the duplicate expectation is below 100 clicks an hour', { silence: { clicksPerHourExpectingDuplicates: 10 } }, 'dev.monitoring.silence.clicksPerHourExpectingDuplicates', 'an integer from 100'],
-    ['the trigger check runs every 0 minutes', { silence: { triggerCheckMinutes: 0 } }, 'dev.monitoring.silence.triggerCheckMinutes', 'an integer from 1 to 60'],
+    [
+      'the duplicate expectation is below 100 clicks an hour',
+      { silence: { clicksPerHourExpectingDuplicates: 10 } },
+      'dev.monitoring.silence.clicksPerHourExpectingDuplicates',
+      'an integer from 100',
+    ],
+    [
+      'the trigger check runs every 0 minutes',
+      { silence: { triggerCheckMinutes: 0 } },
+      'dev.monitoring.silence.triggerCheckMinutes',
+      'an integer from 1 to 60',
+    ],
     ['the Flink check runs less than hourly', { silence: { flinkCheckMinutes: 90 } }, 'dev.monitoring.silence.flinkCheckMinutes', 'an integer from 1 to 60'],
-    ['the recovery-window alarm comes after half the window', { recovery: { recoveryWindowAlarmPercent: 80 } }, 'dev.monitoring.recovery.recoveryWindowAlarmPercent', 'an integer from 5 to 50'],
-    ['the record-age warning is not a multiple of 5 minutes', { recovery: { recordAgeWarnMinutes: 7 } }, 'dev.monitoring.recovery.recordAgeWarnMinutes', 'a multiple of 5'],
+    [
+      'the recovery-window alarm comes after half the window',
+      { recovery: { recoveryWindowAlarmPercent: 80 } },
+      'dev.monitoring.recovery.recoveryWindowAlarmPercent',
+      'an integer from 5 to 50',
+    ],
+    [
+      'the record-age warning is not a multiple of 5 minutes',
+      { recovery: { recordAgeWarnMinutes: 7 } },
+      'dev.monitoring.recovery.recordAgeWarnMinutes',
+      'a multiple of 5',
+    ],
   ];
 
   test('fails when the outbox may wait less than two sweeps of a slow sweep', () => {

@@ -1,14 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { contractsMarkdown } from '../../contracts/markdown';
-import {
-  adEventContract,
-  checkAgainst,
-  compensationEventContract,
-  EVENT_CONTRACTS,
-  jsonSchemaOf,
-  valueSubjectOf,
-} from '../../contracts';
+import { adEventContract, checkAgainst, compensationEventContract, EVENT_CONTRACTS, jsonSchemaOf, valueSubjectOf } from '../../contracts';
 
 const validClick = {
   event_id: 'evt-1',

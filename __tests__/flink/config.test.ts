@@ -8,7 +8,11 @@ describe('parseFlinkConfig', () => {
   });
 
   it('reads pipeline versions, stopped flags and retired versions', () => {
-    const flink = parseFlinkConfig({ maxCfu: 10, rankingTopN: 20, pipelines: { rtbRanking: { version: 3, retiredVersions: [2], stopped: true } } }, 'dev.flink', false);
+    const flink = parseFlinkConfig(
+      { maxCfu: 10, rankingTopN: 20, pipelines: { rtbRanking: { version: 3, retiredVersions: [2], stopped: true } } },
+      'dev.flink',
+      false,
+    );
     expect(flink.maxCfu).toBe(10);
     expect(flink.rankingTopN).toBe(20);
     expect(flink.pipelines['rtb-ranking']).toEqual({ version: 3, stopped: true, retiredVersions: [2] });
@@ -22,9 +26,21 @@ describe('parseFlinkConfig', () => {
     [{ stateTtl: { attributionHours: 24 } }, 'dev.flink.stateTtl.attributionHours', /an integer from 25 to 720/],
     [{ stateTtl: { duplicateClicksHours: 0 } }, 'dev.flink.stateTtl.duplicateClicksHours', /an integer from 1 to 168/],
     [{ stateTtl: { dedup: 1 } }, 'dev.flink.stateTtl.dedup', /no such field/],
-    [{ pipelines: { ranking: { version: 1 } } }, 'dev.flink.pipelines.ranking', /no such field; known fields are sources, performanceMetrics, rtbRanking, attribution, duplicateClicks/],
-    [{ pipelines: { attribution: { version: 2, retiredVersions: [2] } } }, 'dev.flink.pipelines.attribution.retiredVersions[0]', /lower than the running version 2/],
-    [{ pipelines: { attribution: { version: 3, retiredVersions: [1, 1] } } }, 'dev.flink.pipelines.attribution.retiredVersions[1]', /each retired version once/],
+    [
+      { pipelines: { ranking: { version: 1 } } },
+      'dev.flink.pipelines.ranking',
+      /no such field; known fields are sources, performanceMetrics, rtbRanking, attribution, duplicateClicks/,
+    ],
+    [
+      { pipelines: { attribution: { version: 2, retiredVersions: [2] } } },
+      'dev.flink.pipelines.attribution.retiredVersions[0]',
+      /lower than the running version 2/,
+    ],
+    [
+      { pipelines: { attribution: { version: 3, retiredVersions: [1, 1] } } },
+      'dev.flink.pipelines.attribution.retiredVersions[1]',
+      /each retired version once/,
+    ],
     [{ pipelines: { attribution: { stopped: 'yes' } } }, 'dev.flink.pipelines.attribution.stopped', /true or false/],
     [{ replicas: 1 }, 'dev.flink.replicas', /no such field/],
   ])('fails when %j (at %s)', (raw, field, allowed) => {

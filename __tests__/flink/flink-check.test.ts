@@ -143,7 +143,9 @@ describe('flink:check against a local Flink REST API', () => {
 describe('flink:check settings', () => {
   it('names every missing environment variable', () => {
     expect(() => settingsFromEnv({ FLINK_API_KEY: 'k' })).toThrow(FlinkCheckConfigError);
-    expect(() => settingsFromEnv({ FLINK_API_KEY: 'k' })).toThrow(/FLINK_API_SECRET, FLINK_REST_ENDPOINT, CONFLUENT_ORG_ID, CONFLUENT_ENV_ID, FLINK_COMPUTE_POOL_ID, FLINK_PRINCIPAL_ID/);
+    expect(() => settingsFromEnv({ FLINK_API_KEY: 'k' })).toThrow(
+      /FLINK_API_SECRET, FLINK_REST_ENDPOINT, CONFLUENT_ORG_ID, CONFLUENT_ENV_ID, FLINK_COMPUTE_POOL_ID, FLINK_PRINCIPAL_ID/,
+    );
   });
 
   it('exits non-zero from the command line when a statement is rejected', async () => {
@@ -181,7 +183,10 @@ describe('flink:check settings', () => {
   });
 
   it('prints usage and exits 2 without --env', () => {
-    const result = spawnSync(join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx'), ['scripts/flink-check.ts'], { cwd: join(__dirname, '..', '..'), encoding: 'utf8' });
+    const result = spawnSync(join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx'), ['scripts/flink-check.ts'], {
+      cwd: join(__dirname, '..', '..'),
+      encoding: 'utf8',
+    });
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('usage: npm run flink:check -- --env <env>');
   });

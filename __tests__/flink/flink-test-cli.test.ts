@@ -14,7 +14,10 @@ test('flink:test runs scenario files from anywhere, prints each sink changelog a
   const bad = join(dir, 'bad.json');
   writeFileSync(bad, JSON.stringify({ ...scenario, replay: false, expect: { 'compensation-events': { final: [] } } }));
   const run = spawnSync('npx', ['tsx', 'scripts/flink-test.ts', good, bad], { cwd: repoRoot, encoding: 'utf8', timeout: 300_000 });
-  const lines = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { topic: string; op: string; row: Record<string, unknown> });
+  const lines = run.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { topic: string; op: string; row: Record<string, unknown> });
   // both files print their changelog: one compensation each
   expect(lines.map((l) => [l.topic, l.op, l.row.duplicate_event_id])).toEqual([
     ['compensation-events', '+I', 'e2'],

@@ -18,9 +18,7 @@ export const CONNECTION: FlinkConnection = {
 };
 
 /** A Flink stack for tests. */
-export function flinkStack(
-  options: { name?: string; production?: boolean; flink?: Partial<FlinkConfig>; sqlRoot?: string } = {},
-): FlinkStack {
+export function flinkStack(options: { name?: string; production?: boolean; flink?: Partial<FlinkConfig>; sqlRoot?: string } = {}): FlinkStack {
   const app = Testing.app();
   return new FlinkStack(app, {
     config: {

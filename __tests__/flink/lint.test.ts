@@ -15,8 +15,10 @@ function withTables(...ddl: string[]): Map<string, FlinkTableSchema> {
   return tables;
 }
 
-const UPSERT_SINK = "CREATE TABLE `clicks-per-campaign` (`campaign_id` BIGINT NOT NULL, `clicks` BIGINT NOT NULL, PRIMARY KEY (`campaign_id`) NOT ENFORCED) DISTRIBUTED BY (`campaign_id`) INTO 6 BUCKETS WITH ('changelog.mode' = 'upsert', 'value.format' = 'json-registry')";
-const APPEND_SINK = "CREATE TABLE `clicks-per-window` (`campaign_id` BIGINT NOT NULL, `window_start` TIMESTAMP(3) NOT NULL, `window_end` TIMESTAMP(3) NOT NULL, `clicks` BIGINT NOT NULL) WITH ('changelog.mode' = 'append')";
+const UPSERT_SINK =
+  "CREATE TABLE `clicks-per-campaign` (`campaign_id` BIGINT NOT NULL, `clicks` BIGINT NOT NULL, PRIMARY KEY (`campaign_id`) NOT ENFORCED) DISTRIBUTED BY (`campaign_id`) INTO 6 BUCKETS WITH ('changelog.mode' = 'upsert', 'value.format' = 'json-registry')";
+const APPEND_SINK =
+  "CREATE TABLE `clicks-per-window` (`campaign_id` BIGINT NOT NULL, `window_start` TIMESTAMP(3) NOT NULL, `window_end` TIMESTAMP(3) NOT NULL, `clicks` BIGINT NOT NULL) WITH ('changelog.mode' = 'append')";
 
 function rules(sql: string, tables = withTables(UPSERT_SINK, APPEND_SINK), properties?: Record<string, string>): FlinkLintRuleId[] {
   return lintFlinkSql({ sql, tables, properties }).map((f) => f.rule);
@@ -28,7 +30,9 @@ describe('Confluent dialect lint', () => {
       expect(rules("ALTER TABLE `ad-events` MODIFY WATERMARK FOR `event_ts` AS `event_ts` - INTERVAL '5' SECOND; SELECT 1")).toContain('single-statement');
     });
     it('accepts one statement with a trailing semicolon and a ; inside a literal', () => {
-      expect(rules("INSERT INTO `clicks-per-campaign` SELECT `campaign_id`, COUNT(*) AS `clicks` FROM `ad-events` WHERE `ad_id` <> ';' GROUP BY `campaign_id`;")).not.toContain('single-statement');
+      expect(
+        rules("INSERT INTO `clicks-per-campaign` SELECT `campaign_id`, COUNT(*) AS `clicks` FROM `ad-events` WHERE `ad_id` <> ';' GROUP BY `campaign_id`;"),
+      ).not.toContain('single-statement');
     });
   });
 
@@ -37,7 +41,9 @@ describe('Confluent dialect lint', () => {
       expect(rules(`CREATE TABLE \`x\` (\`a\` STRING) WITH (${option})`)).toContain('with-options');
     });
     it('accepts Confluent table options', () => {
-      expect(rules("CREATE TABLE `x` (`a` STRING) WITH ('changelog.mode' = 'append', 'value.format' = 'json-registry', 'kafka.retention.time' = '7 d')")).toEqual([]);
+      expect(
+        rules("CREATE TABLE `x` (`a` STRING) WITH ('changelog.mode' = 'append', 'value.format' = 'json-registry', 'kafka.retention.time' = '7 d')"),
+      ).toEqual([]);
     });
   });
 
@@ -57,7 +63,9 @@ describe('Confluent dialect lint', () => {
       expect(rules(windowed('`campaign_id`, `window_start`'))).toContain('window-bounds');
     });
     it('rejects the legacy GROUP BY TUMBLE(...) syntax', () => {
-      expect(rules("SELECT `campaign_id`, COUNT(*) AS `clicks` FROM `ad-events` GROUP BY `campaign_id`, TUMBLE(`event_ts`, INTERVAL '5' MINUTE)")).toContain('window-bounds');
+      expect(rules("SELECT `campaign_id`, COUNT(*) AS `clicks` FROM `ad-events` GROUP BY `campaign_id`, TUMBLE(`event_ts`, INTERVAL '5' MINUTE)")).toContain(
+        'window-bounds',
+      );
     });
     it('accepts window_start and window_end', () => {
       expect(rules(windowed('`campaign_id`, `window_start`, `window_end`'))).toEqual([]);
@@ -72,7 +80,11 @@ describe('Confluent dialect lint', () => {
       expect(rules("CREATE TABLE `x` (`a` STRING, PRIMARY KEY (`a`)) WITH ('changelog.mode' = 'upsert')")).toContain('upsert-primary-key');
     });
     it('rejects a bucket key different from the primary key', () => {
-      expect(rules("CREATE TABLE `x` (`a` STRING, `b` STRING, PRIMARY KEY (`a`) NOT ENFORCED) DISTRIBUTED BY (`b`) INTO 3 BUCKETS WITH ('changelog.mode' = 'upsert')")).toContain('upsert-primary-key');
+      expect(
+        rules(
+          "CREATE TABLE `x` (`a` STRING, `b` STRING, PRIMARY KEY (`a`) NOT ENFORCED) DISTRIBUTED BY (`b`) INTO 3 BUCKETS WITH ('changelog.mode' = 'upsert')",
+        ),
+      ).toContain('upsert-primary-key');
     });
     it('accepts PRIMARY KEY NOT ENFORCED with the same bucket key', () => {
       expect(rules(UPSERT_SINK, contracts())).toEqual([]);
@@ -81,7 +93,9 @@ describe('Confluent dialect lint', () => {
 
   describe('nondeterministic-update', () => {
     it.each(['CURRENT_TIMESTAMP', 'NOW()', 'RAND()', 'UUID()'])('rejects %s in an updating aggregation', (fn) => {
-      expect(rules(`SELECT \`campaign_id\`, COUNT(*) AS \`clicks\`, ${fn} AS \`at\` FROM \`ad-events\` GROUP BY \`campaign_id\``)).toContain('nondeterministic-update');
+      expect(rules(`SELECT \`campaign_id\`, COUNT(*) AS \`clicks\`, ${fn} AS \`at\` FROM \`ad-events\` GROUP BY \`campaign_id\``)).toContain(
+        'nondeterministic-update',
+      );
     });
     it('accepts event-time columns in the same query', () => {
       expect(rules('SELECT `campaign_id`, COUNT(*) AS `clicks`, MAX(`event_ts`) AS `at` FROM `ad-events` GROUP BY `campaign_id`')).toEqual([]);
@@ -96,13 +110,21 @@ describe('Confluent dialect lint', () => {
       expect(rules('SELECT `o`.`ad_id` FROM `conversion-events` AS `o`')).toContain('source-columns');
     });
     it('rejects a column of another table in a subquery (seed 3: ad_id read from a conversion)', () => {
-      expect(rules('SELECT `x`.`order_id` FROM (SELECT `order_id`, `ad_id` FROM `conversion-events`) AS `x` JOIN `ad-events` AS `a` ON `a`.`product_id` = `x`.`order_id`')).toContain('source-columns');
+      expect(
+        rules(
+          'SELECT `x`.`order_id` FROM (SELECT `order_id`, `ad_id` FROM `conversion-events`) AS `x` JOIN `ad-events` AS `a` ON `a`.`product_id` = `x`.`order_id`',
+        ),
+      ).toContain('source-columns');
     });
     it('rejects an unknown table', () => {
       expect(rules('SELECT `a` FROM `product_metrics_cache`')).toContain('unknown-table');
     });
     it('accepts contract columns, aliases, $rowtime and window columns', () => {
-      expect(rules("SELECT `c`.`event_id`, `c`.`$rowtime`, `window_start`, `window_end` FROM TABLE(TUMBLE(TABLE `ad-events`, DESCRIPTOR(`event_ts`), INTERVAL '1' MINUTE)) AS `c`")).toEqual([]);
+      expect(
+        rules(
+          "SELECT `c`.`event_id`, `c`.`$rowtime`, `window_start`, `window_end` FROM TABLE(TUMBLE(TABLE `ad-events`, DESCRIPTOR(`event_ts`), INTERVAL '1' MINUTE)) AS `c`",
+        ),
+      ).toEqual([]);
     });
   });
 
@@ -112,7 +134,9 @@ describe('Confluent dialect lint', () => {
       expect(rules(compensation('`duplicate_event_id`', '`event_id` AS `duplicate_event_id`'))).toContain('sink-columns');
     });
     it('rejects output names out of the sink order', () => {
-      expect(rules("INSERT INTO `clicks-per-campaign` SELECT COUNT(*) AS `clicks`, `campaign_id` FROM `ad-events` GROUP BY `campaign_id`")).toContain('sink-columns');
+      expect(rules('INSERT INTO `clicks-per-campaign` SELECT COUNT(*) AS `clicks`, `campaign_id` FROM `ad-events` GROUP BY `campaign_id`')).toContain(
+        'sink-columns',
+      );
     });
     it('rejects a CREATE TABLE on a contract topic whose columns differ from the contract', () => {
       expect(rules("CREATE TABLE `refunds` (`amount` STRING) WITH ('topic' = 'compensation-events')")).toContain('sink-columns');
@@ -141,10 +165,18 @@ describe('Confluent dialect lint', () => {
       expect(rules('SELECT `event_id`, ROW_NUMBER() OVER (ORDER BY `event_ts`) AS `n` FROM `ad-events`')).toContain('row-number-partition');
     });
     it('rejects an OR join', () => {
-      expect(rules("SELECT `c`.`event_id` FROM `conversion-events` AS `o` JOIN `ad-events` AS `c` ON (`c`.`device_id` = `o`.`device_id` OR `c`.`session_id` = `o`.`session_id`) AND `c`.`event_ts` BETWEEN `o`.`event_ts` - INTERVAL '24' HOUR AND `o`.`event_ts`")).toContain('or-join');
+      expect(
+        rules(
+          "SELECT `c`.`event_id` FROM `conversion-events` AS `o` JOIN `ad-events` AS `c` ON (`c`.`device_id` = `o`.`device_id` OR `c`.`session_id` = `o`.`session_id`) AND `c`.`event_ts` BETWEEN `o`.`event_ts` - INTERVAL '24' HOUR AND `o`.`event_ts`",
+        ),
+      ).toContain('or-join');
     });
     it('accepts a partitioned ROW_NUMBER and an equality interval join', () => {
-      expect(rules("SELECT `c`.`event_id`, ROW_NUMBER() OVER (PARTITION BY `o`.`order_id` ORDER BY `c`.`event_ts` DESC) AS `n` FROM `conversion-events` AS `o` JOIN `ad-events` AS `c` ON `c`.`device_id` = `o`.`device_id` AND `c`.`event_ts` BETWEEN `o`.`event_ts` - INTERVAL '24' HOUR AND `o`.`event_ts`")).toEqual([]);
+      expect(
+        rules(
+          "SELECT `c`.`event_id`, ROW_NUMBER() OVER (PARTITION BY `o`.`order_id` ORDER BY `c`.`event_ts` DESC) AS `n` FROM `conversion-events` AS `o` JOIN `ad-events` AS `c` ON `c`.`device_id` = `o`.`device_id` AND `c`.`event_ts` BETWEEN `o`.`event_ts` - INTERVAL '24' HOUR AND `o`.`event_ts`",
+        ),
+      ).toEqual([]);
     });
   });
 });

@@ -12,18 +12,20 @@ import { flinkStack } from './helpers';
  *      ARRAY_AGG and mis-reads a quoted function name with nested calls).
  */
 export function rewriteForParser(sql: string): string {
-  return sql
-    .replace(/DISTRIBUTED\s+BY\s+(HASH\s*)?\([^)]*\)\s+INTO\s+\d+\s+BUCKETS/gi, '')
-    .replace(
-      /^ALTER\s+TABLE\s+(\S+)\s+MODIFY\s+WATERMARK\s+FOR\s+(\S+)\s+AS\s+([\s\S]+)$/i,
-      (_m, table: string, column: string, expression: string) =>
-        `CREATE TABLE ${table} (${column} TIMESTAMP_LTZ(3), WATERMARK FOR ${column} AS ${expression}) WITH ('changelog.mode' = 'append')`,
-    )
-    .replace(/\bARRAY_AGG\s*\(/gi, 'ARRAY_AGG_FN(')
-    // The grammar has no TRY_CAST; it takes exactly CAST's arguments.
-    .replace(/\bTRY_CAST\s*\(/gi, 'CAST(')
-    // Nor the aggregate FILTER (WHERE …) clause (Flink SQL has it); dropped for parsing only.
-    .replace(/\)\s*FILTER\s*\(\s*WHERE\s+[^()]*\)/gi, ')');
+  return (
+    sql
+      .replace(/DISTRIBUTED\s+BY\s+(HASH\s*)?\([^)]*\)\s+INTO\s+\d+\s+BUCKETS/gi, '')
+      .replace(
+        /^ALTER\s+TABLE\s+(\S+)\s+MODIFY\s+WATERMARK\s+FOR\s+(\S+)\s+AS\s+([\s\S]+)$/i,
+        (_m, table: string, column: string, expression: string) =>
+          `CREATE TABLE ${table} (${column} TIMESTAMP_LTZ(3), WATERMARK FOR ${column} AS ${expression}) WITH ('changelog.mode' = 'append')`,
+      )
+      .replace(/\bARRAY_AGG\s*\(/gi, 'ARRAY_AGG_FN(')
+      // The grammar has no TRY_CAST; it takes exactly CAST's arguments.
+      .replace(/\bTRY_CAST\s*\(/gi, 'CAST(')
+      // Nor the aggregate FILTER (WHERE …) clause (Flink SQL has it); dropped for parsing only.
+      .replace(/\)\s*FILTER\s*\(\s*WHERE\s+[^()]*\)/gi, ')')
+  );
 }
 
 const parser = new FlinkSQL();

@@ -1,6 +1,11 @@
 import { Testing, TerraformStack } from 'cdktf';
 import { FlinkStatement } from '../../.gen/providers/confluent/flink-statement';
-import { FLINK_POLICY_RULES, flinkStatementNoInlineCredentials, flinkStatementPropertiesAllowList, productionFlinkStatementPreventDestroy } from '../../constructs/policy/rules/flink';
+import {
+  FLINK_POLICY_RULES,
+  flinkStatementNoInlineCredentials,
+  flinkStatementPropertiesAllowList,
+  productionFlinkStatementPreventDestroy,
+} from '../../constructs/policy/rules/flink';
 import { flinkStack } from './helpers';
 
 function statement(props: Partial<ConstructorParameters<typeof FlinkStatement>[2]> = {}): FlinkStatement {
@@ -28,16 +33,21 @@ describe('Flink policy rules', () => {
     });
     it('finds nothing to flag on the production FlinkStack', () => {
       const stack = flinkStack({ name: 'prod', production: true });
-      const findings = stack.node.findAll().map((n) => productionFlinkStatementPreventDestroy.check(n, { production: true })).filter(Boolean);
+      const findings = stack.node
+        .findAll()
+        .map((n) => productionFlinkStatementPreventDestroy.check(n, { production: true }))
+        .filter(Boolean);
       expect(findings).toEqual([]);
     });
   });
 
   describe('ADS-FL2 statement properties come from the sql.* allow-list', () => {
     it('flags table.exec.* and parallelism properties', () => {
-      expect(flinkStatementPropertiesAllowList.check(statement({ properties: { 'table.exec.state.ttl': '1 h', 'parallelism.default': '4' } }), { production: false })).toMatch(
-        /table\.exec\.state\.ttl, parallelism\.default/,
-      );
+      expect(
+        flinkStatementPropertiesAllowList.check(statement({ properties: { 'table.exec.state.ttl': '1 h', 'parallelism.default': '4' } }), {
+          production: false,
+        }),
+      ).toMatch(/table\.exec\.state\.ttl, parallelism\.default/);
     });
     it('accepts sql.* properties', () => {
       expect(flinkStatementPropertiesAllowList.check(statement({ properties: { 'sql.state-ttl': '6 h' } }), { production: false })).toBeUndefined();

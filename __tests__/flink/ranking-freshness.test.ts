@@ -51,14 +51,35 @@ function dayScenario(start: number): Scenario {
   const campaign = (id: number, slot: RankingKey, productId: number, bid: string): ScenarioInput => ({
     topic: 'campaign-events',
     key: String(id),
-    value: { event_id: `ce-${id}`, event_type: 'CAMPAIGN_CREATED', campaign_id: id, advertiser_id: 100, status: 'ACTIVE', product_id: productId, ...slot, bid_price: bid, event_ts: start - HOUR },
+    value: {
+      event_id: `ce-${id}`,
+      event_type: 'CAMPAIGN_CREATED',
+      campaign_id: id,
+      advertiser_id: 100,
+      status: 'ACTIVE',
+      product_id: productId,
+      ...slot,
+      bid_price: bid,
+      event_ts: start - HOUR,
+    },
   });
   inputs.push(campaign(1, single, 1000, '1.00'), campaign(2, pair, 2000, '2.00'), campaign(3, pair, 3000, '1.50'));
   for (let t = start; t <= start + 24 * HOUR; t += 5 * MINUTE) {
     inputs.push({
       topic: 'ad-events',
       key: `e-${t}`,
-      value: { event_id: `e-${t}`, event_type: 'IMPRESSION', event_ts: t, campaign_id: 1, advertiser_id: 100, product_id: 1000, ad_id: 'ad-1', ...single, device_id: 'd-1', session_id: 's-1' },
+      value: {
+        event_id: `e-${t}`,
+        event_type: 'IMPRESSION',
+        event_ts: t,
+        campaign_id: 1,
+        advertiser_id: 100,
+        product_id: 1000,
+        ad_id: 'ad-1',
+        ...single,
+        device_id: 'd-1',
+        session_id: 's-1',
+      },
     });
   }
   for (let end = start + HOUR; end <= start + 24 * HOUR; end += HOUR) {
@@ -66,7 +87,16 @@ function dayScenario(start: number): Scenario {
       inputs.push({
         topic: 'product-metrics-24h',
         key: null,
-        value: { product_id: productId, window_start: sqlTimestamp(end - 24 * HOUR), window_end: sqlTimestamp(end), impressions: 1000, clicks: 20, conversions: 1, ctr: 0.02, cvr: 0.05 },
+        value: {
+          product_id: productId,
+          window_start: sqlTimestamp(end - 24 * HOUR),
+          window_end: sqlTimestamp(end),
+          impressions: 1000,
+          clicks: 20,
+          conversions: 1,
+          ctr: 0.02,
+          cvr: 0.05,
+        },
         timestamp: end,
       });
     }
@@ -85,7 +115,11 @@ function asEvent(row: ChangelogRow, offset: number): LambdaKafkaEvent {
   return {
     eventSource: 'SelfManagedKafka',
     bootstrapServers: 'local:9092',
-    records: { [`${RTB_RANKINGS_TOPIC}-0`]: [{ topic: RTB_RANKINGS_TOPIC, partition: 0, offset, timestamp: offset, timestampType: 'CREATE_TIME', key, value, headers: [] }] },
+    records: {
+      [`${RTB_RANKINGS_TOPIC}-0`]: [
+        { topic: RTB_RANKINGS_TOPIC, partition: 0, offset, timestamp: offset, timestampType: 'CREATE_TIME', key, value, headers: [] },
+      ],
+    },
   };
 }
 
@@ -155,5 +189,7 @@ test('a full day of event time: the bidder never misses a stable slot and always
     [1, 2],
     [2, 3],
   ]);
-  process.stderr.write(`ranking day: ${changelog.length} changelog rows (${slotRows.length} slot rows, ${deletes} of them deletes), ${heartbeats.length} heartbeats, ${looks} bidder looks\n`);
+  process.stderr.write(
+    `ranking day: ${changelog.length} changelog rows (${slotRows.length} slot rows, ${deletes} of them deletes), ${heartbeats.length} heartbeats, ${looks} bidder looks\n`,
+  );
 }, 300_000);

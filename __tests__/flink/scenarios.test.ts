@@ -21,7 +21,11 @@ test('there is at least one scenario per pipeline with a sink', () => {
   expect([...pipelines].sort()).toEqual(['attribution', 'duplicate-clicks', 'performance-metrics', 'rtb-ranking']);
 });
 
-test.each(files.map((f) => [relative(SCENARIO_ROOT, f), f]))('%s', async (_name, file) => {
-  const result = await runScenario(engine, loadScenario(file));
-  expect(result.problems).toEqual([]);
-}, 120_000);
+test.each(files.map((f) => [relative(SCENARIO_ROOT, f), f]))(
+  '%s',
+  async (_name, file) => {
+    const result = await runScenario(engine, loadScenario(file));
+    expect(result.problems).toEqual([]);
+  },
+  120_000,
+);

@@ -68,7 +68,9 @@ describe('FlinkStack (dev)', () => {
     expect(deps('adstream-dev-rtb-ranking-v1-02')).toEqual(
       [address('adstream-dev-rtb-ranking-v1-01'), address('adstream-dev-performance-metrics-v1-02')].sort(),
     );
-    expect(deps('adstream-dev-performance-metrics-v1-03')).toEqual([address('adstream-dev-performance-metrics-v1-01'), address('adstream-dev-sources-v1-01')].sort());
+    expect(deps('adstream-dev-performance-metrics-v1-03')).toEqual(
+      [address('adstream-dev-performance-metrics-v1-01'), address('adstream-dev-sources-v1-01')].sort(),
+    );
     expect(deps('adstream-dev-attribution-v1-02')).toEqual(
       [address('adstream-dev-attribution-v1-01'), address('adstream-dev-sources-v1-01'), address('adstream-dev-sources-v1-02')].sort(),
     );
@@ -136,14 +138,28 @@ describe('FlinkStack (dev)', () => {
 
   it('alters exactly the foundation tables whose value subjects the streaming stack lets the runner write (FLINK_ALTERED_TABLES), in every released version', () => {
     const released = flinkStack({
-      flink: { pipelines: { ...defaultFlinkConfig.pipelines, 'rtb-ranking': { version: 2, stopped: false, retiredVersions: [1] }, 'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] } } },
+      flink: {
+        pipelines: {
+          ...defaultFlinkConfig.pipelines,
+          'rtb-ranking': { version: 2, stopped: false, retiredVersions: [1] },
+          'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] },
+        },
+      },
     });
-    const altered = new Set(released.pipelines.flatMap((p) => p.statements).map((s) => s.tables.alters).filter(Boolean));
+    const altered = new Set(
+      released.pipelines
+        .flatMap((p) => p.statements)
+        .map((s) => s.tables.alters)
+        .filter(Boolean),
+    );
     expect([...altered].sort()).toEqual([...FLINK_ALTERED_TABLES].sort());
   });
 
   it('creates exactly the tables the streaming stack grants the runner (FLINK_SINK_TABLES)', () => {
-    const created = stack.pipelines.flatMap((p) => p.statements).map((s) => s.tables.creates).filter(Boolean);
+    const created = stack.pipelines
+      .flatMap((p) => p.statements)
+      .map((s) => s.tables.creates)
+      .filter(Boolean);
     expect([...created].sort()).toEqual([...FLINK_SINK_TABLES].sort());
   });
 });
@@ -163,7 +179,10 @@ describe('FlinkStack (production)', () => {
         name: 'prod',
         production: true,
         sqlRoot: root,
-        flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] } } },
+        flink: {
+          allowUnreleasedVersions: true,
+          pipelines: { ...defaultFlinkConfig.pipelines, 'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] } },
+        },
       }),
     ).toThrow(/duplicate-clicks version 2 .* is not released/);
   });
@@ -192,7 +211,10 @@ describe('released statements are immutable', () => {
 
   it('fails synth when a file is added to a released version', () => {
     const root = copyOfSqlRoot();
-    writeFileSync(join(root, '00-sources', 'v1', '03-product-catalog-watermark.sql'), "ALTER TABLE `product-catalog` MODIFY WATERMARK FOR `updated_ts` AS `updated_ts` - INTERVAL '1' SECOND");
+    writeFileSync(
+      join(root, '00-sources', 'v1', '03-product-catalog-watermark.sql'),
+      "ALTER TABLE `product-catalog` MODIFY WATERMARK FOR `updated_ts` AS `updated_ts` - INTERVAL '1' SECOND",
+    );
     expect(() => flinkStack({ sqlRoot: root })).toThrow(/was added to released version 1 of sources/);
   });
 });
@@ -205,7 +227,10 @@ describe('migration: a new version runs while the retired one is kept stopped', 
   writeFileSync(file, readFileSync(file, 'utf8').replace("INTERVAL '5' MINUTE", "INTERVAL '3' MINUTE"));
   const stack = flinkStack({
     sqlRoot: root,
-    flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] } } },
+    flink: {
+      allowUnreleasedVersions: true,
+      pipelines: { ...defaultFlinkConfig.pipelines, 'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] } },
+    },
   });
   const statements = byName(statementsOf(stack));
 
@@ -220,7 +245,11 @@ describe('migration: a new version runs while the retired one is kept stopped', 
   });
 
   it('stops the running version when the config says so', () => {
-    const stopped = byName(statementsOf(flinkStack({ flink: { pipelines: { ...defaultFlinkConfig.pipelines, 'rtb-ranking': { version: 1, stopped: true, retiredVersions: [] } } } })));
+    const stopped = byName(
+      statementsOf(
+        flinkStack({ flink: { pipelines: { ...defaultFlinkConfig.pipelines, 'rtb-ranking': { version: 1, stopped: true, retiredVersions: [] } } } }),
+      ),
+    );
     expect(stopped.get('adstream-dev-rtb-ranking-v1-02')?.stopped).toBe(true);
     expect(stopped.get('adstream-dev-rtb-ranking-v1-01')?.stopped).toBeUndefined();
   });
@@ -236,7 +265,13 @@ describe('lint at synth', () => {
     const dml = join(v3, '03-insert-ad-performance-5m.sql');
     writeFileSync(dml, readFileSync(dml, 'utf8').replace('`window_start`, `window_end`\n)', '`window_start`\n)'));
     expect(() =>
-      flinkStack({ sqlRoot: root, flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 3, stopped: false, retiredVersions: [1, 2] } } } }),
+      flinkStack({
+        sqlRoot: root,
+        flink: {
+          allowUnreleasedVersions: true,
+          pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 3, stopped: false, retiredVersions: [1, 2] } },
+        },
+      }),
     ).toThrow(/only CREATE TABLE, ALTER TABLE … MODIFY WATERMARK, ALTER TABLE … SET \('changelog.mode' = …\) and INSERT INTO statements/);
   });
 
@@ -245,9 +280,21 @@ describe('lint at synth', () => {
     const v3 = join(root, '10-performance-metrics', 'v3');
     cpSync(join(root, '10-performance-metrics', 'v1', '03-insert-ad-performance-5m.sql'), join(v3, '03-insert-ad-performance-5m.sql'));
     const dml = join(v3, '03-insert-ad-performance-5m.sql');
-    writeFileSync(dml, readFileSync(dml, 'utf8').replace('GROUP BY `campaign_id`, `product_id`, `placement`, `window_start`, `window_end`', 'GROUP BY `campaign_id`, `product_id`, `placement`, `window_start`'));
+    writeFileSync(
+      dml,
+      readFileSync(dml, 'utf8').replace(
+        'GROUP BY `campaign_id`, `product_id`, `placement`, `window_start`, `window_end`',
+        'GROUP BY `campaign_id`, `product_id`, `placement`, `window_start`',
+      ),
+    );
     expect(() =>
-      flinkStack({ sqlRoot: root, flink: { allowUnreleasedVersions: true, pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 3, stopped: false, retiredVersions: [1, 2] } } } }),
+      flinkStack({
+        sqlRoot: root,
+        flink: {
+          allowUnreleasedVersions: true,
+          pipelines: { ...defaultFlinkConfig.pipelines, 'performance-metrics': { version: 3, stopped: false, retiredVersions: [1, 2] } },
+        },
+      }),
     ).toThrow(/10-performance-metrics\/v3\/03-insert-ad-performance-5m\.sql fails the Confluent Cloud dialect lint[\s\S]*\[window-bounds\]/);
   });
 });

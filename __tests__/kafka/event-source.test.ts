@@ -119,7 +119,11 @@ describe('Lambda Kafka event-source emulator', () => {
 
   test('starts a new group at TRIM_HORIZON and cuts batches at the batch size, in offset order, each record once', async () => {
     const [topic] = await kafka.topics([{ name: 'batches', config: { ...stream, partitions: 1 } }]);
-    await produce(kafka.connection, topic, Array.from({ length: 25 }, (_, i) => ({ key: `k${i}`, value: { i }, partition: 0 })));
+    await produce(
+      kafka.connection,
+      topic,
+      Array.from({ length: 25 }, (_, i) => ({ key: `k${i}`, value: { i }, partition: 0 })),
+    );
     const sizes: number[] = [];
     const offsets: number[] = [];
     await startSource({
@@ -145,8 +149,16 @@ describe('Lambda Kafka event-source emulator', () => {
       settings: settings(topic, { batchSize: 10, batchingWindowMs: 5_000 }),
       handler: async (event) => void sizes.push(Object.values(event.records).flat().length),
     });
-    await produce(kafka.connection, topic, Array.from({ length: 3 }, (_, i) => ({ key: `a${i}`, value: { i }, partition: 0 })));
-    await produce(kafka.connection, topic, Array.from({ length: 4 }, (_, i) => ({ key: `b${i}`, value: { i }, partition: 0 })));
+    await produce(
+      kafka.connection,
+      topic,
+      Array.from({ length: 3 }, (_, i) => ({ key: `a${i}`, value: { i }, partition: 0 })),
+    );
+    await produce(
+      kafka.connection,
+      topic,
+      Array.from({ length: 4 }, (_, i) => ({ key: `b${i}`, value: { i }, partition: 0 })),
+    );
     await waitUntilCaughtUp(kafka.connection, `${topic}-group`, topic);
     expect(sizes).toEqual([7]);
   });
@@ -214,15 +226,22 @@ describe('Lambda Kafka event-source emulator', () => {
 
   test('a mapping killed after the handler returned commits nothing, and the next one in the group redelivers that batch', async () => {
     const [topic] = await kafka.topics([{ name: 'kill', config: { ...stream, partitions: 1 } }]);
-    await produce(kafka.connection, topic, Array.from({ length: 6 }, (_, i) => ({ key: `k${i}`, value: { i }, partition: 0 })));
+    await produce(
+      kafka.connection,
+      topic,
+      Array.from({ length: 6 }, (_, i) => ({ key: `k${i}`, value: { i }, partition: 0 })),
+    );
     const delivered: number[][] = [];
-    let first: LambdaKafkaEventSource | undefined;
-    first = new LambdaKafkaEventSource({
+    const first: LambdaKafkaEventSource = new LambdaKafkaEventSource({
       connection: kafka.connection,
       settings: settings(topic, { batchSize: 3 }),
       handler: async (event) => {
-        delivered.push(Object.values(event.records).flat().map((r) => r.offset));
-        if (delivered.length === 2) void first?.kill();
+        delivered.push(
+          Object.values(event.records)
+            .flat()
+            .map((r) => r.offset),
+        );
+        if (delivered.length === 2) void first.kill();
       },
     });
     await first.start();
@@ -233,7 +252,12 @@ describe('Lambda Kafka event-source emulator', () => {
     await startSource({
       connection: kafka.connection,
       settings: settings(topic, { batchSize: 3 }),
-      handler: async (event) => void delivered.push(Object.values(event.records).flat().map((r) => r.offset)),
+      handler: async (event) =>
+        void delivered.push(
+          Object.values(event.records)
+            .flat()
+            .map((r) => r.offset),
+        ),
     });
     await waitUntilCaughtUp(kafka.connection, `${topic}-group`, topic);
     expect(delivered).toEqual([

@@ -50,7 +50,11 @@ function trigger(functionName: 'clickBalance' | 'compensation', overrides: Parti
 }
 let replay = 0;
 
-async function mapping(settings: EventSourceSettings, handler: KafkaEventHandler, created?: (source: LambdaKafkaEventSource) => void): Promise<LambdaKafkaEventSource> {
+async function mapping(
+  settings: EventSourceSettings,
+  handler: KafkaEventHandler,
+  created?: (source: LambdaKafkaEventSource) => void,
+): Promise<LambdaKafkaEventSource> {
   const source = new LambdaKafkaEventSource({ connection: kafka.connection, settings, handler, retryDelayMs: 50 });
   return started(source, created);
 }
@@ -106,26 +110,34 @@ describe('money path through Kafka', () => {
     await seedAdvertiser(stores.pool, 3, '50000');
     await seedCampaign(stores.pool, { campaignId: 31, advertiserId: 3, cpc: '1.11', dailyBudget: null });
     const clicks = Array.from({ length: 120 }, () => clickEvent(31, 3));
-    await produce(kafka.connection, adEvents, clicks.map((c, i) => ({ ...asProduced(c), partition: i % 3 })));
+    await produce(
+      kafka.connection,
+      adEvents,
+      clicks.map((c, i) => ({ ...asProduced(c), partition: i % 3 })),
+    );
     const settings = trigger('clickBalance', { batchSize: 10 });
     const charge = createClickBalanceHandler(stores.deps());
     const summaries: Array<{ charged: number; skipped: number }> = [];
     let invocations = 0;
     let first: LambdaKafkaEventSource | undefined;
     let killedAfterCommit: LambdaKafkaEvent | undefined;
-    first = await mapping(settings, async (event) => {
-      // Partitions run concurrently: number this invocation before awaiting anything.
-      const n = ++invocations;
-      if (n === 3 || n === 4) throw new Error('simulated: database unavailable before the charge');
-      const summary = await charge(event);
-      summaries.push(summary);
-      if (n === 6) {
-        // The charge is committed in Postgres; the process dies before Lambda commits the offset.
-        killedAfterCommit = event;
-        void first?.kill();
-      }
-      return summary;
-    }, (source) => (first = source));
+    first = await mapping(
+      settings,
+      async (event) => {
+        // Partitions run concurrently: number this invocation before awaiting anything.
+        const n = ++invocations;
+        if (n === 3 || n === 4) throw new Error('simulated: database unavailable before the charge');
+        const summary = await charge(event);
+        summaries.push(summary);
+        if (n === 6) {
+          // The charge is committed in Postgres; the process dies before Lambda commits the offset.
+          killedAfterCommit = event;
+          void first?.kill();
+        }
+        return summary;
+      },
+      (source) => (first = source),
+    );
     await eventually(async () => killedAfterCommit !== undefined, 'the sixth invocation');
     await first.kill();
     const chargedBeforeCrash = summaries.reduce((n, s) => n + s.charged, 0);
@@ -186,13 +198,21 @@ describe('money path through Kafka', () => {
     const early = duplicates.slice(0, 10);
     const late = duplicates.slice(10);
     // Half the refunds are on Kafka before their clicks, half after; both consumers run at once.
-    await produce(kafka.connection, compensationEvents, early.map((c) => ({ key: String(c.campaign_id), value: compensationEvent(c) })));
+    await produce(
+      kafka.connection,
+      compensationEvents,
+      early.map((c) => ({ key: String(c.campaign_id), value: compensationEvent(c) })),
+    );
     const clickSettings = trigger('clickBalance', { batchSize: 7 });
     const compensationSettings = trigger('compensation', { batchSize: 3 });
     const clickSource = await lambdaMapping(clickSettings, createClickBalanceHandler);
     const compensationSource = await lambdaMapping(compensationSettings, createCompensationHandler);
     await produce(kafka.connection, adEvents, clicks.map(asProduced));
-    await produce(kafka.connection, compensationEvents, late.map((c) => ({ key: String(c.campaign_id), value: compensationEvent(c) })));
+    await produce(
+      kafka.connection,
+      compensationEvents,
+      late.map((c) => ({ key: String(c.campaign_id), value: compensationEvent(c) })),
+    );
     await waitUntilCaughtUp(kafka.connection, clickSettings.consumerGroupId, adEvents);
     await waitUntilCaughtUp(kafka.connection, compensationSettings.consumerGroupId, compensationEvents);
     expect(clickSource.stats.failures + compensationSource.stats.failures).toBe(0);

@@ -93,15 +93,29 @@ describe('outbox to campaign-events on the broker', () => {
     await seedCampaign(stores.pool, { campaignId: 12, advertiserId: 1, cpc: '300', dailyBudget: '600' });
     const kafkaPublisher = publisherFor(campaignEvents);
     const deps = stores.deps({ publishers: { kafka: kafkaPublisher } });
-    const settings = namespacedSettings(workerKafkaTriggers(config).find((t) => t.functionName === 'clickBalance')!, kafka.prefix);
-    const source = new LambdaKafkaEventSource({ connection: kafka.connection, settings: { ...settings, topic: adEvents }, handler: createClickBalanceHandler(deps) as KafkaEventHandler });
+    const settings = namespacedSettings(
+      workerKafkaTriggers(config).find((t) => t.functionName === 'clickBalance')!,
+      kafka.prefix,
+    );
+    const source = new LambdaKafkaEventSource({
+      connection: kafka.connection,
+      settings: { ...settings, topic: adEvents },
+      handler: createClickBalanceHandler(deps) as KafkaEventHandler,
+    });
     sources.push(source);
     await source.start();
-    await produce(kafka.connection, adEvents, [11, 11, 11, 12, 12].map((campaign) => ({ key: String(campaign), value: clickEvent(campaign, 1) })));
+    await produce(
+      kafka.connection,
+      adEvents,
+      [11, 11, 11, 12, 12].map((campaign) => ({ key: String(campaign), value: clickEvent(campaign, 1) })),
+    );
     await waitUntilCaughtUp(kafka.connection, settings.consumerGroupId, adEvents);
 
     // The after-commit publish was refused: both rows wait, with the broker's reason.
-    const pending = await stores.pool.query('SELECT idempotency_key, attempts, last_error FROM outbox WHERE kind = $1 AND kafka_published_at IS NULL ORDER BY id', ['CAMPAIGN_PAUSED']);
+    const pending = await stores.pool.query(
+      'SELECT idempotency_key, attempts, last_error FROM outbox WHERE kind = $1 AND kafka_published_at IS NULL ORDER BY id',
+      ['CAMPAIGN_PAUSED'],
+    );
     expect(pending.rows).toHaveLength(2);
     expect(pending.rows[0].attempts).toBeGreaterThanOrEqual(1);
     expect(pending.rows[0].last_error).toMatch(/kafka/i);
@@ -112,7 +126,9 @@ describe('outbox to campaign-events on the broker', () => {
     const swept = await sweep({});
     const again = await sweep({});
     expect([swept.publishedToKafka, again.publishedToKafka]).toEqual([2, 0]);
-    expect(await stores.pool.query('SELECT count(*)::int AS n FROM outbox WHERE kind = $1 AND kafka_published_at IS NULL', ['CAMPAIGN_PAUSED'])).toMatchObject({ rows: [{ n: 0 }] });
+    expect(await stores.pool.query('SELECT count(*)::int AS n FROM outbox WHERE kind = $1 AND kafka_published_at IS NULL', ['CAMPAIGN_PAUSED'])).toMatchObject({
+      rows: [{ n: 0 }],
+    });
 
     const read = await readAll(kafka.connection, campaignEvents, 2);
     expect(read).toHaveLength(2);
@@ -126,10 +142,12 @@ describe('outbox to campaign-events on the broker', () => {
     sources.push(reader);
     await reader.start();
     await waitUntilCaughtUp(kafka.connection, `${kafka.prefix}campaign-events-reader`, campaignEvents);
-    const decoded = events.flatMap((e) => decodeKafkaEvent(e)).map((r) => {
-      if (!r.ok) throw r.error;
-      return r;
-    });
+    const decoded = events
+      .flatMap((e) => decodeKafkaEvent(e))
+      .map((r) => {
+        if (!r.ok) throw r.error;
+        return r;
+      });
     const byCampaign = new Map(decoded.map((r) => [r.key?.toString(), r]));
     expect([...byCampaign.keys()].sort()).toEqual(['11', '12']);
     for (const [campaign, record] of byCampaign) {
@@ -167,7 +185,9 @@ describe('outbox to campaign-events on the broker', () => {
     expect((await publisherFor(topic)([pausedMessage('1', 31)])).publishedIds).toEqual(['1']);
 
     // What the broker received, from its own request log.
-    const produces = await awaitBrokerRequests(kafka.connection, 'PRODUCE', (r) => (r.request.topicData as Array<{ name: string }>).some((t) => t.name === topic));
+    const produces = await awaitBrokerRequests(kafka.connection, 'PRODUCE', (r) =>
+      (r.request.topicData as Array<{ name: string }>).some((t) => t.name === topic),
+    );
     expect(produces).toHaveLength(1);
     expect(produces[0].requestHeader.clientId).toBe('adstream-worker');
     expect(produces[0].request).toMatchObject({ acks: -1, transactionalId: null });

@@ -64,13 +64,24 @@ describe('ranking cache through Kafka', () => {
       rankingRecord(shoes, [campaign(1, 20), campaign(2, 10), campaign(3, 50)]),
       rankingRecord(hats, null),
       // The statement's heartbeat: it has read ad events up to a minute ago.
-      { key: withWireHeader(jsonBytes({ placement: '', category: '' }), KEY_SCHEMA_ID), value: withWireHeader(jsonBytes({ placement: '', category: '', as_of: heartbeatAsOf, ranking: null }), VALUE_SCHEMA_ID) },
+      {
+        key: withWireHeader(jsonBytes({ placement: '', category: '' }), KEY_SCHEMA_ID),
+        value: withWireHeader(jsonBytes({ placement: '', category: '', as_of: heartbeatAsOf, ranking: null }), VALUE_SCHEMA_ID),
+      },
     ]);
-    const trigger = namespacedSettings(workerKafkaTriggers(config).find((t) => t.functionName === 'rankingCache')!, kafka.prefix);
+    const trigger = namespacedSettings(
+      workerKafkaTriggers(config).find((t) => t.functionName === 'rankingCache')!,
+      kafka.prefix,
+    );
     // One handler per execution environment, as Lambda runs it: its own pool and Redis client.
     const container = () => {
       const deps = stores.deps();
-      return createRankingCacheHandler({ pool: deps.pool, cache: deps.cache, observability: deps.observability, freshnessSeconds: config.workers.rankingTtlSeconds }) as KafkaEventHandler;
+      return createRankingCacheHandler({
+        pool: deps.pool,
+        cache: deps.cache,
+        observability: deps.observability,
+        freshnessSeconds: config.workers.rankingTtlSeconds,
+      }) as KafkaEventHandler;
     };
     const source = new LambdaKafkaEventSource({ connection: kafka.connection, settings: { ...trigger, topic }, containers: container });
     await source.start();
@@ -88,7 +99,10 @@ describe('ranking cache through Kafka', () => {
     expect(await cached(bags)).toEqual({ ...bags, ranking: [campaign(1, 30)] });
     // Rankings never expire; the freshness key expires the bound after the heartbeat's event time.
     expect(await redis.ttl(rankingCacheKey(shoes))).toBe(-1);
-    expect(JSON.parse((await redis.get(RANKING_FRESHNESS_KEY))!)).toEqual({ as_of: heartbeatAsOf, fresh_until: heartbeatAsOf + config.workers.rankingTtlSeconds * 1000 });
+    expect(JSON.parse((await redis.get(RANKING_FRESHNESS_KEY))!)).toEqual({
+      as_of: heartbeatAsOf,
+      fresh_until: heartbeatAsOf + config.workers.rankingTtlSeconds * 1000,
+    });
     const ttl = await redis.pttl(RANKING_FRESHNESS_KEY);
     expect(ttl).toBeGreaterThan(config.workers.rankingTtlSeconds * 1000 - 120_000);
     expect(ttl).toBeLessThanOrEqual(config.workers.rankingTtlSeconds * 1000 - 60_000 + 1000);

@@ -35,7 +35,9 @@ describe.each(loadEnvironments().map((e) => e.name as 'dev' | 'prod'))('the %s t
     const synthesized = Object.values(parsed.resource.aws_lambda_event_source_mapping)
       .map((m) => {
         // Triggers invoke the function's `live` alias; the alias names the function.
-        const target = Object.entries(parsed.resource.aws_lambda_alias).find(([aliasId]) => m.function_name.includes(`aws_lambda_alias.${aliasId}.`))?.[1].function_name ?? m.function_name;
+        const target =
+          Object.entries(parsed.resource.aws_lambda_alias).find(([aliasId]) => m.function_name.includes(`aws_lambda_alias.${aliasId}.`))?.[1].function_name ??
+          m.function_name;
         const [id, fn] = functions.find(([fnId]) => target.includes(`aws_lambda_function.${fnId}.`))!;
         expect(id).toBeDefined();
         return {
@@ -43,7 +45,8 @@ describe.each(loadEnvironments().map((e) => e.name as 'dev' | 'prod'))('the %s t
           consumerGroupId: m.self_managed_kafka_event_source_config?.consumer_group_id,
           batchSize: m.batch_size,
           startingPosition: m.starting_position,
-          batchingWindowMs: m.maximum_batching_window_in_seconds === undefined ? LAMBDA_KAFKA_DEFAULT_BATCHING_WINDOW_MS : m.maximum_batching_window_in_seconds * 1000,
+          batchingWindowMs:
+            m.maximum_batching_window_in_seconds === undefined ? LAMBDA_KAFKA_DEFAULT_BATCHING_WINDOW_MS : m.maximum_batching_window_in_seconds * 1000,
           maxConcurrency: fn.reserved_concurrent_executions,
         };
       })

@@ -55,7 +55,24 @@ test('npm run bench -- --json prints one JSON object on its last line, with the 
   const before = await benchDatabases();
   const { stdout } = await run(
     process.execPath,
-    [path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'), 'scripts/bench.ts', '--clicks', '3000', '--baseline-clicks', '600', '--warmup-batches', '2', '--partitions', '1,2', '--history', '--history-rows', '3000', '--history-days', '3', '--json'],
+    [
+      path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'),
+      'scripts/bench.ts',
+      '--clicks',
+      '3000',
+      '--baseline-clicks',
+      '600',
+      '--warmup-batches',
+      '2',
+      '--partitions',
+      '1,2',
+      '--history',
+      '--history-rows',
+      '3000',
+      '--history-days',
+      '3',
+      '--json',
+    ],
     { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 },
   );
 
@@ -100,13 +117,28 @@ test('npm run bench -- --json prints one JSON object on its last line, with the 
 
 test('npm run bench -- --help lists every flag, --history among them', async () => {
   const { stdout } = await run(process.execPath, [path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'), 'scripts/bench.ts', '--help'], { cwd: REPO_ROOT });
-  for (const flag of ['--clicks', '--baseline-clicks', '--batch-sizes', '--partitions', '--json', '--profile', '--history', '--history-rows', '--history-days']) expect(stdout).toContain(flag);
+  for (const flag of ['--clicks', '--baseline-clicks', '--batch-sizes', '--partitions', '--json', '--profile', '--history', '--history-rows', '--history-days'])
+    expect(stdout).toContain(flag);
 });
 
 test('without --history the JSON says historyRatio null', async () => {
   const { stdout } = await run(
     process.execPath,
-    [path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'), 'scripts/bench.ts', '--clicks', '500', '--baseline-clicks', '200', '--warmup-batches', '1', '--partitions', '1', '--batch-sizes', '100', '--json'],
+    [
+      path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'),
+      'scripts/bench.ts',
+      '--clicks',
+      '500',
+      '--baseline-clicks',
+      '200',
+      '--warmup-batches',
+      '1',
+      '--partitions',
+      '1',
+      '--batch-sizes',
+      '100',
+      '--json',
+    ],
     { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 },
   );
   const lines = stdout.trim().split('\n');

@@ -3,14 +3,7 @@ import { BudgetResetRequestError, DatabaseUnavailableError } from '../../lambdas
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { checkAgainst, campaignEventContract } from '../../contracts';
 import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
-import {
-  budgetDayOf,
-  countRows,
-  isolatedWorkerStores,
-  seedAdvertiser,
-  seedCampaign,
-  startOfNextDay,
-} from './support/test-database';
+import { budgetDayOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign, startOfNextDay } from './support/test-database';
 
 const stores = isolatedWorkerStores();
 
@@ -39,7 +32,10 @@ describe('budget-reset', () => {
     expect(() => budgetDayToOpen({ scheduled_time: '2026-12-02T15:00:00Z' }, 'Asia/Seoul', now)).toThrow(BudgetResetRequestError);
     // A schedule firing a few seconds early by this clock still opens its day, which counts as begun.
     const justBeforeMidnight = Date.parse('2026-12-02T14:59:58Z');
-    expect(resetDays({ scheduled_time: '2026-12-02T15:00:00Z' }, 'Asia/Seoul', justBeforeMidnight)).toEqual({ budgetDay: '2026-12-03', currentDay: '2026-12-03' });
+    expect(resetDays({ scheduled_time: '2026-12-02T15:00:00Z' }, 'Asia/Seoul', justBeforeMidnight)).toEqual({
+      budgetDay: '2026-12-03',
+      currentDay: '2026-12-03',
+    });
     expect(() => resetDays({ budget_day: '2026-12-03' }, 'Asia/Seoul', justBeforeMidnight)).toThrow(BudgetResetRequestError);
   });
 
@@ -95,7 +91,7 @@ describe('budget-reset', () => {
     const clicks = createClickBalanceHandler(deps());
     const midnight = startOfNextDay('Asia/Seoul', 0);
     await clicks(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(31, 3)))); // today: exhausted, paused
-    await clicks(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(31, 3, { event_ts: midnight + 1000 }))), ); // tomorrow: exhausted too
+    await clicks(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(31, 3, { event_ts: midnight + 1000 })))); // tomorrow: exhausted too
     const reset = await createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))({ scheduled_time: new Date(midnight).toISOString() });
     expect(reset.resumed).toBe(0);
     expect(await statusOf(31)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });

@@ -13,7 +13,17 @@ import { build } from 'esbuild';
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, '../..');
-const HANDLERS = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status', 'reconcile'];
+const HANDLERS = [
+  'click-balance',
+  'compensation',
+  'ranking-cache',
+  'budget-reset',
+  'outbox-sweep',
+  'db-migrate',
+  'flink-status',
+  'trigger-status',
+  'reconcile',
+];
 const MAX_BUNDLE_BYTES = 1.5 * 1024 * 1024;
 /** Generous: Lambda's own init budget is 10 s; this catches a bundle that drags in something huge. */
 const MAX_COLD_IMPORT_MS = 1500;
@@ -47,7 +57,12 @@ function hashDirectory(dir: string): string {
   };
   walk(dir);
   const hash = createHash('sha256');
-  for (const file of files.sort()) hash.update(file).update('\0').update(readFileSync(path.join(dir, file))).update('\0');
+  for (const file of files.sort())
+    hash
+      .update(file)
+      .update('\0')
+      .update(readFileSync(path.join(dir, file)))
+      .update('\0');
   return hash.digest('hex');
 }
 
@@ -120,7 +135,9 @@ describe('npm run bundle', () => {
 
   test('db-migrate carries the SQL migrations beside its code', () => {
     const shipped = readdirSync(path.join(outDir, 'db-migrate', 'migrations')).sort();
-    const source = readdirSync(path.join(REPO_ROOT, 'db', 'migrations')).filter((f) => f.endsWith('.sql')).sort();
+    const source = readdirSync(path.join(REPO_ROOT, 'db', 'migrations'))
+      .filter((f) => f.endsWith('.sql'))
+      .sort();
     expect(shipped).toEqual(source);
     expect(shipped.length).toBeGreaterThan(0);
   });

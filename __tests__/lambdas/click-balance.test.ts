@@ -1,16 +1,7 @@
 import type Redis from 'ioredis';
 import { createClickBalanceHandler, dailyBudgetKey, dailySpendKey } from '../../lambdas/click-balance/charge-clicks';
 import { adEventsBatch, clickEvent, kafkaEvent, jsonBytes, withWireHeader } from './support/kafka-fixtures';
-import {
-  balanceOf,
-  budgetDayOf,
-  countRows,
-  isolatedWorkerStores,
-  seedAdvertiser,
-  seedCampaign,
-  startOfNextDay,
-  testRedis,
-} from './support/test-database';
+import { balanceOf, budgetDayOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign, startOfNextDay, testRedis } from './support/test-database';
 
 const stores = isolatedWorkerStores();
 const { prefix } = stores;
@@ -56,7 +47,12 @@ describe('click-balance', () => {
     await seedCampaign(stores.pool, { campaignId: 21, advertiserId: 2, cpc: '10', dailyBudget: null });
     const handler = createClickBalanceHandler(deps());
     const small = await handler(adEventsBatch(Array.from({ length: 5 }, () => clickEvent(21, 2))));
-    const large = await handler(adEventsBatch(Array.from({ length: 500 }, () => clickEvent(21, 2)), 1));
+    const large = await handler(
+      adEventsBatch(
+        Array.from({ length: 500 }, () => clickEvent(21, 2)),
+        1,
+      ),
+    );
     expect(small.charged).toBe(5);
     expect(large.charged).toBe(500);
     expect(large.dbRoundTrips).toBe(small.dbRoundTrips);
@@ -71,7 +67,11 @@ describe('click-balance', () => {
     const rounds = 4;
     for (let round = 0; round < rounds; round++) {
       const batches = [31, 32, 33].map((campaign, partition) =>
-        adEventsBatch(Array.from({ length: 100 }, () => clickEvent(campaign, 3)), partition, round * 100),
+        adEventsBatch(
+          Array.from({ length: 100 }, () => clickEvent(campaign, 3)),
+          partition,
+          round * 100,
+        ),
       );
       const results = await Promise.all(handlers.map((h, i) => h(batches[i])));
       expect(results.map((r) => r.charged)).toEqual([100, 100, 100]);
@@ -103,7 +103,7 @@ describe('click-balance', () => {
   test('a NUMERIC price with trailing zeros beyond 6 fraction digits is charged, and a real 7th digit is refused by the schema', async () => {
     await seedAdvertiser(stores.pool, 5, '1000');
     await seedCampaign(stores.pool, { campaignId: 51, advertiserId: 5, cpc: '100.0000000', dailyBudget: null });
-    await stores.pool.query("UPDATE campaigns SET cpc = cpc * 1.1500000 WHERE campaign_id = 51"); // 115.000000000000
+    await stores.pool.query('UPDATE campaigns SET cpc = cpc * 1.1500000 WHERE campaign_id = 51'); // 115.000000000000
     const summary = await createClickBalanceHandler(deps())(adEventsBatch([clickEvent(51, 5), clickEvent(51, 5)]));
     expect(summary).toMatchObject({ charged: 2, deadLettered: 0 });
     expect(await balanceOf(stores.pool, 5)).toBe('770');
@@ -149,7 +149,7 @@ describe('click-balance', () => {
     await handler(adEventsBatch(Array.from({ length: 3 }, () => clickEvent(81, 8)))); // clicks in flight still charged
     expect(await outbox('BUDGET_WARNING')).toBe(1);
     expect(await outbox('CAMPAIGN_PAUSED')).toBe(1);
-    const campaign = await stores.pool.query("SELECT status, paused_reason FROM campaigns WHERE campaign_id = 81");
+    const campaign = await stores.pool.query('SELECT status, paused_reason FROM campaigns WHERE campaign_id = 81');
     expect(campaign.rows[0]).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
 
     const paused = await stores.pool.query("SELECT idempotency_key, payload FROM outbox WHERE kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '81'");
@@ -194,14 +194,29 @@ describe('click-balance', () => {
     const handler = createClickBalanceHandler(deps());
     const statusOf = async () => (await stores.pool.query('SELECT status FROM campaigns WHERE campaign_id = 121')).rows[0].status;
     const announcements = async (kind: string) =>
-      (await stores.pool.query("SELECT idempotency_key, payload->>'event_id' AS event_id FROM outbox WHERE kind = $1 AND payload->>'campaign_id' = '121' ORDER BY id", [kind])).rows;
+      (
+        await stores.pool.query(
+          "SELECT idempotency_key, payload->>'event_id' AS event_id FROM outbox WHERE kind = $1 AND payload->>'campaign_id' = '121' ORDER BY id",
+          [kind],
+        )
+      ).rows;
 
-    await handler(adEventsBatch(Array.from({ length: 10 }, () => clickEvent(121, 12)), 0, 0));
+    await handler(
+      adEventsBatch(
+        Array.from({ length: 10 }, () => clickEvent(121, 12)),
+        0,
+        0,
+      ),
+    );
     expect(await statusOf()).toBe('PAUSED');
 
     // An operator resumes the exhausted campaign by hand: the next batch pauses it again.
     await stores.pool.query("UPDATE campaigns SET status = 'ACTIVE', paused_reason = NULL WHERE campaign_id = 121");
-    const again = adEventsBatch(Array.from({ length: 5 }, () => clickEvent(121, 12)), 0, 10);
+    const again = adEventsBatch(
+      Array.from({ length: 5 }, () => clickEvent(121, 12)),
+      0,
+      10,
+    );
     await handler(again);
     expect(await statusOf()).toBe('PAUSED');
     await handler(again); // redelivered: no new pause, no new announcement
@@ -216,10 +231,22 @@ describe('click-balance', () => {
     // The budget is raised and the campaign resumed: it spends up to the new budget, the 90 %
     // warning fires again for the new budget, and reaching it pauses once more.
     await stores.pool.query("UPDATE campaigns SET daily_budget = 2000, status = 'ACTIVE', paused_reason = NULL WHERE campaign_id = 121");
-    await handler(adEventsBatch(Array.from({ length: 3 }, () => clickEvent(121, 12)), 0, 20)); // 1800 = 90 % of 2000
+    await handler(
+      adEventsBatch(
+        Array.from({ length: 3 }, () => clickEvent(121, 12)),
+        0,
+        20,
+      ),
+    ); // 1800 = 90 % of 2000
     expect(await statusOf()).toBe('ACTIVE');
     expect(await announcements('BUDGET_WARNING')).toHaveLength(2);
-    await handler(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(121, 12)), 0, 30)); // 2000
+    await handler(
+      adEventsBatch(
+        Array.from({ length: 2 }, () => clickEvent(121, 12)),
+        0,
+        30,
+      ),
+    ); // 2000
     expect(await statusOf()).toBe('PAUSED');
 
     const pauses = await announcements('CAMPAIGN_PAUSED');
@@ -319,7 +346,9 @@ describe('click-balance on the day-partitioned ledger', () => {
     await seedCampaign(stores.pool, { campaignId: 341, advertiserId: 34, cpc: '1', dailyBudget: null });
     const click = clickEvent(341, 34);
     await createClickBalanceHandler(deps())(adEventsBatch([click]));
-    const { rows } = await stores.pool.query(`SELECT tableoid::regclass::text AS part, spend_date::text AS day FROM ad_balance_histories WHERE event_id = $1`, [click.event_id]);
+    const { rows } = await stores.pool.query(`SELECT tableoid::regclass::text AS part, spend_date::text AS day FROM ad_balance_histories WHERE event_id = $1`, [
+      click.event_id,
+    ]);
     expect(rows).toHaveLength(1);
     expect(rows[0].part).toBe(`ad_balance_histories_p${rows[0].day.replace(/-/g, '')}`);
   });
@@ -327,7 +356,11 @@ describe('click-balance on the day-partitioned ledger', () => {
 
 describe('click-balance conflicts end in a charge or a dead letter', () => {
   const lettersOf = async (where: string) =>
-    (await stores.pool.query(`SELECT reason, kafka_partition, kafka_offset::text AS kafka_offset FROM dead_letters WHERE handler = 'click-balance' AND ${where} ORDER BY id`)).rows;
+    (
+      await stores.pool.query(
+        `SELECT reason, kafka_partition, kafka_offset::text AS kafka_offset FROM dead_letters WHERE handler = 'click-balance' AND ${where} ORDER BY id`,
+      )
+    ).rows;
 
   test('the same event ids on two advertisers in concurrent batches neither deadlock nor vanish', async () => {
     await seedAdvertiser(stores.pool, 201, '10000');
@@ -341,8 +374,16 @@ describe('click-balance conflicts end in a charge or a dead letter', () => {
       CREATE TRIGGER slow_deduct BEFORE INSERT ON ad_balance_histories FOR EACH ROW EXECUTE FUNCTION slow_deduct();`);
     try {
       const ids = Array.from({ length: 6 }, (_, i) => `shared-${i}`);
-      const first = adEventsBatch(ids.map((id) => clickEvent(2011, 201, { event_id: id })), 7, 0);
-      const second = adEventsBatch([...ids].reverse().map((id) => clickEvent(2021, 202, { event_id: id })), 8, 0);
+      const first = adEventsBatch(
+        ids.map((id) => clickEvent(2011, 201, { event_id: id })),
+        7,
+        0,
+      );
+      const second = adEventsBatch(
+        [...ids].reverse().map((id) => clickEvent(2021, 202, { event_id: id })),
+        8,
+        0,
+      );
       const [a, b] = await Promise.all([createClickBalanceHandler(deps())(first), createClickBalanceHandler(deps())(second)]);
       expect(a.charged + b.charged).toBe(6);
       expect(a.deadLettered + b.deadLettered).toBe(6);

@@ -1,13 +1,7 @@
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
-import {
-  balanceOf,
-  countRows,
-  isolatedWorkerStores,
-  seedAdvertiser,
-  seedCampaign,
-} from './support/test-database';
+import { balanceOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from './support/test-database';
 
 const stores = isolatedWorkerStores();
 
@@ -29,9 +23,14 @@ describe('compensation', () => {
     expect(await balanceOf(stores.pool, 1)).toBe('879.45');
     const spend = await stores.pool.query('SELECT spend::text, clicks::int FROM campaign_daily_spend WHERE campaign_id = 11');
     expect(spend.rows).toEqual([{ spend: '120.55', clicks: 1 }]);
-    const refund = await stores.pool.query("SELECT amount::text, compensation_id FROM ad_balance_histories WHERE type = 'REFUND' AND event_id = $1", [click.event_id]);
+    const refund = await stores.pool.query("SELECT amount::text, compensation_id FROM ad_balance_histories WHERE type = 'REFUND' AND event_id = $1", [
+      click.event_id,
+    ]);
     expect(refund.rows).toEqual([{ amount: '120.55', compensation_id: `comp-${click.event_id}`.slice(0, 64) }]);
-    const log = await stores.pool.query('SELECT outcome, refunded_amount::text, quoted_refund_amount::text FROM duplicate_clicks WHERE duplicate_event_id = $1', [click.event_id]);
+    const log = await stores.pool.query(
+      'SELECT outcome, refunded_amount::text, quoted_refund_amount::text FROM duplicate_clicks WHERE duplicate_event_id = $1',
+      [click.event_id],
+    );
     expect(log.rows).toEqual([{ outcome: 'REFUNDED', refunded_amount: '120.55', quoted_refund_amount: '999.00' }]);
   });
 
@@ -51,7 +50,9 @@ describe('compensation', () => {
     expect([first.refunded, again.refunded, inSameBatch.refunded, other.refunded]).toEqual([1, 0, 0, 0]);
     expect(await balanceOf(stores.pool, 2)).toBe('1000');
     expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND' AND advertiser_id = 2")).toBe(1);
-    const outcomes = await stores.pool.query('SELECT compensation_id, outcome FROM duplicate_clicks WHERE advertiser_id = 2 ORDER BY created_at, compensation_id');
+    const outcomes = await stores.pool.query(
+      'SELECT compensation_id, outcome FROM duplicate_clicks WHERE advertiser_id = 2 ORDER BY created_at, compensation_id',
+    );
     expect(outcomes.rows.map((r) => r.outcome)).toEqual(['REFUNDED', 'ALREADY_SETTLED']);
   });
 
@@ -85,7 +86,13 @@ describe('compensation', () => {
       })(),
       (async () => {
         for (let i = duplicates.length - 1; i >= 0; i -= 4) {
-          await compensationHandler(compensationBatch(duplicates.slice(Math.max(0, i - 3), i + 1).map((c) => compensationEvent(c)), 0, i));
+          await compensationHandler(
+            compensationBatch(
+              duplicates.slice(Math.max(0, i - 3), i + 1).map((c) => compensationEvent(c)),
+              0,
+              i,
+            ),
+          );
         }
       })(),
     ]);
@@ -122,14 +129,20 @@ describe('compensation', () => {
     const click = clickEvent(51, 5);
     await createClickBalanceHandler(deps())(adEventsBatch([click]));
     const summary = await createCompensationHandler(deps())(
-      compensationBatch([
-        compensationEvent(click, { campaign_id: 999999, compensation_id: 'c-unknown' }),
-        compensationEvent(click, { refund_amount: '-10.00', compensation_id: 'c-negative' }),
-      ], 3, 70),
+      compensationBatch(
+        [
+          compensationEvent(click, { campaign_id: 999999, compensation_id: 'c-unknown' }),
+          compensationEvent(click, { refund_amount: '-10.00', compensation_id: 'c-negative' }),
+        ],
+        3,
+        70,
+      ),
     );
     expect(summary).toMatchObject({ records: 2, refunded: 0, deadLettered: 2 });
     expect(await balanceOf(stores.pool, 5)).toBe('90');
-    const letters = await stores.pool.query("SELECT reason, kafka_partition, kafka_offset::int FROM dead_letters WHERE handler = 'compensation' AND kafka_partition = 3 ORDER BY kafka_offset");
+    const letters = await stores.pool.query(
+      "SELECT reason, kafka_partition, kafka_offset::int FROM dead_letters WHERE handler = 'compensation' AND kafka_partition = 3 ORDER BY kafka_offset",
+    );
     expect(letters.rows).toEqual([
       { reason: 'UNKNOWN_CAMPAIGN', kafka_partition: 3, kafka_offset: 70 },
       { reason: 'ABSURD_AMOUNT', kafka_partition: 3, kafka_offset: 71 },
@@ -139,7 +152,11 @@ describe('compensation', () => {
 
 describe('compensation checked against the click it refunds', () => {
   const letters = async (partition: number) =>
-    (await stores.pool.query("SELECT reason, detail FROM dead_letters WHERE handler = 'compensation' AND kafka_partition = $1 ORDER BY kafka_offset", [partition])).rows;
+    (
+      await stores.pool.query("SELECT reason, detail FROM dead_letters WHERE handler = 'compensation' AND kafka_partition = $1 ORDER BY kafka_offset", [
+        partition,
+      ])
+    ).rows;
 
   async function twoAdvertisers(base: number): Promise<void> {
     await seedAdvertiser(stores.pool, base, '1000');
@@ -235,7 +252,7 @@ describe('compensation checked against the click it refunds', () => {
     const reversed = await handler(compensationBatch([compensationEvent(a, { original_event_id: 'pair-b', compensation_id: 'comp-a-of-b' })], 7, 1));
     expect(reversed.refunded).toBe(0);
     expect(await balanceOf(stores.pool, 76)).toBe('900');
-    const outcomes = await stores.pool.query("SELECT compensation_id, outcome FROM duplicate_clicks WHERE advertiser_id = 76 ORDER BY compensation_id");
+    const outcomes = await stores.pool.query('SELECT compensation_id, outcome FROM duplicate_clicks WHERE advertiser_id = 76 ORDER BY compensation_id');
     expect(outcomes.rows).toEqual([
       { compensation_id: 'comp-a-of-b', outcome: 'ORIGINAL_KEPT' },
       { compensation_id: 'comp-b-of-a', outcome: 'REFUNDED' },
@@ -246,10 +263,14 @@ describe('compensation checked against the click it refunds', () => {
     const d = clickEvent(760, 76, { event_ts: ts, device_id: 'dev-76b', event_id: 'pair-d' });
     await createClickBalanceHandler(deps())(adEventsBatch([c, d], 1));
     const both = await handler(
-      compensationBatch([
-        compensationEvent(d, { original_event_id: 'pair-c', compensation_id: 'comp-d-of-c' }),
-        compensationEvent(c, { original_event_id: 'pair-d', compensation_id: 'comp-c-of-d' }),
-      ], 7, 2),
+      compensationBatch(
+        [
+          compensationEvent(d, { original_event_id: 'pair-c', compensation_id: 'comp-d-of-c' }),
+          compensationEvent(c, { original_event_id: 'pair-d', compensation_id: 'comp-c-of-d' }),
+        ],
+        7,
+        2,
+      ),
     );
     expect(both.refunded).toBe(1);
     expect(await balanceOf(stores.pool, 76)).toBe('800');

@@ -28,7 +28,13 @@ describe('deployed entry points', () => {
     try {
       const { stdout } = await invoke('migrate', { DATABASE_URL: db.url });
       const [first, second] = jsonLines(stdout);
-      expect(first.applied).toEqual(['1763700000000_money-path', '1764500000000_function-roles', '1764600000000_money-defects', '1764700000000_ledger-entries', '1764800000000_partitioned-ledger']);
+      expect(first.applied).toEqual([
+        '1763700000000_money-path',
+        '1764500000000_function-roles',
+        '1764600000000_money-defects',
+        '1764700000000_ledger-entries',
+        '1764800000000_partitioned-ledger',
+      ]);
       expect(second.applied).toEqual([]);
       expect(await countRows(db.pool, 'pgmigrations')).toBe(5);
       expect(await migrate(db.url)).toMatch(/No migrations to run/);

@@ -34,7 +34,13 @@ describe('parseWorkerEnv', () => {
       CAMPAIGN_EVENTS_SCHEMA_ID: '100003',
       BUDGET_TIME_ZONE: 'UTC',
     });
-    expect(env.database).toEqual({ kind: 'secret', secretArn: 'arn:aws:secretsmanager:ap-northeast-2:1:secret:rds', host: 'db.internal', port: 5432, database: 'adstream' });
+    expect(env.database).toEqual({
+      kind: 'secret',
+      secretArn: 'arn:aws:secretsmanager:ap-northeast-2:1:secret:rds',
+      host: 'db.internal',
+      port: 5432,
+      database: 'adstream',
+    });
     expect(env.redis).toEqual({ kind: 'tls', host: 'cache.internal', port: 6380, authSecretArn: 'arn:aws:secretsmanager:ap-northeast-2:1:secret:redis' });
     expect(env.kafkaProducer?.brokers).toEqual(['pkc-1.aws.confluent.cloud:9092']);
     expect(env.campaignEventsSchemaId).toBe(100003);

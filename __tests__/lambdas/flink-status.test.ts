@@ -20,10 +20,13 @@ function fakeFlinkApi(phases: Record<string, string>) {
     requests.push({ path: req.url ?? '', authorization: req.headers.authorization });
     const match = /^\/sql\/v1\/organizations\/org-1\/environments\/env-1\/statements\/([^/]+)$/.exec(req.url ?? '');
     if (req.method !== 'GET' || !match) return void res.writeHead(400).end();
-    if (req.headers.authorization !== `Basic ${Buffer.from('key:secret').toString('base64')}`) return void res.writeHead(401).end('{"errors":[{"detail":"bad key"}]}');
+    if (req.headers.authorization !== `Basic ${Buffer.from('key:secret').toString('base64')}`)
+      return void res.writeHead(401).end('{"errors":[{"detail":"bad key"}]}');
     const phase = phases[decodeURIComponent(match[1])];
     if (phase === undefined) return void res.writeHead(404).end('{"errors":[{"detail":"not found"}]}');
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ name: match[1], status: { phase, detail: phase === 'RUNNING' ? '' : `statement is ${phase}` } }));
+    res
+      .writeHead(200, { 'Content-Type': 'application/json' })
+      .end(JSON.stringify({ name: match[1], status: { phase, detail: phase === 'RUNNING' ? '' : `statement is ${phase}` } }));
   });
   return {
     requests,
@@ -62,7 +65,7 @@ describe('flink-status', () => {
     return createFlinkStatusHandler({ statements, settings: async () => ({ ...settings, ...overrides }), observability: createObservability('flink-status') });
   }
 
-  test('reports each statement\'s phase: RUNNING, FAILED, and a deleted one as MISSING', async () => {
+  test("reports each statement's phase: RUNNING, FAILED, and a deleted one as MISSING", async () => {
     const emf = captureEmf();
     try {
       const report = await handlerWith()();
@@ -128,11 +131,25 @@ describe('flink-status', () => {
 describe('flink-status settings', () => {
   const arn = 'arn:aws:secretsmanager:ap-northeast-2:111111111111:secret:adstream/dev/flink/status-reader';
   test('parses the status secret and trims the endpoint', () => {
-    const raw = JSON.stringify({ rest_endpoint: 'https://flink.ap-northeast-2.aws.confluent.cloud/', organization_id: 'o', environment_id: 'env-1', api_key: 'k', api_secret: 's' });
-    expect(parseStatusSecret(arn, raw)).toEqual({ restEndpoint: 'https://flink.ap-northeast-2.aws.confluent.cloud', organizationId: 'o', environmentId: 'env-1', apiKey: 'k', apiSecret: 's' });
+    const raw = JSON.stringify({
+      rest_endpoint: 'https://flink.ap-northeast-2.aws.confluent.cloud/',
+      organization_id: 'o',
+      environment_id: 'env-1',
+      api_key: 'k',
+      api_secret: 's',
+    });
+    expect(parseStatusSecret(arn, raw)).toEqual({
+      restEndpoint: 'https://flink.ap-northeast-2.aws.confluent.cloud',
+      organizationId: 'o',
+      environmentId: 'env-1',
+      apiKey: 'k',
+      apiSecret: 's',
+    });
   });
   test('fails when keys are missing, naming them and not the values', () => {
-    expect(() => parseStatusSecret(arn, JSON.stringify({ api_key: 'k', api_secret: 'topsecret' }))).toThrow(/lacks rest_endpoint, organization_id, environment_id/);
+    expect(() => parseStatusSecret(arn, JSON.stringify({ api_key: 'k', api_secret: 'topsecret' }))).toThrow(
+      /lacks rest_endpoint, organization_id, environment_id/,
+    );
     expect(() => parseStatusSecret(arn, 'topsecret')).toThrow(/is not JSON/);
     try {
       parseStatusSecret(arn, JSON.stringify({ api_secret: 'topsecret' }));
@@ -141,7 +158,9 @@ describe('flink-status settings', () => {
     }
   });
   test('fails when the endpoint is not a URL', () => {
-    expect(() => parseStatusSecret(arn, JSON.stringify({ rest_endpoint: 'flink.example', organization_id: 'o', environment_id: 'e', api_key: 'k', api_secret: 's' }))).toThrow(/not a URL/);
+    expect(() =>
+      parseStatusSecret(arn, JSON.stringify({ rest_endpoint: 'flink.example', organization_id: 'o', environment_id: 'e', api_key: 'k', api_secret: 's' })),
+    ).toThrow(/not a URL/);
   });
   test('fails when no statement is named', () => {
     expect(() => parseStatementNames(' , ')).toThrow(/FLINK_STATEMENTS/);

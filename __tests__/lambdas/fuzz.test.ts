@@ -2,13 +2,7 @@ import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-cl
 import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import { brokenAdEventValues, brokenCompensationValues, informationalOnlyBrokenClicks } from './support/fuzz';
-import {
-  balanceOf,
-  countRows,
-  isolatedWorkerStores,
-  seedAdvertiser,
-  seedCampaign,
-} from './support/test-database';
+import { balanceOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from './support/test-database';
 
 const stores = isolatedWorkerStores();
 
@@ -48,7 +42,17 @@ describe('fuzzed records', () => {
     expect(await countRows(stores.pool, 'dead_letters', "handler = 'click-balance'")).toBe(4000);
     const reasons = await stores.pool.query("SELECT reason, count(*)::int AS n FROM dead_letters WHERE handler = 'click-balance' GROUP BY reason");
     const seen = new Set(reasons.rows.map((r) => r.reason));
-    for (const reason of ['INVALID_JSON', 'INVALID_UTF8', 'INVALID_BASE64', 'OVERSIZED', 'MISSING_VALUE', 'CONTRACT_VIOLATION', 'ABSURD_TIMESTAMP', 'UNKNOWN_CAMPAIGN', 'ADVERTISER_MISMATCH']) {
+    for (const reason of [
+      'INVALID_JSON',
+      'INVALID_UTF8',
+      'INVALID_BASE64',
+      'OVERSIZED',
+      'MISSING_VALUE',
+      'CONTRACT_VIOLATION',
+      'ABSURD_TIMESTAMP',
+      'UNKNOWN_CAMPAIGN',
+      'ADVERTISER_MISMATCH',
+    ]) {
       expect(seen).toContain(reason);
     }
 

@@ -26,15 +26,19 @@ describe('batch age', () => {
 
   test('is reported before the handler runs, so a batch that keeps failing still reports its age', async () => {
     const { emitted, emit } = recorder();
-    const failing = withBatchAge(async () => {
-      expect(emitted).toHaveLength(1);
-      throw new Error('database unavailable');
-    }, emit, () => 1_763_700_600_000);
+    const failing = withBatchAge(
+      async () => {
+        expect(emitted).toHaveLength(1);
+        throw new Error('database unavailable');
+      },
+      emit,
+      () => 1_763_700_600_000,
+    );
     await expect(failing(adEventsBatch([clickEvent(1, 1)]))).rejects.toThrow('database unavailable');
     expect(emitted).toEqual([[HEALTH_METRICS.oldestRecordAge, 600, 'Seconds']]);
   });
 
-  test('passes the handler\'s result through', async () => {
+  test("passes the handler's result through", async () => {
     const { emit } = recorder();
     await expect(withBatchAge(async () => 'summary', emit)(adEventsBatch([clickEvent(1, 1)]))).resolves.toBe('summary');
   });
@@ -91,9 +95,14 @@ describe('outbox backlog (real Postgres)', () => {
   test('is reported after every sweep, also one that failed', async () => {
     await insert('a', 120, 2);
     const { emitted, emit } = recorder();
-    const sweep = withOutboxBacklog(async () => {
-      throw new Error('SNS down');
-    }, async () => db.pool, emit, createObservability('outbox-sweep'));
+    const sweep = withOutboxBacklog(
+      async () => {
+        throw new Error('SNS down');
+      },
+      async () => db.pool,
+      emit,
+      createObservability('outbox-sweep'),
+    );
     await expect(sweep({})).rejects.toThrow('SNS down');
     expect(emitted.map(([name, value]) => [name, name === HEALTH_METRICS.outboxOldestAge ? value >= 120 : value])).toEqual([
       [HEALTH_METRICS.outboxBacklog, 1],
@@ -105,9 +114,14 @@ describe('outbox backlog (real Postgres)', () => {
 
   test('reports nothing when the database cannot be reached (the alarm treats that as breaching)', async () => {
     const { emitted, emit } = recorder();
-    const sweep = withOutboxBacklog(async () => 'ok', async () => {
-      throw new Error('connection refused');
-    }, emit, createObservability('outbox-sweep'));
+    const sweep = withOutboxBacklog(
+      async () => 'ok',
+      async () => {
+        throw new Error('connection refused');
+      },
+      emit,
+      createObservability('outbox-sweep'),
+    );
     await expect(sweep({})).resolves.toBe('ok');
     expect(emitted).toEqual([]);
   });

@@ -16,7 +16,11 @@ describe('decodeKafkaEvent', () => {
         source,
       );
       const records = decodeKafkaEvent(event);
-      expect(records.map((r) => [r.coordinates.partition, r.coordinates.offset])).toEqual([[0, 10], [0, 11], [3, 7]]);
+      expect(records.map((r) => [r.coordinates.partition, r.coordinates.offset])).toEqual([
+        [0, 10],
+        [0, 11],
+        [3, 7],
+      ]);
       const [first] = records;
       expect(first.ok).toBe(true);
       if (!first.ok) continue;

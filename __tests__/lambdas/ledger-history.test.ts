@@ -35,7 +35,11 @@ describe('ledger history', () => {
 
     // 35 days later, 35 days of retention: the days before today expire, today is kept.
     const later = Date.now() + 35 * DAY_MS;
-    const summary = await createBudgetResetHandler(stores.deps({ now: () => later, budgetTimeZone: 'UTC' }), { retentionDays: 35, aheadDays: 3, expired: 'detach' })({});
+    const summary = await createBudgetResetHandler(stores.deps({ now: () => later, budgetTimeZone: 'UTC' }), {
+      retentionDays: 35,
+      aheadDays: 3,
+      expired: 'detach',
+    })({});
     expect(summary).toMatchObject({ partitionsCreated: 4 });
     expect(summary.partitionsExpired).toBe(7);
     const after = await partitions();
@@ -48,12 +52,20 @@ describe('ledger history', () => {
     expect(await countRows(stores.pool, 'ad_balance_histories')).toBe(1);
 
     // Idempotent: a second run creates and expires nothing.
-    const again = await createBudgetResetHandler(stores.deps({ now: () => later, budgetTimeZone: 'UTC' }), { retentionDays: 35, aheadDays: 3, expired: 'detach' })({});
+    const again = await createBudgetResetHandler(stores.deps({ now: () => later, budgetTimeZone: 'UTC' }), {
+      retentionDays: 35,
+      aheadDays: 3,
+      expired: 'detach',
+    })({});
     expect(again).toMatchObject({ partitionsCreated: 0, partitionsExpired: 0 });
 
     // Dropping: 40 more days (today's partition expires too) with expired = drop removes the partitions without an archive.
     const muchLater = later + 40 * DAY_MS;
-    const dropped = await createBudgetResetHandler(stores.deps({ now: () => muchLater, budgetTimeZone: 'UTC' }), { retentionDays: 35, aheadDays: 2, expired: 'drop' })({});
+    const dropped = await createBudgetResetHandler(stores.deps({ now: () => muchLater, budgetTimeZone: 'UTC' }), {
+      retentionDays: 35,
+      aheadDays: 2,
+      expired: 'drop',
+    })({});
     expect(dropped.partitionsExpired).toBeGreaterThan(0);
     const { rows } = await stores.pool.query("SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'archived_%'");
     expect(rows[0].n).toBe(summary.partitionsExpired);
@@ -68,7 +80,11 @@ describe('ledger history', () => {
 
   test('the function reads its retention from the variables the workers stack sets, and names a bad one', () => {
     expect(ledgerHistoryFromEnv({})).toEqual({ retentionDays: 400, aheadDays: 7, expired: 'detach' });
-    expect(ledgerHistoryFromEnv({ LEDGER_RETENTION_DAYS: '35', LEDGER_PARTITIONS_AHEAD_DAYS: '14', LEDGER_EXPIRED_PARTITIONS: 'drop' })).toEqual({ retentionDays: 35, aheadDays: 14, expired: 'drop' });
+    expect(ledgerHistoryFromEnv({ LEDGER_RETENTION_DAYS: '35', LEDGER_PARTITIONS_AHEAD_DAYS: '14', LEDGER_EXPIRED_PARTITIONS: 'drop' })).toEqual({
+      retentionDays: 35,
+      aheadDays: 14,
+      expired: 'drop',
+    });
     expect(() => ledgerHistoryFromEnv({ LEDGER_RETENTION_DAYS: '7' })).toThrow(/LEDGER_RETENTION_DAYS.*35 to 3650/);
     expect(() => ledgerHistoryFromEnv({ LEDGER_EXPIRED_PARTITIONS: 'archive' })).toThrow(/LEDGER_EXPIRED_PARTITIONS/);
   });

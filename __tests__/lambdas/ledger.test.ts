@@ -26,7 +26,7 @@ const TZ = 'Asia/Seoul';
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.pool.query("INSERT INTO advertisers (advertiser_id, balance) VALUES (1, 0), (2, 0), (3, 0)");
+  await db.pool.query('INSERT INTO advertisers (advertiser_id, balance) VALUES (1, 0), (2, 0), (3, 0)');
   await db.pool.query("INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES (11, 1, '120.10', '100000'), (21, 2, '0.000001', NULL)");
 });
 
@@ -44,7 +44,7 @@ describe('ledger entries', () => {
     // The same reference again (a retried command): nothing moves.
     expect(await topUp('1', '0.2', 'PAY-2')).toMatchObject({ outcome: 'already-recorded', balanceAfter: '0.3' });
     expect(await balanceOf(db.pool, 1)).toBe('0.3');
-    const rows = await db.pool.query("SELECT event_id, type, amount::text, campaign_id FROM ad_balance_histories WHERE advertiser_id = 1 ORDER BY id");
+    const rows = await db.pool.query('SELECT event_id, type, amount::text, campaign_id FROM ad_balance_histories WHERE advertiser_id = 1 ORDER BY id');
     expect(rows.rows).toEqual([
       { event_id: 'ledger:PAY-1', type: 'TOPUP', amount: '0.1', campaign_id: null },
       { event_id: 'ledger:PAY-2', type: 'TOPUP', amount: '0.2', campaign_id: null },
@@ -70,7 +70,9 @@ describe('ledger entries', () => {
     await expect(topUp('1', '0.0000001', 'X3')).rejects.toThrow(/at most 6 fraction digits/);
     await expect(topUp('1', '1e3', 'X4')).rejects.toThrow(/decimal/);
     await expect(topUp('99', '5', 'X5')).rejects.toThrow(/advertiser 99 does not exist/);
-    await expect(recordLedgerEntry(db.pool, { type: 'ADJUSTMENT', advertiserId: '1', amount: '-1', externalRef: 'X6', budgetTimeZone: TZ })).rejects.toThrow(/needs a reason/);
+    await expect(recordLedgerEntry(db.pool, { type: 'ADJUSTMENT', advertiserId: '1', amount: '-1', externalRef: 'X6', budgetTimeZone: TZ })).rejects.toThrow(
+      /needs a reason/,
+    );
     expect((await db.pool.query("SELECT count(*)::int AS n FROM ledger_entry_refs WHERE external_ref LIKE 'X%'")).rows[0].n).toBe(0);
   });
 
@@ -81,9 +83,17 @@ describe('ledger entries', () => {
   });
 
   test('the database refuses what the ledger must never hold: a charge without campaign, a zero or negative charge', async () => {
-    await expect(db.pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, spend_date) VALUES ('c', 'DEDUCT', 1, 1, current_date)")).rejects.toThrow(/ad_balance_histories_campaign_check/);
-    await expect(db.pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('d', 'REFUND', -1, 1, 11, current_date)")).rejects.toThrow(/ad_balance_histories_amount_check/);
-    await expect(db.pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, spend_date) VALUES ('e', 'ADJUSTMENT', 0, 1, current_date)")).rejects.toThrow(/ad_balance_histories_amount_check/);
+    await expect(
+      db.pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, spend_date) VALUES ('c', 'DEDUCT', 1, 1, current_date)"),
+    ).rejects.toThrow(/ad_balance_histories_campaign_check/);
+    await expect(
+      db.pool.query(
+        "INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('d', 'REFUND', -1, 1, 11, current_date)",
+      ),
+    ).rejects.toThrow(/ad_balance_histories_amount_check/);
+    await expect(
+      db.pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, spend_date) VALUES ('e', 'ADJUSTMENT', 0, 1, current_date)"),
+    ).rejects.toThrow(/ad_balance_histories_amount_check/);
   });
 
   test('npm run ledger: topup and adjust with a dry run; a known error prints one line without a stack trace', async () => {
@@ -91,12 +101,18 @@ describe('ledger entries', () => {
     expect((await ledgerCommand(['topup', '--advertiser', '2', '--amount', '500.00', '--ref', 'PAY-CLI', '--dry-run'], env)).output).toBe(
       'dry run (nothing written): would record TOPUP 500.00 for advertiser 2, ref PAY-CLI: balance 0 -> 500.00',
     );
-    expect((await ledgerCommand(['topup', '--advertiser', '2', '--amount', '500.00', '--ref', 'PAY-CLI'], env)).output).toMatch(/^recorded TOPUP 500.00 .* balance 0 -> 500.00$/);
-    expect((await ledgerCommand(['adjust', '--advertiser', '2', '--amount=-0.50', '--ref', 'TICKET-9', '--reason', 'goodwill reversal'], env)).output).toMatch(/balance 500.00 -> 499.50$/);
+    expect((await ledgerCommand(['topup', '--advertiser', '2', '--amount', '500.00', '--ref', 'PAY-CLI'], env)).output).toMatch(
+      /^recorded TOPUP 500.00 .* balance 0 -> 500.00$/,
+    );
+    expect((await ledgerCommand(['adjust', '--advertiser', '2', '--amount=-0.50', '--ref', 'TICKET-9', '--reason', 'goodwill reversal'], env)).output).toMatch(
+      /balance 500.00 -> 499.50$/,
+    );
     const refs = await db.pool.query("SELECT type, amount::text, reason FROM ledger_entry_refs WHERE external_ref = 'TICKET-9'");
     expect(refs.rows).toEqual([{ type: 'ADJUSTMENT', amount: '-0.50', reason: 'goodwill reversal' }]);
 
-    const failed = await run(TSX, ['scripts/ledger.ts', 'topup', '--advertiser', '2', '--amount=-3', '--ref', 'R'], { cwd: REPO_ROOT, env }).catch((error: { code: number; stderr: string }) => error);
+    const failed = await run(TSX, ['scripts/ledger.ts', 'topup', '--advertiser', '2', '--amount=-3', '--ref', 'R'], { cwd: REPO_ROOT, env }).catch(
+      (error: { code: number; stderr: string }) => error,
+    );
     expect(failed).toMatchObject({ code: 1 });
     expect((failed as { stderr: string }).stderr.trim()).toBe('a top-up amount must be positive; take money back with an adjustment');
     const help = await run(TSX, ['scripts/ledger.ts', '--help'], { cwd: REPO_ROOT, env });
@@ -135,14 +151,18 @@ describe('reconciliation', () => {
        UPDATE advertisers SET balance = balance - 120.10 WHERE advertiser_id = 1`,
       [voided.rows[0].event_id],
     );
-    const refunded = await db.pool.query<{ duplicate_event_id: string; original_event_id: string }>("SELECT duplicate_event_id, original_event_id FROM duplicate_clicks WHERE outcome = 'REFUNDED'");
+    const refunded = await db.pool.query<{ duplicate_event_id: string; original_event_id: string }>(
+      "SELECT duplicate_event_id, original_event_id FROM duplicate_clicks WHERE outcome = 'REFUNDED'",
+    );
     const { duplicate_event_id: dup, original_event_id: orig } = refunded.rows[0];
     await db.pool.query(
       `INSERT INTO duplicate_clicks (compensation_id, duplicate_event_id, original_event_id, advertiser_id, campaign_id, ad_id, device_id, duplicate_event_ts, original_event_ts, outcome, refunded_amount)
        VALUES ('again', $1, $2, 1, 11, 'ad', 'dev', now(), now(), 'REFUNDED', 120.10), ('orig', $2, 'first', 1, 11, 'ad', 'dev', now(), now(), 'REFUNDED', 120.10)`,
       [dup, orig],
     );
-    await db.pool.query("INSERT INTO outbox (kind, idempotency_key, payload, created_at) VALUES ('BUDGET_WARNING', 'stuck', '{}', now() - interval '1 hour'), ('BUDGET_WARNING', 'fresh', '{}', now())");
+    await db.pool.query(
+      "INSERT INTO outbox (kind, idempotency_key, payload, created_at) VALUES ('BUDGET_WARNING', 'stuck', '{}', now() - interval '1 hour'), ('BUDGET_WARNING', 'fresh', '{}', now())",
+    );
 
     const report = await reconcileLedger(db.pool);
     expect(report.checks.balance.ids).toEqual(['2']);
@@ -166,7 +186,10 @@ describe('reconciliation', () => {
     delete process.env.POWERTOOLS_METRICS_DISABLED;
     const { lines } = await captureJsonLines(() => createReconcileHandler({ pool: async () => db.pool, observability: createObservability('reconcile') })({}));
     if (previous !== undefined) process.env.POWERTOOLS_METRICS_DISABLED = previous;
-    const error = lines.find((line) => line.message === 'ledger does not reconcile') as { level: string; offending: Record<string, { rows: { id: string }[] }> };
+    const error = lines.find((line) => line.message === 'ledger does not reconcile') as {
+      level: string;
+      offending: Record<string, { rows: { id: string }[] }>;
+    };
     expect(error.level).toBe('ERROR');
     expect(error.offending.originalRefunded.rows[0].id).toBe(orig);
     const emf = lines.find((line) => '_aws' in line) as Record<string, unknown>;
@@ -174,7 +197,10 @@ describe('reconciliation', () => {
   });
 
   test('a reconciliation that cannot run emits no drift metric and throws, so the alarm breaches on missing data', async () => {
-    const handler = createReconcileHandler({ pool: async () => Promise.reject(new Error('connect ECONNREFUSED')), observability: createObservability('reconcile') });
+    const handler = createReconcileHandler({
+      pool: async () => Promise.reject(new Error('connect ECONNREFUSED')),
+      observability: createObservability('reconcile'),
+    });
     const { error, lines } = await captureJsonLines(() => handler({}));
     expect(String(error)).toMatch(/ECONNREFUSED/);
     expect(lines.find((line) => line.message === 'reconciliation could not run')).toMatchObject({ level: 'ERROR' });

@@ -115,15 +115,23 @@ describe('migrations', () => {
     // The key still refuses a second row of the same click and type on the same day, and the
     // ledger carries the constraints of the ledger-entries migration.
     await expect(
-      pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('today', 'DEDUCT', 1, 1, 11, current_date)"),
+      pool.query(
+        "INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('today', 'DEDUCT', 1, 1, 11, current_date)",
+      ),
     ).rejects.toThrow(/duplicate key value violates unique constraint "ad_balance_histories_p\d{8}_event_id_type_spend_date_key"/);
     await expect(
-      pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('neg', 'REFUND', -1, 1, 11, current_date)"),
+      pool.query(
+        "INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('neg', 'REFUND', -1, 1, 11, current_date)",
+      ),
     ).rejects.toThrow(/ad_balance_histories_amount_check/);
     await expect(
-      pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('nocampaign', 'DEDUCT', 1, 1, NULL, current_date)"),
+      pool.query(
+        "INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('nocampaign', 'DEDUCT', 1, 1, NULL, current_date)",
+      ),
     ).rejects.toThrow(/ad_balance_histories_campaign_check/);
-    await pool.query("INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('adj', 'ADJUSTMENT', -5, 1, NULL, current_date)");
+    await pool.query(
+      "INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date) VALUES ('adj', 'ADJUSTMENT', -5, 1, NULL, current_date)",
+    );
 
     // The workers on the migrated ledger: a replay of the legacy click is not charged again.
     const deps = workerDeps({ databaseUrl: ledgerDb.url, keyPrefix: 'unused:', redisUrl: null });
@@ -148,22 +156,31 @@ describe('migrations', () => {
       INSERT INTO advertisers (advertiser_id, balance) VALUES (2, 0), (3, 55.000001);
       INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date)
         VALUES ('legacy-refund', 'REFUND', 0.5, 1, 11, '2026-11-30');`);
-    const before = await db.pool.query("SELECT advertiser_id::int, balance::text FROM advertisers ORDER BY 1");
+    const before = await db.pool.query('SELECT advertiser_id::int, balance::text FROM advertisers ORDER BY 1');
 
     expect(await migrate(db.url)).toMatch(/1764700000000_ledger-entries/);
 
-    const after = await db.pool.query("SELECT advertiser_id::int, balance::text FROM advertisers ORDER BY 1");
+    const after = await db.pool.query('SELECT advertiser_id::int, balance::text FROM advertisers ORDER BY 1');
     expect(after.rows).toEqual(before.rows);
     const openings = await db.pool.query("SELECT advertiser_id::int, amount::text, event_id FROM ad_balance_histories WHERE type = 'ADJUSTMENT' ORDER BY 1");
-    const net = await db.pool.query("SELECT coalesce(sum(CASE WHEN type = 'DEDUCT' THEN -amount ELSE 0 END), 0)::text AS deducted FROM ad_balance_histories WHERE advertiser_id = 1 AND type = 'DEDUCT'");
+    const net = await db.pool.query(
+      "SELECT coalesce(sum(CASE WHEN type = 'DEDUCT' THEN -amount ELSE 0 END), 0)::text AS deducted FROM ad_balance_histories WHERE advertiser_id = 1 AND type = 'DEDUCT'",
+    );
     // Advertiser 1: 1000 at the start, one click charged by the test above, a legacy refund of 0.5.
     expect(openings.rows[0]).toMatchObject({ advertiser_id: 1, event_id: 'ledger:opening:1' });
     expect(openings.rows.slice(1)).toEqual([{ advertiser_id: 3, amount: '55.000001', event_id: 'ledger:opening:3' }]);
     const balance1 = after.rows[0].balance;
-    const sum = await db.pool.query<{ ok: boolean }>("SELECT $1::numeric = $2::numeric + $3::numeric + 0.5 AS ok", [balance1, openings.rows[0].amount, net.rows[0].deducted]);
+    const sum = await db.pool.query<{ ok: boolean }>('SELECT $1::numeric = $2::numeric + $3::numeric + 0.5 AS ok', [
+      balance1,
+      openings.rows[0].amount,
+      net.rows[0].deducted,
+    ]);
     expect(sum.rows[0].ok).toBe(true);
-    const refs = await db.pool.query("SELECT external_ref, type FROM ledger_entry_refs ORDER BY 1");
-    expect(refs.rows).toEqual([{ external_ref: 'opening:1', type: 'ADJUSTMENT' }, { external_ref: 'opening:3', type: 'ADJUSTMENT' }]);
+    const refs = await db.pool.query('SELECT external_ref, type FROM ledger_entry_refs ORDER BY 1');
+    expect(refs.rows).toEqual([
+      { external_ref: 'opening:1', type: 'ADJUSTMENT' },
+      { external_ref: 'opening:3', type: 'ADJUSTMENT' },
+    ]);
     const report = await reconcileLedger(db.pool);
     expect(report.checks.balance.count).toBe(0);
   });

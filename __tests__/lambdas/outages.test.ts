@@ -7,15 +7,7 @@ import { createCompensationHandler } from '../../lambdas/compensation/refund-dup
 import { createPoolProvider } from '../../lambdas/shared/db';
 import { DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
-import {
-  balanceOf,
-  budgetDayOf,
-  countRows,
-  isolatedWorkerStores,
-  seedAdvertiser,
-  seedCampaign,
-  TEST_REDIS_URL,
-} from './support/test-database';
+import { balanceOf, budgetDayOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign, TEST_REDIS_URL } from './support/test-database';
 
 const run = promisify(execFile);
 
@@ -75,7 +67,12 @@ describe('Redis unavailable', () => {
     await seedCampaign(stores.pool, { campaignId: 11, advertiserId: 1, cpc: '25', dailyBudget: '100' });
     const handler = createClickBalanceHandler(deps({ redisUrl: CLOSED_REDIS }));
     const first = await handler(adEventsBatch(Array.from({ length: 3 }, () => clickEvent(11, 1))));
-    const second = await handler(adEventsBatch(Array.from({ length: 2 }, () => clickEvent(11, 1)), 1));
+    const second = await handler(
+      adEventsBatch(
+        Array.from({ length: 2 }, () => clickEvent(11, 1)),
+        1,
+      ),
+    );
     expect([first.charged, second.charged]).toEqual([3, 2]);
     expect(first.cacheFailures).toBeGreaterThan(0);
     // Fail fast: the first call waits at most the connect timeout, later calls skip Redis.
@@ -100,8 +97,18 @@ describe('Redis unavailable', () => {
     expect(await balanceOf(stores.pool, 2)).toBe('920');
 
     await stopThrowawayRedis();
-    const down = await handler(adEventsBatch(Array.from({ length: 4 }, () => clickEvent(21, 2)), 2));
-    const stillDown = await handler(adEventsBatch(Array.from({ length: 4 }, () => clickEvent(21, 2)), 3));
+    const down = await handler(
+      adEventsBatch(
+        Array.from({ length: 4 }, () => clickEvent(21, 2)),
+        2,
+      ),
+    );
+    const stillDown = await handler(
+      adEventsBatch(
+        Array.from({ length: 4 }, () => clickEvent(21, 2)),
+        3,
+      ),
+    );
 
     expect([down.charged, stillDown.charged]).toEqual([4, 4]);
     expect(down.cacheFailures).toBeGreaterThan(0);

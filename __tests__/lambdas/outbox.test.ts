@@ -4,23 +4,11 @@ import { Pool } from 'pg';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { createOutboxSweepHandler } from '../../lambdas/outbox-sweep/sweep-outbox';
-import {
-  createKafkaPublisher,
-  createSnsPublisher,
-  drainOutbox,
-  encodeCampaignEventValue,
-  OutboxMessage,
-  OutboxPublisher,
-} from '../../lambdas/shared/outbox';
+import { createKafkaPublisher, createSnsPublisher, drainOutbox, encodeCampaignEventValue, OutboxMessage, OutboxPublisher } from '../../lambdas/shared/outbox';
 import { decodeKafkaEvent, parseJsonValue } from '../../lambdas/shared/kafka-event';
 import { campaignEventContract, checkAgainst } from '../../contracts';
 import { adEventsBatch, clickEvent, kafkaEvent } from './support/kafka-fixtures';
-import {
-  countRows,
-  isolatedWorkerStores,
-  seedAdvertiser,
-  seedCampaign,
-} from './support/test-database';
+import { countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from './support/test-database';
 
 const stores = isolatedWorkerStores();
 
@@ -78,7 +66,9 @@ describe('outbox', () => {
     await handler(adEventsBatch([clickEvent(11, 1)]));
 
     // One object, so a failure shows the whole picture.
-    const outbox = await stores.pool.query('SELECT kind, sns_published_at IS NOT NULL AS sns, kafka_published_at IS NOT NULL AS kafka, last_error FROM outbox ORDER BY id');
+    const outbox = await stores.pool.query(
+      'SELECT kind, sns_published_at IS NOT NULL AS sns, kafka_published_at IS NOT NULL AS kafka, last_error FROM outbox ORDER BY id',
+    );
     expect({ summary, sns: sns.delivered.map((m) => m.kind).sort(), kafka: kafka.delivered.map((m) => m.kind), rows: outbox.rows }).toMatchObject({
       summary: { outboxWritten: 2, outboxPublished: 3 },
       sns: ['BUDGET_WARNING', 'CAMPAIGN_PAUSED'],
@@ -124,7 +114,11 @@ describe('outbox', () => {
 
   test('a publisher that throws leaves every row pending', async () => {
     await insertOutboxRows(2, 'throws');
-    const result = await drainOutbox(stores.pool, { sns: async () => { throw new Error('boom'); } });
+    const result = await drainOutbox(stores.pool, {
+      sns: async () => {
+        throw new Error('boom');
+      },
+    });
     expect(result.failures[0]).toMatchObject({ destination: 'sns' });
     expect(await countRows(stores.pool, 'outbox', 'sns_published_at IS NULL')).toBe(2);
   });
@@ -149,9 +143,7 @@ describe('outbox', () => {
   });
 
   test('Kafka and SNS are tracked separately: Kafka down does not resend SNS', async () => {
-    await stores.pool.query(
-      `INSERT INTO outbox (kind, idempotency_key, payload) VALUES ('CAMPAIGN_PAUSED', 'k1', '{"campaign_id": 5}')`,
-    );
+    await stores.pool.query(`INSERT INTO outbox (kind, idempotency_key, payload) VALUES ('CAMPAIGN_PAUSED', 'k1', '{"campaign_id": 5}')`);
     const sns = new FakeDestination();
     const kafka = new FakeDestination();
     kafka.failuresLeft = 1;

@@ -31,7 +31,13 @@ function deps(options: { redisUrl?: string | null; databaseUrl?: string } = {}) 
 
 function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; freshnessSeconds?: number; now?: () => number } = {}) {
   const d = deps(options);
-  return createRankingCacheHandler({ pool: d.pool, cache: d.cache, observability: d.observability, freshnessSeconds: options.freshnessSeconds, now: options.now });
+  return createRankingCacheHandler({
+    pool: d.pool,
+    cache: d.cache,
+    observability: d.observability,
+    freshnessSeconds: options.freshnessSeconds,
+    now: options.now,
+  });
 }
 
 const HEARTBEAT_KEY: RankingKey = { placement: '', category: '' };
@@ -144,7 +150,7 @@ describe('ranking-cache', () => {
     expect(await redis.ttl(rankingCacheKey(key))).toBe(-1);
   });
 
-  test('a tombstone expires the key after the delete grace; an insert right after it (Flink\'s delete + insert of one update) keeps the key without expiry', async () => {
+  test("a tombstone expires the key after the delete grace; an insert right after it (Flink's delete + insert of one update) keeps the key without expiry", async () => {
     const key = { placement: 'home_top', category: 'tombstoned' };
     const handler = handlerWith();
     await handler(rankingsEvent([{ offset: 0, key, value: row(key, [campaign(1, 1)]) }]));
@@ -283,7 +289,8 @@ describe('ranking-cache', () => {
       const bytes = Buffer.from(base);
       const flips = 1 + Math.floor(random() * 4);
       for (let f = 0; f < flips; f += 1) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
-      const keyBytes = random() < 0.1 ? Buffer.from([0, 0, 0, 0, 1, Math.floor(random() * 256)]) : registryJson({ placement: 'fuzz', category: `c${i % 20}` }, 1);
+      const keyBytes =
+        random() < 0.1 ? Buffer.from([0, 0, 0, 0, 1, Math.floor(random() * 256)]) : registryJson({ placement: 'fuzz', category: `c${i % 20}` }, 1);
       fixtures.push({ partition: 9, offset: i, key: keyBytes, value: random() < 0.5 ? withWireHeader(bytes, 7) : bytes });
     }
     const handler = handlerWith();
@@ -406,7 +413,18 @@ describe('ranking-cache atomic rankings', () => {
 
     const gap = await handler(rankingsEvent([{ offset: 1, key, value: row(key, [campaign(1, 10), campaign(3, 30)]) }]));
     const twice = await handler(rankingsEvent([{ offset: 2, key, value: row(key, [campaign(1, 30), campaign(2, 20), campaign(3, 30)]) }]));
-    const order = await handler(rankingsEvent([{ offset: 3, key, value: row(key, [{ ...campaign(1, 10), score: 1 }, { ...campaign(2, 20), score: 2 }]) }]));
+    const order = await handler(
+      rankingsEvent([
+        {
+          offset: 3,
+          key,
+          value: row(key, [
+            { ...campaign(1, 10), score: 1 },
+            { ...campaign(2, 20), score: 2 },
+          ]),
+        },
+      ]),
+    );
 
     expect([gap.rankingsInconsistent, twice.rankingsInconsistent, order.rankingsInconsistent]).toEqual([1, 1, 1]);
     expect([gap.rankingsWritten, twice.rankingsWritten, order.rankingsWritten]).toEqual([0, 0, 0]);

@@ -1,7 +1,13 @@
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetEventSourceMappingCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { createTriggerStatusHandler, isConsuming, parseTriggerMappings, TRIGGER_STATUS_METRICS, TriggerMapping } from '../../lambdas/trigger-status/check-triggers';
+import {
+  createTriggerStatusHandler,
+  isConsuming,
+  parseTriggerMappings,
+  TRIGGER_STATUS_METRICS,
+  TriggerMapping,
+} from '../../lambdas/trigger-status/check-triggers';
 import { createObservability } from '../../lambdas/shared/observability';
 
 /**
@@ -49,7 +55,12 @@ describe('trigger-status against a local Lambda API', () => {
   });
   let client: LambdaClient;
   beforeAll(async () => {
-    client = new LambdaClient({ region: 'ap-northeast-2', endpoint: await api.start(), credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 1 });
+    client = new LambdaClient({
+      region: 'ap-northeast-2',
+      endpoint: await api.start(),
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      maxAttempts: 1,
+    });
   });
   afterAll(async () => {
     client.destroy();

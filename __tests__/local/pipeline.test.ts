@@ -61,7 +61,9 @@ describe('npm run local', () => {
     );
     // The live view ran and the traffic had what the reconciliation is about.
     expect(lines.some((l) => /charges \d+ refunds \d+/.test(l))).toBe(true);
-    expect(lines.find((l) => l.startsWith('traffic:'))).toMatch(/[1-9]\d* duplicates \([1-9]\d* same-millisecond, [1-9]\d* across a 5-minute boundary\).*[1-9]\d* campaigns to pause/);
+    expect(lines.find((l) => l.startsWith('traffic:'))).toMatch(
+      /[1-9]\d* duplicates \([1-9]\d* same-millisecond, [1-9]\d* across a 5-minute boundary\).*[1-9]\d* campaigns to pause/,
+    );
     // Its database is dropped (the Flink JVM, the workers and any broker it started are stopped before it returns).
     expect((await localDatabases()).filter((d) => !before.includes(d))).toEqual([]);
   }, 600_000);

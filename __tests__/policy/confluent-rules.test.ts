@@ -13,7 +13,11 @@ function newStack(): TerraformStack {
 }
 
 function binding(stack: TerraformStack, roleName: string): RoleBinding {
-  return new RoleBinding(stack, `binding-${roleName}`, { principal: 'User:sa-123', roleName, crnPattern: 'crn://confluent.cloud/organization=o/environment=env-1' });
+  return new RoleBinding(stack, `binding-${roleName}`, {
+    principal: 'User:sa-123',
+    roleName,
+    crnPattern: 'crn://confluent.cloud/organization=o/environment=env-1',
+  });
 }
 
 function topic(stack: TerraformStack, preventDestroy?: boolean): KafkaTopic {
@@ -44,11 +48,19 @@ describe('ADS-CC2 production topics and pool cannot be destroyed', () => {
   });
 
   test('a production topic without prevent_destroy is rejected', () => {
-    expect(productionStreamingPreventDestroy.check(topic(newStack()), { production: true })).toContain('confluent_kafka_topic must set lifecycle { prevent_destroy = true }');
+    expect(productionStreamingPreventDestroy.check(topic(newStack()), { production: true })).toContain(
+      'confluent_kafka_topic must set lifecycle { prevent_destroy = true }',
+    );
   });
 
   test('a production pool with prevent_destroy=false is rejected', () => {
-    const pool = new FlinkComputePool(newStack(), 'pool', { displayName: 'p', cloud: 'AWS', region: 'ap-northeast-2', environment: { id: 'env-1' }, lifecycle: { preventDestroy: false } });
+    const pool = new FlinkComputePool(newStack(), 'pool', {
+      displayName: 'p',
+      cloud: 'AWS',
+      region: 'ap-northeast-2',
+      environment: { id: 'env-1' },
+      lifecycle: { preventDestroy: false },
+    });
     expect(productionStreamingPreventDestroy.check(pool, { production: true })).toContain('confluent_flink_compute_pool');
   });
 

@@ -45,7 +45,9 @@ describe.each(environments.map((config) => [config.name, config] as const))('sta
 
   test('the Flink provider gets the deployer key from the streaming stack, and that output is sensitive', () => {
     const provider = stackJson(name('flink')).provider!.confluent[0];
-    expect(provider.flink_api_secret).toMatch(new RegExp(`^\\$\\{data\\.terraform_remote_state\\.cross-stack-reference-input-${name('streaming')}\\.outputs\\.cross-stack-output-confluent_api_key`));
+    expect(provider.flink_api_secret).toMatch(
+      new RegExp(`^\\$\\{data\\.terraform_remote_state\\.cross-stack-reference-input-${name('streaming')}\\.outputs\\.cross-stack-output-confluent_api_key`),
+    );
     const outputs = stackJson(name('streaming')).output!;
     const secretOutput = Object.entries(outputs).find(([key, o]) => key.startsWith('cross-stack-output-') && String(o.value).endsWith('.secret}'));
     expect(secretOutput?.[1].sensitive).toBe(true);
@@ -55,6 +57,8 @@ describe.each(environments.map((config) => [config.name, config] as const))('sta
     const workers = stackJson(name('workers'));
     const outboxSweep = Object.values(workers.resource.aws_lambda_function).find((f) => f.function_name === `adstream-${config.name}-outbox-sweep`)!;
     const variables = (outboxSweep.environment as { variables: Record<string, string> }).variables;
-    expect(variables.CAMPAIGN_EVENTS_SCHEMA_ID).toMatch(/^\$\{data\.terraform_remote_state\.cross-stack-reference-input-adstream-[a-z]+-streaming\.outputs\.cross-stack-output-confluent_schema[^}]*schema_identifier\}$/);
+    expect(variables.CAMPAIGN_EVENTS_SCHEMA_ID).toMatch(
+      /^\$\{data\.terraform_remote_state\.cross-stack-reference-input-adstream-[a-z]+-streaming\.outputs\.cross-stack-output-confluent_schema[^}]*schema_identifier\}$/,
+    );
   });
 });

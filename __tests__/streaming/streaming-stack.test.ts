@@ -11,9 +11,7 @@ const { stack: prodStack, json: prod } = synth('prod');
 const { stack: devStack, json: dev } = synth('dev');
 
 function bindingsOf(json: SynthesizedStack, accountNodeId: string): Array<{ role: string; crn: string }> {
-  const accountAddress = Object.entries(json.resource.confluent_service_account).find(([, r]) =>
-    String(r.display_name).endsWith(accountNodeId),
-  )?.[0];
+  const accountAddress = Object.entries(json.resource.confluent_service_account).find(([, r]) => String(r.display_name).endsWith(accountNodeId))?.[0];
   if (!accountAddress) throw new Error(`no service account ${accountNodeId}`);
   return resourcesOf(json, 'confluent_role_binding')
     .filter((b) => b.principal === `User:\${confluent_service_account.${accountAddress}.id}`)
@@ -34,7 +32,11 @@ describe('StreamingStack', () => {
   test('registers each contract as a JSON Schema under <topic>-value', () => {
     const schemas = resourcesOf(prod, 'confluent_schema');
     expect(schemas.map((s) => s.subject_name).sort()).toEqual([
-      'ad-events-value', 'campaign-events-value', 'compensation-events-value', 'conversion-events-value', 'product-catalog-value',
+      'ad-events-value',
+      'campaign-events-value',
+      'compensation-events-value',
+      'conversion-events-value',
+      'product-catalog-value',
     ]);
     const adEvents = schemas.find((s) => s.subject_name === 'ad-events-value')!;
     expect(adEvents.format).toBe('JSON');
@@ -61,7 +63,10 @@ describe('StreamingStack', () => {
   test('the Flink runner runs statements, reads the sources, writes compensations and uses Flink transactional ids', () => {
     const bindings = bindingsOf(prod, 'flink-runner');
     expect(bindings).toContainEqual({ role: 'FlinkDeveloper', crn: '<crn>' });
-    expect(bindings).toContainEqual({ role: 'DeveloperWrite', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/transactional-id=_confluent-flink_*' });
+    expect(bindings).toContainEqual({
+      role: 'DeveloperWrite',
+      crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/transactional-id=_confluent-flink_*',
+    });
     expect(bindings).toContainEqual({ role: 'DeveloperWrite', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=compensation-events' });
     expect(bindings).toContainEqual({ role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/topic=ad-events' });
     expect(bindings).not.toContainEqual(expect.objectContaining({ crn: expect.stringContaining('topic=*') }));
@@ -149,7 +154,9 @@ describe('StreamingStack', () => {
     expect(json.resource.confluent_environment).toBeUndefined();
     expect(json.resource.confluent_kafka_cluster).toBeUndefined();
     expect(Object.values(json.data!.confluent_environment)[0]).toMatchObject({ id: 'env-abc123' });
-    expect(Object.values(json.data!.confluent_schema_registry_cluster)[0].depends_on).toEqual([expect.stringMatching(/^data\.confluent_kafka_cluster\.cluster_[A-F0-9]+$/)]);
+    expect(Object.values(json.data!.confluent_schema_registry_cluster)[0].depends_on).toEqual([
+      expect.stringMatching(/^data\.confluent_kafka_cluster\.cluster_[A-F0-9]+$/),
+    ]);
     expect(Object.values(json.data!.confluent_kafka_cluster)[0]).toMatchObject({
       id: 'lkc-xyz789',
       environment: { id: expect.stringMatching(/^\$\{data\.confluent_environment\.environment_[A-F0-9]+\.id\}$/) },

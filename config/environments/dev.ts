@@ -22,7 +22,15 @@ export default defineEnvironment({
   alerts: { emails: ['adstream-dev-alerts@example.com'] },
   stateBackend: { kind: 's3', bucket: 'adstream-dev-tfstate', keyPrefix: 'adstream/dev', region: 'ap-northeast-2', encrypt: true, useLockfile: true },
   network: { mode: 'create', cidr: '10.40.0.0/16', availabilityZones: 2, natGateways: 1 },
-  database: { instanceClass: 'db.t4g.micro', allocatedStorageGb: 20, maxAllocatedStorageGb: 50, multiAz: false, backupRetentionDays: 1, useProxy: false, history: { ledgerRetentionDays: 35, expired: 'drop' } },
+  database: {
+    instanceClass: 'db.t4g.micro',
+    allocatedStorageGb: 20,
+    maxAllocatedStorageGb: 50,
+    multiAz: false,
+    backupRetentionDays: 1,
+    useProxy: false,
+    history: { ledgerRetentionDays: 35, expired: 'drop' },
+  },
   cache: { nodeType: 'cache.t4g.micro', replicas: 0 },
   workers: {
     functions: {

@@ -22,7 +22,15 @@ export default defineEnvironment({
   alerts: { emails: ['adstream-oncall@example.com', 'ad-finance@example.com'] },
   stateBackend: { kind: 's3', bucket: 'adstream-prod-tfstate', keyPrefix: 'adstream/prod', region: 'ap-northeast-2', encrypt: true, useLockfile: true },
   network: { mode: 'create', cidr: '10.50.0.0/16', availabilityZones: 3, natGateways: 3 },
-  database: { instanceClass: 'db.r7g.large', allocatedStorageGb: 100, maxAllocatedStorageGb: 1000, multiAz: true, backupRetentionDays: 14, useProxy: true, history: { ledgerRetentionDays: 400, partitionsAheadDays: 14, expired: 'detach' } },
+  database: {
+    instanceClass: 'db.r7g.large',
+    allocatedStorageGb: 100,
+    maxAllocatedStorageGb: 1000,
+    multiAz: true,
+    backupRetentionDays: 14,
+    useProxy: true,
+    history: { ledgerRetentionDays: 400, partitionsAheadDays: 14, expired: 'detach' },
+  },
   cache: { nodeType: 'cache.r7g.large', replicas: 1 },
   workers: {
     functions: {

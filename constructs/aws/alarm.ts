@@ -10,7 +10,10 @@ export interface AlarmTarget {
 }
 
 /** What an alarm needs besides its metric: its name, its text and how it treats silence. */
-export type AlarmSettings = Omit<CloudwatchMetricAlarmConfig, 'alarmName' | 'alarmActions' | 'okActions' | 'evaluationPeriods' | 'comparisonOperator' | 'threshold' | 'treatMissingData'> & {
+export type AlarmSettings = Omit<
+  CloudwatchMetricAlarmConfig,
+  'alarmName' | 'alarmActions' | 'okActions' | 'evaluationPeriods' | 'comparisonOperator' | 'threshold' | 'treatMissingData'
+> & {
   /** Full alarm name (the dashboard refers to alarms by name). */
   readonly alarmName: string;
   /** What it means for the money path and what to do; CloudWatch caps it at 1024 characters. */
@@ -39,7 +42,10 @@ export const MAX_ALARM_DESCRIPTION = 1024;
  */
 export function createAlarm(scope: Construct, id: string, target: AlarmTarget, settings: AlarmSettings): CloudwatchMetricAlarm {
   if (settings.alarmDescription.length > MAX_ALARM_DESCRIPTION) {
-    throw new AwsConstructError(`${scope.node.path}/${id}`, `alarm description is ${settings.alarmDescription.length} characters; CloudWatch accepts at most ${MAX_ALARM_DESCRIPTION}. Shorten it and keep the runbook link.`);
+    throw new AwsConstructError(
+      `${scope.node.path}/${id}`,
+      `alarm description is ${settings.alarmDescription.length} characters; CloudWatch accepts at most ${MAX_ALARM_DESCRIPTION}. Shorten it and keep the runbook link.`,
+    );
   }
   return new CloudwatchMetricAlarm(scope, id, {
     ...(settings.metricQuery ? {} : { period: 300 }),

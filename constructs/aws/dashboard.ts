@@ -85,7 +85,11 @@ export class MoneyDashboard extends Construct {
         type: 'alarm',
         width: 24,
         height: Math.min(8, 2 + Math.ceil(Math.min(ALARMS_PER_WIDGET, names.length - i * ALARMS_PER_WIDGET) / 4)),
-        properties: { title: i === 0 ? title : `${title} (${i + 1})`, alarms: arns(names.slice(i * ALARMS_PER_WIDGET, (i + 1) * ALARMS_PER_WIDGET)), sortBy: 'stateUpdatedTimestamp' },
+        properties: {
+          title: i === 0 ? title : `${title} (${i + 1})`,
+          alarms: arns(names.slice(i * ALARMS_PER_WIDGET, (i + 1) * ALARMS_PER_WIDGET)),
+          sortBy: 'stateUpdatedTimestamp',
+        },
       }));
 
     const widgets: Widget[] = [
@@ -121,7 +125,13 @@ export class MoneyDashboard extends Construct {
       ]),
       graph(
         'Consumer lag per trigger (records)',
-        props.triggers.map((t): MetricLine => ['AWS/Lambda', 'OffsetLag', 'FunctionName', t.worker.functionName, { label: `${t.topic} → ${t.worker.serviceName}` }]),
+        props.triggers.map((t): MetricLine => [
+          'AWS/Lambda',
+          'OffsetLag',
+          'FunctionName',
+          t.worker.functionName,
+          { label: `${t.topic} → ${t.worker.serviceName}` },
+        ]),
         { stat: 'Maximum', period: 300 },
       ),
       graph(
@@ -140,12 +150,28 @@ export class MoneyDashboard extends Construct {
       ),
       graph(
         'Flink statements RUNNING (1) or not (0)',
-        props.flinkStatements.map((statement): MetricLine => [WORKER_METRICS_NAMESPACE, SILENCE_METRICS.flinkRunning, 'service', props.flinkStatus.serviceName, 'statement', statement, { label: statement }]),
+        props.flinkStatements.map((statement): MetricLine => [
+          WORKER_METRICS_NAMESPACE,
+          SILENCE_METRICS.flinkRunning,
+          'service',
+          props.flinkStatus.serviceName,
+          'statement',
+          statement,
+          { label: statement },
+        ]),
         { stat: 'Minimum', period: 300, yAxis: { left: { min: 0, max: 1 } } },
       ),
       graph(
         'Kafka triggers consuming (1) or not (0)',
-        props.triggers.map((t): MetricLine => [WORKER_METRICS_NAMESPACE, SILENCE_METRICS.triggerHealthy, 'service', props.triggerStatus.serviceName, 'trigger', t.worker.serviceName, { label: `${t.topic} → ${t.worker.serviceName}` }]),
+        props.triggers.map((t): MetricLine => [
+          WORKER_METRICS_NAMESPACE,
+          SILENCE_METRICS.triggerHealthy,
+          'service',
+          props.triggerStatus.serviceName,
+          'trigger',
+          t.worker.serviceName,
+          { label: `${t.topic} → ${t.worker.serviceName}` },
+        ]),
         { stat: 'Minimum', period: 300, yAxis: { left: { min: 0, max: 1 } } },
       ),
       graph(
@@ -162,9 +188,17 @@ export class MoneyDashboard extends Construct {
       ),
       ...alarmGrids('Pipeline alarms', props.pipelineAlarmNames),
       ...alarmGrids('Stateful tier alarms (RDS, RDS Proxy, ElastiCache, NAT)', props.statefulAlarmNames),
-      ...props.statefulAlarmNames.map(
-        (name): Widget => ({ type: 'metric', width: 6, height: 5, properties: { title: name.replace(/^adstream-[a-z0-9-]+?-(?=ledger|cache|nat)/, ''), region, view: 'timeSeries', annotations: { alarms: [alarmArn(props.location, name)] } } }),
-      ),
+      ...props.statefulAlarmNames.map((name): Widget => ({
+        type: 'metric',
+        width: 6,
+        height: 5,
+        properties: {
+          title: name.replace(/^adstream-[a-z0-9-]+?-(?=ledger|cache|nat)/, ''),
+          region,
+          view: 'timeSeries',
+          annotations: { alarms: [alarmArn(props.location, name)] },
+        },
+      })),
     ];
     this.widgets = widgets;
     this.dashboardName = props.dashboardName;

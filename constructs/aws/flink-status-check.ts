@@ -59,7 +59,8 @@ export class FlinkStatusCheck extends Construct {
     this.secretName = `adstream/${props.environmentName}/flink/status-reader`;
     const secret = new SecretsmanagerSecret(this, 'credentials', {
       name: this.secretName,
-      description: 'Flink REST endpoint, organization and environment ids, and a Flink API key that can read the statements (JSON: rest_endpoint, organization_id, environment_id, api_key, api_secret)',
+      description:
+        'Flink REST endpoint, organization and environment ids, and a Flink API key that can read the statements (JSON: rest_endpoint, organization_id, environment_id, api_key, api_secret)',
       recoveryWindowInDays: props.production ? 30 : 7,
     });
     this.secretArn = secret.arn;

@@ -79,20 +79,32 @@ export class KafkaTrigger extends Construct {
     super(scope, id);
     const batchSize = props.batchSize ?? 100;
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > KAFKA_TRIGGER_MAX_BATCH_SIZE) {
-      throw new AwsConstructError(this.node.path, `batchSize ${batchSize} is out of range; a Kafka trigger takes an integer from 1 to ${KAFKA_TRIGGER_MAX_BATCH_SIZE} (set workers.batchSize).`);
+      throw new AwsConstructError(
+        this.node.path,
+        `batchSize ${batchSize} is out of range; a Kafka trigger takes an integer from 1 to ${KAFKA_TRIGGER_MAX_BATCH_SIZE} (set workers.batchSize).`,
+      );
     }
     if (props.worker.sizing.timeoutSeconds > KAFKA_TRIGGER_MAX_TIMEOUT_SECONDS) {
-      throw new AwsConstructError(this.node.path, `function timeout ${props.worker.sizing.timeoutSeconds}s exceeds the ${KAFKA_TRIGGER_MAX_TIMEOUT_SECONDS}s a Kafka trigger allows; lower workers.functions.<name>.timeoutSeconds.`);
+      throw new AwsConstructError(
+        this.node.path,
+        `function timeout ${props.worker.sizing.timeoutSeconds}s exceeds the ${KAFKA_TRIGGER_MAX_TIMEOUT_SECONDS}s a Kafka trigger allows; lower workers.functions.<name>.timeoutSeconds.`,
+      );
     }
     if (!/^[A-Za-z0-9._-]{1,249}$/.test(props.topic)) {
       throw new AwsConstructError(this.node.path, `topic ${JSON.stringify(props.topic)} is not a Kafka topic name (letters, digits, ".", "_", "-").`);
     }
     if (!/^[A-Za-z0-9._-]{1,200}$/.test(props.consumerGroupId)) {
-      throw new AwsConstructError(this.node.path, `consumerGroupId ${JSON.stringify(props.consumerGroupId)} is not a valid Kafka group id (letters, digits, ".", "_", "-", at most 200).`);
+      throw new AwsConstructError(
+        this.node.path,
+        `consumerGroupId ${JSON.stringify(props.consumerGroupId)} is not a valid Kafka group id (letters, digits, ".", "_", "-", at most 200).`,
+      );
     }
     const { source } = props;
     if (source.kind === 'confluent' && !Token.isUnresolved(source.bootstrapServers) && /:\/\//.test(source.bootstrapServers)) {
-      throw new AwsConstructError(this.node.path, `bootstrapServers ${JSON.stringify(source.bootstrapServers)} has a scheme; Lambda wants bare host:port (strip "SASL_SSL://").`);
+      throw new AwsConstructError(
+        this.node.path,
+        `bootstrapServers ${JSON.stringify(source.bootstrapServers)} has a scheme; Lambda wants bare host:port (strip "SASL_SSL://").`,
+      );
     }
     this.topic = props.topic;
     this.consumerGroupId = props.consumerGroupId;
@@ -132,7 +144,10 @@ export class KafkaTrigger extends Construct {
     } else {
       const match = /^(arn:[^:]+:kafka:[^:]+:\d{12}):cluster\/([^/]+)\/([^/]+)$/.exec(source.clusterArn);
       if (!match) {
-        throw new AwsConstructError(this.node.path, `clusterArn ${JSON.stringify(source.clusterArn)} is not an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>).`);
+        throw new AwsConstructError(
+          this.node.path,
+          `clusterArn ${JSON.stringify(source.clusterArn)} is not an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>).`,
+        );
       }
       const [, prefix, clusterName, clusterUuid] = match;
       props.worker.addStatement({

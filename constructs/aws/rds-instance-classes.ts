@@ -9,8 +9,26 @@ const GIB = 1024 ** 3;
 
 /** Memory in GiB by size, per family shape (burstable, general purpose, memory optimised). */
 const BURSTABLE: Readonly<Record<string, number>> = { micro: 1, small: 2, medium: 4, large: 8, xlarge: 16, '2xlarge': 32 };
-const GENERAL: Readonly<Record<string, number>> = { large: 8, xlarge: 16, '2xlarge': 32, '4xlarge': 64, '8xlarge': 128, '12xlarge': 192, '16xlarge': 256, '24xlarge': 384 };
-const MEMORY: Readonly<Record<string, number>> = { large: 16, xlarge: 32, '2xlarge': 64, '4xlarge': 128, '8xlarge': 256, '12xlarge': 384, '16xlarge': 512, '24xlarge': 768 };
+const GENERAL: Readonly<Record<string, number>> = {
+  large: 8,
+  xlarge: 16,
+  '2xlarge': 32,
+  '4xlarge': 64,
+  '8xlarge': 128,
+  '12xlarge': 192,
+  '16xlarge': 256,
+  '24xlarge': 384,
+};
+const MEMORY: Readonly<Record<string, number>> = {
+  large: 16,
+  xlarge: 32,
+  '2xlarge': 64,
+  '4xlarge': 128,
+  '8xlarge': 256,
+  '12xlarge': 384,
+  '16xlarge': 512,
+  '24xlarge': 768,
+};
 
 const FAMILIES: Readonly<Record<string, Readonly<Record<string, number>>>> = {
   t3: BURSTABLE,

@@ -51,7 +51,10 @@ export class Reconciliation extends Construct {
   constructor(scope: Construct, id: string, props: ReconciliationProps) {
     super(scope, id);
     if (!Number.isInteger(props.everyHours) || props.everyHours < 1 || props.everyHours > 12) {
-      throw new AwsConstructError(this.node.path, `everyHours must be a whole number from 1 to 12 (the drift alarm's period spans two runs and CloudWatch evaluates at most a day), got ${props.everyHours}.`);
+      throw new AwsConstructError(
+        this.node.path,
+        `everyHours must be a whole number from 1 to 12 (the drift alarm's period spans two runs and CloudWatch evaluates at most a day), got ${props.everyHours}.`,
+      );
     }
     this.worker = new WorkerFunction(this, 'reconcile', {
       functionName: `${props.namePrefix}-reconcile`,

@@ -9,9 +9,18 @@ import type { WorkerFunction } from './worker-function';
 
 /** sha256 over (name, content) of every `*.sql` file in `directory`, in name order. */
 export function migrationsDigest(directory: string): { digest: string; files: string[] } {
-  const files = existsSync(directory) ? readdirSync(directory).filter((file) => file.endsWith('.sql')).sort() : [];
+  const files = existsSync(directory)
+    ? readdirSync(directory)
+        .filter((file) => file.endsWith('.sql'))
+        .sort()
+    : [];
   const hash = createHash('sha256');
-  for (const file of files) hash.update(file).update('\0').update(readFileSync(join(directory, file))).update('\0');
+  for (const file of files)
+    hash
+      .update(file)
+      .update('\0')
+      .update(readFileSync(join(directory, file)))
+      .update('\0');
   return { digest: hash.digest('hex'), files };
 }
 

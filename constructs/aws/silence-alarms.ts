@@ -127,7 +127,12 @@ export class SilenceAlarms extends Construct {
         { id: 'skipped', returnData: false, metric: custom(clickBalance, SILENCE_METRICS.recordsSkipped, 'Sum') },
         { id: 'charged', returnData: false, metric: custom(clickBalance, SILENCE_METRICS.clicksCharged, 'Sum') },
         // Records that are not impressions or replays (skipped) should charge or dead-letter.
-        { id: 'stopped', label: 'Records to charge, none charged', returnData: true, expression: 'IF(FILL(received, 0) - FILL(skipped, 0) > 0 AND FILL(charged, 0) == 0, 1, 0)' },
+        {
+          id: 'stopped',
+          label: 'Records to charge, none charged',
+          returnData: true,
+          expression: 'IF(FILL(received, 0) - FILL(skipped, 0) > 0 AND FILL(charged, 0) == 0, 1, 0)',
+        },
       ],
       alarmDescription: `click-balance received clicks for ${silence.stalledMinutes} minutes and charged none. Money path: clicks are served and not billed (every one dead-lettered, or charged nowhere). Do: read the dead_letters reasons and the click-balance log. ${RUNBOOK}#click-charging-stopped`,
     });
@@ -149,7 +154,12 @@ export class SilenceAlarms extends Construct {
       metricQuery: [
         { id: 'charged', returnData: false, metric: custom(clickBalance, SILENCE_METRICS.clicksCharged, 'Sum', 3600) },
         { id: 'received', returnData: false, metric: custom(compensation, SILENCE_METRICS.recordsReceived, 'Sum', 3600) },
-        { id: 'stopped', label: 'Clicks flowing, no compensation', returnData: true, expression: `IF(FILL(charged, 0) >= ${silence.clicksPerHourExpectingDuplicates} AND FILL(received, 0) == 0, 1, 0)` },
+        {
+          id: 'stopped',
+          label: 'Clicks flowing, no compensation',
+          returnData: true,
+          expression: `IF(FILL(charged, 0) >= ${silence.clicksPerHourExpectingDuplicates} AND FILL(received, 0) == 0, 1, 0)`,
+        },
       ],
       alarmDescription: `At least ${silence.clicksPerHourExpectingDuplicates} clicks were charged in the last hour and the compensation function received no event. Money path: duplicate clicks are charged and not refunded. Do: check the duplicate-clicks Flink statement (flink-status alarms) and the compensation trigger. ${RUNBOOK}#compensations-stopped`,
     });
@@ -176,7 +186,11 @@ export class SilenceAlarms extends Construct {
         evaluationPeriods: stalledPeriods,
         datapointsToAlarm: stalledPeriods,
         metricQuery: [
-          { id: 'lag', returnData: false, metric: { namespace: 'AWS/Lambda', metricName: 'OffsetLag', dimensions: { FunctionName: fn.functionName }, stat: 'Maximum', period: 300 } },
+          {
+            id: 'lag',
+            returnData: false,
+            metric: { namespace: 'AWS/Lambda', metricName: 'OffsetLag', dimensions: { FunctionName: fn.functionName }, stat: 'Maximum', period: 300 },
+          },
           { id: 'received', returnData: false, metric: custom(fn, SILENCE_METRICS.recordsReceived, 'Sum') },
           { id: 'stalled', label: 'Lagging, nothing consumed', returnData: true, expression: 'IF(FILL(lag, 0) > 0 AND FILL(received, 0) == 0, 1, 0)' },
         ],

@@ -52,7 +52,12 @@ export function storageAlarmSpecs(config: EnvironmentConfig, tier: StatefulTier)
   const specs: AlarmSpec[] = [];
   const add = (id: string, settings: Omit<AlarmSettings, 'alarmName'>) => specs.push({ id, settings: { alarmName: `${prefix}-${id}`, ...settings } });
 
-  const rds = (metricName: string, statistic: string) => ({ namespace: 'AWS/RDS', metricName, statistic, dimensions: { DBInstanceIdentifier: tier.database.instanceIdentifier } });
+  const rds = (metricName: string, statistic: string) => ({
+    namespace: 'AWS/RDS',
+    metricName,
+    statistic,
+    dimensions: { DBInstanceIdentifier: tier.database.instanceIdentifier },
+  });
   add('ledger-cpu', {
     ...rds('CPUUtilization', 'Average'),
     evaluationPeriods: 3,
@@ -67,7 +72,9 @@ export function storageAlarmSpecs(config: EnvironmentConfig, tier: StatefulTier)
     threshold: freeStorageBytes,
     alarmDescription:
       `Ledger database free storage below ${db.freeStoragePercent}% of ${config.database.allocatedStorageGb} GiB. ` +
-      (autoscaling ? `Storage autoscaling (ceiling ${config.database.maxAllocatedStorageGb} GiB) did not keep up or reached its ceiling. ` : 'Storage autoscaling is off. ') +
+      (autoscaling
+        ? `Storage autoscaling (ceiling ${config.database.maxAllocatedStorageGb} GiB) did not keep up or reached its ceiling. `
+        : 'Storage autoscaling is off. ') +
       `Money path: a full disk stops every write, so no click is charged or refunded. Do: raise database.maxAllocatedStorageGb / allocatedStorageGb and deploy storage. ${RUNBOOK}#ledger-free-storage`,
   });
   const freeMemoryBytes = Math.floor((db.freeableMemoryPercent / 100) * memoryGib * GIB);
@@ -118,7 +125,14 @@ export function storageAlarmSpecs(config: EnvironmentConfig, tier: StatefulTier)
   if (tier.proxyName !== undefined) {
     const clientLimit = proxy.clientConnections ?? Object.values(config.workers.functions).reduce((sum, f) => sum + f.reservedConcurrency, 0);
     // Proxy metrics are published per proxy node each minute; Sum over a minute adds the nodes.
-    const rdsProxy = (metricName: string, statistic: string) => ({ namespace: 'AWS/RDS', metricName, statistic, period: 60, evaluationPeriods: 5, dimensions: { ProxyName: tier.proxyName! } });
+    const rdsProxy = (metricName: string, statistic: string) => ({
+      namespace: 'AWS/RDS',
+      metricName,
+      statistic,
+      period: 60,
+      evaluationPeriods: 5,
+      dimensions: { ProxyName: tier.proxyName! },
+    });
     add('ledger-proxy-client-connections', {
       ...rdsProxy('ClientConnections', 'Sum'),
       threshold: clientLimit,

@@ -44,7 +44,11 @@ export class WorkerAlarms extends Construct {
   public readonly alarmNames: string[] = [];
   private readonly actions: string[];
 
-  constructor(scope: Construct, id: string, private readonly props: WorkerAlarmsProps) {
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: WorkerAlarmsProps,
+  ) {
     super(scope, id);
     this.actions = [props.alerts.topicArn];
   }
@@ -125,12 +129,24 @@ export class WorkerAlarms extends Construct {
         {
           id: 'duplicates',
           returnData: false,
-          metric: { namespace: WORKER_METRICS_NAMESPACE, metricName: WORKER_METRICS.duplicateClicks, dimensions: { service: compensating.serviceName }, stat: 'Sum', period: 3600 },
+          metric: {
+            namespace: WORKER_METRICS_NAMESPACE,
+            metricName: WORKER_METRICS.duplicateClicks,
+            dimensions: { service: compensating.serviceName },
+            stat: 'Sum',
+            period: 3600,
+          },
         },
         {
           id: 'charged',
           returnData: false,
-          metric: { namespace: WORKER_METRICS_NAMESPACE, metricName: WORKER_METRICS.clicksCharged, dimensions: { service: charging.serviceName }, stat: 'Sum', period: 3600 },
+          metric: {
+            namespace: WORKER_METRICS_NAMESPACE,
+            metricName: WORKER_METRICS.clicksCharged,
+            dimensions: { service: charging.serviceName },
+            stat: 'Sum',
+            period: 3600,
+          },
         },
         // No charged clicks means no rate, not an infinite one.
         { id: 'rate', expression: 'IF(charged > 0, duplicates / charged, 0)', label: 'Duplicate click rate', returnData: true },
@@ -143,7 +159,10 @@ export class WorkerAlarms extends Construct {
    * threshold (0 unless given) for one period (5 minutes for a plain metric) unless told otherwise, missing data is
    * fine, and both ALARM and OK go to the alert channel.
    */
-  private alarmOn(id: string, config: Omit<CloudwatchMetricAlarmConfig, 'alarmName' | 'comparisonOperator' | 'evaluationPeriods'> & { readonly evaluationPeriods?: number }): CloudwatchMetricAlarm {
+  private alarmOn(
+    id: string,
+    config: Omit<CloudwatchMetricAlarmConfig, 'alarmName' | 'comparisonOperator' | 'evaluationPeriods'> & { readonly evaluationPeriods?: number },
+  ): CloudwatchMetricAlarm {
     this.alarmNames.push(`${this.props.namePrefix}-${id}`);
     return new CloudwatchMetricAlarm(this, id, {
       alarmName: `${this.props.namePrefix}-${id}`,

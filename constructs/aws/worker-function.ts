@@ -104,7 +104,10 @@ export class WorkerFunction extends Construct {
   constructor(scope: Construct, id: string, props: WorkerFunctionProps) {
     super(scope, id);
     if (!Token.isUnresolved(props.functionName) && !/^[A-Za-z0-9_-]{1,64}$/.test(props.functionName)) {
-      throw new AwsConstructError(this.node.path, `functionName ${JSON.stringify(props.functionName)} is not a Lambda function name; use letters, digits, "-" and "_", at most 64.`);
+      throw new AwsConstructError(
+        this.node.path,
+        `functionName ${JSON.stringify(props.functionName)} is not a Lambda function name; use letters, digits, "-" and "_", at most 64.`,
+      );
     }
     if (!existsSync(props.bundleDirectory)) {
       throw new MissingBundleError(id, props.bundleDirectory, 'its directory');
@@ -131,7 +134,13 @@ export class WorkerFunction extends Construct {
     this.statements.push({
       sid: 'ManageVpcNetworkInterfaces',
       effect: 'Allow',
-      actions: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+      actions: [
+        'ec2:CreateNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:DeleteNetworkInterface',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:UnassignPrivateIpAddresses',
+      ],
       resources: ['*'],
     });
 
@@ -228,7 +237,10 @@ export class WorkerFunction extends Construct {
     if (role !== undefined) {
       const roleSecret = database.roleSecretArns[role];
       if (roleSecret === undefined) {
-        throw new AwsConstructError(this.node.path, `database role ${JSON.stringify(role)} has no secret; known roles: ${Object.keys(database.roleSecretArns).join(', ')}.`);
+        throw new AwsConstructError(
+          this.node.path,
+          `database role ${JSON.stringify(role)} has no secret; known roles: ${Object.keys(database.roleSecretArns).join(', ')}.`,
+        );
       }
       secretArn = roleSecret;
     }
@@ -257,7 +269,12 @@ export class WorkerFunction extends Construct {
   public readsSecret(sid: string, secretArn: string): void {
     if (this.grantedSecrets.has(secretArn)) return;
     this.grantedSecrets.add(secretArn);
-    this.addStatement({ sid: `Read${sid}`, effect: 'Allow', actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], resources: [secretArn] });
+    this.addStatement({
+      sid: `Read${sid}`,
+      effect: 'Allow',
+      actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+      resources: [secretArn],
+    });
   }
 
   /** Adds one allow statement to the function's role (used by triggers and channels). */
@@ -273,7 +290,10 @@ export class WorkerFunction extends Construct {
     for (const [name, value] of Object.entries(variables)) {
       const existing = this.variables[name];
       if (existing !== undefined && existing !== value) {
-        throw new AwsConstructError(this.node.path, `environment variable ${name} is already set to ${JSON.stringify(existing)}; refusing to replace it with ${JSON.stringify(value)}.`);
+        throw new AwsConstructError(
+          this.node.path,
+          `environment variable ${name} is already set to ${JSON.stringify(existing)}; refusing to replace it with ${JSON.stringify(value)}.`,
+        );
       }
       this.variables[name] = value;
     }
@@ -321,7 +341,6 @@ export class WorkerFunction extends Construct {
     });
   }
 }
-
 
 /** A port as an environment variable value, whether a literal or a variable's token. */
 function portText(port: number): string {

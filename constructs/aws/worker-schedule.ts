@@ -39,7 +39,10 @@ export class WorkerSchedule extends Construct {
   constructor(scope: Construct, id: string, props: WorkerScheduleProps) {
     super(scope, id);
     if (!/^(cron|rate)\(.+\)$/.test(props.expression)) {
-      throw new AwsConstructError(this.node.path, `expression ${JSON.stringify(props.expression)} is not a Scheduler expression; use "cron(0 0 * * ? *)" or "rate(5 minutes)".`);
+      throw new AwsConstructError(
+        this.node.path,
+        `expression ${JSON.stringify(props.expression)} is not a Scheduler expression; use "cron(0 0 * * ? *)" or "rate(5 minutes)".`,
+      );
     }
     const assume = new DataAwsIamPolicyDocument(this, 'assume-role', {
       statement: [

@@ -8,12 +8,7 @@ import type { ConfluentEnvironment, SchemaRegistryRef } from './environment';
 import type { KafkaTopicRef } from './kafka-topic';
 
 /** Roles this project grants. Admin roles are deliberately absent (and the policy rejects them). */
-export type GrantedRole =
-  | 'DeveloperRead'
-  | 'DeveloperWrite'
-  | 'DeveloperManage'
-  | 'FlinkDeveloper'
-  | 'Assigner';
+export type GrantedRole = 'DeveloperRead' | 'DeveloperWrite' | 'DeveloperManage' | 'FlinkDeveloper' | 'Assigner';
 
 /** Props of {@link ServiceAccount}. */
 export interface ServiceAccountProps {

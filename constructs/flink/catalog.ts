@@ -219,11 +219,7 @@ export function parseCreateTable(sql: string): CreateTableInfo | undefined {
   }
   const declared = options['changelog.mode'];
   const changelogMode: ChangelogMode =
-    declared === 'upsert' || declared === 'retract' || declared === 'append'
-      ? declared
-      : primaryKey.length > 0
-        ? 'upsert'
-        : 'append';
+    declared === 'upsert' || declared === 'retract' || declared === 'append' ? declared : primaryKey.length > 0 ? 'upsert' : 'append';
   return { table, columns, primaryKey, primaryKeyNotEnforced, distributedBy, options, changelogMode, asSelect };
 }
 

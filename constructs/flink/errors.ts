@@ -21,9 +21,7 @@ export class FlinkLintError extends Error {
   public readonly findings: readonly FlinkLintFinding[];
 
   constructor(file: string, findings: readonly FlinkLintFinding[]) {
-    super(
-      `flink-sql/${file} fails the Confluent Cloud dialect lint:\n${findings.map((f) => `  - [${f.rule}] ${f.message}`).join('\n')}`,
-    );
+    super(`flink-sql/${file} fails the Confluent Cloud dialect lint:\n${findings.map((f) => `  - [${f.rule}] ${f.message}`).join('\n')}`);
     this.name = 'FlinkLintError';
     this.file = file;
     this.findings = findings;

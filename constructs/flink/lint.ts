@@ -10,16 +10,7 @@ import {
   ROWTIME_COLUMN,
   tableOfCreate,
 } from './catalog';
-import {
-  identifierName,
-  isIdentifierToken,
-  isSymbol,
-  isWord,
-  matchingParen,
-  splitStatements,
-  SqlToken,
-  tokenize,
-} from './sql-text';
+import { identifierName, isIdentifierToken, isSymbol, isWord, matchingParen, splitStatements, SqlToken, tokenize } from './sql-text';
 
 /**
  * The Confluent Cloud dialect lint: the mistakes that make Confluent reject a statement, or
@@ -91,10 +82,49 @@ export function isAllowedStatementProperty(key: string): boolean {
 const FORBIDDEN_WITH_OPTIONS = ['connector', 'topic', 'format'];
 const FORBIDDEN_WITH_PREFIXES = ['properties.'];
 /** Confluent CREATE TABLE options (exact keys, then prefixes). */
-const KNOWN_WITH_OPTIONS = ['changelog.mode', 'kafka.cleanup-policy', 'kafka.retention.time', 'kafka.retention.size', 'kafka.max-message-size', 'kafka.consumer.isolation-level', 'kafka.producer.compression.type', 'value.format', 'key.format', 'value.fields-include', 'key.fields-prefix', 'scan.startup.mode', 'scan.startup.timestamp-millis', 'scan.startup.specific-offsets', 'scan.bounded.mode', 'scan.bounded.timestamp-millis', 'scan.bounded.specific-offsets', 'error-handling.mode', 'error-handling.log.target'];
-const KNOWN_WITH_PREFIXES = ['value.avro-registry.', 'value.json-registry.', 'value.proto-registry.', 'key.avro-registry.', 'key.json-registry.', 'key.proto-registry.'];
+const KNOWN_WITH_OPTIONS = [
+  'changelog.mode',
+  'kafka.cleanup-policy',
+  'kafka.retention.time',
+  'kafka.retention.size',
+  'kafka.max-message-size',
+  'kafka.consumer.isolation-level',
+  'kafka.producer.compression.type',
+  'value.format',
+  'key.format',
+  'value.fields-include',
+  'key.fields-prefix',
+  'scan.startup.mode',
+  'scan.startup.timestamp-millis',
+  'scan.startup.specific-offsets',
+  'scan.bounded.mode',
+  'scan.bounded.timestamp-millis',
+  'scan.bounded.specific-offsets',
+  'error-handling.mode',
+  'error-handling.log.target',
+];
+const KNOWN_WITH_PREFIXES = [
+  'value.avro-registry.',
+  'value.json-registry.',
+  'value.proto-registry.',
+  'key.avro-registry.',
+  'key.json-registry.',
+  'key.proto-registry.',
+];
 
-const NONDETERMINISTIC = ['CURRENT_TIMESTAMP', 'NOW', 'RAND', 'RAND_INTEGER', 'UUID', 'CURRENT_DATE', 'CURRENT_TIME', 'LOCALTIMESTAMP', 'LOCALTIME', 'CURRENT_ROW_TIMESTAMP', 'PROCTIME'];
+const NONDETERMINISTIC = [
+  'CURRENT_TIMESTAMP',
+  'NOW',
+  'RAND',
+  'RAND_INTEGER',
+  'UUID',
+  'CURRENT_DATE',
+  'CURRENT_TIME',
+  'LOCALTIMESTAMP',
+  'LOCALTIME',
+  'CURRENT_ROW_TIMESTAMP',
+  'PROCTIME',
+];
 const WINDOW_TVFS = ['TUMBLE', 'HOP', 'CUMULATE', 'SESSION'];
 const WINDOW_COLUMNS = ['window_start', 'window_end', 'window_time'];
 const RANKING_FUNCTIONS = ['ROW_NUMBER', 'RANK', 'DENSE_RANK'];
@@ -162,7 +192,10 @@ function lintOneStatement(sql: string, tables: ReadonlyMap<string, FlinkTableSch
     const findings: FlinkLintFinding[] = [];
     for (const [key, value] of Object.entries(alterSet.options)) {
       if (key !== 'changelog.mode' || !['append', 'upsert', 'retract'].includes(value)) {
-        findings.push({ rule: 'with-options', message: `ALTER TABLE \`${alterSet.table}\` SET '${key}' = '${value}': only 'changelog.mode' = 'append' | 'upsert' | 'retract' is deployed from flink-sql/.` });
+        findings.push({
+          rule: 'with-options',
+          message: `ALTER TABLE \`${alterSet.table}\` SET '${key}' = '${value}': only 'changelog.mode' = 'append' | 'upsert' | 'retract' is deployed from flink-sql/.`,
+        });
       }
     }
     return findings;
@@ -174,7 +207,12 @@ function lintOneStatement(sql: string, tables: ReadonlyMap<string, FlinkTableSch
       return [{ rule: 'unknown-table', message: `ALTER TABLE \`${watermark.table}\`: no contract topic or earlier CREATE TABLE defines this table.` }];
     }
     if (!table.columns.some((c) => c.name === watermark.column) && watermark.column !== ROWTIME_COLUMN) {
-      return [{ rule: 'source-columns', message: `Watermark column \`${watermark.column}\` is not a column of \`${watermark.table}\` (columns: ${table.columns.map((c) => c.name).join(', ')}).` }];
+      return [
+        {
+          rule: 'source-columns',
+          message: `Watermark column \`${watermark.column}\` is not a column of \`${watermark.table}\` (columns: ${table.columns.map((c) => c.name).join(', ')}).`,
+        },
+      ];
     }
     return [];
   }
@@ -217,11 +255,17 @@ function lintCreateTable(create: CreateTableInfo, tables: ReadonlyMap<string, Fl
       }
     }
   } else if (tables.has(create.table)) {
-    findings.push({ rule: 'create-existing-topic', message: `CREATE TABLE \`${create.table}\`: an earlier statement already creates this table; CREATE TABLE fails when the topic exists. Write a new table name for a new version.` });
+    findings.push({
+      rule: 'create-existing-topic',
+      message: `CREATE TABLE \`${create.table}\`: an earlier statement already creates this table; CREATE TABLE fails when the topic exists. Write a new table name for a new version.`,
+    });
   }
   const upsert = create.options['changelog.mode'] === 'upsert';
   if (upsert && create.primaryKey.length === 0) {
-    findings.push({ rule: 'upsert-primary-key', message: `CREATE TABLE \`${create.table}\`: 'changelog.mode' = 'upsert' needs PRIMARY KEY (…) NOT ENFORCED naming the upsert key.` });
+    findings.push({
+      rule: 'upsert-primary-key',
+      message: `CREATE TABLE \`${create.table}\`: 'changelog.mode' = 'upsert' needs PRIMARY KEY (…) NOT ENFORCED naming the upsert key.`,
+    });
   }
   if (create.primaryKey.length > 0 && !create.primaryKeyNotEnforced) {
     findings.push({ rule: 'upsert-primary-key', message: `CREATE TABLE \`${create.table}\`: Flink only supports PRIMARY KEY (…) NOT ENFORCED.` });
@@ -229,7 +273,10 @@ function lintCreateTable(create: CreateTableInfo, tables: ReadonlyMap<string, Fl
   if (create.primaryKey.length > 0 && create.distributedBy.length > 0) {
     const same = create.primaryKey.length === create.distributedBy.length && create.primaryKey.every((c) => create.distributedBy.includes(c));
     if (!same) {
-      findings.push({ rule: 'upsert-primary-key', message: `CREATE TABLE \`${create.table}\`: DISTRIBUTED BY (${create.distributedBy.join(', ')}) must equal the primary key (${create.primaryKey.join(', ')}) so every update of a key lands in the same partition.` });
+      findings.push({
+        rule: 'upsert-primary-key',
+        message: `CREATE TABLE \`${create.table}\`: DISTRIBUTED BY (${create.distributedBy.join(', ')}) must equal the primary key (${create.primaryKey.join(', ')}) so every update of a key lands in the same partition.`,
+      });
     }
   }
   for (const key of create.primaryKey) {
@@ -273,7 +320,28 @@ function readTableName(tokens: readonly SqlToken[], k: number): { table: string;
   return { table, next };
 }
 
-const ALIAS_STOP = new Set(['WHERE', 'JOIN', 'LEFT', 'RIGHT', 'FULL', 'INNER', 'CROSS', 'ON', 'GROUP', 'ORDER', 'HAVING', 'UNION', 'WINDOW', 'LIMIT', 'FOR', 'NATURAL', 'USING', 'EXCEPT', 'INTERSECT', 'SELECT']);
+const ALIAS_STOP = new Set([
+  'WHERE',
+  'JOIN',
+  'LEFT',
+  'RIGHT',
+  'FULL',
+  'INNER',
+  'CROSS',
+  'ON',
+  'GROUP',
+  'ORDER',
+  'HAVING',
+  'UNION',
+  'WINDOW',
+  'LIMIT',
+  'FOR',
+  'NATURAL',
+  'USING',
+  'EXCEPT',
+  'INTERSECT',
+  'SELECT',
+]);
 
 function analyseShape(tokens: readonly SqlToken[]): QueryShape {
   const references: TableReference[] = [];
@@ -321,7 +389,11 @@ function analyseShape(tokens: readonly SqlToken[]): QueryShape {
           const close = matchingParen(tokens, k + 2);
           const inner = tokens.slice(k + 3, close).findIndex((x, i, arr) => isWord(x, 'TABLE') && isIdentifierToken(arr[i + 1]));
           const aliasAt = isWord(tokens[close + 1], 'AS') ? close + 2 : close + 1;
-          if (inner >= 0 && isIdentifierToken(tokens[aliasAt]) && !(tokens[aliasAt].kind === 'word' && (KEYWORDS.has(tokens[aliasAt].upper) || ALIAS_STOP.has(tokens[aliasAt].upper)))) {
+          if (
+            inner >= 0 &&
+            isIdentifierToken(tokens[aliasAt]) &&
+            !(tokens[aliasAt].kind === 'word' && (KEYWORDS.has(tokens[aliasAt].upper) || ALIAS_STOP.has(tokens[aliasAt].upper)))
+          ) {
             const innerName = readTableName(tokens, k + 3 + inner + 1);
             if (innerName) references.push({ table: innerName.table, alias: identifierName(tokens[aliasAt]), viaWindowTvf: true, scope: scopes[k] });
             define(aliasAt);
@@ -335,7 +407,10 @@ function analyseShape(tokens: readonly SqlToken[]): QueryShape {
       let aliasAt = read.next;
       if (isWord(tokens[aliasAt], 'AS')) aliasAt += 1;
       let alias: string | undefined;
-      if (isIdentifierToken(tokens[aliasAt]) && !(tokens[aliasAt].kind === 'word' && (KEYWORDS.has(tokens[aliasAt].upper) || ALIAS_STOP.has(tokens[aliasAt].upper)))) {
+      if (
+        isIdentifierToken(tokens[aliasAt]) &&
+        !(tokens[aliasAt].kind === 'word' && (KEYWORDS.has(tokens[aliasAt].upper) || ALIAS_STOP.has(tokens[aliasAt].upper)))
+      ) {
         alias = identifierName(tokens[aliasAt]);
         define(aliasAt);
       }
@@ -344,7 +419,13 @@ function analyseShape(tokens: readonly SqlToken[]): QueryShape {
     }
     // ") alias" after a subquery
     if (isSymbol(t, ')') && isIdentifierToken(tokens[k + 1]) && tokens[k + 1].kind === 'quoted') define(k + 1);
-    if (isSymbol(t, ')') && tokens[k + 1]?.kind === 'word' && !KEYWORDS.has(tokens[k + 1].upper) && !ALIAS_STOP.has(tokens[k + 1].upper) && !isSymbol(tokens[k + 2], '(')) {
+    if (
+      isSymbol(t, ')') &&
+      tokens[k + 1]?.kind === 'word' &&
+      !KEYWORDS.has(tokens[k + 1].upper) &&
+      !ALIAS_STOP.has(tokens[k + 1].upper) &&
+      !isSymbol(tokens[k + 2], '(')
+    ) {
       define(k + 1);
     }
     // WINDOW w AS (…)
@@ -380,7 +461,8 @@ function groupByClauses(tokens: readonly SqlToken[]): SqlToken[][] {
     const clause: SqlToken[] = [];
     for (let j = k + 2; j < tokens.length; j += 1) {
       const t = tokens[j];
-      if (t.depth < depth || (t.depth === depth && (isSymbol(t, ')') || isWord(t, 'HAVING', 'ORDER', 'LIMIT', 'UNION', 'WINDOW', 'EXCEPT', 'INTERSECT')))) break;
+      if (t.depth < depth || (t.depth === depth && (isSymbol(t, ')') || isWord(t, 'HAVING', 'ORDER', 'LIMIT', 'UNION', 'WINDOW', 'EXCEPT', 'INTERSECT'))))
+        break;
       clause.push(t);
     }
     clauses.push(clause);
@@ -422,7 +504,12 @@ function joinConditions(tokens: readonly SqlToken[]): { condition: SqlToken[]; t
     const condition: SqlToken[] = [];
     for (let m = j + 1; m < tokens.length; m += 1) {
       const t = tokens[m];
-      if (t.depth < depth || (t.depth === depth && (isSymbol(t, ')') || isWord(t, 'JOIN', 'LEFT', 'RIGHT', 'FULL', 'INNER', 'CROSS', 'WHERE', 'GROUP', 'ORDER', 'HAVING', 'UNION', 'WINDOW')))) break;
+      if (
+        t.depth < depth ||
+        (t.depth === depth &&
+          (isSymbol(t, ')') || isWord(t, 'JOIN', 'LEFT', 'RIGHT', 'FULL', 'INNER', 'CROSS', 'WHERE', 'GROUP', 'ORDER', 'HAVING', 'UNION', 'WINDOW')))
+      )
+        break;
       condition.push(t);
     }
     out.push({ condition, temporal });
@@ -438,12 +525,14 @@ interface Updating {
 function updatingShape(tokens: readonly SqlToken[], references: readonly TableReference[], tables: ReadonlyMap<string, FlinkTableSchema>): Updating {
   const why: string[] = [];
   for (const clause of groupByClauses(tokens)) {
-    if (!(mentions(clause, 'window_start') && mentions(clause, 'window_end'))) why.push('a GROUP BY without window_start and window_end (a regular, updating aggregation)');
+    if (!(mentions(clause, 'window_start') && mentions(clause, 'window_end')))
+      why.push('a GROUP BY without window_start and window_end (a regular, updating aggregation)');
   }
   for (const window of rankingWindows(tokens)) {
     const partitionIndex = window.spec.findIndex((t, i) => isWord(t, 'PARTITION') && isWord(window.spec[i + 1], 'BY'));
     const partition = partitionIndex >= 0 ? window.spec.slice(partitionIndex) : [];
-    if (!(mentions(partition, 'window_start') && mentions(partition, 'window_end'))) why.push(`${window.fn}() OVER (…) top-N / deduplication (updates earlier results)`);
+    if (!(mentions(partition, 'window_start') && mentions(partition, 'window_end')))
+      why.push(`${window.fn}() OVER (…) top-N / deduplication (updates earlier results)`);
   }
   for (const join of joinConditions(tokens)) {
     if (!join.temporal && !join.condition.some((t) => isWord(t, 'INTERVAL'))) why.push('a regular JOIN without time bounds (updates as either side changes)');
@@ -509,38 +598,59 @@ function lintQuery(tokens: readonly SqlToken[], tables: ReadonlyMap<string, Flin
   for (const reference of sources) {
     if (shape.cteNames.has(reference.table)) continue;
     if (!tables.has(reference.table)) {
-      findings.push({ rule: 'unknown-table', message: `Reads \`${reference.table}\`, which no contract topic and no earlier CREATE TABLE defines. Sources are the inferred tables of the registered topics (${contractTopics().join(', ')}) and the tables our DDL creates.` });
+      findings.push({
+        rule: 'unknown-table',
+        message: `Reads \`${reference.table}\`, which no contract topic and no earlier CREATE TABLE defines. Sources are the inferred tables of the registered topics (${contractTopics().join(', ')}) and the tables our DDL creates.`,
+      });
     }
   }
   if (sink && !tables.has(sink.table)) {
-    findings.push({ rule: 'unknown-table', message: `INSERT INTO \`${sink.table}\`: no contract topic and no earlier CREATE TABLE defines this sink; create it in a numbered DDL file before the DML.` });
+    findings.push({
+      rule: 'unknown-table',
+      message: `INSERT INTO \`${sink.table}\`: no contract topic and no earlier CREATE TABLE defines this sink; create it in a numbered DDL file before the DML.`,
+    });
   }
 
   // window aggregations must group by window_start AND window_end
   if (hasWindowTvf) {
     for (const clause of groupByClauses(tokens)) {
       if (!(mentions(clause, 'window_start') && mentions(clause, 'window_end'))) {
-        findings.push({ rule: 'window-bounds', message: 'A window TVF aggregation must GROUP BY both window_start and window_end; otherwise Confluent plans a regular updating aggregation that never closes the window.' });
+        findings.push({
+          rule: 'window-bounds',
+          message:
+            'A window TVF aggregation must GROUP BY both window_start and window_end; otherwise Confluent plans a regular updating aggregation that never closes the window.',
+        });
       }
     }
   }
   for (const clause of groupByClauses(tokens)) {
     if (clause.some((t, i) => isWord(t, ...WINDOW_TVFS) && isSymbol(clause[i + 1], '('))) {
-      findings.push({ rule: 'window-bounds', message: 'GROUP BY TUMBLE(…)/HOP(…) is the legacy group-window syntax; use the window TVF form FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), …)) GROUP BY …, window_start, window_end.' });
+      findings.push({
+        rule: 'window-bounds',
+        message:
+          'GROUP BY TUMBLE(…)/HOP(…) is the legacy group-window syntax; use the window TVF form FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), …)) GROUP BY …, window_start, window_end.',
+      });
     }
   }
 
   // ranking functions need a partition
   for (const window of rankingWindows(tokens)) {
     if (!window.spec.some((t, i) => isWord(t, 'PARTITION') && isWord(window.spec[i + 1], 'BY'))) {
-      findings.push({ rule: 'row-number-partition', message: `${window.fn}() OVER (ORDER BY …) without PARTITION BY is rejected in streaming (a global ranking); partition it and filter on the rank (Top-N), or drop it — sinks are keyed by their natural key, not by a row number.` });
+      findings.push({
+        rule: 'row-number-partition',
+        message: `${window.fn}() OVER (ORDER BY …) without PARTITION BY is rejected in streaming (a global ranking); partition it and filter on the rank (Top-N), or drop it — sinks are keyed by their natural key, not by a row number.`,
+      });
     }
   }
 
   // OR in join conditions
   for (const join of joinConditions(tokens)) {
     if (join.condition.some((t) => isWord(t, 'OR'))) {
-      findings.push({ rule: 'or-join', message: 'A JOIN condition with OR leaves no equality key for the interval join (only the shared columns remain); write one equality join per alternative key and combine them with UNION ALL.' });
+      findings.push({
+        rule: 'or-join',
+        message:
+          'A JOIN condition with OR leaves no equality key for the interval join (only the shared columns remain); write one equality join per alternative key and combine them with UNION ALL.',
+      });
     }
   }
 
@@ -550,10 +660,17 @@ function lintQuery(tokens: readonly SqlToken[], tables: ReadonlyMap<string, Flin
     const close = matchingParen(tokens, k + 1);
     const inside = tokens.slice(k + 2, close);
     if (inside.some((t, i) => isWord(t, 'ORDER') && isWord(inside[i + 1], 'BY'))) {
-      findings.push({ rule: 'aggregate-order-by', message: `${tokens[k].upper}(… ORDER BY …) is not supported; rank with ROW_NUMBER() OVER (PARTITION BY … ORDER BY …) and carry the rank in each element.` });
+      findings.push({
+        rule: 'aggregate-order-by',
+        message: `${tokens[k].upper}(… ORDER BY …) is not supported; rank with ROW_NUMBER() OVER (PARTITION BY … ORDER BY …) and carry the rank in each element.`,
+      });
     }
     if (isWord(tokens[k], 'COLLECT')) {
-      findings.push({ rule: 'collect-multiset', message: 'COLLECT returns an unordered MULTISET, which does not fit an ARRAY column or a JSON array; use ARRAY_AGG (with the rank inside each element).' });
+      findings.push({
+        rule: 'collect-multiset',
+        message:
+          'COLLECT returns an unordered MULTISET, which does not fit an ARRAY column or a JSON array; use ARRAY_AGG (with the rank inside each element).',
+      });
     }
   }
 
@@ -566,7 +683,10 @@ function lintQuery(tokens: readonly SqlToken[], tables: ReadonlyMap<string, Flin
       if (!isWord(t, ...NONDETERMINISTIC)) continue;
       const isCall = isSymbol(tokens[k + 1], '(');
       if (['CURRENT_TIMESTAMP', 'CURRENT_DATE', 'CURRENT_TIME', 'LOCALTIMESTAMP', 'LOCALTIME'].includes(t.upper) || isCall) {
-        findings.push({ rule: 'nondeterministic-update', message: `${t.text} in an updating query (${updating.why[0]}): Confluent rejects non-deterministic functions where earlier results are retracted, and a replay would differ. Use event time (event_ts, window_end) instead.` });
+        findings.push({
+          rule: 'nondeterministic-update',
+          message: `${t.text} in an updating query (${updating.why[0]}): Confluent rejects non-deterministic functions where earlier results are retracted, and a replay would differ. Use event time (event_ts, window_end) instead.`,
+        });
       }
     }
   }
@@ -599,7 +719,10 @@ function lintQuery(tokens: readonly SqlToken[], tables: ReadonlyMap<string, Flin
         if (reference.viaWindowTvf) WINDOW_COLUMNS.forEach((c) => columns.add(c));
         if (!columns.has(column) && !reported.has(`${nameText}.${column}`)) {
           reported.add(`${nameText}.${column}`);
-          findings.push({ rule: 'source-columns', message: `\`${nameText}\`.\`${column}\`: \`${reference.table}\` has no column \`${column}\` (its columns come from the registered schema: ${[...columns].join(', ')}).` });
+          findings.push({
+            rule: 'source-columns',
+            message: `\`${nameText}\`.\`${column}\`: \`${reference.table}\` has no column \`${column}\` (its columns come from the registered schema: ${[...columns].join(', ')}).`,
+          });
         }
       } else if (!reference && !shape.definedNames.has(nameText) && !shape.cteNames.has(nameText) && !tables.has(nameText) && !reported.has(nameText)) {
         reported.add(nameText);
@@ -635,10 +758,17 @@ function lintQuery(tokens: readonly SqlToken[], tables: ReadonlyMap<string, Flin
     }
     if (table.origin === 'contract' && sink.columns) {
       const contract = EVENT_CONTRACTS.find((c) => c.topic === sink?.table);
-      const required = contract ? Object.entries(contract.fields).filter(([, spec]) => spec.required).map(([n]) => n) : [];
+      const required = contract
+        ? Object.entries(contract.fields)
+            .filter(([, spec]) => spec.required)
+            .map(([n]) => n)
+        : [];
       const missing = required.filter((c) => !sink?.columns?.includes(c));
       if (missing.length > 0) {
-        findings.push({ rule: 'sink-columns', message: `INSERT INTO \`${sink.table}\` leaves required ${contract?.name} fields empty: ${missing.join(', ')}; the consumers reject such records.` });
+        findings.push({
+          rule: 'sink-columns',
+          message: `INSERT INTO \`${sink.table}\` leaves required ${contract?.name} fields empty: ${missing.join(', ')}; the consumers reject such records.`,
+        });
       }
     }
     const selectIndex = findMainSelect(tokens);

@@ -136,9 +136,16 @@ function translateCreateTable(statement: SynthesizedStatement): string {
   if (create.asSelect) throw new FlinkTranslationError(statement.name, 'CREATE TABLE … AS SELECT is not translated for the local engine.');
   for (const [key, value] of Object.entries(create.options)) {
     const allowed = LOCAL_TABLE_OPTIONS[key];
-    if (!allowed) throw new FlinkTranslationError(statement.name, `CREATE TABLE \`${create.table}\` option '${key}' has no local equivalent (known: ${Object.keys(LOCAL_TABLE_OPTIONS).join(', ')}).`);
+    if (!allowed)
+      throw new FlinkTranslationError(
+        statement.name,
+        `CREATE TABLE \`${create.table}\` option '${key}' has no local equivalent (known: ${Object.keys(LOCAL_TABLE_OPTIONS).join(', ')}).`,
+      );
     if (allowed !== 'any' && !allowed.includes(value)) {
-      throw new FlinkTranslationError(statement.name, `CREATE TABLE \`${create.table}\` option '${key}' = '${value}' is not understood locally (understood: ${allowed.join(', ')}).`);
+      throw new FlinkTranslationError(
+        statement.name,
+        `CREATE TABLE \`${create.table}\` option '${key}' = '${value}' is not understood locally (understood: ${allowed.join(', ')}).`,
+      );
     }
   }
   const tokens = tokenize(sql);
@@ -175,12 +182,15 @@ function translateAlterTable(statement: SynthesizedStatement): string {
     for (let k = set + 2; k < close; k += 1) {
       const t = tokens[k];
       if (t.kind === 'string' && isSymbol(tokens[k + 1], '=') && !ALTER_SET_OPTIONS.includes(t.text)) {
-        throw new FlinkTranslationError(statement.name, `ALTER TABLE … SET option '${t.text}' has no local equivalent (known: ${ALTER_SET_OPTIONS.join(', ')}).`);
+        throw new FlinkTranslationError(
+          statement.name,
+          `ALTER TABLE … SET option '${t.text}' has no local equivalent (known: ${ALTER_SET_OPTIONS.join(', ')}).`,
+        );
       }
     }
     return statement.sql;
   }
-  throw new FlinkTranslationError(statement.name, 'only ALTER TABLE … MODIFY WATERMARK and ALTER TABLE … SET (\'changelog.mode\' = …) are translated.');
+  throw new FlinkTranslationError(statement.name, "only ALTER TABLE … MODIFY WATERMARK and ALTER TABLE … SET ('changelog.mode' = …) are translated.");
 }
 
 /** Translates one synthesized statement; `catalog` receives its catalog and database. */
@@ -192,7 +202,11 @@ export function translateStatement(statement: SynthesizedStatement): LocalStatem
     if (key === 'sql.current-catalog') catalog = value;
     else if (key === 'sql.current-database') database = value;
     else if (PROPERTY_MAPPING[key]) config[PROPERTY_MAPPING[key]] = value;
-    else throw new FlinkTranslationError(statement.name, `statement property '${key}' has no local equivalent (known: sql.current-catalog, sql.current-database, ${Object.keys(PROPERTY_MAPPING).join(', ')}).`);
+    else
+      throw new FlinkTranslationError(
+        statement.name,
+        `statement property '${key}' has no local equivalent (known: sql.current-catalog, sql.current-database, ${Object.keys(PROPERTY_MAPPING).join(', ')}).`,
+      );
   }
   if (!catalog || !database) throw new FlinkTranslationError(statement.name, 'sql.current-catalog and sql.current-database are required.');
   const first = tokenize(statement.sql)[0];

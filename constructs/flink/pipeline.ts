@@ -3,15 +3,7 @@ import type { FlinkPipelineDeployment, FlinkPipelineId } from '../../config/flin
 import { contractTables, FlinkTableSchema, parseCreateTable, tableOfCreate } from './catalog';
 import { FlinkLintError, FlinkSqlFileError, FlinkStatementError } from './errors';
 import { lintFlinkSql, StatementTables, tablesOfStatement } from './lint';
-import {
-  FLINK_SQL_ROOT,
-  FlinkSqlFile,
-  LockCandidate,
-  loadPipelineVersion,
-  readStatementLock,
-  StatementLock,
-  verifyAgainstLock,
-} from './sql-files';
+import { FLINK_SQL_ROOT, FlinkSqlFile, LockCandidate, loadPipelineVersion, readStatementLock, StatementLock, verifyAgainstLock } from './sql-files';
 import { renderTemplate } from './sql-text';
 import { FlinkSqlStatement } from './statement';
 

@@ -147,11 +147,7 @@ function describeRecord(record: Readonly<Record<string, string>>): string {
  * exactly (same files, same SQL, same parameters and properties); an unreleased one is
  * accepted only when `allowUnreleased` (development).
  */
-export function verifyAgainstLock(
-  lock: StatementLock,
-  candidates: readonly LockCandidate[],
-  allowUnreleased: boolean,
-): void {
+export function verifyAgainstLock(lock: StatementLock, candidates: readonly LockCandidate[], allowUnreleased: boolean): void {
   if (candidates.length === 0) return;
   const { pipeline, version } = candidates[0].file;
   const versionPrefix = candidates[0].file.relativePath.replace(/[^/]+$/, '');

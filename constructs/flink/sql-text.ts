@@ -87,7 +87,10 @@ export function tokenize(sql: string): SqlToken[] {
       i = end < 0 ? sql.length : end + 2;
     } else if (ch === "'" || ch === '`' || ch === '"') {
       const end = closingQuote(sql, i);
-      const body = sql.slice(i + 1, Math.max(i + 1, end - 1)).split(ch + ch).join(ch);
+      const body = sql
+        .slice(i + 1, Math.max(i + 1, end - 1))
+        .split(ch + ch)
+        .join(ch);
       const kind: SqlTokenKind = ch === "'" ? 'string' : 'quoted';
       tokens.push({ kind, text: body, upper: kind === 'quoted' ? body : body, offset: i, depth });
       i = end;

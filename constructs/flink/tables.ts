@@ -1,4 +1,12 @@
-import { adEventContract, campaignEventContract, conversionEventContract, productCatalogContract, RTB_RANKING_REJECTS_TOPIC, RTB_RANKINGS_TOPIC, RTB_RANKINGS_V1_TOPIC } from '../../contracts';
+import {
+  adEventContract,
+  campaignEventContract,
+  conversionEventContract,
+  productCatalogContract,
+  RTB_RANKING_REJECTS_TOPIC,
+  RTB_RANKINGS_TOPIC,
+  RTB_RANKINGS_V1_TOPIC,
+} from '../../contracts';
 
 /**
  * Tables (= topics) that the Flink DDL statements create with CREATE TABLE. The streaming

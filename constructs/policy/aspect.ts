@@ -52,10 +52,7 @@ export function applyPolicy(stack: TerraformStack, rules: readonly PolicyRule[],
   const aspect = new PolicyAspect(rules, context);
   Aspects.of(stack).add(aspect);
   stack.node.addValidation({
-    validate: () =>
-      aspect.violations
-        .filter((v) => v.level === 'error')
-        .map((v) => `[${v.ruleId}] ${v.path}: ${v.message}`),
+    validate: () => aspect.violations.filter((v) => v.level === 'error').map((v) => `[${v.ruleId}] ${v.path}: ${v.message}`),
   });
   return aspect;
 }

@@ -35,7 +35,8 @@ export function ledgerHistoryFromEnv(source: Readonly<Record<string, string | un
     return n;
   };
   const expired = source.LEDGER_EXPIRED_PARTITIONS ?? DEFAULT_LEDGER_HISTORY.expired;
-  if (expired !== 'detach' && expired !== 'drop') throw new ConfigError('LEDGER_EXPIRED_PARTITIONS', `must be "detach" or "drop", got ${JSON.stringify(expired)}`);
+  if (expired !== 'detach' && expired !== 'drop')
+    throw new ConfigError('LEDGER_EXPIRED_PARTITIONS', `must be "detach" or "drop", got ${JSON.stringify(expired)}`);
   return {
     retentionDays: int('LEDGER_RETENTION_DAYS', 35, 3650, DEFAULT_LEDGER_HISTORY.retentionDays),
     aheadDays: int('LEDGER_PARTITIONS_AHEAD_DAYS', 2, 60, DEFAULT_LEDGER_HISTORY.aheadDays),

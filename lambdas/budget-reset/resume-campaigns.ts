@@ -162,7 +162,14 @@ export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, time
 export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistory = DEFAULT_LEDGER_HISTORY): (event: unknown) => Promise<BudgetResetSummary> {
   return async (event) => {
     const now = deps.now?.() ?? Date.now();
-    const summary: BudgetResetSummary = { ...emptySummary(BUDGET_RESET_HANDLER), budgetDay: '', resumed: 0, paused: 0, partitionsCreated: 0, partitionsExpired: 0 };
+    const summary: BudgetResetSummary = {
+      ...emptySummary(BUDGET_RESET_HANDLER),
+      budgetDay: '',
+      resumed: 0,
+      paused: 0,
+      partitionsCreated: 0,
+      partitionsExpired: 0,
+    };
     watchCache(deps, summary);
     return instrumentInvocation(deps.observability, summary, 'budget reset failed; nothing applied, the next run retries', async () => {
       const { budgetDay, currentDay: today } = resetDays(event as BudgetResetEvent, deps.budgetTimeZone, now);

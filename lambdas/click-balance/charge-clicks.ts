@@ -291,11 +291,7 @@ async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summa
  * keeps the first chargeable copy of each event id; unpriceable clicks and copies that
  * contradict the kept one become dead letters.
  */
-function priceClicks(
-  clicks: readonly Click[],
-  campaigns: ReadonlyMap<number, CampaignRow>,
-  deadLetters: DeadLetter[],
-): Array<{ click: Click; price: string }> {
+function priceClicks(clicks: readonly Click[], campaigns: ReadonlyMap<number, CampaignRow>, deadLetters: DeadLetter[]): Array<{ click: Click; price: string }> {
   const chargeable: Array<{ click: Click; price: string }> = [];
   const kept = new Map<string, Click>();
   for (const click of clicks) {

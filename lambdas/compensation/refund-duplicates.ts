@@ -183,11 +183,7 @@ export function compensationWaves<T extends { duplicate_event_id: string; origin
   const lastWaveAsOriginal = new Map<string, number>();
   const lastWaveAsDuplicate = new Map<string, number>();
   for (const event of events) {
-    const wave = Math.max(
-      (lastWaveAsOriginal.get(event.duplicate_event_id) ?? -1) + 1,
-      (lastWaveAsDuplicate.get(event.original_event_id) ?? -1) + 1,
-      0,
-    );
+    const wave = Math.max((lastWaveAsOriginal.get(event.duplicate_event_id) ?? -1) + 1, (lastWaveAsDuplicate.get(event.original_event_id) ?? -1) + 1, 0);
     (waves[wave] ??= []).push(event);
     lastWaveAsOriginal.set(event.original_event_id, Math.max(wave, lastWaveAsOriginal.get(event.original_event_id) ?? -1));
     lastWaveAsDuplicate.set(event.duplicate_event_id, Math.max(wave, lastWaveAsDuplicate.get(event.duplicate_event_id) ?? -1));
@@ -286,11 +282,7 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
  * copy naming another click under the same key included). Copies naming other advertisers or
  * campaigns are all kept: the statement decides against the click which one, if any, applies.
  */
-function firstValidCopies(
-  compensations: readonly Compensation[],
-  ownerOf: ReadonlyMap<number, string>,
-  deadLetters: DeadLetter[],
-): Compensation[] {
+function firstValidCopies(compensations: readonly Compensation[], ownerOf: ReadonlyMap<number, string>, deadLetters: DeadLetter[]): Compensation[] {
   const kept = new Map<string, Compensation>();
   for (const c of compensations) {
     const reject = (error: KafkaRecordError) => deadLetters.push(deadLetterFor(error, c.coordinates, c.rawValue));

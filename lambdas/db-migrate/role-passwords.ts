@@ -17,7 +17,11 @@ export function parseRoleSecretArns(source: Readonly<Record<string, string | und
   if (!raw) return [];
   const arns = raw.split(',').map((arn) => arn.trim());
   const bad = arns.filter((arn) => !SECRET_ARN.test(arn));
-  if (bad.length > 0) throw new ConfigError('DATABASE_ROLE_SECRET_ARNS', `must be comma-separated Secrets Manager ARNs; ${bad.length} entr${bad.length === 1 ? 'y is' : 'ies are'} not`);
+  if (bad.length > 0)
+    throw new ConfigError(
+      'DATABASE_ROLE_SECRET_ARNS',
+      `must be comma-separated Secrets Manager ARNs; ${bad.length} entr${bad.length === 1 ? 'y is' : 'ies are'} not`,
+    );
   return arns;
 }
 

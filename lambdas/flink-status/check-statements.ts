@@ -48,13 +48,17 @@ export function parseStatusSecret(secretArn: string, raw: string): FlinkStatusSe
   if (missing.length > 0) throw new SecretError(secretArn, `lacks ${missing.join(', ')} (see docs/operations.md, "Flink status check")`);
   const read = (setting: keyof FlinkStatusSettings) => record[STATUS_SECRET_KEYS[setting]] as string;
   const restEndpoint = read('restEndpoint').replace(/\/+$/, '');
-  if (!/^https?:\/\//.test(restEndpoint)) throw new SecretError(secretArn, 'has a rest_endpoint that is not a URL such as https://flink.ap-northeast-2.aws.confluent.cloud');
+  if (!/^https?:\/\//.test(restEndpoint))
+    throw new SecretError(secretArn, 'has a rest_endpoint that is not a URL such as https://flink.ap-northeast-2.aws.confluent.cloud');
   return { restEndpoint, organizationId: read('organizationId'), environmentId: read('environmentId'), apiKey: read('apiKey'), apiSecret: read('apiSecret') };
 }
 
 /** Parses `FLINK_STATEMENTS`: the comma-separated names of the statements that must be RUNNING. */
 export function parseStatementNames(raw: string | undefined): string[] {
-  const names = (raw ?? '').split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+  const names = (raw ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name.length > 0);
   if (names.length === 0) throw new ConfigError('FLINK_STATEMENTS', 'is empty; it must name the Flink statements that should be RUNNING');
   return names;
 }
@@ -73,7 +77,12 @@ export interface StatementStatus {
 export type Fetch = typeof fetch;
 
 /** Asks the Flink SQL REST API for one statement's phase. Never throws. */
-export async function statementStatus(settings: FlinkStatusSettings, statement: string, fetchImpl: Fetch = fetch, timeoutMs = 10_000): Promise<StatementStatus> {
+export async function statementStatus(
+  settings: FlinkStatusSettings,
+  statement: string,
+  fetchImpl: Fetch = fetch,
+  timeoutMs = 10_000,
+): Promise<StatementStatus> {
   const path = `/sql/v1/organizations/${encodeURIComponent(settings.organizationId)}/environments/${encodeURIComponent(settings.environmentId)}/statements/${encodeURIComponent(statement)}`;
   const auth = Buffer.from(`${settings.apiKey}:${settings.apiSecret}`).toString('base64');
   try {
@@ -144,7 +153,9 @@ export function createFlinkStatusHandler(deps: FlinkStatusDeps): () => Promise<F
     } catch (error) {
       logger.warn('could not emit metrics', { error: describeCause(error) });
     }
-    const line = { statements: statements.map((s) => ({ statement: s.statement, phase: s.phase, ...(s.phase === 'RUNNING' ? {} : { detail: s.detail.slice(0, 500) }) })) };
+    const line = {
+      statements: statements.map((s) => ({ statement: s.statement, phase: s.phase, ...(s.phase === 'RUNNING' ? {} : { detail: s.detail.slice(0, 500) }) })),
+    };
     if (report.unknown > 0) logger.error('could not check every Flink statement', line);
     else if (notRunning > 0) logger.error('Flink statements not RUNNING', line);
     else logger.info('every Flink statement is RUNNING', line);

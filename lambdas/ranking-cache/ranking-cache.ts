@@ -208,7 +208,10 @@ async function cacheRankings(deps: RankingCacheDeps, event: unknown, boundMs: nu
     const example = changes.find((c) => c.change.kind === 'inconsistent')!;
     deps.observability.logger.info('intermediate rankings skipped', {
       count: summary.rankingsInconsistent,
-      example: example.change.kind === 'inconsistent' ? { key: example.change.cacheKey, reason: example.change.reason, partition: example.partition, offset: example.offset } : undefined,
+      example:
+        example.change.kind === 'inconsistent'
+          ? { key: example.change.cacheKey, reason: example.change.reason, partition: example.partition, offset: example.offset }
+          : undefined,
     });
   }
   const slots = latestPerKey(usable.filter((c) => c.change.kind === 'upsert' || c.change.kind === 'delete'));

@@ -55,9 +55,7 @@ const CONFLUENT_HEADER_BYTES = 5;
  * envelope decoder strips it from values only; `json-registry` keys carry it as well.
  */
 export function withoutWireHeader(bytes: Buffer): Buffer {
-  return bytes.length >= CONFLUENT_HEADER_BYTES && bytes[0] === CONFLUENT_MAGIC_BYTE
-    ? bytes.subarray(CONFLUENT_HEADER_BYTES)
-    : bytes;
+  return bytes.length >= CONFLUENT_HEADER_BYTES && bytes[0] === CONFLUENT_MAGIC_BYTE ? bytes.subarray(CONFLUENT_HEADER_BYTES) : bytes;
 }
 
 function violation(message: string): KafkaRecordError {
@@ -244,10 +242,7 @@ export function latestPerKey(changes: readonly PositionedChange[]): PositionedCh
       latest.set(candidate.change.cacheKey, candidate);
       continue;
     }
-    const newer =
-      current.partition === candidate.partition
-        ? candidate.offset >= current.offset
-        : (candidate.timestamp ?? 0) >= (current.timestamp ?? 0);
+    const newer = current.partition === candidate.partition ? candidate.offset >= current.offset : (candidate.timestamp ?? 0) >= (current.timestamp ?? 0);
     if (newer) latest.set(candidate.change.cacheKey, candidate);
   }
   return [...latest.values()];

@@ -6,7 +6,8 @@ import { ConfigError } from '../shared/errors';
 
 // Module scope: parsed once per container; a bad environment fails the cold start, loudly.
 const grace = process.env.RECONCILE_OUTBOX_GRACE_MINUTES ?? String(OUTBOX_GRACE_MINUTES);
-if (!/^[1-9][0-9]{0,4}$/.test(grace)) throw new ConfigError('RECONCILE_OUTBOX_GRACE_MINUTES', `must be a whole number of minutes, got ${JSON.stringify(grace)}`);
+if (!/^[1-9][0-9]{0,4}$/.test(grace))
+  throw new ConfigError('RECONCILE_OUTBOX_GRACE_MINUTES', `must be a whole number of minutes, got ${JSON.stringify(grace)}`);
 
 /** Lambda entry point (EventBridge Scheduler): checks that the ledger reconciles and reports drift. */
 export const handler = createReconcileHandler({

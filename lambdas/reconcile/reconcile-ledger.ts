@@ -159,7 +159,11 @@ export function createReconcileHandler(deps: ReconcileHandlerDeps): (event?: unk
     }
     const counts = Object.fromEntries(Object.entries(report.checks).map(([name, check]) => [name, check.count]));
     if (report.drift > 0) {
-      const offending = Object.fromEntries(Object.entries(report.checks).filter(([, check]) => check.count > 0).map(([name, check]) => [name, { count: check.count, rows: check.rows }]));
+      const offending = Object.fromEntries(
+        Object.entries(report.checks)
+          .filter(([, check]) => check.count > 0)
+          .map(([name, check]) => [name, { count: check.count, rows: check.rows }]),
+      );
       logger.error('ledger does not reconcile', { drift: report.drift, counts, offending });
     } else {
       logger.info('ledger reconciles', { drift: 0, counts });

@@ -38,11 +38,7 @@ export function safeText(text: string, maxLength = 2000): string {
  * A redelivered bad record hits the unique coordinates key and is not recorded twice.
  * Returns how many rows were new.
  */
-export async function recordDeadLetters(
-  db: Pick<ClientBase | Pool, 'query'>,
-  handler: string,
-  letters: readonly DeadLetter[],
-): Promise<number> {
+export async function recordDeadLetters(db: Pick<ClientBase | Pool, 'query'>, handler: string, letters: readonly DeadLetter[]): Promise<number> {
   if (letters.length === 0) return 0;
   const topics: string[] = [];
   const partitions: number[] = [];

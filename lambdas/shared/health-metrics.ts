@@ -58,7 +58,11 @@ export function emfEmitter(serviceName: string): HealthEmitter {
  * Wraps a Kafka handler so each invocation first reports the age of its oldest record. The
  * wrapped handler runs unchanged; its result or error passes through.
  */
-export function withBatchAge<R>(handler: (event: LambdaKafkaEvent) => Promise<R>, emit: HealthEmitter, now: () => number = Date.now): (event: LambdaKafkaEvent) => Promise<R> {
+export function withBatchAge<R>(
+  handler: (event: LambdaKafkaEvent) => Promise<R>,
+  emit: HealthEmitter,
+  now: () => number = Date.now,
+): (event: LambdaKafkaEvent) => Promise<R> {
   return async (event) => {
     const age = oldestRecordAgeMs(event, now());
     if (age !== undefined) emit(HEALTH_METRICS.oldestRecordAge, Math.round(age / 1000), 'Seconds');
@@ -108,7 +112,12 @@ export async function measureOutboxBacklog(pool: Pool): Promise<OutboxBacklog> {
  * measured and reported. When Postgres cannot be reached nothing is emitted, and the alarm
  * (missing data breaches) fires: a sweep that cannot see the outbox is not publishing it.
  */
-export function withOutboxBacklog<E, R>(handler: (event: E) => Promise<R>, pool: PoolProvider, emit: HealthEmitter, observability: Observability): (event: E) => Promise<R> {
+export function withOutboxBacklog<E, R>(
+  handler: (event: E) => Promise<R>,
+  pool: PoolProvider,
+  emit: HealthEmitter,
+  observability: Observability,
+): (event: E) => Promise<R> {
   return async (event) => {
     try {
       return await handler(event);

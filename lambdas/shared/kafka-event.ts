@@ -66,9 +66,7 @@ export interface UndecodableKafkaRecord {
 }
 
 /** Outcome of decoding one record's envelope. */
-export type KafkaRecordResult =
-  | ({ readonly ok: true } & DecodedKafkaRecord)
-  | ({ readonly ok: false } & UndecodableKafkaRecord);
+export type KafkaRecordResult = ({ readonly ok: true } & DecodedKafkaRecord) | ({ readonly ok: false } & UndecodableKafkaRecord);
 
 /** Values bigger than this are dead-lettered unparsed (an event is a few hundred bytes). */
 export const MAX_VALUE_BYTES = 64 * 1024;
@@ -166,9 +164,7 @@ function decodeOne(key: string, raw: unknown, index: number): KafkaRecordResult 
 export function decodeKafkaEvent(event: unknown): KafkaRecordResult[] {
   const records = (event as { records?: unknown } | null | undefined)?.records;
   if (typeof records !== 'object' || records === null || Array.isArray(records)) {
-    throw new KafkaEventShapeError(
-      'not a Lambda Kafka event: expected { eventSource, records: { "<topic>-<partition>": [...] } }',
-    );
+    throw new KafkaEventShapeError('not a Lambda Kafka event: expected { eventSource, records: { "<topic>-<partition>": [...] } }');
   }
   const results: KafkaRecordResult[] = [];
   let index = 0;

@@ -51,10 +51,13 @@ export function ledgerEventId(externalRef: string): string {
 }
 
 function validate(request: LedgerEntryRequest): void {
-  if (!/^[0-9]{1,18}$/.test(request.advertiserId)) throw new LedgerEntryError(`advertiser must be a positive integer id, got ${JSON.stringify(request.advertiserId)}`);
-  if (!AMOUNT.test(request.amount)) throw new LedgerEntryError(`amount must be a decimal with at most 6 fraction digits (e.g. 100.00), got ${JSON.stringify(request.amount)}`);
+  if (!/^[0-9]{1,18}$/.test(request.advertiserId))
+    throw new LedgerEntryError(`advertiser must be a positive integer id, got ${JSON.stringify(request.advertiserId)}`);
+  if (!AMOUNT.test(request.amount))
+    throw new LedgerEntryError(`amount must be a decimal with at most 6 fraction digits (e.g. 100.00), got ${JSON.stringify(request.amount)}`);
   if (/^-?0(\.0+)?$/.test(request.amount)) throw new LedgerEntryError('amount must not be zero');
-  if (request.type === 'TOPUP' && request.amount.startsWith('-')) throw new LedgerEntryError('a top-up amount must be positive; take money back with an adjustment');
+  if (request.type === 'TOPUP' && request.amount.startsWith('-'))
+    throw new LedgerEntryError('a top-up amount must be positive; take money back with an adjustment');
   if (request.externalRef.length === 0 || request.externalRef.length > 200) throw new LedgerEntryError('the external reference must be 1 to 200 characters');
   if (request.type === 'ADJUSTMENT' && !request.reason?.trim()) throw new LedgerEntryError('an adjustment needs a reason');
 }
@@ -73,7 +76,9 @@ export async function recordLedgerEntry(pool: Pool, request: LedgerEntryRequest)
   const release = guardCheckedOutClient(client);
   try {
     await client.query('BEGIN');
-    const advertiser = await client.query<{ balance: string }>('SELECT balance::text FROM advertisers WHERE advertiser_id = $1 FOR UPDATE', [request.advertiserId]);
+    const advertiser = await client.query<{ balance: string }>('SELECT balance::text FROM advertisers WHERE advertiser_id = $1 FOR UPDATE', [
+      request.advertiserId,
+    ]);
     if (advertiser.rowCount === 0) throw new LedgerEntryError(`advertiser ${request.advertiserId} does not exist`);
     const balanceBefore = advertiser.rows[0].balance;
     const existing = await client.query<{ advertiser_id: string; type: string; amount: string; equal: boolean }>(
@@ -84,13 +89,18 @@ export async function recordLedgerEntry(pool: Pool, request: LedgerEntryRequest)
     if (existing.rowCount) {
       const row = existing.rows[0];
       if (row.advertiser_id !== request.advertiserId || row.type !== request.type || !row.equal) {
-        throw new LedgerEntryError(`reference ${request.externalRef} was already recorded as ${row.type} ${row.amount} for advertiser ${row.advertiser_id}; nothing recorded`);
+        throw new LedgerEntryError(
+          `reference ${request.externalRef} was already recorded as ${row.type} ${row.amount} for advertiser ${row.advertiser_id}; nothing recorded`,
+        );
       }
       await client.query('ROLLBACK');
       return { ...base, outcome: 'already-recorded', amount: row.amount, balanceBefore, balanceAfter: balanceBefore };
     }
     if (request.dryRun) {
-      const after = await client.query<{ amount: string; after: string }>('SELECT $1::numeric::text AS amount, ($2::numeric + $1::numeric)::text AS after', [request.amount, balanceBefore]);
+      const after = await client.query<{ amount: string; after: string }>('SELECT $1::numeric::text AS amount, ($2::numeric + $1::numeric)::text AS after', [
+        request.amount,
+        balanceBefore,
+      ]);
       await client.query('ROLLBACK');
       return { ...base, outcome: 'dry-run', amount: after.rows[0].amount, balanceBefore, balanceAfter: after.rows[0].after };
     }

@@ -126,11 +126,7 @@ const MARK: Record<OutboxDestination, string> = {
  * unpublished (with `attempts` and `last_error`) for the next drain. Never throws for a
  * publisher failure; throws only if Postgres fails.
  */
-export async function drainOutbox(
-  pool: Pool,
-  publishers: OutboxPublishers,
-  options: DrainOptions = {},
-): Promise<DrainResult> {
+export async function drainOutbox(pool: Pool, publishers: OutboxPublishers, options: DrainOptions = {}): Promise<DrainResult> {
   const batchSize = options.batchSize ?? 100;
   const maxBatches = options.maxBatches ?? 10;
   const published: Record<OutboxDestination, number> = { sns: 0, kafka: 0 };
@@ -162,9 +158,7 @@ async function drainBatch(
   try {
     await client.query('BEGIN');
     // One drain at a time per destination (the others skip), so rows go out in id order.
-    const lock = await client.query('SELECT destination FROM outbox_publishers WHERE destination = $1 FOR UPDATE SKIP LOCKED', [
-      destination,
-    ]);
+    const lock = await client.query('SELECT destination FROM outbox_publishers WHERE destination = $1 FOR UPDATE SKIP LOCKED', [destination]);
     if (lock.rows.length === 0) {
       await client.query('COMMIT');
       return { published: 0 };

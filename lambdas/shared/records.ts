@@ -51,11 +51,7 @@ function informationalValueIsUsable(contract: EventContract, name: string, value
  * with the dead-letter reason; returns the typed record otherwise. Every string must be storable
  * as Postgres text unchanged (no NUL, no lone surrogate).
  */
-export function parseContractRecord<C extends EventContract>(
-  contract: C,
-  value: Buffer | null,
-  options: ParseRecordOptions = {},
-): RecordOfContract<C> {
+export function parseContractRecord<C extends EventContract>(contract: C, value: Buffer | null, options: ParseRecordOptions = {}): RecordOfContract<C> {
   let parsed = parseJsonValue(value);
   if (options.informational && typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
     let copy: Record<string, unknown> | undefined;

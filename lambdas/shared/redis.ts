@@ -171,11 +171,7 @@ export class RedisCache {
  * (certificate verified) and the AUTH token from Secrets Manager. `keyPrefix` isolates a
  * keyspace (tests).
  */
-export function createRedisClientProvider(
-  config: RedisConfig,
-  keyPrefix: string,
-  overrides: RedisOptions = {},
-): () => Promise<Redis> {
+export function createRedisClientProvider(config: RedisConfig, keyPrefix: string, overrides: RedisOptions = {}): () => Promise<Redis> {
   let client: Promise<Redis> | undefined;
   return () => {
     client ??= build(config, keyPrefix, overrides).catch((error: unknown) => {

@@ -44,9 +44,7 @@ const AFTER_COMMIT_ROWS = 25;
 export function loadWorkerDeps(serviceName: string, source: NodeJS.ProcessEnv = process.env): WorkerDeps & { readonly env: WorkerEnv } {
   const env = parseWorkerEnv(source);
   const observability = createObservability(serviceName);
-  const cache = env.redis
-    ? new RedisCache(createRedisClientProvider(env.redis, env.redisKeyPrefix))
-    : RedisCache.disabled();
+  const cache = env.redis ? new RedisCache(createRedisClientProvider(env.redis, env.redisKeyPrefix)) : RedisCache.disabled();
   return {
     env,
     pool: createPoolProvider(env.database),

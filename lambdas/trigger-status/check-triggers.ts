@@ -21,7 +21,10 @@ export interface TriggerMapping {
 
 /** Parses `TRIGGER_MAPPINGS`: `name=uuid` pairs separated by commas. */
 export function parseTriggerMappings(raw: string | undefined): TriggerMapping[] {
-  const pairs = (raw ?? '').split(',').map((pair) => pair.trim()).filter((pair) => pair.length > 0);
+  const pairs = (raw ?? '')
+    .split(',')
+    .map((pair) => pair.trim())
+    .filter((pair) => pair.length > 0);
   if (pairs.length === 0) throw new ConfigError('TRIGGER_MAPPINGS', 'is empty; it must list name=uuid for every Kafka trigger');
   return pairs.map((pair) => {
     const [name, uuid, ...rest] = pair.split('=');
@@ -81,7 +84,11 @@ export function createTriggerStatusHandler(deps: TriggerStatusDeps): () => Promi
       deps.mappings.map(async ({ name, uuid }): Promise<TriggerStatus> => {
         try {
           const mapping = await deps.read(uuid);
-          return { name, healthy: isConsuming(mapping), detail: `${mapping.State ?? 'unknown state'}; ${mapping.LastProcessingResult ?? 'no processing result'}${mapping.StateTransitionReason ? `; ${mapping.StateTransitionReason}` : ''}` };
+          return {
+            name,
+            healthy: isConsuming(mapping),
+            detail: `${mapping.State ?? 'unknown state'}; ${mapping.LastProcessingResult ?? 'no processing result'}${mapping.StateTransitionReason ? `; ${mapping.StateTransitionReason}` : ''}`,
+          };
         } catch (error) {
           return { name, healthy: undefined, detail: `could not read mapping ${uuid}: ${describeCause(error)}` };
         }

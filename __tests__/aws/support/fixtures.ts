@@ -7,7 +7,17 @@ import type { StorageHandoff, StreamingHandoff } from '../../../constructs/aws/s
 import { FUNCTION_DATABASE_ROLES } from '../../../constructs/aws/postgres-database';
 
 /** Bundle directories the workers stack deploys (one per function). */
-export const BUNDLE_NAMES = ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate', 'flink-status', 'trigger-status', 'reconcile'] as const;
+export const BUNDLE_NAMES = [
+  'click-balance',
+  'compensation',
+  'ranking-cache',
+  'budget-reset',
+  'outbox-sweep',
+  'db-migrate',
+  'flink-status',
+  'trigger-status',
+  'reconcile',
+] as const;
 
 /** Fixed migration text of the fake db-migrate bundle, so digests and snapshots are stable. */
 export const FAKE_MIGRATION = 'create table fake_marker (id bigint primary key);\n';
@@ -54,13 +64,19 @@ export function secretArn(config: EnvironmentConfig, name: string): string {
 export function fakeHandoffs(config: EnvironmentConfig): FakeHandoffs {
   return {
     storage: {
-      network: { vpcId: 'vpc-0123456789abcdef0', privateSubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'], endpointSecurityGroupId: 'sg-0123456789abcdef2' },
+      network: {
+        vpcId: 'vpc-0123456789abcdef0',
+        privateSubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'],
+        endpointSecurityGroupId: 'sg-0123456789abcdef2',
+      },
       database: {
         host: `adstream-${config.name}-ledger.proxy-abcdefghij.${config.aws.region}.rds.amazonaws.com`,
         port: 5432,
         databaseName: 'adstream',
         credentialsSecretArn: secretArn(config, 'rds!db-0f1e2d3c'),
-        roleSecretArns: Object.fromEntries(Object.values(FUNCTION_DATABASE_ROLES).map((role) => [role, secretArn(config, `adstream/${config.name}/db/${role}`)])),
+        roleSecretArns: Object.fromEntries(
+          Object.values(FUNCTION_DATABASE_ROLES).map((role) => [role, secretArn(config, `adstream/${config.name}/db/${role}`)]),
+        ),
         securityGroupId: 'sg-0123456789abcdef0',
       },
       cache: {

@@ -35,8 +35,14 @@ export function awsFakeValueRules(region: string, accountId: string): FakeValueR
     [/^\$\{aws_db_instance\.[^.]+\.resource_id\}$/, () => 'db-ABCDEFGHIJKLMNOPQRSTUVWXY0'],
     [/^\$\{aws_db_proxy\.[^.]+\.arn\}$/, () => `arn:aws:rds:${region}:${accountId}:db-proxy:prx-0123456789abcdef0`],
     [/^\$\{aws_elasticache_replication_group\.[^.]+\.primary_endpoint_address\}$/, () => `master.cache.abcdef.apn2.cache.amazonaws.com`],
-    [/^\$\{aws_db_instance\.[^.]+\.master_user_secret\[0\]\.secret_arn\}$/, () => `arn:aws:secretsmanager:${region}:${accountId}:secret:rds!db-0f1e2d3c-AbCdEf`],
-    [/^\$\{aws_secretsmanager_secret\.([^.]+)\.arn\}$/, (m) => `arn:aws:secretsmanager:${region}:${accountId}:secret:${m[1].replace(/_[0-9A-F]{8}$/, '')}-AbCdEf`],
+    [
+      /^\$\{aws_db_instance\.[^.]+\.master_user_secret\[0\]\.secret_arn\}$/,
+      () => `arn:aws:secretsmanager:${region}:${accountId}:secret:rds!db-0f1e2d3c-AbCdEf`,
+    ],
+    [
+      /^\$\{aws_secretsmanager_secret\.([^.]+)\.arn\}$/,
+      (m) => `arn:aws:secretsmanager:${region}:${accountId}:secret:${m[1].replace(/_[0-9A-F]{8}$/, '')}-AbCdEf`,
+    ],
     [/^\$\{confluent_kafka_cluster\.[^.]+\.bootstrap_endpoint\}$/, () => `SASL_SSL://pkc-abc12.${region}.aws.confluent.cloud:9092`],
     [/^\$\{confluent_schema\.[^.]+\.schema_identifier\}$/, () => 100003],
   ];
@@ -61,7 +67,8 @@ export function writeFakeRemoteStates(outdir: string, stack: string, rules: read
   const producers: string[] = [];
   for (const [name, remote] of Object.entries(consumer.data?.terraform_remote_state ?? {})) {
     if (!name.startsWith(PREFIX)) continue;
-    if (remote.backend !== 'local' || !remote.config.path) throw new Error(`${stack}: remote state ${name} is not a local backend; tests synthesize with local state`);
+    if (remote.backend !== 'local' || !remote.config.path)
+      throw new Error(`${stack}: remote state ${name} is not a local backend; tests synthesize with local state`);
     const producer = name.slice(PREFIX.length);
     producers.push(producer);
     const produced = JSON.parse(readFileSync(join(outdir, 'stacks', producer, 'cdk.tf.json'), 'utf8')) as TfJson;
@@ -74,7 +81,18 @@ export function writeFakeRemoteStates(outdir: string, stack: string, rules: read
       });
     const path = isAbsolute(remote.config.path) ? remote.config.path : join(stackDir, remote.config.path);
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, JSON.stringify({ version: 4, terraform_version: '1.10.0', serial: 1, lineage: 'adstream-offline-plan-fake', outputs, resources: [], check_results: null }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        version: 4,
+        terraform_version: '1.10.0',
+        serial: 1,
+        lineage: 'adstream-offline-plan-fake',
+        outputs,
+        resources: [],
+        check_results: null,
+      }),
+    );
   }
   return producers;
 }

@@ -10,7 +10,12 @@ export const AWS_PROVIDER = { hostname: 'registry.terraform.io', namespace: 'has
 const PLATFORM_DIR = `${AWS_PROVIDER.hostname}/${AWS_PROVIDER.namespace}/${AWS_PROVIDER.type}/${AWS_PROVIDER.version}/linux_amd64`;
 
 /** Where a local run looks when `ADSTREAM_TF_PROVIDER_MIRROR` is not set (CI always sets it). */
-const WELL_KNOWN_MIRRORS = ['/opt/tf-plugins', '/usr/share/terraform/plugins', '/usr/local/share/terraform/plugins', `${process.env.HOME ?? '/root'}/.terraform.d/plugins`];
+const WELL_KNOWN_MIRRORS = [
+  '/opt/tf-plugins',
+  '/usr/share/terraform/plugins',
+  '/usr/local/share/terraform/plugins',
+  `${process.env.HOME ?? '/root'}/.terraform.d/plugins`,
+];
 
 /** Why the offline plan cannot run; the test fails with this message (never skips). */
 export class OfflinePlanUnavailable extends Error {
@@ -59,18 +64,20 @@ export function offlineTerraformEnv(workDir: string, mirror: string | undefined)
   const cliConfig = join(workDir, 'terraform.rc');
   writeFileSync(
     cliConfig,
-    mirror === undefined ? 'provider_installation {\n  direct {}\n}\n' : [
-      'provider_installation {',
-      '  filesystem_mirror {',
-      `    path    = ${JSON.stringify(mirror)}`,
-      `    include = ["${AWS_PROVIDER.hostname}/${AWS_PROVIDER.namespace}/${AWS_PROVIDER.type}"]`,
-      '  }',
-      '  direct {',
-      `    exclude = ["${AWS_PROVIDER.hostname}/${AWS_PROVIDER.namespace}/${AWS_PROVIDER.type}"]`,
-      '  }',
-      '}',
-      '',
-    ].join('\n'),
+    mirror === undefined
+      ? 'provider_installation {\n  direct {}\n}\n'
+      : [
+          'provider_installation {',
+          '  filesystem_mirror {',
+          `    path    = ${JSON.stringify(mirror)}`,
+          `    include = ["${AWS_PROVIDER.hostname}/${AWS_PROVIDER.namespace}/${AWS_PROVIDER.type}"]`,
+          '  }',
+          '  direct {',
+          `    exclude = ["${AWS_PROVIDER.hostname}/${AWS_PROVIDER.namespace}/${AWS_PROVIDER.type}"]`,
+          '  }',
+          '}',
+          '',
+        ].join('\n'),
   );
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -100,7 +107,11 @@ export interface PlanJson {
   readonly errored: boolean;
   readonly complete?: boolean;
   readonly planned_values: { readonly root_module: { readonly resources?: PlannedResource[] } };
-  readonly resource_changes: ReadonlyArray<{ readonly address: string; readonly type: string; readonly change: { readonly actions: string[]; readonly after_unknown?: Record<string, unknown> } }>;
+  readonly resource_changes: ReadonlyArray<{
+    readonly address: string;
+    readonly type: string;
+    readonly change: { readonly actions: string[]; readonly after_unknown?: Record<string, unknown> };
+  }>;
 }
 
 /** One planned resource. */

@@ -33,14 +33,16 @@ export class CuttingProxy {
   private armed = 0;
   private readonly sockets = new Set<Socket>();
 
-  private constructor(private readonly server: Server, readonly port: number) {}
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
 
   /** Listens on a free 127.0.0.1 port. */
   static async listen(): Promise<CuttingProxy> {
-    let proxy: CuttingProxy | undefined;
-    const server = createServer((client) => proxy?.accept(client));
+    const server = createServer((client) => proxy.accept(client));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new CuttingProxy(server, (server.address() as { port: number }).port);
+    const proxy = new CuttingProxy(server, (server.address() as { port: number }).port);
     return proxy;
   }
 

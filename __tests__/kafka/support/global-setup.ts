@@ -7,13 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '@jest/types';
 import { loadEnvironment } from '../../../config';
-import {
-  createContractTopics,
-  exportKafkaConnection,
-  kafkaConnectionFromEnv,
-  LocalKafkaBroker,
-  startLocalKafkaBroker,
-} from '../../../local/kafka-broker';
+import { createContractTopics, exportKafkaConnection, kafkaConnectionFromEnv, LocalKafkaBroker, startLocalKafkaBroker } from '../../../local/kafka-broker';
 import { javaClasspath } from '../../../scripts/java';
 
 /** Where the started broker is kept for global-teardown.ts (same process). */
@@ -33,7 +27,9 @@ function runNeedsBroker(globalConfig: Config.GlobalConfig): boolean {
   } catch {
     return true;
   }
-  const files = readdirSync(KAFKA_TESTS).filter((f) => f.endsWith('.test.ts')).map((f) => join(KAFKA_TESTS, f));
+  const files = readdirSync(KAFKA_TESTS)
+    .filter((f) => f.endsWith('.test.ts'))
+    .map((f) => join(KAFKA_TESTS, f));
   return files.some((file) => regex.test(file));
 }
 

@@ -159,7 +159,9 @@ export interface DumpedBatch {
  */
 export async function dumpLog(connection: KafkaConnection, topic: string, partition: number): Promise<DumpedBatch[]> {
   const dir = join(connection.logDir, `${topic}-${partition}`);
-  const segments = readdirSync(dir).filter((f) => f.endsWith('.log')).map((f) => join(dir, f));
+  const segments = readdirSync(dir)
+    .filter((f) => f.endsWith('.log'))
+    .map((f) => join(dir, f));
   const { stdout } = await run('java', ['-cp', javaClasspath('kafka-broker'), 'kafka.tools.DumpLogSegments', '--files', segments.join(',')], {
     maxBuffer: 64 * 1024 * 1024,
   });

@@ -65,7 +65,14 @@ function longString(random: Random, length: number, withNul = false): string {
 }
 
 /** Breaks a valid event object in one or more ways that no contract-respecting handler may accept. */
-function breakEvent(random: Random, valid: Record<string, unknown>, required: readonly string[], amountFields: readonly string[], timeFields: readonly string[], stringFields: readonly string[]): Record<string, unknown> {
+function breakEvent(
+  random: Random,
+  valid: Record<string, unknown>,
+  required: readonly string[],
+  amountFields: readonly string[],
+  timeFields: readonly string[],
+  stringFields: readonly string[],
+): Record<string, unknown> {
   const broken: Record<string, unknown> = { ...valid };
   const mutations = 1 + int(random, 3);
   for (let m = 0; m < mutations; m++) {
@@ -174,8 +181,17 @@ export function informationalOnlyBrokenClicks(seed: number, count: number, valid
 }
 
 const COMP_REQUIRED = [
-  'compensation_id', 'duplicate_event_id', 'original_event_id', 'advertiser_id', 'campaign_id', 'ad_id', 'device_id',
-  'duplicate_event_ts', 'original_event_ts', 'reason', 'compensation_type',
+  'compensation_id',
+  'duplicate_event_id',
+  'original_event_id',
+  'advertiser_id',
+  'campaign_id',
+  'ad_id',
+  'device_id',
+  'duplicate_event_ts',
+  'original_event_ts',
+  'reason',
+  'compensation_type',
 ];
 const COMP_STRINGS = ['compensation_id', 'duplicate_event_id', 'original_event_id', 'ad_id', 'device_id'];
 

@@ -94,11 +94,7 @@ export function compensationBatch(values: readonly FixtureValue[], partition = 0
 }
 
 /** A valid CLICK on `campaignId` of `advertiserId` at `eventTs` (default: now). */
-export function clickEvent(
-  campaignId: number,
-  advertiserId: number,
-  overrides: Partial<Record<keyof AdEvent, unknown>> = {},
-): AdEvent {
+export function clickEvent(campaignId: number, advertiserId: number, overrides: Partial<Record<keyof AdEvent, unknown>> = {}): AdEvent {
   return {
     event_id: `click-${randomUUID()}`,
     event_type: 'CLICK',

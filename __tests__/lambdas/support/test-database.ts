@@ -46,11 +46,10 @@ function urlFor(database: string): string {
 /** Runs `npm run db:migrate`'s command against `databaseUrl`. */
 export async function migrate(databaseUrl: string): Promise<string> {
   const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
-  const { stdout } = await run(
-    process.execPath,
-    [bin, 'up', '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'],
-    { cwd: REPO_ROOT, env: { ...process.env, DATABASE_URL: databaseUrl } },
-  );
+  const { stdout } = await run(process.execPath, [bin, 'up', '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+  });
   return stdout;
 }
 
@@ -133,9 +132,7 @@ export function workerDeps(options: WorkerDepsOptions): WorkerDeps & { close(): 
   // The workers' own pool settings (one connection, timeouts, clients listened to from birth).
   const pool = createPoolProvider({ kind: 'url', url: options.databaseUrl });
   const redisUrl = options.redisUrl === undefined ? TEST_REDIS_URL : options.redisUrl;
-  const cache = redisUrl
-    ? new RedisCache(createRedisClientProvider({ kind: 'url', url: redisUrl }, options.keyPrefix))
-    : RedisCache.disabled();
+  const cache = redisUrl ? new RedisCache(createRedisClientProvider({ kind: 'url', url: redisUrl }, options.keyPrefix)) : RedisCache.disabled();
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   return {
     pool,

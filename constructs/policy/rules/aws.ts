@@ -36,7 +36,7 @@ export const rdsStorageEncrypted: PolicyRule = {
   check(node) {
     const db = resourceOfType(node, 'aws_db_instance');
     if (!db || isTrue(configuredAttributes(db).storage_encrypted)) return undefined;
-    return 'aws_db_instance must set storage_encrypted = true: the ledger holds advertisers\' money and cannot be encrypted after creation.';
+    return "aws_db_instance must set storage_encrypted = true: the ledger holds advertisers' money and cannot be encrypted after creation.";
   },
 };
 
@@ -102,7 +102,8 @@ export const noOpenStoreIngress: PolicyRule = {
         break;
       }
       case 'aws_security_group_rule':
-        if (attributes.type === 'ingress') inspect(attributes.from_port, attributes.to_port, attributes.protocol, openCidrs(attributes.cidr_blocks, attributes.ipv6_cidr_blocks));
+        if (attributes.type === 'ingress')
+          inspect(attributes.from_port, attributes.to_port, attributes.protocol, openCidrs(attributes.cidr_blocks, attributes.ipv6_cidr_blocks));
         break;
       default:
         inspect(attributes.from_port, attributes.to_port, attributes.ip_protocol, openCidrs(attributes.cidr_ipv4, attributes.cidr_ipv6));
@@ -115,7 +116,9 @@ export const noOpenStoreIngress: PolicyRule = {
 function logGroupsOf(node: IConstruct): TerraformResource[] {
   return TerraformStack.of(node)
     .node.findAll()
-    .filter((c): c is TerraformResource => TerraformResource.isTerraformResource(c) && (c as TerraformResource).terraformResourceType === 'aws_cloudwatch_log_group');
+    .filter(
+      (c): c is TerraformResource => TerraformResource.isTerraformResource(c) && (c as TerraformResource).terraformResourceType === 'aws_cloudwatch_log_group',
+    );
 }
 
 /** ADS-AWS6: every function has a timeout, reserved concurrency and a log group with retention. */
@@ -132,7 +135,8 @@ export const functionLimits: PolicyRule = {
     const reserved = attributes.reserved_concurrent_executions;
     if (typeof reserved !== 'number' || reserved < 1) problems.push('set reserved_concurrent_executions ≥ 1 (≥ partitions for Kafka consumers)');
     const name = attributes.function_name;
-    const logging = (Array.isArray(attributes.logging_config) ? attributes.logging_config[0] : attributes.logging_config) as Record<string, unknown> | undefined;
+    const logging = (Array.isArray(attributes.logging_config) ? attributes.logging_config[0] : attributes.logging_config) as
+      Record<string, unknown> | undefined;
     // logging_config.log_group is usually a reference (`${aws_cloudwatch_log_group.<id>.name}`).
     const resolvedLogGroup = Tokenization.resolve(logging?.log_group ?? '', {
       scope: TerraformStack.of(node),
@@ -142,7 +146,11 @@ export const functionLimits: PolicyRule = {
     const referenced = /^\$\{aws_cloudwatch_log_group\.([^.]+)\.name\}$/.exec(String(resolvedLogGroup))?.[1];
     const ownGroup = logGroupsOf(node).find((group) => {
       const attributes = configuredAttributes(group);
-      return attributes.name === `/aws/lambda/${String(name)}` || (logging?.log_group !== undefined && attributes.name === logging.log_group) || group.friendlyUniqueId === referenced;
+      return (
+        attributes.name === `/aws/lambda/${String(name)}` ||
+        (logging?.log_group !== undefined && attributes.name === logging.log_group) ||
+        group.friendlyUniqueId === referenced
+      );
     });
     const own = ownGroup && configuredAttributes(ownGroup);
     if (!own) problems.push(`create its log group (/aws/lambda/${String(name)}) explicitly, so Lambda does not create one that keeps logs forever`);
@@ -163,7 +171,8 @@ export const productionStatefulPreventDestroy: PolicyRule = {
     if (!resource) return undefined;
     const problems: string[] = [];
     if (!preventsDestroy(resource)) problems.push('lifecycle { prevent_destroy = true }');
-    if (resource.terraformResourceType === 'aws_db_instance' && !isTrue(configuredAttributes(resource).deletion_protection)) problems.push('deletion_protection = true');
+    if (resource.terraformResourceType === 'aws_db_instance' && !isTrue(configuredAttributes(resource).deletion_protection))
+      problems.push('deletion_protection = true');
     if (problems.length === 0) return undefined;
     return `${resource.terraformResourceType} must set ${problems.join(' and ')} in production: destroying it loses the ledger, the cache, undelivered records or the keys to them.`;
   },
@@ -229,7 +238,16 @@ export const noSecretLiterals: PolicyRule = {
 
 /** Metrics a stateful resource must be alarmed on, by resource type (extra ones by its settings). */
 export const REQUIRED_STATEFUL_ALARMS: Readonly<Record<string, readonly string[]>> = {
-  aws_db_instance: ['CPUUtilization', 'FreeStorageSpace', 'FreeableMemory', 'DatabaseConnections', 'ReadLatency', 'WriteLatency', 'MaximumUsedTransactionIDs', 'db.Concurrency.deadlocks'],
+  aws_db_instance: [
+    'CPUUtilization',
+    'FreeStorageSpace',
+    'FreeableMemory',
+    'DatabaseConnections',
+    'ReadLatency',
+    'WriteLatency',
+    'MaximumUsedTransactionIDs',
+    'db.Concurrency.deadlocks',
+  ],
   aws_db_proxy: ['ClientConnections', 'DatabaseConnectionsBorrowLatency', 'DatabaseConnectionsCurrentlySessionPinned'],
   aws_elasticache_replication_group: ['EngineCPUUtilization', 'DatabaseMemoryUsagePercentage', 'Evictions', 'CurrConnections'],
   aws_nat_gateway: ['ErrorPortAllocation', 'PacketsDropCount'],
@@ -243,7 +261,10 @@ function resolvedInStack(node: IConstruct, value: unknown): unknown {
 function alarmsOf(node: IConstruct): Array<{ text: string; metrics: string[] }> {
   return TerraformStack.of(node)
     .node.findAll()
-    .filter((c): c is TerraformResource => TerraformResource.isTerraformResource(c) && (c as TerraformResource).terraformResourceType === 'aws_cloudwatch_metric_alarm')
+    .filter(
+      (c): c is TerraformResource =>
+        TerraformResource.isTerraformResource(c) && (c as TerraformResource).terraformResourceType === 'aws_cloudwatch_metric_alarm',
+    )
     .map((alarm) => {
       const attributes = resolvedInStack(node, configuredAttributes(alarm)) as Record<string, unknown>;
       const actions = attributes.alarm_actions;
@@ -253,7 +274,9 @@ function alarmsOf(node: IConstruct): Array<{ text: string; metrics: string[] }> 
       const metrics = [
         attributes.metric_name,
         ...queries.map((q) => (q.metric as Record<string, unknown> | undefined)?.metric_name),
-        ...queries.flatMap((q) => (typeof q.expression === 'string' ? [...q.expression.matchAll(/'(db\.[A-Za-z]+\.[A-Za-z_]+)\.[a-z]+'/g)].map((m) => m[1]) : [])),
+        ...queries.flatMap((q) =>
+          typeof q.expression === 'string' ? [...q.expression.matchAll(/'(db\.[A-Za-z]+\.[A-Za-z_]+)\.[a-z]+'/g)].map((m) => m[1]) : [],
+        ),
       ].filter((m): m is string => typeof m === 'string');
       return { text: JSON.stringify(attributes), metrics };
     });
@@ -268,7 +291,8 @@ function alarmsOf(node: IConstruct): Array<{ text: string; metrics: string[] }> 
  */
 export const statefulResourcesAlarmed: PolicyRule = {
   id: 'ADS-AWS9',
-  description: 'RDS instances, RDS proxies, ElastiCache replication groups and NAT gateways have CloudWatch alarms on the metrics that matter, in the same stack.',
+  description:
+    'RDS instances, RDS proxies, ElastiCache replication groups and NAT gateways have CloudWatch alarms on the metrics that matter, in the same stack.',
   level: 'error',
   check(node) {
     const resource = resourceOfType(node, ...Object.keys(REQUIRED_STATEFUL_ALARMS));

@@ -46,8 +46,4 @@ export const flinkStatementNoInlineCredentials: PolicyRule = {
 };
 
 /** The Flink rules, registered by the lead's policy aspect. */
-export const FLINK_POLICY_RULES: PolicyRule[] = [
-  productionFlinkStatementPreventDestroy,
-  flinkStatementPropertiesAllowList,
-  flinkStatementNoInlineCredentials,
-];
+export const FLINK_POLICY_RULES: PolicyRule[] = [productionFlinkStatementPreventDestroy, flinkStatementPropertiesAllowList, flinkStatementNoInlineCredentials];
