@@ -6,18 +6,14 @@ import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.TableResult;
 import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
-import org.apache.flink.table.catalog.GenericInMemoryCatalog;
 
 /**
  * The continuous mode of the local Flink engine, for `npm run local`: reads one job (the same
@@ -34,8 +30,7 @@ public final class KafkaRunner {
 
   @SuppressWarnings("unchecked")
   public static void main(String[] args) throws Exception {
-    PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8);
-    System.setOut(System.err);
+    PrintStream out = Jobs.answers();
     BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
     String line = in.readLine();
     if (line == null) return;
@@ -60,21 +55,14 @@ public final class KafkaRunner {
     watcher.setDaemon(true);
 
     try {
+      Map<String, String> baseConfig = Jobs.baseConfig(job);
       Configuration base = new Configuration();
-      Map<String, String> baseConfig = (Map<String, String>) job.getOrDefault("baseConfig", Map.of());
       baseConfig.forEach(base::setString);
-      StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(base);
-      env.setParallelism(1);
-      StreamTableEnvironment tEnv = StreamTableEnvironment.create(env, EnvironmentSettings.newInstance().inStreamingMode().withConfiguration(base).build());
-      String catalog = (String) job.get("catalog");
-      String database = (String) job.get("database");
-      tEnv.registerCatalog(catalog, new GenericInMemoryCatalog(catalog, database));
-      tEnv.useCatalog(catalog);
-      tEnv.useDatabase(database);
+      StreamTableEnvironment tEnv = Jobs.tableEnvironment(StreamExecutionEnvironment.getExecutionEnvironment(base), base, job);
       for (Map<String, Object> t : (List<Map<String, Object>>) job.getOrDefault("tables", List.of())) {
         tEnv.executeSql((String) t.get("sql"));
       }
-      Set<String> applied = new HashSet<>();
+      Jobs.StatementOptions options = new Jobs.StatementOptions(baseConfig);
       for (Map<String, Object> s : (List<Map<String, Object>>) job.get("statements")) {
         String name = (String) s.get("name");
         String sql = (String) s.get("sql");
@@ -82,17 +70,7 @@ public final class KafkaRunner {
           tEnv.executeSql(sql);
           continue;
         }
-        Configuration conf = (Configuration) tEnv.getConfig().getConfiguration();
-        for (String key : applied) {
-          if (baseConfig.containsKey(key)) conf.setString(key, baseConfig.get(key));
-          else conf.removeKey(key);
-        }
-        applied.clear();
-        for (Map.Entry<String, String> c : ((Map<String, String>) s.getOrDefault("config", Map.of())).entrySet()) {
-          conf.setString(c.getKey(), c.getValue());
-          applied.add(c.getKey());
-        }
-        conf.setString("pipeline.name", name);
+        options.apply(tEnv, s).setString("pipeline.name", name);
         KafkaTableFactory.currentStatement = name;
         try {
           TableResult result = tEnv.executeSql(sql);
@@ -151,14 +129,6 @@ public final class KafkaRunner {
   }
 
   private static String messageOf(Throwable e) {
-    StringBuilder b = new StringBuilder();
-    Set<Throwable> seen = new HashSet<>();
-    for (Throwable t = e; t != null && seen.add(t); t = t.getCause()) {
-      String m = t.getMessage();
-      if (m == null || b.indexOf(m) >= 0) continue;
-      if (b.length() > 0) b.append(" / ");
-      b.append(t.getClass().getSimpleName()).append(": ").append(m.length() > 600 ? m.substring(0, 600) : m);
-    }
-    return b.toString();
+    return Jobs.messageOf(e, " / ", 600);
   }
 }

@@ -1,21 +1,14 @@
 package adstream.flink;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.math.BigDecimal;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
-import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.configuration.ConfigOption;
-import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
 import org.apache.flink.connector.kafka.sink.KafkaSink;
@@ -24,28 +17,15 @@ import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsIni
 import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.flink.table.catalog.TableDistribution;
-import org.apache.flink.table.connector.ChangelogMode;
 import org.apache.flink.table.connector.ProviderContext;
 import org.apache.flink.table.connector.sink.DynamicTableSink;
 import org.apache.flink.table.connector.sink.SinkV2Provider;
-import org.apache.flink.table.connector.sink.abilities.SupportsBucketing;
 import org.apache.flink.table.connector.source.DataStreamScanProvider;
 import org.apache.flink.table.connector.source.DynamicTableSource;
-import org.apache.flink.table.connector.source.ScanTableSource;
-import org.apache.flink.table.connector.source.abilities.SupportsReadingMetadata;
 import org.apache.flink.table.connector.source.abilities.SupportsWatermarkPushDown;
-import org.apache.flink.table.data.ArrayData;
-import org.apache.flink.table.data.DecimalData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
-import org.apache.flink.table.data.TimestampData;
-import org.apache.flink.table.factories.DynamicTableSinkFactory;
-import org.apache.flink.table.factories.DynamicTableSourceFactory;
-import org.apache.flink.table.factories.FactoryUtil;
 import org.apache.flink.table.runtime.typeutils.InternalTypeInfo;
-import org.apache.flink.table.types.DataType;
-import org.apache.flink.table.types.logical.ArrayType;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.RowType;
 import org.apache.flink.types.RowKind;
@@ -63,7 +43,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
  * `timestamp` (`$rowtime`). A record that cannot be read is skipped and logged, as Confluent's
  * `error-handling.mode = 'log'` does; the default there fails the statement instead.
  */
-public final class KafkaTableFactory implements DynamicTableSourceFactory, DynamicTableSinkFactory {
+public final class KafkaTableFactory extends AbstractTopicTableFactory {
   /** Identifier used in the translated DDL. */
   public static final String IDENTIFIER = "adstream-kafka";
 
@@ -102,27 +82,9 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
   /** Records skipped because they could not be read, per topic. */
   static final Map<String, AtomicLong> SKIPPED = new java.util.concurrent.ConcurrentHashMap<>();
 
-  static final ConfigOption<String> TOPIC = TopicTableFactory.TOPIC;
-  static final ConfigOption<String> CHANGELOG_MODE = TopicTableFactory.CHANGELOG_MODE;
-  static final ConfigOption<String> KEY_COLUMN = TopicTableFactory.KEY_COLUMN;
-
   @Override
   public String factoryIdentifier() {
     return IDENTIFIER;
-  }
-
-  @Override
-  public Set<ConfigOption<?>> requiredOptions() {
-    return Set.of(TOPIC);
-  }
-
-  @Override
-  public Set<ConfigOption<?>> optionalOptions() {
-    Set<ConfigOption<?>> options = new HashSet<>();
-    options.add(CHANGELOG_MODE);
-    options.add(KEY_COLUMN);
-    for (String key : TopicTableFactory.CONFLUENT_PASS_THROUGH) options.add(ConfigOptions.key(key).stringType().noDefaultValue());
-    return options;
   }
 
   private static Connection requireConnection() {
@@ -133,28 +95,14 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
 
   @Override
   public DynamicTableSource createDynamicTableSource(Context context) {
-    FactoryUtil.TableFactoryHelper helper = FactoryUtil.createTableFactoryHelper(this, context);
-    helper.validate();
-    String changelog = helper.getOptions().get(CHANGELOG_MODE);
-    if (changelog.equals("upsert") && context.getPrimaryKeyIndexes().length == 0) {
-      throw new IllegalArgumentException("table `" + context.getObjectIdentifier().getObjectName() + "`: changelog.mode 'upsert' needs a PRIMARY KEY");
-    }
-    String topic = helper.getOptions().get(TOPIC);
-    String group = requireConnection().groupPrefix + "flink-" + currentStatement + "-" + topic;
-    return new Source(topic, group, changelog, helper.getOptions().getOptional(KEY_COLUMN).orElse(null),
-        (RowType) context.getPhysicalRowDataType().getLogicalType(), List.of(), null);
+    TopicTable table = topicTable(context);
+    String group = requireConnection().groupPrefix + "flink-" + currentStatement + "-" + table.topic();
+    return new Source(table, group);
   }
 
   @Override
   public DynamicTableSink createDynamicTableSink(Context context) {
-    FactoryUtil.TableFactoryHelper helper = FactoryUtil.createTableFactoryHelper(this, context);
-    helper.validate();
-    String changelog = helper.getOptions().get(CHANGELOG_MODE);
-    if (changelog.equals("upsert") && context.getPrimaryKeyIndexes().length == 0) {
-      throw new IllegalArgumentException("table `" + context.getObjectIdentifier().getObjectName() + "`: changelog.mode 'upsert' needs a PRIMARY KEY");
-    }
-    return new Sink(helper.getOptions().get(TOPIC), changelog, helper.getOptions().getOptional(KEY_COLUMN).orElse(null),
-        (RowType) context.getPhysicalRowDataType().getLogicalType(), context.getPrimaryKeyIndexes());
+    return new Sink(topicTable(context));
   }
 
   /**
@@ -163,41 +111,13 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
    * partition and the table's watermark is the smallest of them, as on Confluent: a quiet
    * partition holds it back, and records of a partition read late are not dropped as late.
    */
-  static final class Source implements ScanTableSource, SupportsReadingMetadata, SupportsWatermarkPushDown {
-    private final String topic;
+  static final class Source extends TopicScan implements SupportsWatermarkPushDown {
     private final String group;
-    private final String changelog;
-    private final String keyColumn;
-    private final RowType physical;
-    private List<String> metadata;
-    private DataType produced;
     private WatermarkStrategy<RowData> watermarks;
 
-    Source(String topic, String group, String changelog, String keyColumn, RowType physical, List<String> metadata, DataType produced) {
-      this.topic = topic;
+    Source(TopicTable table, String group) {
+      super(table);
       this.group = group;
-      this.changelog = changelog;
-      this.keyColumn = keyColumn;
-      this.physical = physical;
-      this.metadata = metadata;
-      this.produced = produced;
-    }
-
-    @Override
-    public ChangelogMode getChangelogMode() {
-      // As TopicSource: full deletes (Flink 2.2.1's planner fails on key-only deletes in the ranking's plan).
-      return TopicTableFactory.mode(changelog, topic, false);
-    }
-
-    @Override
-    public Map<String, DataType> listReadableMetadata() {
-      return TopicTableFactory.readableMetadata();
-    }
-
-    @Override
-    public void applyReadableMetadata(List<String> metadataKeys, DataType producedDataType) {
-      this.metadata = new ArrayList<>(metadataKeys);
-      this.produced = producedDataType;
     }
 
     @Override
@@ -209,22 +129,21 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
     public ScanRuntimeProvider getScanRuntimeProvider(ScanContext context) {
       Connection c = requireConnection();
       WatermarkStrategy<RowData> strategy = watermarks != null ? watermarks : WatermarkStrategy.noWatermarks();
-      LogicalType type = produced != null ? produced.getLogicalType() : physical;
-      InternalTypeInfo<RowData> info = InternalTypeInfo.of(type);
-      Decoder decoder = new Decoder(topic, changelog, keyColumn, physical, metadata, info);
+      InternalTypeInfo<RowData> info = InternalTypeInfo.of(producedType());
+      Decoder decoder = new Decoder(table, metadata, info);
       Properties props = c.clientProperties();
       // Without checkpoints the position is committed by the consumer itself, so the group's lag is visible.
       props.setProperty("enable.auto.commit", "true");
       props.setProperty("auto.commit.interval.ms", "1000");
       props.setProperty("partition.discovery.interval.ms", "-1");
+      String name = table.topic();
       KafkaSource<RowData> source = KafkaSource.<RowData>builder()
-          .setTopics(topic)
+          .setTopics(name)
           .setGroupId(group)
           .setProperties(props)
           .setStartingOffsets(OffsetsInitializer.earliest())
           .setDeserializer(decoder)
           .build();
-      String name = topic;
       return new DataStreamScanProvider() {
         @Override
         public DataStream<RowData> produceDataStream(ProviderContext providerContext, StreamExecutionEnvironment env) {
@@ -240,32 +159,26 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
 
     @Override
     public DynamicTableSource copy() {
-      Source copy = new Source(topic, group, changelog, keyColumn, physical, metadata, produced);
+      Source copy = withStateOf(new Source(table, group));
       copy.watermarks = watermarks;
       return copy;
     }
 
     @Override
     public String asSummaryString() {
-      return IDENTIFIER + "(" + topic + ")";
+      return IDENTIFIER + "(" + table.topic() + ")";
     }
   }
 
   /** Kafka record → RowData, or nothing (logged) when the record cannot be read. */
   static final class Decoder implements KafkaRecordDeserializationSchema<RowData> {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private final String topic;
-    private final String changelog;
-    private final String keyColumn;
-    private final RowType physical;
+    private final TopicTable table;
     private final List<String> metadata;
     private final TypeInformation<RowData> info;
 
-    Decoder(String topic, String changelog, String keyColumn, RowType physical, List<String> metadata, TypeInformation<RowData> info) {
-      this.topic = topic;
-      this.changelog = changelog;
-      this.keyColumn = keyColumn;
-      this.physical = physical;
+    Decoder(TopicTable table, List<String> metadata, TypeInformation<RowData> info) {
+      this.table = table;
       this.metadata = metadata;
       this.info = info;
     }
@@ -276,8 +189,8 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
       try {
         row = decode(record);
       } catch (RuntimeException | java.io.IOException e) {
-        SKIPPED.computeIfAbsent(topic, t -> new AtomicLong()).incrementAndGet();
-        System.err.println("adstream-kafka: skipped " + topic + "-" + record.partition() + "@" + record.offset() + ": " + e.getMessage());
+        SKIPPED.computeIfAbsent(table.topic(), t -> new AtomicLong()).incrementAndGet();
+        System.err.println("adstream-kafka: skipped " + table.topic() + "-" + record.partition() + "@" + record.offset() + ": " + e.getMessage());
         return;
       }
       // Outside the try: a failure downstream (a CAST of a malformed value) fails the job, as on Confluent.
@@ -285,12 +198,14 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
     }
 
     private RowData decode(ConsumerRecord<byte[], byte[]> record) throws java.io.IOException {
+      RowType physical = table.physical();
+      String keyColumn = table.keyColumn();
       List<String> names = physical.getFieldNames();
       int keyIndex = keyColumn == null ? -1 : names.indexOf(keyColumn);
       GenericRowData row = new GenericRowData(physical.getFieldCount() + metadata.size());
       byte[] value = record.value();
       if (value == null) {
-        if (!changelog.equals("upsert")) throw new IllegalArgumentException("a tombstone on an append table");
+        if (!table.changelog().equals("upsert")) throw new IllegalArgumentException("a tombstone on an append table");
         row.setRowKind(RowKind.DELETE);
         if (keyIndex < 0) {
           // An upsert table keyed by value columns: the key carries them.
@@ -315,20 +230,7 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
         if (record.key() == null && !physical.getTypeAt(keyIndex).isNullable()) throw new IllegalArgumentException("no key for the key column `" + keyColumn + "`");
         row.setField(keyIndex, record.key());
       }
-      for (int m = 0; m < metadata.size(); m++) {
-        Object v;
-        switch (metadata.get(m)) {
-          case "timestamp":
-            v = TimestampData.fromEpochMillis(record.timestamp());
-            break;
-          case "partition":
-            v = record.partition();
-            break;
-          default:
-            v = record.offset();
-        }
-        row.setField(physical.getFieldCount() + m, v);
-      }
+      setMetadata(row, physical, metadata, record.timestamp(), record.partition(), record.offset());
       return row;
     }
 
@@ -350,24 +252,9 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
   }
 
   /** Writes rows to one topic: upserts keyed by the primary key, deletes as tombstones. */
-  static final class Sink implements DynamicTableSink, SupportsBucketing {
-    private final String topic;
-    private final String changelog;
-    private final String keyColumn;
-    private final RowType physical;
-    private final int[] primaryKey;
-
-    Sink(String topic, String changelog, String keyColumn, RowType physical, int[] primaryKey) {
-      this.topic = topic;
-      this.changelog = changelog;
-      this.keyColumn = keyColumn;
-      this.physical = physical;
-      this.primaryKey = primaryKey;
-    }
-
-    @Override
-    public ChangelogMode getChangelogMode(ChangelogMode requestedMode) {
-      return TopicTableFactory.mode(changelog, topic, true);
+  static final class Sink extends TopicWrite {
+    Sink(TopicTable table) {
+      super(table);
     }
 
     @Override
@@ -379,49 +266,31 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
           .setBootstrapServers(c.bootstrap)
           .setKafkaProducerConfig(props)
           .setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-          .setRecordSerializer(new Encoder(topic, changelog, keyColumn, physical, primaryKey, c.keySchemaId, c.valueSchemaId))
+          .setRecordSerializer(new Encoder(table, c.keySchemaId, c.valueSchemaId))
           .build();
       return SinkV2Provider.of(sink, 1);
     }
 
     @Override
     public DynamicTableSink copy() {
-      return new Sink(topic, changelog, keyColumn, physical, primaryKey);
+      return new Sink(table);
     }
 
     @Override
     public String asSummaryString() {
-      return IDENTIFIER + "(" + topic + ")";
-    }
-
-    @Override
-    public Set<TableDistribution.Kind> listAlgorithms() {
-      return java.util.EnumSet.of(TableDistribution.Kind.HASH, TableDistribution.Kind.UNKNOWN);
-    }
-
-    @Override
-    public boolean requiresBucketCount() {
-      return false;
+      return IDENTIFIER + "(" + table.topic() + ")";
     }
   }
 
-  /** RowData → Kafka record in the JSON Schema wire format. */
+  /** RowData → Kafka record in the JSON Schema wire format (decimals as strings, timestamps as epoch ms). */
   static final class Encoder implements KafkaRecordSerializationSchema<RowData> {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private final String topic;
-    private final String changelog;
-    private final String keyColumn;
-    private final RowType physical;
-    private final int[] primaryKey;
+    private final TopicTable table;
     private final int keySchemaId;
     private final int valueSchemaId;
 
-    Encoder(String topic, String changelog, String keyColumn, RowType physical, int[] primaryKey, int keySchemaId, int valueSchemaId) {
-      this.topic = topic;
-      this.changelog = changelog;
-      this.keyColumn = keyColumn;
-      this.physical = physical;
-      this.primaryKey = primaryKey;
+    Encoder(TopicTable table, int keySchemaId, int valueSchemaId) {
+      this.table = table;
       this.keySchemaId = keySchemaId;
       this.valueSchemaId = valueSchemaId;
     }
@@ -429,12 +298,15 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
     @Override
     public ProducerRecord<byte[], byte[]> serialize(RowData row, KafkaSinkContext context, Long timestamp) {
       try {
+        RowType physical = table.physical();
+        String keyColumn = table.keyColumn();
+        boolean upsert = table.changelog().equals("upsert");
         List<String> names = physical.getFieldNames();
         int keyIndex = keyColumn == null ? -1 : names.indexOf(keyColumn);
         byte[] key = null;
-        if (changelog.equals("upsert") && primaryKey.length > 0 && keyIndex < 0) {
+        if (upsert && table.primaryKey().length > 0 && keyIndex < 0) {
           Map<String, Object> k = new LinkedHashMap<>();
-          for (int i : primaryKey) k.put(names.get(i), wire(RowData.createFieldGetter(physical.getTypeAt(i), i).getFieldOrNull(row), physical.getTypeAt(i)));
+          for (int i : table.primaryKey()) k.put(names.get(i), Values.fieldJson(row, physical, i, true));
           key = withHeader(JSON.writeValueAsBytes(k), keySchemaId);
         } else if (keyIndex >= 0 && !row.isNullAt(keyIndex)) {
           key = row.getBinary(keyIndex);
@@ -442,60 +314,19 @@ public final class KafkaTableFactory implements DynamicTableSourceFactory, Dynam
         RowKind kind = row.getRowKind();
         byte[] value;
         if (kind == RowKind.DELETE || kind == RowKind.UPDATE_BEFORE) {
-          if (!changelog.equals("upsert")) throw new IllegalStateException("a " + kind + " row for the append table " + topic);
+          if (!upsert) throw new IllegalStateException("a " + kind + " row for the append table " + table.topic());
           value = null;
         } else {
           Map<String, Object> v = new LinkedHashMap<>();
           for (int i = 0; i < names.size(); i++) {
-            if (i == keyIndex) continue;
-            v.put(names.get(i), wire(RowData.createFieldGetter(physical.getTypeAt(i), i).getFieldOrNull(row), physical.getTypeAt(i)));
+            if (i != keyIndex) v.put(names.get(i), Values.fieldJson(row, physical, i, true));
           }
           value = withHeader(JSON.writeValueAsBytes(v), valueSchemaId);
         }
-        return new ProducerRecord<>(topic, null, timestamp, key, value);
+        return new ProducerRecord<>(table.topic(), null, timestamp, key, value);
       } catch (java.io.IOException e) {
         throw new IllegalStateException(e);
       }
-    }
-  }
-
-  /** Flink internal value → the JSON the wire carries: decimals as strings, timestamps as epoch ms. */
-  static Object wire(Object internal, LogicalType type) {
-    if (internal == null) return null;
-    switch (type.getTypeRoot()) {
-      case CHAR:
-      case VARCHAR:
-        return internal.toString();
-      case DECIMAL:
-        return ((DecimalData) internal).toBigDecimal().toPlainString();
-      case TIMESTAMP_WITH_LOCAL_TIME_ZONE:
-      case TIMESTAMP_WITHOUT_TIME_ZONE:
-        return ((TimestampData) internal).getMillisecond();
-      case BINARY:
-      case VARBINARY:
-        return new String((byte[]) internal, StandardCharsets.UTF_8);
-      case ARRAY: {
-        ArrayData array = (ArrayData) internal;
-        LogicalType element = ((ArrayType) type).getElementType();
-        ArrayData.ElementGetter getter = ArrayData.createElementGetter(element);
-        List<Object> out = new ArrayList<>();
-        for (int i = 0; i < array.size(); i++) out.add(wire(getter.getElementOrNull(array, i), element));
-        return out;
-      }
-      case ROW: {
-        RowType rowType = (RowType) type;
-        RowData r = (RowData) internal;
-        Map<String, Object> out = new LinkedHashMap<>();
-        for (int i = 0; i < rowType.getFieldCount(); i++) {
-          out.put(rowType.getFieldNames().get(i), wire(RowData.createFieldGetter(rowType.getTypeAt(i), i).getFieldOrNull(r), rowType.getTypeAt(i)));
-        }
-        return out;
-      }
-      case DOUBLE:
-      case FLOAT:
-        return internal;
-      default:
-        return internal instanceof BigDecimal b ? b.toPlainString() : internal;
     }
   }
 }

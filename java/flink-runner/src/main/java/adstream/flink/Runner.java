@@ -6,19 +6,15 @@ import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.ExplainDetail;
 import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
-import org.apache.flink.table.catalog.GenericInMemoryCatalog;
 
 /**
  * The local Flink engine of adstream's tests: one long-lived JVM that reads jobs as JSON lines
@@ -56,9 +52,7 @@ public final class Runner {
   }
 
   public static void main(String[] args) throws Exception {
-    // Flink and its dependencies may print to stdout; answers go to the real stdout only.
-    PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8);
-    System.setOut(System.err);
+    PrintStream out = Jobs.answers();
     startCluster();
     BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
     out.println(JSON.writeValueAsString(Map.of("ready", true)));
@@ -107,21 +101,14 @@ public final class Runner {
     }
     Topics.reset(inputs);
 
+    Map<String, String> baseConfig = Jobs.baseConfig(job);
     Configuration base = new Configuration();
-    Map<String, String> baseConfig = (Map<String, String>) job.getOrDefault("baseConfig", Map.of());
     baseConfig.forEach(base::setString);
     Configuration submit = new Configuration(base);
     submit.set(org.apache.flink.configuration.DeploymentOptions.TARGET, "remote");
     submit.set(org.apache.flink.configuration.RestOptions.ADDRESS, cluster.getHost());
     submit.set(org.apache.flink.configuration.RestOptions.PORT, cluster.getPort());
-    StreamExecutionEnvironment env = new StreamExecutionEnvironment(submit);
-    env.setParallelism(1);
-    StreamTableEnvironment tEnv = StreamTableEnvironment.create(env, EnvironmentSettings.newInstance().inStreamingMode().withConfiguration(base).build());
-    String catalog = (String) job.get("catalog");
-    String database = (String) job.get("database");
-    tEnv.registerCatalog(catalog, new GenericInMemoryCatalog(catalog, database));
-    tEnv.useCatalog(catalog);
-    tEnv.useDatabase(database);
+    StreamTableEnvironment tEnv = Jobs.tableEnvironment(new StreamExecutionEnvironment(submit), base, job);
 
     Map<String, Object> answer = new LinkedHashMap<>();
     List<Map<String, Object>> results = new ArrayList<>();
@@ -132,7 +119,7 @@ public final class Runner {
         current = (String) t.get("name");
         tEnv.executeSql((String) t.get("sql"));
       }
-      Set<String> applied = new HashSet<>();
+      Jobs.StatementOptions options = new Jobs.StatementOptions(baseConfig);
       for (Map<String, Object> s : (List<Map<String, Object>>) job.get("statements")) {
         current = (String) s.get("name");
         String sql = (String) s.get("sql");
@@ -143,16 +130,7 @@ public final class Runner {
           results.add(result);
           continue;
         }
-        Configuration conf = (Configuration) tEnv.getConfig().getConfiguration();
-        for (String key : applied) {
-          if (baseConfig.containsKey(key)) conf.setString(key, baseConfig.get(key));
-          else conf.removeKey(key);
-        }
-        applied.clear();
-        for (Map.Entry<String, String> c : ((Map<String, String>) s.getOrDefault("config", Map.of())).entrySet()) {
-          conf.setString(c.getKey(), c.getValue());
-          applied.add(c.getKey());
-        }
+        options.apply(tEnv, s);
         try {
           String plan = tEnv.explainSql(sql, ExplainDetail.CHANGELOG_MODE);
           describePlan(plan, result);
@@ -218,14 +196,6 @@ public final class Runner {
   }
 
   private static String messageOf(Throwable e) {
-    StringBuilder b = new StringBuilder();
-    Set<Throwable> seen = new HashSet<>();
-    for (Throwable t = e; t != null && seen.add(t); t = t.getCause()) {
-      String m = t.getMessage();
-      if (m == null || b.indexOf(m) >= 0) continue;
-      if (b.length() > 0) b.append("\nCaused by: ");
-      b.append(t.getClass().getSimpleName()).append(": ").append(m);
-    }
-    return b.toString();
+    return Jobs.messageOf(e, "\nCaused by: ", Integer.MAX_VALUE);
   }
 }

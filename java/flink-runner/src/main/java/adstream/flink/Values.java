@@ -115,8 +115,11 @@ final class Values {
     return new IllegalArgumentException("column `" + column + "` of type " + type + " cannot hold the value " + json);
   }
 
-  /** Flink internal value to a JSON-ready value (decimals and timestamps as strings). */
-  static Object toJson(Object internal, LogicalType type) {
+  /**
+   * Flink internal value to a JSON-ready value: decimals as strings, timestamps as epoch
+   * milliseconds (the wire format of `adstream-kafka`) or as text (the runner's answers).
+   */
+  static Object toJson(Object internal, LogicalType type, boolean epochMillis) {
     if (internal == null) return null;
     switch (type.getTypeRoot()) {
       case CHAR:
@@ -125,9 +128,9 @@ final class Values {
       case DECIMAL:
         return ((DecimalData) internal).toBigDecimal().toPlainString();
       case TIMESTAMP_WITH_LOCAL_TIME_ZONE:
-        return LTZ.format(((TimestampData) internal).toInstant());
+        return epochMillis ? ((TimestampData) internal).getMillisecond() : LTZ.format(((TimestampData) internal).toInstant());
       case TIMESTAMP_WITHOUT_TIME_ZONE:
-        return NTZ.format(((TimestampData) internal).toLocalDateTime());
+        return epochMillis ? ((TimestampData) internal).getMillisecond() : NTZ.format(((TimestampData) internal).toLocalDateTime());
       case BINARY:
       case VARBINARY:
         return new String((byte[]) internal, StandardCharsets.UTF_8);
@@ -136,22 +139,24 @@ final class Values {
         LogicalType element = ((ArrayType) type).getElementType();
         ArrayData.ElementGetter getter = ArrayData.createElementGetter(element);
         List<Object> out = new ArrayList<>();
-        for (int i = 0; i < array.size(); i++) out.add(toJson(getter.getElementOrNull(array, i), element));
+        for (int i = 0; i < array.size(); i++) out.add(toJson(getter.getElementOrNull(array, i), element, epochMillis));
         return out;
       }
       case ROW:
-        return rowJson((RowData) internal, (RowType) type);
+        return rowJson((RowData) internal, (RowType) type, epochMillis);
       default:
         return internal;
     }
   }
 
-  static Map<String, Object> rowJson(RowData row, RowType type) {
+  /** Column `i` of a row as a JSON-ready value (see {@link #toJson}). */
+  static Object fieldJson(RowData row, RowType type, int i, boolean epochMillis) {
+    return toJson(RowData.createFieldGetter(type.getTypeAt(i), i).getFieldOrNull(row), type.getTypeAt(i), epochMillis);
+  }
+
+  static Map<String, Object> rowJson(RowData row, RowType type, boolean epochMillis) {
     Map<String, Object> out = new LinkedHashMap<>();
-    for (int i = 0; i < type.getFieldCount(); i++) {
-      RowData.FieldGetter getter = RowData.createFieldGetter(type.getTypeAt(i), i);
-      out.put(type.getFieldNames().get(i), toJson(getter.getFieldOrNull(row), type.getTypeAt(i)));
-    }
+    for (int i = 0; i < type.getFieldCount(); i++) out.put(type.getFieldNames().get(i), fieldJson(row, type, i, epochMillis));
     return out;
   }
 }
