@@ -10,7 +10,7 @@ import { AlertChannel } from '../constructs/aws/alert-channel';
 import { WorkerAlarms } from '../constructs/aws/worker-alarms';
 import { WorkerFunction } from '../constructs/aws/worker-function';
 import { KafkaTrigger, KafkaTriggerSource } from '../constructs/aws/kafka-trigger';
-import { WorkerSchedule } from '../constructs/aws/worker-schedule';
+import { WorkerSchedule, rate } from '../constructs/aws/worker-schedule';
 import { SchemaMigration } from '../constructs/aws/schema-migration';
 import { FlinkStatusCheck } from '../constructs/aws/flink-status-check';
 import { Reconciliation } from '../constructs/aws/reconciliation';
@@ -185,7 +185,7 @@ export class WorkersStack extends EnvironmentStack {
     new WorkerSchedule(this, 'outbox-sweep-schedule', {
       worker: outboxSweep,
       scheduleName: `${prefix}-outbox-sweep`,
-      expression: workers.outboxSweepMinutes === 1 ? 'rate(1 minute)' : `rate(${workers.outboxSweepMinutes} minutes)`,
+      expression: rate(workers.outboxSweepMinutes, 'minute'),
       description: 'Publishes outbox rows left unpublished after commit.',
       accountId: config.aws.accountId,
     });

@@ -1,10 +1,6 @@
-import { join } from 'node:path';
-import { Construct } from 'constructs';
 import { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret';
-import type { LOG_RETENTION_DAYS } from '../../config/schema';
-import type { WorkerSubnets } from './endpoints';
-import { WorkerFunction } from './worker-function';
-import { WorkerSchedule } from './worker-schedule';
+import type { Construct } from 'constructs';
+import { ScheduledCheck, ScheduledCheckProps } from './scheduled-check';
 
 /** One continuous Flink statement the check expects to be RUNNING. */
 export interface ExpectedFlinkStatement {
@@ -15,21 +11,11 @@ export interface ExpectedFlinkStatement {
 }
 
 /** Props of {@link FlinkStatusCheck}. */
-export interface FlinkStatusCheckProps {
-  /** Name prefix, e.g. `adstream-prod`. */
-  readonly namePrefix: string;
+export interface FlinkStatusCheckProps extends ScheduledCheckProps {
   /** Environment name (part of the secret name). */
   readonly environmentName: string;
-  /** Directory holding the bundles (`<root>/flink-status/index.js`). */
-  readonly bundleRoot: string;
-  /** Private subnets (the Flink REST API is reached through the NAT). */
-  readonly network: WorkerSubnets;
-  /** Days the function's logs are kept. */
-  readonly logRetentionDays: (typeof LOG_RETENTION_DAYS)[number];
   /** Statements that must be RUNNING. */
   readonly statements: readonly ExpectedFlinkStatement[];
-  /** Minutes between checks. */
-  readonly everyMinutes: number;
   /** Account id (the schedule's role trusts this account's scheduler only). */
   readonly accountId: string;
   /** Keeps the secret for 30 days after deletion rather than 7. */
@@ -43,9 +29,7 @@ export interface FlinkStatusCheckProps {
  * Flink API key in it once (docs/operations.md, "Flink status check"); until then every check
  * reports "cannot check" and the Flink alarms fire.
  */
-export class FlinkStatusCheck extends Construct {
-  /** The checking function. */
-  public readonly worker: WorkerFunction;
+export class FlinkStatusCheck extends ScheduledCheck {
   /** ARN of the credentials secret. */
   public readonly secretArn: string;
   /** Name of the credentials secret, e.g. `adstream/prod/flink/status-reader`. */
@@ -54,7 +38,12 @@ export class FlinkStatusCheck extends Construct {
   public readonly statements: readonly ExpectedFlinkStatement[];
 
   constructor(scope: Construct, id: string, props: FlinkStatusCheckProps) {
-    super(scope, id);
+    super(scope, id, props, {
+      service: 'flink-status',
+      description: 'Checks that every continuous Flink statement is RUNNING.',
+      natDescription: 'Confluent Cloud Flink REST API through the NAT',
+      accountId: props.accountId,
+    });
     this.statements = props.statements;
     this.secretName = `adstream/${props.environmentName}/flink/status-reader`;
     const secret = new SecretsmanagerSecret(this, 'credentials', {
@@ -64,29 +53,10 @@ export class FlinkStatusCheck extends Construct {
       recoveryWindowInDays: props.production ? 30 : 7,
     });
     this.secretArn = secret.arn;
-
-    this.worker = new WorkerFunction(this, 'flink-status', {
-      functionName: `${props.namePrefix}-flink-status`,
-      description: 'Checks that every continuous Flink statement is RUNNING.',
-      bundleDirectory: join(props.bundleRoot, 'flink-status'),
-      sizing: { memoryMb: 256, timeoutSeconds: 60, reservedConcurrency: 1 },
-      logRetentionDays: props.logRetentionDays,
-      network: props.network,
-      serviceName: 'flink-status',
-      environment: {
-        FLINK_STATUS_SECRET_ARN: secret.arn,
-        FLINK_STATEMENTS: props.statements.map((s) => s.statementName).join(','),
-      },
+    this.worker.setVariables({
+      FLINK_STATUS_SECRET_ARN: secret.arn,
+      FLINK_STATEMENTS: props.statements.map((s) => s.statementName).join(','),
     });
-    this.worker.allowHttpsThroughNat('Confluent Cloud Flink REST API through the NAT');
     this.worker.readsSecret('FlinkStatusKey', secret.arn);
-
-    new WorkerSchedule(this, 'schedule', {
-      worker: this.worker,
-      scheduleName: `${props.namePrefix}-flink-status`,
-      expression: props.everyMinutes === 1 ? 'rate(1 minute)' : `rate(${props.everyMinutes} minutes)`,
-      description: 'Checks that every continuous Flink statement is RUNNING.',
-      accountId: props.accountId,
-    });
   }
 }

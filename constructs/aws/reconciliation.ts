@@ -6,7 +6,7 @@ import { AlarmTarget, createAlarm } from './alarm';
 import { AwsConstructError } from './errors';
 import type { PostgresEndpoint, WorkerSubnets } from './endpoints';
 import { WORKER_METRICS_NAMESPACE, WorkerFunction } from './worker-function';
-import { WorkerSchedule } from './worker-schedule';
+import { WorkerSchedule, rate } from './worker-schedule';
 
 /** The metric the reconcile function emits (lambdas/reconcile/reconcile-ledger.ts). */
 export const RECONCILIATION_DRIFT_METRIC = 'ReconciliationDrift';
@@ -70,7 +70,7 @@ export class Reconciliation extends Construct {
     new WorkerSchedule(this, 'schedule', {
       worker: this.worker,
       scheduleName: `${props.namePrefix}-reconcile`,
-      expression: props.everyHours === 1 ? 'rate(1 hour)' : `rate(${props.everyHours} hours)`,
+      expression: rate(props.everyHours, 'hour'),
       description: 'Reconciles the ledger: balances, day spend, refunds, voids, outbox.',
       accountId: props.accountId,
     });

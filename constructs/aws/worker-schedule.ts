@@ -6,6 +6,11 @@ import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-p
 import { AwsConstructError } from './errors';
 import type { WorkerFunction } from './worker-function';
 
+/** A Scheduler `rate(...)` expression: every `amount` minutes or hours (`rate(1 minute)`, `rate(5 minutes)`). */
+export function rate(amount: number, unit: 'minute' | 'hour'): string {
+  return amount === 1 ? `rate(1 ${unit})` : `rate(${amount} ${unit}s)`;
+}
+
 /** Props of {@link WorkerSchedule}. */
 export interface WorkerScheduleProps {
   /** The function to invoke. */
