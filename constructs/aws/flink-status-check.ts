@@ -1,6 +1,7 @@
+import { Construct } from 'constructs';
 import { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret';
-import type { Construct } from 'constructs';
-import { ScheduledCheck, ScheduledCheckProps } from './scheduled-check';
+import { addScheduledCheck, ScheduledCheckProps } from './scheduled-check';
+import type { WorkerFunction } from './worker-function';
 
 /** One continuous Flink statement the check expects to be RUNNING. */
 export interface ExpectedFlinkStatement {
@@ -29,7 +30,9 @@ export interface FlinkStatusCheckProps extends ScheduledCheckProps {
  * Flink API key in it once (docs/operations.md, "Flink status check"); until then every check
  * reports "cannot check" and the Flink alarms fire.
  */
-export class FlinkStatusCheck extends ScheduledCheck {
+export class FlinkStatusCheck extends Construct {
+  /** The checking function. */
+  public readonly worker: WorkerFunction;
   /** ARN of the credentials secret. */
   public readonly secretArn: string;
   /** Name of the credentials secret, e.g. `adstream/prod/flink/status-reader`. */
@@ -38,12 +41,7 @@ export class FlinkStatusCheck extends ScheduledCheck {
   public readonly statements: readonly ExpectedFlinkStatement[];
 
   constructor(scope: Construct, id: string, props: FlinkStatusCheckProps) {
-    super(scope, id, props, {
-      service: 'flink-status',
-      description: 'Checks that every continuous Flink statement is RUNNING.',
-      natDescription: 'Confluent Cloud Flink REST API through the NAT',
-      accountId: props.accountId,
-    });
+    super(scope, id);
     this.statements = props.statements;
     this.secretName = `adstream/${props.environmentName}/flink/status-reader`;
     const secret = new SecretsmanagerSecret(this, 'credentials', {
@@ -53,9 +51,16 @@ export class FlinkStatusCheck extends ScheduledCheck {
       recoveryWindowInDays: props.production ? 30 : 7,
     });
     this.secretArn = secret.arn;
-    this.worker.setVariables({
-      FLINK_STATUS_SECRET_ARN: secret.arn,
-      FLINK_STATEMENTS: props.statements.map((s) => s.statementName).join(','),
+
+    this.worker = addScheduledCheck(this, props, {
+      service: 'flink-status',
+      description: 'Checks that every continuous Flink statement is RUNNING.',
+      natDescription: 'Confluent Cloud Flink REST API through the NAT',
+      environment: {
+        FLINK_STATUS_SECRET_ARN: secret.arn,
+        FLINK_STATEMENTS: props.statements.map((s) => s.statementName).join(','),
+      },
+      accountId: props.accountId,
     });
     this.worker.readsSecret('FlinkStatusKey', secret.arn);
   }

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import type { LOG_RETENTION_DAYS } from '../../config/schema';
 import type { WorkerSubnets } from './endpoints';
 import { WorkerFunction } from './worker-function';
 import { WorkerSchedule, rate } from './worker-schedule';
 
-/** Props every {@link ScheduledCheck} takes. */
+/** Props every check added by {@link addScheduledCheck} takes. */
 export interface ScheduledCheckProps {
   /** Name prefix, e.g. `adstream-prod`. */
   readonly namePrefix: string;
@@ -19,7 +19,7 @@ export interface ScheduledCheckProps {
   readonly everyMinutes: number;
 }
 
-/** What a subclass says about its check. */
+/** What one check is. */
 export interface ScheduledCheckDefinition {
   /** Bundle directory and service name of the checking function; also its construct id. */
   readonly service: 'flink-status' | 'trigger-status';
@@ -27,41 +27,38 @@ export interface ScheduledCheckDefinition {
   readonly description: string;
   /** Why the function calls out through the NAT (the egress rule's description). */
   readonly natDescription: string;
+  /** Environment variables the check reads. */
+  readonly environment: Readonly<Record<string, string>>;
   /** Account id (the schedule's role trusts this account's scheduler only). */
   readonly accountId: string;
-  /** Environment variables known before the subclass adds its own. @default - none */
-  readonly environment?: Readonly<Record<string, string>>;
 }
 
 /**
- * A check on a schedule: a small function (one at a time, one minute at most) that calls an API
- * through the NAT and reports what it finds as metrics, invoked every `everyMinutes` by its own
- * schedule. Subclasses grant the function what it reads.
+ * Adds a check on a schedule to `scope`: a small function (one at a time, a minute at most)
+ * that calls an API through the NAT and reports what it finds as metrics, under the construct
+ * id `check.service`, and its schedule (id `schedule`), every `everyMinutes`. The caller grants
+ * the function what it reads. The children go straight into `scope` (no construct of their own),
+ * so the check's resources keep the addresses they had when each check built them itself.
  */
-export abstract class ScheduledCheck extends Construct {
-  /** The checking function. */
-  public readonly worker: WorkerFunction;
-
-  protected constructor(scope: Construct, id: string, props: ScheduledCheckProps, check: ScheduledCheckDefinition) {
-    super(scope, id);
-    const name = `${props.namePrefix}-${check.service}`;
-    this.worker = new WorkerFunction(this, check.service, {
-      functionName: name,
-      description: check.description,
-      bundleDirectory: join(props.bundleRoot, check.service),
-      sizing: { memoryMb: 256, timeoutSeconds: 60, reservedConcurrency: 1 },
-      logRetentionDays: props.logRetentionDays,
-      network: props.network,
-      serviceName: check.service,
-      environment: check.environment,
-    });
-    this.worker.allowHttpsThroughNat(check.natDescription);
-    new WorkerSchedule(this, 'schedule', {
-      worker: this.worker,
-      scheduleName: name,
-      expression: rate(props.everyMinutes, 'minute'),
-      description: check.description,
-      accountId: check.accountId,
-    });
-  }
+export function addScheduledCheck(scope: Construct, props: ScheduledCheckProps, check: ScheduledCheckDefinition): WorkerFunction {
+  const name = `${props.namePrefix}-${check.service}`;
+  const worker = new WorkerFunction(scope, check.service, {
+    functionName: name,
+    description: check.description,
+    bundleDirectory: join(props.bundleRoot, check.service),
+    sizing: { memoryMb: 256, timeoutSeconds: 60, reservedConcurrency: 1 },
+    logRetentionDays: props.logRetentionDays,
+    network: props.network,
+    serviceName: check.service,
+    environment: check.environment,
+  });
+  worker.allowHttpsThroughNat(check.natDescription);
+  new WorkerSchedule(scope, 'schedule', {
+    worker,
+    scheduleName: name,
+    expression: rate(props.everyMinutes, 'minute'),
+    description: check.description,
+    accountId: check.accountId,
+  });
+  return worker;
 }

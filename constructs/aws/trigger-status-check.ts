@@ -1,7 +1,8 @@
-import type { Construct } from 'constructs';
+import { Construct } from 'constructs';
 import { AwsLocation, partitionOf } from './arn';
 import type { KafkaTrigger } from './kafka-trigger';
-import { ScheduledCheck, ScheduledCheckProps } from './scheduled-check';
+import { addScheduledCheck, ScheduledCheckProps } from './scheduled-check';
+import type { WorkerFunction } from './worker-function';
 
 /** Props of {@link TriggerStatusCheck}. */
 export interface TriggerStatusCheckProps extends ScheduledCheckProps {
@@ -17,20 +18,23 @@ export interface TriggerStatusCheckProps extends ScheduledCheckProps {
  * unreachable brokers). Those failures raise no function error; the `trigger-status` function
  * reports them as a metric per trigger. It may only read the mappings it checks.
  */
-export class TriggerStatusCheck extends ScheduledCheck {
+export class TriggerStatusCheck extends Construct {
+  /** The checking function. */
+  public readonly worker: WorkerFunction;
   /** The triggers it checks, by the consuming function's service name. */
   public readonly triggerNames: readonly string[];
 
   constructor(scope: Construct, id: string, props: TriggerStatusCheckProps) {
-    super(scope, id, props, {
+    super(scope, id);
+    this.triggerNames = props.triggers.map((t) => t.worker.serviceName);
+    const { region, accountId } = props.location;
+    this.worker = addScheduledCheck(this, props, {
       service: 'trigger-status',
       description: 'Checks that every Kafka trigger is enabled and consuming.',
       natDescription: 'AWS Lambda API through the NAT (no Lambda interface endpoint in the VPC)',
-      accountId: props.location.accountId,
       environment: { TRIGGER_MAPPINGS: props.triggers.map((t) => `${t.worker.serviceName}=${t.mappingUuid}`).join(',') },
+      accountId,
     });
-    this.triggerNames = props.triggers.map((t) => t.worker.serviceName);
-    const { region, accountId } = props.location;
     this.worker.addStatement({
       sid: 'ReadTriggers',
       effect: 'Allow',
