@@ -36,6 +36,7 @@ import {
   startLocalKafkaBroker,
 } from './kafka-broker';
 import { reconcile, Reconciliation } from './reconcile';
+import { deleteKeysUnder } from './redis-keys';
 import { dayBounds, generateTraffic, Traffic, TrafficRecord, trailingCatalogRecords, trailingEventRecords } from './traffic';
 
 /** Options of {@link runLocalPipeline}. */
@@ -289,17 +290,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       const dropper = new Client({ connectionString: options.databaseUrl });
       await dropper.connect();
       await dropper.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).finally(() => dropper.end());
-      const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 });
-      try {
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await redis.del(...keys);
-        } while (cursor !== '0');
-      } finally {
-        redis.disconnect();
-      }
+      await deleteKeysUnder(options.redisUrl, keyPrefix);
     });
     const pool = new Pool({ connectionString: databaseUrl, max: 3 });
     pool.on('error', () => undefined);

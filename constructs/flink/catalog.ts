@@ -230,6 +230,20 @@ function joinType(parts: readonly string[]): string {
     .replace(/,/g, ', ');
 }
 
+/** The tokens of an `ALTER TABLE [catalog.][database.]table …` statement, its table, and where the rest starts. */
+function alterTable(sql: string): { tokens: SqlToken[]; table: string; k: number } | undefined {
+  const tokens = tokenize(sql);
+  if (!isWord(tokens[0], 'ALTER') || !isWord(tokens[1], 'TABLE')) return undefined;
+  let k = 2;
+  let table = name(tokens[k]);
+  k += 1;
+  while (isSymbol(tokens[k], '.')) {
+    table = name(tokens[k + 1]);
+    k += 2;
+  }
+  return { tokens, table, k };
+}
+
 /** An `ALTER TABLE … MODIFY WATERMARK FOR col AS expr` statement. */
 export interface AlterWatermarkInfo {
   /** Altered table. */
@@ -240,15 +254,9 @@ export interface AlterWatermarkInfo {
 
 /** Parses an ALTER TABLE … MODIFY WATERMARK statement, or returns undefined. */
 export function parseAlterWatermark(sql: string): AlterWatermarkInfo | undefined {
-  const tokens = tokenize(sql);
-  if (!isWord(tokens[0], 'ALTER') || !isWord(tokens[1], 'TABLE')) return undefined;
-  let k = 2;
-  let table = name(tokens[k]);
-  k += 1;
-  while (isSymbol(tokens[k], '.')) {
-    table = name(tokens[k + 1]);
-    k += 2;
-  }
+  const alter = alterTable(sql);
+  if (alter === undefined) return undefined;
+  const { tokens, table, k } = alter;
   if (!isWord(tokens[k], 'MODIFY') || !isWord(tokens[k + 1], 'WATERMARK') || !isWord(tokens[k + 2], 'FOR')) {
     return undefined;
   }
@@ -265,15 +273,9 @@ export interface AlterTableSetInfo {
 
 /** Parses an ALTER TABLE … SET (…) statement, or returns undefined. */
 export function parseAlterTableSet(sql: string): AlterTableSetInfo | undefined {
-  const tokens = tokenize(sql);
-  if (!isWord(tokens[0], 'ALTER') || !isWord(tokens[1], 'TABLE')) return undefined;
-  let k = 2;
-  let table = name(tokens[k]);
-  k += 1;
-  while (isSymbol(tokens[k], '.')) {
-    table = name(tokens[k + 1]);
-    k += 2;
-  }
+  const alter = alterTable(sql);
+  if (alter === undefined) return undefined;
+  const { tokens, table, k } = alter;
   if (!isWord(tokens[k], 'SET') || !isSymbol(tokens[k + 1], '(')) return undefined;
   if (matchingParen(tokens, k + 1) !== tokens.length - 1) return undefined;
   return { table, options: readOptions(tokens, k + 1) };

@@ -4,19 +4,8 @@
  * breaking mutation), so a correct handler must dead-letter every one and charge nothing.
  */
 import type { AdEvent, CompensationEvent } from '../../../contracts';
+import { seededRandom } from '../../../local/traffic';
 import type { FixtureValue } from './kafka-fixtures';
-
-/** mulberry32: a tiny seeded PRNG, so a failing case can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Random = () => number;
 const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)];

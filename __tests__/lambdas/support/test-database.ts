@@ -14,6 +14,7 @@ import { createPoolProvider } from '../../../lambdas/shared/db';
 import { RedisCache, createRedisClientProvider } from '../../../lambdas/shared/redis';
 import type { OutboxPublishers } from '../../../lambdas/shared/outbox';
 import type { WorkerDeps } from '../../../lambdas/shared/runtime';
+import { deleteKeysUnder } from '../../../local/redis-keys';
 
 const run = promisify(execFile);
 
@@ -92,18 +93,7 @@ export function testKeyPrefix(): string {
 
 /** Deletes every key under `prefix`. */
 export async function cleanKeyspace(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
+  await deleteKeysUnder(TEST_REDIS_URL, prefix);
 }
 
 /** A plain Redis client on the test keyspace, for assertions. */
