@@ -115,11 +115,6 @@ export interface MoneyMoved {
   readonly advertisers: AdvertiserMoney[];
 }
 
-/** Called inside a handler transaction (on the session's connection) before it commits. */
-export type BeforeCommitHook = (client: PoolClient) => Promise<void>;
-/** Called inside a handler transaction right after it began. */
-export type AfterBeginHook = (client: PoolClient) => Promise<void>;
-
 /** Ledger rows written by the current transaction (ids above the sequence value at session start). */
 const LEDGER_DELTA = `
 SELECT advertiser_id::text, campaign_id::text, type, count(*)::int AS records, sum(amount)::text AS amount
@@ -153,14 +148,13 @@ type Query = (text: string, values?: unknown[]) => Promise<QueryResult>;
  * the handlers as their pool. See the file comment.
  */
 export class RecoverySession {
-  /** Hook run before each handler transaction commits (re-drive marks its row there). */
-  beforeCommit?: BeforeCommitHook;
-  /** Hook run right after each handler transaction began (re-drive claims its row there). */
-  afterBegin?: AfterBeginHook;
   /** The pool the handlers get. */
   readonly pool: PoolProvider;
 
   private readonly deltas: LedgerDelta[] = [];
+  /** Whether the command's own transaction is open (the handlers' transactions then nest in it). */
+  private outer = false;
+  /** A dry run whose transaction a failing handler rolled back. */
   private aborted = false;
 
   private constructor(
@@ -175,7 +169,7 @@ export class RecoverySession {
     this.pool = async () => facade as unknown as Pool;
   }
 
-  /** Checks out a connection from `pool`; in a dry run, opens the outer transaction. */
+  /** Checks out a connection from `pool`; in a dry run, opens the transaction every handler runs in. */
   static async open(pool: Pool, dryRun: boolean): Promise<RecoverySession> {
     const client = await pool.connect();
     try {
@@ -183,7 +177,7 @@ export class RecoverySession {
         `SELECT (CASE WHEN is_called THEN last_value ELSE last_value - 1 END)::text AS floor FROM ad_balance_histories_id_seq`,
       );
       const session = new RecoverySession(client, dryRun, floor.rows[0].floor);
-      if (dryRun) await client.query('BEGIN');
+      if (dryRun) await session.begin();
       return session;
     } catch (error) {
       client.release();
@@ -191,27 +185,50 @@ export class RecoverySession {
     }
   }
 
-  /** Runs a statement of the command's own on the session connection (inside the dry run's transaction). */
+  /** Runs a statement of the command's own on the session connection (inside its transaction, if open). */
   query<R extends object = Record<string, unknown>>(text: string, values?: unknown[]): Promise<QueryResult<R>> {
     return this.client.query<R>(text, values);
   }
 
+  /**
+   * Opens the command's own transaction: until `commit`, the handlers' BEGIN and COMMIT nest in
+   * it, so what the command writes around a handler (a re-drive's mark) commits with its money.
+   * A dry run is one such transaction from `open` to `finish`.
+   */
+  async begin(): Promise<void> {
+    if (this.outer) return;
+    await this.client.query('BEGIN');
+    this.outer = true;
+  }
+
+  /** Commits the command's own transaction (a dry run keeps it open until `finish` rolls it back). */
+  async commit(): Promise<void> {
+    if (this.dryRun || !this.outer) return;
+    await this.captureLedgerDelta();
+    await this.client.query('COMMIT');
+    this.outer = false;
+  }
+
+  /** DEDUCT and REFUND rows the open transaction has written so far. */
+  async ledgerRowsOfTransaction(): Promise<{ deducts: number; refunds: number }> {
+    const rows = (await this.client.query<LedgerDelta>(LEDGER_DELTA, [this.ledgerIdFloor])).rows;
+    const count = (type: string) => rows.filter((r) => r.type === type).reduce((n, r) => n + r.records, 0);
+    return { deducts: count('DEDUCT'), refunds: count('REFUND') };
+  }
+
   private async handlerQuery(text: string, values?: unknown[]): Promise<QueryResult> {
     const statement = typeof text === 'string' ? text.trim().toUpperCase() : '';
-    if (statement === 'BEGIN') {
-      const result = this.dryRun ? ({ rows: [], rowCount: null } as unknown as QueryResult) : await this.client.query('BEGIN');
-      await this.afterBegin?.(this.client);
-      return result;
-    }
+    const nothing = { rows: [], rowCount: null } as unknown as QueryResult;
+    if (statement === 'BEGIN') return this.outer ? nothing : this.client.query('BEGIN');
     if (statement === 'COMMIT') {
-      await this.beforeCommit?.(this.client);
-      if (this.dryRun) return { rows: [], rowCount: null } as unknown as QueryResult;
+      if (this.outer) return nothing;
       await this.captureLedgerDelta();
       return this.client.query('COMMIT');
     }
     if (statement === 'ROLLBACK') {
-      // A handler failure: in a dry run the outer transaction is gone with it.
-      if (this.dryRun) this.aborted = true;
+      // A handler failure rolls back the command's transaction with it (a dry run is then over).
+      if (this.outer && this.dryRun) this.aborted = true;
+      this.outer = false;
       return this.client.query('ROLLBACK');
     }
     return this.client.query(text, values);
@@ -227,18 +244,20 @@ export class RecoverySession {
    * money moved (or that would have moved), summed by Postgres.
    */
   async finish(): Promise<MoneyMoved> {
-    if (this.dryRun && !this.aborted) {
+    if (this.aborted) throw new RecoveryRequestError('the dry run was rolled back by a failing handler; nothing was written');
+    if (this.outer) {
       await this.captureLedgerDelta();
-      await this.client.query('ROLLBACK');
+      await this.client.query(this.dryRun ? 'ROLLBACK' : 'COMMIT');
+      this.outer = false;
     }
-    this.aborted = true;
     const totals = await this.client.query<{ campaigns: CampaignMoney[]; advertisers: AdvertiserMoney[] }>(MONEY_TOTALS, [JSON.stringify(this.deltas)]);
     return totals.rows[0];
   }
 
-  /** Returns the connection (rolling back a dry run that did not finish). */
+  /** Returns the connection, rolling back a transaction left open. */
   async release(): Promise<void> {
-    if (this.dryRun && !this.aborted) await this.client.query('ROLLBACK').catch(() => undefined);
+    if (this.outer) await this.client.query('ROLLBACK').catch(() => undefined);
+    this.outer = false;
     this.client.release();
   }
 }
