@@ -12,6 +12,7 @@ import { loadEnvironment } from '../config';
 import { describeCause, RecoveryRequestError } from '../lambdas/shared/errors';
 import type { LambdaKafkaEvent, LambdaKafkaRecord } from '../lambdas/shared/kafka-event';
 import { lambdaRecordOf, timestampTypeOf } from '../local/event-source';
+import { REPLAY_CONSUMER_GROUP_PREFIX } from '../stacks/worker-triggers';
 import { runMain, UsageError } from './cli';
 import { operatorPool, usageFailure } from './ops-db';
 import {
@@ -209,7 +210,7 @@ export async function readOffsetRange(
   }
 
   // A group of its own, never committed: the live trigger's group and offsets are not touched.
-  const consumer = kafka.consumer({ groupId: `adstream-replay-${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 500, allowAutoTopicCreation: false });
+  const consumer = kafka.consumer({ groupId: `${REPLAY_CONSUMER_GROUP_PREFIX}${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 500, allowAutoTopicCreation: false });
   let pending: LambdaKafkaRecord[] = [];
   let finished: (error?: unknown) => void = () => undefined;
   const done = new Promise<void>((resolve, reject) => {
