@@ -216,7 +216,13 @@ export async function redrive(options: { filter: RedriveFilter; dryRun: boolean;
               (dryRun ? 'Dry run: nothing was written.' : `The ${rows.length} rows before it are done; fix the cause and run the same command again.`),
           );
         }
-        const again = await session.query<{ reason: string; detail: string }>(RECORDED_AGAIN, [row.topic, row.kafka_partition, row.kafka_offset, row.handler, row.id]);
+        const again = await session.query<{ reason: string; detail: string }>(RECORDED_AGAIN, [
+          row.topic,
+          row.kafka_partition,
+          row.kafka_offset,
+          row.handler,
+          row.id,
+        ]);
         if (again.rows.length > 0) {
           const failure = again.rows[0];
           await session.query(STILL_FAILING, [row.id, row.handler, failure.reason, failure.detail]);
@@ -274,9 +280,11 @@ export async function redriveCommand(argv: string[], env: NodeJS.ProcessEnv = pr
     usageFailure(error, REDRIVE_USAGE);
   }
   if (values.help) return { code: 0, output: REDRIVE_USAGE };
-  if (!values.cause && !values.id && !values.handler) throw new UsageError(`redrive: give --cause, --id or --handler (re-driving every dead letter at once is not what you want)\n\n${REDRIVE_USAGE}`);
+  if (!values.cause && !values.id && !values.handler)
+    throw new UsageError(`redrive: give --cause, --id or --handler (re-driving every dead letter at once is not what you want)\n\n${REDRIVE_USAGE}`);
   for (const cause of values.cause ?? []) {
-    if (!/^[A-Z][A-Z0-9_]{0,63}$/.test(cause)) throw new UsageError(`redrive: --cause is a dead-letter reason such as UNKNOWN_CAMPAIGN, got ${JSON.stringify(cause)}`);
+    if (!/^[A-Z][A-Z0-9_]{0,63}$/.test(cause))
+      throw new UsageError(`redrive: --cause is a dead-letter reason such as UNKNOWN_CAMPAIGN, got ${JSON.stringify(cause)}`);
   }
   for (const id of values.id ?? []) {
     if (!/^[0-9]{1,18}$/.test(id)) throw new UsageError(`redrive: --id is a dead_letters id, got ${JSON.stringify(id)}`);
@@ -284,7 +292,12 @@ export async function redriveCommand(argv: string[], env: NodeJS.ProcessEnv = pr
   const limit = values.limit ?? '1000';
   if (!/^[0-9]{1,6}$/.test(limit) || Number(limit) < 1) throw new UsageError(`redrive: --limit must be 1 to 999999, got ${JSON.stringify(limit)}`);
   const result = await redrive({
-    filter: { causes: values.cause, ids: values.id, handler: values.handler === undefined ? undefined : parseHandlerName(values.handler), limit: Number(limit) },
+    filter: {
+      causes: values.cause,
+      ids: values.id,
+      handler: values.handler === undefined ? undefined : parseHandlerName(values.handler),
+      limit: Number(limit),
+    },
     dryRun: values['dry-run'] === true,
     budgetTimeZone: values.env === undefined ? parseBudgetTimeZone(env) : loadEnvironment(values.env).workers.budgetTimeZone,
     env,

@@ -96,7 +96,9 @@ function offsetOf(value: unknown, what: string): number {
 
 function checkedRange(range: ReplayRange): ReplayRange {
   if (range.toOffset < range.fromOffset) {
-    throw new RecoveryRequestError(`the range ${range.topic}-${range.partition} ${range.fromOffset}..${range.toOffset} is empty: the last offset is before the first`);
+    throw new RecoveryRequestError(
+      `the range ${range.topic}-${range.partition} ${range.fromOffset}..${range.toOffset} is empty: the last offset is before the first`,
+    );
   }
   return range;
 }
@@ -210,7 +212,11 @@ export async function readOffsetRange(
   }
 
   // A group of its own, never committed: the live trigger's group and offsets are not touched.
-  const consumer = kafka.consumer({ groupId: `${REPLAY_CONSUMER_GROUP_PREFIX}${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 500, allowAutoTopicCreation: false });
+  const consumer = kafka.consumer({
+    groupId: `${REPLAY_CONSUMER_GROUP_PREFIX}${randomBytes(6).toString('hex')}`,
+    maxWaitTimeInMs: 500,
+    allowAutoTopicCreation: false,
+  });
   let pending: LambdaKafkaRecord[] = [];
   let finished: (error?: unknown) => void = () => undefined;
   const done = new Promise<void>((resolve, reject) => {
@@ -351,12 +357,18 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
 /** Formats a result for a terminal. */
 export function formatReplay(result: ReplayResult): string {
   const ranges = result.ranges.map((r) => `${r.topic}-${r.partition} offsets ${r.fromOffset}..${r.toOffset}`).join(', ');
-  const head = result.dryRun ? `dry run (rolled back, nothing moved): replaying ${ranges} through ${result.handler}` : `replayed ${ranges} through ${result.handler}`;
+  const head = result.dryRun
+    ? `dry run (rolled back, nothing moved): replaying ${ranges} through ${result.handler}`
+    : `replayed ${ranges} through ${result.handler}`;
   return [head, `  ${formatTotals(result.totals)}`, ...formatMoney(result.money, result.dryRun)].join('\n');
 }
 
 /** Runs the command; returns the printed text and the exit code. */
-export async function replayCommand(argv: string[], env: NodeJS.ProcessEnv = process.env, stdin: () => string = () => readFileSync(0, 'utf8')): Promise<{ code: number; output: string; result?: ReplayResult }> {
+export async function replayCommand(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  stdin: () => string = () => readFileSync(0, 'utf8'),
+): Promise<{ code: number; output: string; result?: ReplayResult }> {
   let values;
   try {
     values = parseArgs({
@@ -402,7 +414,8 @@ export async function replayCommand(argv: string[], env: NodeJS.ProcessEnv = pro
     }
     ranges = parseOnFailureMessage(text);
   } else {
-    if (coordinates.length !== 4) throw new UsageError(`replay: give --topic, --partition, --from-offset and --to-offset, or --on-failure-message\n\n${REPLAY_USAGE}`);
+    if (coordinates.length !== 4)
+      throw new UsageError(`replay: give --topic, --partition, --from-offset and --to-offset, or --on-failure-message\n\n${REPLAY_USAGE}`);
     ranges = [
       checkedRange({
         topic: values.topic as string,

@@ -64,7 +64,19 @@ describe('npm run replay', () => {
 
   test('--dry-run prints the charges a range would newly apply, per advertiser and campaign, and moves nothing', async () => {
     const rowsBefore = await ledgerRows();
-    const { code, output, result } = await runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '2', '--to-offset', '8', '--handler', 'click-balance', '--dry-run']);
+    const { code, output, result } = await runReplay([
+      '--topic',
+      adEvents,
+      '--partition',
+      '0',
+      '--from-offset',
+      '2',
+      '--to-offset',
+      '8',
+      '--handler',
+      'click-balance',
+      '--dry-run',
+    ]);
 
     expect(code).toBe(0);
     // Offsets 2 and 3 are charged already; 4, 6, 8 (3 × 2.50) and 5, 7 (2 × 0.10) would be.
@@ -82,7 +94,20 @@ describe('npm run replay', () => {
   });
 
   test('a replay of a range charges only what is missing, and replaying it again moves no money', async () => {
-    const first = await runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '2', '--to-offset', '8', '--handler', 'click-balance', '--batch-size', '3']);
+    const first = await runReplay([
+      '--topic',
+      adEvents,
+      '--partition',
+      '0',
+      '--from-offset',
+      '2',
+      '--to-offset',
+      '8',
+      '--handler',
+      'click-balance',
+      '--batch-size',
+      '3',
+    ]);
     expect(first.result?.totals).toMatchObject({ records: 7, invocations: 3, charged: 5, skipped: 2 });
     expect(first.output).toContain('advertiser 1: balance -7.70');
     expect(await balanceOf(stores.pool, 1)).toBe('987.10');
@@ -96,7 +121,9 @@ describe('npm run replay', () => {
     expect(parsed.money).toEqual({ campaigns: [], advertisers: [] });
     expect(await balanceOf(stores.pool, 1)).toBe('987.10');
     expect(await countRows(stores.pool, 'campaign_daily_spend', 'campaign_id = 11')).toBe(1);
-    const spend = await stores.pool.query<{ spend: string; clicks: string }>('SELECT spend::text, clicks::text FROM campaign_daily_spend WHERE campaign_id = 11');
+    const spend = await stores.pool.query<{ spend: string; clicks: string }>(
+      'SELECT spend::text, clicks::text FROM campaign_daily_spend WHERE campaign_id = 11',
+    );
     expect(spend.rows[0]).toEqual({ spend: '12.50', clicks: '5' });
   });
 
@@ -162,15 +189,21 @@ describe('npm run replay', () => {
     await admin.fetchTopicMetadata({ topics: [adEvents] });
     await admin.deleteTopicRecords({ topic: adEvents, partitions: [{ partition: 0, offset: '5' }] });
     await admin.disconnect();
-    await expect(runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '3', '--to-offset', '9', '--handler', 'click-balance'])).rejects.toMatchObject({
+    await expect(
+      runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '3', '--to-offset', '9', '--handler', 'click-balance']),
+    ).rejects.toMatchObject({
       name: 'RecoveryRequestError',
-      message: expect.stringMatching(/offsets 3\.\.4 of .*-0 are gone .*starts at 5\); nothing replayed\. To replay what is left: --from-offset 5 --to-offset 9\./),
+      message: expect.stringMatching(
+        /offsets 3\.\.4 of .*-0 are gone .*starts at 5\); nothing replayed\. To replay what is left: --from-offset 5 --to-offset 9\./,
+      ),
     });
     expect(await countRows(stores.pool, 'ad_balance_histories', 'event_id = $1', [clicks[9].event_id])).toBe(0);
     expect(await balanceOf(stores.pool, 1)).toBe('992.10');
   });
 
   test('without --handler, a topic no trigger consumes is refused with the choices', async () => {
-    await expect(runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '5', '--to-offset', '6'])).rejects.toThrow(/give --handler \(click-balance, compensation or ranking-cache\)/);
+    await expect(runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '5', '--to-offset', '6'])).rejects.toThrow(
+      /give --handler \(click-balance, compensation or ranking-cache\)/,
+    );
   });
 });

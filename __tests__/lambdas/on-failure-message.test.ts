@@ -34,7 +34,12 @@ function onFailureRecord(recordsInfo: Record<string, unknown>): Record<string, u
 }
 
 const ranges = {
-  'ad-events-3': { firstRecordOffset: '1200', lastRecordOffset: '1699', firstRecordTimestamp: '2026-11-14T00:38:04.835Z', lastRecordTimestamp: '2026-11-14T00:38:05.580Z' },
+  'ad-events-3': {
+    firstRecordOffset: '1200',
+    lastRecordOffset: '1699',
+    firstRecordTimestamp: '2026-11-14T00:38:04.835Z',
+    lastRecordTimestamp: '2026-11-14T00:38:05.580Z',
+  },
   'compensation-events-0': { firstRecordOffset: '7', lastRecordOffset: '7' },
 };
 const expected = [
@@ -60,10 +65,28 @@ describe('on-failure queue messages', () => {
     ['two SQS messages', JSON.stringify({ Messages: [{ Body: '{}' }, { Body: '{}' }] }), /holds 2 SQS messages; give one/],
     ['a Kinesis record', JSON.stringify({ requestContext: {}, KinesisBatchInfo: { shardId: 'x' } }), /requestContext and KafkaBatchInfo are required/],
     ['no recordsInfo', JSON.stringify(onFailureRecord({})), /names no records/],
-    ['a key without a partition', JSON.stringify(onFailureRecord({ 'ad-events': { firstRecordOffset: '1', lastRecordOffset: '2' } })), /is not "<topic>-<partition>"/],
-    ['an offset that is not a number', JSON.stringify(onFailureRecord({ 'ad-events-0': { firstRecordOffset: '1e3', lastRecordOffset: '2' } })), /firstRecordOffset must be a non-negative whole number/],
-    ['an offset beyond 2^53', JSON.stringify(onFailureRecord({ 'ad-events-0': { firstRecordOffset: '0', lastRecordOffset: '49601189658422359378836298522902373528957594348623495186' } })), /lastRecordOffset must be/],
-    ['a last offset before the first', JSON.stringify(onFailureRecord({ 'ad-events-0': { firstRecordOffset: '9', lastRecordOffset: '3' } })), /is empty: the last offset is before the first/],
+    [
+      'a key without a partition',
+      JSON.stringify(onFailureRecord({ 'ad-events': { firstRecordOffset: '1', lastRecordOffset: '2' } })),
+      /is not "<topic>-<partition>"/,
+    ],
+    [
+      'an offset that is not a number',
+      JSON.stringify(onFailureRecord({ 'ad-events-0': { firstRecordOffset: '1e3', lastRecordOffset: '2' } })),
+      /firstRecordOffset must be a non-negative whole number/,
+    ],
+    [
+      'an offset beyond 2^53',
+      JSON.stringify(
+        onFailureRecord({ 'ad-events-0': { firstRecordOffset: '0', lastRecordOffset: '49601189658422359378836298522902373528957594348623495186' } }),
+      ),
+      /lastRecordOffset must be/,
+    ],
+    [
+      'a last offset before the first',
+      JSON.stringify(onFailureRecord({ 'ad-events-0': { firstRecordOffset: '9', lastRecordOffset: '3' } })),
+      /is empty: the last offset is before the first/,
+    ],
   ])('%s is refused with a message', (_name, text, message) => {
     expect(() => parseOnFailureMessage(text)).toThrow(message);
     expect(() => parseOnFailureMessage(text)).toThrow(expect.objectContaining({ name: 'RecoveryRequestError' }));
@@ -71,20 +94,24 @@ describe('on-failure queue messages', () => {
 
   test('the command refuses a message together with explicit coordinates, and names what is missing', async () => {
     const base = ['--env', 'dev', '--brokers', '127.0.0.1:1', '--plaintext'];
-    await expect(replayCommand([...base, '--on-failure-message', '-', '--partition', '1'], {}, () => '{}')).rejects.toThrow(/--on-failure-message names the range; leave out --partition/);
-    await expect(replayCommand([...base, '--topic', 'ad-events'], {})).rejects.toThrow(/give --topic, --partition, --from-offset and --to-offset, or --on-failure-message/);
-    await expect(replayCommand(['--brokers', 'b:9092'], {})).rejects.toThrow(/--env is required/);
-    await expect(replayCommand([...base.slice(0, 4), '--topic', 'ad-events', '--partition', '0', '--from-offset', '0', '--to-offset', '1'], {})).rejects.toThrow(
-      /KAFKA_API_KEY and KAFKA_API_SECRET are not set/,
+    await expect(replayCommand([...base, '--on-failure-message', '-', '--partition', '1'], {}, () => '{}')).rejects.toThrow(
+      /--on-failure-message names the range; leave out --partition/,
     );
+    await expect(replayCommand([...base, '--topic', 'ad-events'], {})).rejects.toThrow(
+      /give --topic, --partition, --from-offset and --to-offset, or --on-failure-message/,
+    );
+    await expect(replayCommand(['--brokers', 'b:9092'], {})).rejects.toThrow(/--env is required/);
+    await expect(
+      replayCommand([...base.slice(0, 4), '--topic', 'ad-events', '--partition', '0', '--from-offset', '0', '--to-offset', '1'], {}),
+    ).rejects.toThrow(/KAFKA_API_KEY and KAFKA_API_SECRET are not set/);
   });
 
   test('npm run replay prints a known error without a stack trace and exits 1', async () => {
     const repo = path.resolve(__dirname, '../..');
     const tsx = path.join(repo, 'node_modules/.bin/tsx');
-    const failure = await run(tsx, ['scripts/replay.ts', '--env', 'dev', '--brokers', 'b:9092', '--on-failure-message', '/nonexistent/message.json'], { cwd: repo }).catch(
-      (error: { code: number; stderr: string }) => error,
-    );
+    const failure = await run(tsx, ['scripts/replay.ts', '--env', 'dev', '--brokers', 'b:9092', '--on-failure-message', '/nonexistent/message.json'], {
+      cwd: repo,
+    }).catch((error: { code: number; stderr: string }) => error);
     expect(failure).toMatchObject({ code: 1 });
     expect((failure as { stderr: string }).stderr.trim()).toMatch(/^cannot read the on-failure message \/nonexistent\/message.json: ENOENT/);
     expect((failure as { stderr: string }).stderr).not.toMatch(/\n\s+at /);

@@ -34,7 +34,8 @@ async function deadLetters(where = 'true', params: unknown[] = []): Promise<Dead
   return result.rows;
 }
 
-const charges = (clicks: readonly AdEvent[]) => countRows(stores.pool, 'ad_balance_histories', "type = 'DEDUCT' AND event_id = ANY($1)", [clicks.map((c) => c.event_id)]);
+const charges = (clicks: readonly AdEvent[]) =>
+  countRows(stores.pool, 'ad_balance_histories', "type = 'DEDUCT' AND event_id = ANY($1)", [clicks.map((c) => c.event_id)]);
 
 describe('npm run redrive', () => {
   // Campaign 52 (advertiser 5) and 61 (advertiser 6) are not loaded yet when their clicks arrive.
@@ -129,9 +130,13 @@ describe('npm run redrive', () => {
     const [broken] = await deadLetters('kafka_offset = 200');
     for (let i = 0; i < 2; i++) {
       const { result } = await runRedrive(['--id', broken.id]);
-      expect(result?.rows).toEqual([expect.objectContaining({ id: broken.id, outcome: 'STILL_FAILING', failure: expect.objectContaining({ reason: broken.reason }) })]);
+      expect(result?.rows).toEqual([
+        expect.objectContaining({ id: broken.id, outcome: 'STILL_FAILING', failure: expect.objectContaining({ reason: broken.reason }) }),
+      ]);
     }
-    expect(await deadLetters('kafka_offset = 200')).toEqual([expect.objectContaining({ id: broken.id, reason: broken.reason, redriven_at: null, redrive_attempts: 2 })]);
+    expect(await deadLetters('kafka_offset = 200')).toEqual([
+      expect.objectContaining({ id: broken.id, reason: broken.reason, redriven_at: null, redrive_attempts: 2 }),
+    ]);
     expect(await countRows(stores.pool, 'dead_letters')).toBe(5);
   });
 
