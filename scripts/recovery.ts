@@ -18,6 +18,7 @@ import { RecoveryRequestError } from '../lambdas/shared/errors';
 import type { InvocationSummary } from '../lambdas/shared/observability';
 import { createRedisClientProvider, RedisCache } from '../lambdas/shared/redis';
 import type { WorkerDeps } from '../lambdas/shared/runtime';
+import { operatorPool } from './ops-db';
 
 /** The handlers a record can be replayed or re-driven through (`dead_letters.handler`). */
 export const RECOVERY_HANDLERS = [CLICK_BALANCE_HANDLER, COMPENSATION_HANDLER, RANKING_CACHE_HANDLER] as const;
@@ -259,6 +260,32 @@ export class RecoverySession {
     if (this.outer) await this.client.query('ROLLBACK').catch(() => undefined);
     this.outer = false;
     this.client.release();
+  }
+}
+
+/**
+ * Runs `work` on a fresh session (a database connection from DATABASE_URL, Redis when
+ * configured and not a dry run), finishes it, and closes everything; returns what `work`
+ * returned with the money moved (or, in a dry run, that would have moved).
+ */
+export async function withRecoverySession<T extends object>(
+  env: NodeJS.ProcessEnv,
+  dryRun: boolean,
+  work: (session: RecoverySession, cache: RedisCache) => Promise<T>,
+): Promise<T & { money: MoneyMoved }> {
+  const pool = operatorPool(env);
+  const cache = recoveryCache(env, dryRun);
+  try {
+    const session = await RecoverySession.open(pool, dryRun);
+    try {
+      const result = await work(session, cache);
+      return { ...result, money: await session.finish() };
+    } finally {
+      await session.release();
+    }
+  } finally {
+    await cache.close();
+    await pool.end();
   }
 }
 

@@ -14,7 +14,7 @@ import { parseBudgetTimeZone } from '../lambdas/shared/env';
 import { describeCause, RecoveryRequestError } from '../lambdas/shared/errors';
 import type { LambdaKafkaEvent } from '../lambdas/shared/kafka-event';
 import { runMain, UsageError } from './cli';
-import { operatorPool, usageFailure } from './ops-db';
+import { usageFailure } from './ops-db';
 import {
   addSummary,
   emptyTotals,
@@ -25,10 +25,10 @@ import {
   RECOVERY_HANDLERS,
   RecoveryHandler,
   type RecoveryHandlerName,
-  recoveryCache,
   recoveryHandler,
   RecoverySession,
   type RecoveryTotals,
+  withRecoverySession,
 } from './recovery';
 
 /** `npm run redrive -- --help`. */
@@ -175,75 +175,77 @@ function eventOf(row: Candidate): LambdaKafkaEvent {
 /** Re-drives the dead letters `filter` selects; see {@link REDRIVE_USAGE}. */
 export async function redrive(options: { filter: RedriveFilter; dryRun: boolean; budgetTimeZone: string; env: NodeJS.ProcessEnv }): Promise<RedriveResult> {
   const { filter, dryRun, env } = options;
-  const pool = operatorPool(env);
-  const cache = recoveryCache(env, dryRun);
   const totals = emptyTotals();
   const rows: RedriveRow[] = [];
-  try {
-    const session = await RecoverySession.open(pool, dryRun);
-    try {
-      const candidates = await session.query<Candidate>(CANDIDATES, [
-        filter.handler ? [filter.handler] : [...RECOVERY_HANDLERS],
-        filter.causes && filter.causes.length > 0 ? filter.causes : null,
-        filter.ids && filter.ids.length > 0 ? filter.ids : null,
-        filter.limit,
-      ]);
-      const handlers = new Map<RecoveryHandlerName, RecoveryHandler>();
-      for (const row of candidates.rows) {
-        const base = { id: row.id, handler: row.handler, coordinates: `${row.topic}-${row.kafka_partition}@${row.kafka_offset}`, reason: row.reason };
-        if (row.truncated) {
-          rows.push({ ...base, outcome: 'NOT_REDRIVABLE' });
-          continue;
-        }
-        let handler = handlers.get(row.handler);
-        if (!handler) {
-          handler = recoveryHandler(row.handler, session, cache, { budgetTimeZone: options.budgetTimeZone, env });
-          handlers.set(row.handler, handler);
-        }
-        await session.begin();
-        const claimed = await session.query(CLAIM, [row.id, row.handler]);
-        if (claimed.rowCount === 0) {
-          await session.commit();
-          rows.push({ ...base, outcome: 'ALREADY_REDRIVEN' });
-          continue;
-        }
-        const before = await session.ledgerRowsOfTransaction();
-        try {
-          addSummary(totals, await handler(eventOf(row)));
-        } catch (error) {
-          throw new RecoveryRequestError(
-            `${row.handler} failed on dead letter ${row.id} (${base.coordinates}): ${describeCause(error)}. ` +
-              (dryRun ? 'Dry run: nothing was written.' : `The ${rows.length} rows before it are done; fix the cause and run the same command again.`),
-          );
-        }
-        const again = await session.query<{ reason: string; detail: string }>(RECORDED_AGAIN, [
-          row.topic,
-          row.kafka_partition,
-          row.kafka_offset,
-          row.handler,
-          row.id,
-        ]);
-        if (again.rows.length > 0) {
-          const failure = again.rows[0];
-          await session.query(STILL_FAILING, [row.id, row.handler, failure.reason, failure.detail]);
-          rows.push({ ...base, outcome: 'STILL_FAILING', failure });
-        } else {
-          const after = await session.ledgerRowsOfTransaction();
-          const outcome: RedriveOutcome = after.deducts > before.deducts ? 'CHARGED' : after.refunds > before.refunds ? 'REFUNDED' : 'APPLIED';
-          await session.query(REDRIVEN, [row.id, row.handler, outcome]);
-          rows.push({ ...base, outcome });
-        }
-        await session.commit();
+  return withRecoverySession(env, dryRun, async (session, cache) => {
+    const candidates = await session.query<Candidate>(CANDIDATES, [
+      filter.handler ? [filter.handler] : [...RECOVERY_HANDLERS],
+      filter.causes && filter.causes.length > 0 ? filter.causes : null,
+      filter.ids && filter.ids.length > 0 ? filter.ids : null,
+      filter.limit,
+    ]);
+    const handlers = new Map<RecoveryHandlerName, RecoveryHandler>();
+    for (const row of candidates.rows) {
+      const base = { id: row.id, handler: row.handler, coordinates: `${row.topic}-${row.kafka_partition}@${row.kafka_offset}`, reason: row.reason };
+      if (row.truncated) {
+        rows.push({ ...base, outcome: 'NOT_REDRIVABLE' });
+        continue;
       }
-      const money = await session.finish();
-      return { dryRun, rows, totals, money };
-    } finally {
-      await session.release();
+      let handler = handlers.get(row.handler);
+      if (!handler) {
+        handler = recoveryHandler(row.handler, session, cache, { budgetTimeZone: options.budgetTimeZone, env });
+        handlers.set(row.handler, handler);
+      }
+      rows.push({ ...base, ...(await redriveOne(session, handler, row, totals, dryRun, rows.length)) });
     }
-  } finally {
-    await cache.close();
-    await pool.end();
+    return { dryRun, rows, totals };
+  });
+}
+
+/** Claims, re-drives and marks one row, in one transaction (in a dry run: inside the dry run's). */
+async function redriveOne(
+  session: RecoverySession,
+  handler: RecoveryHandler,
+  row: Candidate,
+  totals: RecoveryTotals,
+  dryRun: boolean,
+  done: number,
+): Promise<Pick<RedriveRow, 'outcome' | 'failure'>> {
+  await session.begin();
+  const claimed = await session.query(CLAIM, [row.id, row.handler]);
+  if (claimed.rowCount === 0) {
+    await session.commit();
+    return { outcome: 'ALREADY_REDRIVEN' };
   }
+  const before = await session.ledgerRowsOfTransaction();
+  try {
+    addSummary(totals, await handler(eventOf(row)));
+  } catch (error) {
+    throw new RecoveryRequestError(
+      `${row.handler} failed on dead letter ${row.id} (${row.topic}-${row.kafka_partition}@${row.kafka_offset}): ${describeCause(error)}. ` +
+        (dryRun ? 'Dry run: nothing was written.' : `The ${done} rows before it are done; fix the cause and run the same command again.`),
+    );
+  }
+  const again = await session.query<{ reason: string; detail: string }>(RECORDED_AGAIN, [
+    row.topic,
+    row.kafka_partition,
+    row.kafka_offset,
+    row.handler,
+    row.id,
+  ]);
+  let result: Pick<RedriveRow, 'outcome' | 'failure'>;
+  if (again.rows.length > 0) {
+    const failure = again.rows[0];
+    await session.query(STILL_FAILING, [row.id, row.handler, failure.reason, failure.detail]);
+    result = { outcome: 'STILL_FAILING', failure };
+  } else {
+    const after = await session.ledgerRowsOfTransaction();
+    const outcome: RedriveOutcome = after.deducts > before.deducts ? 'CHARGED' : after.refunds > before.refunds ? 'REFUNDED' : 'APPLIED';
+    await session.query(REDRIVEN, [row.id, row.handler, outcome]);
+    result = { outcome };
+  }
+  await session.commit();
+  return result;
 }
 
 /** Formats a result for a terminal. */

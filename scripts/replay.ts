@@ -14,7 +14,7 @@ import type { LambdaKafkaEvent, LambdaKafkaRecord } from '../lambdas/shared/kafk
 import { lambdaRecordOf, timestampTypeOf } from '../local/event-source';
 import { REPLAY_CONSUMER_GROUP_PREFIX } from '../stacks/worker-triggers';
 import { runMain, UsageError } from './cli';
-import { operatorPool, usageFailure } from './ops-db';
+import { usageFailure } from './ops-db';
 import {
   addSummary,
   emptyTotals,
@@ -24,10 +24,9 @@ import {
   type MoneyMoved,
   parseHandlerName,
   RecoveryHandlerName,
-  recoveryCache,
   recoveryHandler,
-  RecoverySession,
   type RecoveryTotals,
+  withRecoverySession,
 } from './recovery';
 
 /** `npm run replay -- --help`. */
@@ -315,43 +314,32 @@ function handlerFor(ranges: readonly ReplayRange[], chosen: RecoveryHandlerName 
 export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const handlerName = handlerFor(options.ranges, options.handler);
   const kafka = new Kafka(options.kafka);
-  const pool = operatorPool(options.env);
-  const cache = recoveryCache(options.env, options.dryRun);
   const totals = emptyTotals();
-  try {
-    const session = await RecoverySession.open(pool, options.dryRun);
-    try {
-      const handler = recoveryHandler(handlerName, session, cache, { budgetTimeZone: options.budgetTimeZone, env: options.env });
-      for (const range of options.ranges) {
-        await readOffsetRange(kafka, range, options.batchSize, async (records) => {
-          const event: LambdaKafkaEvent = {
-            eventSource: 'SelfManagedKafka',
-            bootstrapServers: (options.kafka.brokers as string[]).join(','),
-            records: { [`${range.topic}-${range.partition}`]: records },
-          };
-          try {
-            addSummary(totals, await handler(event));
-          } catch (error) {
-            const first = records[0].offset;
-            const last = records[records.length - 1].offset;
-            throw new RecoveryRequestError(
-              `${handlerName} failed on offsets ${first}..${last} of ${range.topic}-${range.partition}: ${describeCause(error)}. ` +
-                (options.dryRun
-                  ? 'Dry run: nothing was written.'
-                  : `The ${totals.invocations} batches before it are applied (${formatTotals(totals)}); fix the cause and run the same command again: nothing is applied twice.`),
-            );
-          }
-        });
-      }
-      const money = await session.finish();
-      return { dryRun: options.dryRun, handler: handlerName, ranges: options.ranges, totals, money };
-    } finally {
-      await session.release();
+  return withRecoverySession(options.env, options.dryRun, async (session, cache) => {
+    const handler = recoveryHandler(handlerName, session, cache, { budgetTimeZone: options.budgetTimeZone, env: options.env });
+    for (const range of options.ranges) {
+      await readOffsetRange(kafka, range, options.batchSize, async (records) => {
+        const event: LambdaKafkaEvent = {
+          eventSource: 'SelfManagedKafka',
+          bootstrapServers: (options.kafka.brokers as string[]).join(','),
+          records: { [`${range.topic}-${range.partition}`]: records },
+        };
+        try {
+          addSummary(totals, await handler(event));
+        } catch (error) {
+          const first = records[0].offset;
+          const last = records[records.length - 1].offset;
+          throw new RecoveryRequestError(
+            `${handlerName} failed on offsets ${first}..${last} of ${range.topic}-${range.partition}: ${describeCause(error)}. ` +
+              (options.dryRun
+                ? 'Dry run: nothing was written.'
+                : `The ${totals.invocations} batches before it are applied (${formatTotals(totals)}); fix the cause and run the same command again: nothing is applied twice.`),
+          );
+        }
+      });
     }
-  } finally {
-    await cache.close();
-    await pool.end();
-  }
+    return { dryRun: options.dryRun, handler: handlerName, ranges: options.ranges, totals };
+  });
 }
 
 /** Formats a result for a terminal. */

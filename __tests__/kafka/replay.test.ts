@@ -42,6 +42,10 @@ function runReplay(args: string[]) {
   return replayCommand(['--env', BROKER_ENVIRONMENT, '--brokers', kafka.connection.bootstrap, '--plaintext', ...args], commandEnv());
 }
 
+/** Replays offsets `from..to` of partition 0 of the test's ad-events through click-balance. */
+const replayClicks = (from: number, to: number, ...extra: string[]) =>
+  runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', String(from), '--to-offset', String(to), '--handler', 'click-balance', ...extra]);
+
 const ledgerRows = () => countRows(stores.pool, 'ad_balance_histories', "type IN ('DEDUCT', 'REFUND')");
 
 describe('npm run replay', () => {
@@ -64,19 +68,7 @@ describe('npm run replay', () => {
 
   test('--dry-run prints the charges a range would newly apply, per advertiser and campaign, and moves nothing', async () => {
     const rowsBefore = await ledgerRows();
-    const { code, output, result } = await runReplay([
-      '--topic',
-      adEvents,
-      '--partition',
-      '0',
-      '--from-offset',
-      '2',
-      '--to-offset',
-      '8',
-      '--handler',
-      'click-balance',
-      '--dry-run',
-    ]);
+    const { code, output, result } = await replayClicks(2, 8, '--dry-run');
 
     expect(code).toBe(0);
     // Offsets 2 and 3 are charged already; 4, 6, 8 (3 × 2.50) and 5, 7 (2 × 0.10) would be.
@@ -94,20 +86,7 @@ describe('npm run replay', () => {
   });
 
   test('a replay of a range charges only what is missing, and replaying it again moves no money', async () => {
-    const first = await runReplay([
-      '--topic',
-      adEvents,
-      '--partition',
-      '0',
-      '--from-offset',
-      '2',
-      '--to-offset',
-      '8',
-      '--handler',
-      'click-balance',
-      '--batch-size',
-      '3',
-    ]);
+    const first = await replayClicks(2, 8, '--batch-size', '3');
     expect(first.result?.totals).toMatchObject({ records: 7, invocations: 3, charged: 5, skipped: 2 });
     expect(first.output).toContain('advertiser 1: balance -7.70');
     expect(await balanceOf(stores.pool, 1)).toBe('987.10');
@@ -115,7 +94,7 @@ describe('npm run replay', () => {
     expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'DEDUCT' AND event_id = ANY($1)", [clicks.slice(0, 9).map((c) => c.event_id)])).toBe(9);
     expect(await countRows(stores.pool, 'ad_balance_histories', 'event_id = $1', [clicks[9].event_id])).toBe(0);
 
-    const again = await runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '0', '--to-offset', '8', '--handler', 'click-balance', '--json']);
+    const again = await replayClicks(0, 8, '--json');
     const parsed = JSON.parse(again.output);
     expect(parsed.totals).toMatchObject({ records: 9, charged: 0, skipped: 9 });
     expect(parsed.money).toEqual({ campaigns: [], advertisers: [] });
@@ -180,18 +159,14 @@ describe('npm run replay', () => {
   });
 
   test('a range past the end of the partition, or one retention already deleted, is refused and nothing moves', async () => {
-    await expect(runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '8', '--to-offset', '10', '--handler', 'click-balance'])).rejects.toThrow(
-      /offset 10 is past the end of .*-0 \(its last offset is 9\); nothing replayed/,
-    );
+    await expect(replayClicks(8, 10)).rejects.toThrow(/offset 10 is past the end of .*-0 \(its last offset is 9\); nothing replayed/);
     // Retention moving the log start: offsets below 5 are gone.
     const admin = kafkaClient(kafka.connection, 'test-retention').admin();
     await admin.connect();
     await admin.fetchTopicMetadata({ topics: [adEvents] });
     await admin.deleteTopicRecords({ topic: adEvents, partitions: [{ partition: 0, offset: '5' }] });
     await admin.disconnect();
-    await expect(
-      runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '3', '--to-offset', '9', '--handler', 'click-balance']),
-    ).rejects.toMatchObject({
+    await expect(replayClicks(3, 9)).rejects.toMatchObject({
       name: 'RecoveryRequestError',
       message: expect.stringMatching(
         /offsets 3\.\.4 of .*-0 are gone .*starts at 5\); nothing replayed\. To replay what is left: --from-offset 5 --to-offset 9\./,
