@@ -186,6 +186,7 @@ export async function readOffsetRange(
   await admin.connect();
   let low: number;
   let high: number;
+  let others: number[];
   try {
     const offsets = await admin.fetchTopicOffsets(topic).catch((error: unknown) => {
       throw new RecoveryRequestError(`cannot read the offsets of topic ${topic}: ${describeCause(error)}`);
@@ -194,6 +195,7 @@ export async function readOffsetRange(
     if (!found) throw new RecoveryRequestError(`topic ${topic} has no partition ${partition} (it has ${offsets.length})`);
     low = Number(found.low);
     high = Number(found.high);
+    others = offsets.map((o) => o.partition).filter((p) => p !== partition);
   } finally {
     await admin.disconnect();
   }
@@ -262,6 +264,8 @@ export async function readOffsetRange(
       },
     });
     consumer.seek({ topic, partition, offset: String(fromOffset) });
+    // The group gets every partition of the topic: only this one is fetched.
+    if (others.length > 0) consumer.pause([{ topic, partitions: others }]);
     const stall = setInterval(() => {
       if (!complete && Date.now() - lastProgress > READ_STALL_MS) {
         complete = true;

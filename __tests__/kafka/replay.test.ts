@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { loadEnvironment } from '../../config';
 import type { AdEvent } from '../../contracts';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
-import { kafkaClient } from '../../local/kafka-broker';
+import { rankingCacheKey } from '../../contracts';
+import { kafkaClient, RTB_RANKINGS_TOPIC_CONFIG } from '../../local/kafka-broker';
 import { replayCommand } from '../../scripts/replay';
-import { adEventsBatch, clickEvent, compensationEvent } from '../lambdas/support/kafka-fixtures';
-import { balanceOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from '../lambdas/support/test-database';
+import { adEventsBatch, clickEvent, compensationEvent, jsonBytes, withWireHeader } from '../lambdas/support/kafka-fixtures';
+import { balanceOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign, TEST_REDIS_URL, testRedis } from '../lambdas/support/test-database';
 import { BROKER_ENVIRONMENT } from './support/global-setup';
 import { kafkaForTests, produce } from './support/kafka';
 
@@ -180,5 +181,27 @@ describe('npm run replay', () => {
     await expect(runReplay(['--topic', adEvents, '--partition', '0', '--from-offset', '5', '--to-offset', '6'])).rejects.toThrow(
       /give --handler \(click-balance, compensation or ranking-cache\)/,
     );
+  });
+
+  test('a range of rtb-rankings goes through ranking-cache into Redis (which it needs); it moves no money, so it has no dry run', async () => {
+    const [rankings] = await kafka.topics([{ name: 'replay-rtb-rankings', config: RTB_RANKINGS_TOPIC_CONFIG }]);
+    const key = { placement: 'home_top', category: 'shoes' };
+    const ranking = [{ rank_no: 1, campaign_id: 11, advertiser_id: 1, product_id: 9011, bid_price: '350.50', score: 3.5 }];
+    await produce(kafka.connection, rankings, [
+      { key: withWireHeader(jsonBytes(key), 100_011), value: withWireHeader(jsonBytes({ ...key, ranking }), 100_012), partition: 0 },
+    ]);
+    const args = ['--topic', rankings, '--partition', '0', '--from-offset', '0', '--to-offset', '0', '--handler', 'ranking-cache'];
+    await expect(runReplay([...args, '--dry-run'])).rejects.toThrow(/ranking-cache moves no money and writes only Redis: there is nothing to dry-run/);
+    await expect(runReplay(args)).rejects.toThrow(/ranking-cache writes Redis: set REDIS_URL/);
+
+    const env = { ...commandEnv(), REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: stores.prefix };
+    const { result } = await replayCommand(['--env', BROKER_ENVIRONMENT, '--brokers', kafka.connection.bootstrap, '--plaintext', ...args], env);
+    expect(result?.totals).toMatchObject({ records: 1, invocations: 1, deadLettered: 0 });
+    const redis = testRedis(stores.prefix);
+    try {
+      expect(JSON.parse((await redis.get(rankingCacheKey(key))) ?? 'null')).toEqual({ ...key, ranking });
+    } finally {
+      redis.disconnect();
+    }
   });
 });
