@@ -207,7 +207,7 @@ export async function readOffsetRange(
     const lost = Math.min(toOffset, low - 1);
     throw new RecoveryRequestError(
       `offsets ${fromOffset}..${lost} of ${where} are gone (Kafka retention deleted them; the partition now starts at ${low}); nothing replayed.` +
-        (toOffset >= low ? ` To replay what is left: --from-offset ${low} --to-offset ${toOffset}.` : '') +
+        (toOffset >= low ? ` To replay what is left: --topic ${topic} --partition ${partition} --from-offset ${low} --to-offset ${toOffset}.` : '') +
         ' Lost records must be re-read from the producer (see docs/operations.md).',
     );
   }

@@ -170,7 +170,7 @@ describe('npm run replay', () => {
     await expect(replayClicks(3, 9)).rejects.toMatchObject({
       name: 'RecoveryRequestError',
       message: expect.stringMatching(
-        /offsets 3\.\.4 of .*-0 are gone .*starts at 5\); nothing replayed\. To replay what is left: --from-offset 5 --to-offset 9\./,
+        /offsets 3\.\.4 of .*-0 are gone .*starts at 5\); nothing replayed\. To replay what is left: --topic .*-replay-ad-events --partition 0 --from-offset 5 --to-offset 9\./,
       ),
     });
     expect(await countRows(stores.pool, 'ad_balance_histories', 'event_id = $1', [clicks[9].event_id])).toBe(0);

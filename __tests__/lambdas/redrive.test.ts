@@ -8,8 +8,9 @@
  */
 import type { AdEvent } from '../../contracts';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
+import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
 import { redriveCommand } from '../../scripts/redrive';
-import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
+import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import { balanceOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from './support/test-database';
 
 const stores = isolatedWorkerStores();
@@ -146,5 +147,29 @@ describe('npm run redrive', () => {
     await expect(runRedrive(['--id', '12a'])).rejects.toMatchObject({ name: 'UsageError' });
     await expect(runRedrive(['--handler', 'budget-reset'])).rejects.toMatchObject({ name: 'RecoveryRequestError' });
     expect((await runRedrive(['--help'])).output).toContain('usage: npm run redrive');
+  });
+
+  test('a duplicate and its compensation, both dead-lettered before their campaign existed, are charged then refunded in id order: net zero, once', async () => {
+    await seedAdvertiser(stores.pool, 7, '50');
+    const duplicate = clickEvent(71, 7);
+    expect(await createClickBalanceHandler(stores.deps())(adEventsBatch([duplicate], 1, 300))).toMatchObject({ deadLettered: 1 });
+    expect(await createCompensationHandler(stores.deps())(compensationBatch([compensationEvent(duplicate)], 1, 300))).toMatchObject({ deadLettered: 1 });
+    await seedCampaign(stores.pool, { campaignId: 71, advertiserId: 7, cpc: '4.40', dailyBudget: null });
+
+    const dry = await runRedrive(['--cause', 'UNKNOWN_CAMPAIGN', '--dry-run']);
+    expect(dry.result?.rows.map((r) => [r.handler, r.outcome])).toEqual([
+      ['click-balance', 'CHARGED'],
+      ['compensation', 'REFUNDED'],
+    ]);
+    expect(dry.output).toContain('advertiser 7 campaign 71: 1 charged = 4.40, 1 refunded = 4.40');
+    expect(dry.output).toContain('advertiser 7: balance +0.00');
+
+    const { result } = await runRedrive(['--cause', 'UNKNOWN_CAMPAIGN', '--handler', 'click-balance']);
+    expect(result?.rows.map((r) => r.outcome)).toEqual(['CHARGED']);
+    expect(await balanceOf(stores.pool, 7)).toBe('45.60');
+    const refund = await runRedrive(['--cause', 'UNKNOWN_CAMPAIGN']);
+    expect(refund.result?.rows.map((r) => [r.handler, r.outcome])).toEqual([['compensation', 'REFUNDED']]);
+    expect(await balanceOf(stores.pool, 7)).toBe('50.00');
+    expect(await countRows(stores.pool, 'ad_balance_histories', 'event_id = $1', [duplicate.event_id])).toBe(2);
   });
 });
