@@ -231,6 +231,16 @@ export async function readOffsetRange(
   await consumer.connect();
   try {
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    // Once the group has its partitions: jump to the range (an optimization; `next` keeps it
+    // correct whenever the seek takes effect) and fetch only this partition.
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      try {
+        consumer.seek({ topic, partition, offset: String(fromOffset) });
+        if (others.length > 0) consumer.pause([{ topic, partitions: others }]);
+      } catch {
+        // The consumer is stopping; the reader below ends on its own.
+      }
+    });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -263,9 +273,6 @@ export async function readOffsetRange(
         }
       },
     });
-    consumer.seek({ topic, partition, offset: String(fromOffset) });
-    // The group gets every partition of the topic: only this one is fetched.
-    if (others.length > 0) consumer.pause([{ topic, partitions: others }]);
     const stall = setInterval(() => {
       if (!complete && Date.now() - lastProgress > READ_STALL_MS) {
         complete = true;
