@@ -126,7 +126,8 @@ export function lambdaRecordOf(topic: string, partition: number, message: KafkaM
   };
 }
 
-function timestampTypeOf(message: KafkaMessage): string {
+/** `CREATE_TIME` or `LOG_APPEND_TIME`, from the record batch a message came in. */
+export function timestampTypeOf(message: KafkaMessage): string {
   const context = (message as KafkaMessage & { batchContext?: { timestampType?: number } }).batchContext;
   return context?.timestampType === 1 ? 'LOG_APPEND_TIME' : 'CREATE_TIME';
 }

@@ -22,7 +22,7 @@ import { KafkaCredentialsSecret } from '../constructs/aws/kafka-credentials-secr
 import { FLINK_ALTERED_TABLES, FLINK_SINK_TABLES } from '../constructs/flink/tables';
 import { EnvironmentStack, EnvironmentStackProps } from './environment-stack';
 import type { FlinkApiCredentials, FlinkConnection } from './flink-stack';
-import { WORKER_CONSUMER_GROUPS } from './worker-triggers';
+import { REPLAY_CONSUMER_GROUP_PREFIX, WORKER_CONSUMER_GROUPS } from './worker-triggers';
 import type { StreamingHandoff } from '../constructs/aws/stack-inputs';
 
 /** Consumer groups of the worker Lambdas' Kafka triggers (defined with the triggers in worker-triggers.ts). */
@@ -189,6 +189,8 @@ export class StreamingStack extends EnvironmentStack implements StreamingHandoff
     consumer.grantTopicRead(cluster, topics[compensationEventContract.topic]);
     consumer.grantTopicRead(cluster, { topicName: RTB_RANKINGS_TOPIC });
     for (const group of Object.values(WORKER_CONSUMER_GROUPS)) consumer.grantConsumerGroup(cluster, group);
+    // npm run replay reads ranges with this key, each run in a fresh group under this prefix.
+    consumer.grantConsumerGroup(cluster, `${REPLAY_CONSUMER_GROUP_PREFIX}*`);
     const consumerKey = consumer.createKafkaApiKey(cluster, `${prefix}-workers-consumer`);
 
     // Workers' producer: campaign status events from the outbox, nothing else.

@@ -14,6 +14,12 @@ export const WORKER_CONSUMER_GROUPS = {
 } as const;
 
 /**
+ * Prefix of the consumer groups `npm run replay` reads with (one fresh group per run, never
+ * committed): the workers consumer key may use them, so a replay never joins a trigger's group.
+ */
+export const REPLAY_CONSUMER_GROUP_PREFIX = 'adstream-replay-';
+
+/**
  * Lambda's batching window for Kafka event sources when the mapping sets none (the workers
  * stack sets none): 500 ms.
  */

@@ -43,8 +43,10 @@ describe('StreamingStack', () => {
     expect(JSON.parse(String(adEvents.schema))).toMatchObject({ title: 'AdEvent', required: expect.arrayContaining(['event_id']) });
   });
 
-  test('the workers consumer may read exactly its three topics in exactly its three groups', () => {
+  test("the workers consumer may read exactly its three topics in exactly its three groups, and in the replay command's own groups", () => {
     expect(bindingsOf(prod, 'workers-consumer')).toEqual([
+      // npm run replay reads with the consumer key in a fresh group of its own (never the triggers' groups).
+      { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/group=adstream-replay-*' },
       { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/group=click-balance-processor' },
       { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/group=compensation-processor' },
       { role: 'DeveloperRead', crn: '<crn>/kafka=${confluent_kafka_cluster.cluster_A4C38409.id}/group=ranking-cache-writer' },

@@ -98,7 +98,7 @@ export class WorkerAlarms extends Construct {
       threshold: thresholds.offsetLag,
     });
     this.alarmOn(`${id}-discarded-batches`, {
-      alarmDescription: `Lambda gave up on a batch of ${trigger.topic}; its coordinates are on queue ${trigger.failureQueueName}. Replay the offsets after fixing the cause.`,
+      alarmDescription: `Lambda gave up on a batch of ${trigger.topic}; its coordinates are on queue ${trigger.failureQueueName}. Fix the cause, then replay the message's offsets (npm run replay -- --on-failure-message). Runbook: docs/operations.md#blocked-partition`,
       namespace: 'AWS/SQS',
       metricName: 'ApproximateNumberOfMessagesVisible',
       dimensions: { QueueName: trigger.failureQueueName },
@@ -109,7 +109,7 @@ export class WorkerAlarms extends Construct {
   /** Any record written to the dead-letter table by this function in 5 minutes. */
   public watchDeadLetters(worker: WorkerFunction): void {
     this.alarmOn(`${worker.node.id}-dead-lettered`, {
-      alarmDescription: `${worker.node.id} dead-lettered records (bad or unknown input); see the dead-letter table for reasons and Kafka coordinates.`,
+      alarmDescription: `${worker.node.id} dead-lettered records (bad or unknown input); see the dead-letter table for reasons and Kafka coordinates, and re-drive them (npm run redrive) once the cause is fixed. Runbook: docs/operations.md#dead-letters`,
       namespace: WORKER_METRICS_NAMESPACE,
       metricName: WORKER_METRICS.deadLettered,
       dimensions: { service: worker.serviceName },
