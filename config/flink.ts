@@ -65,7 +65,7 @@ export const defaultFlinkConfig: FlinkConfig = {
     // versions stay deployed for the tables their DDL created (flink-sql/README.md, "Upgrading").
     'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] },
     'rtb-ranking': { version: 3, stopped: false, retiredVersions: [1, 2] },
-    attribution: { version: 1, stopped: false, retiredVersions: [] },
+    attribution: { version: 2, stopped: false, retiredVersions: [1] },
     'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] },
   },
   allowUnreleasedVersions: false,
