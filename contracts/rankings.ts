@@ -55,8 +55,20 @@ export interface RankedCampaign {
   readonly score: number | string;
 }
 
-/** Value of a ranking row; a tombstone (null value) means the ranking is empty. */
+/**
+ * Value of a ranking row, and of the Redis key the worker stores it under. A tombstone (null
+ * value) or a `ranking` of null means the slot has no ranking.
+ */
 export interface RankingRow extends RankingKey {
+  /**
+   * The row's version (`20-rtb-ranking/v4`; absent on v3's rows): the newest event time (epoch
+   * ms) among the source records that bear on this slot — its campaigns' events, their products'
+   * catalogue entries and 24-hour metrics. It never decreases for a slot, so the worker keeps a
+   * row only if its `as_of` is at least the stored one (a redelivered, replayed or re-emitted
+   * older row is ignored). Equal versions are normal: a ranking changed by the metrics clock
+   * alone (ageing) keeps the version of the row before it.
+   */
+  readonly as_of?: number;
   /** Top-N campaigns, in any order; sort by `rank_no`. */
   readonly ranking: readonly RankedCampaign[];
 }
