@@ -1,6 +1,7 @@
 /**
- * The RTB ranking cache: rows the ranking Flink statement (`20-rtb-ranking/v3`) upserts into the
- * compacted topic `rtb-rankings-v2`, and the Redis keys the ranking-cache worker makes of them.
+ * The RTB ranking cache: rows the ranking Flink statement (`20-rtb-ranking/v4`; the table is
+ * v3's) upserts into the compacted topic `rtb-rankings-v2`, and the Redis keys the
+ * ranking-cache worker makes of them.
  * Flink registers the topic's key and value schemas itself (CREATE TABLE).
  *
  * **Contract for the bidder** (flink-sql/README.md, "Freshness"):
@@ -9,7 +10,8 @@
  * 2. If the freshness key is missing, or its `fresh_until` (epoch ms) is in the past, every
  *    ranking is stale: the pipeline or the worker has stopped (or fallen behind); fall back.
  * 3. Otherwise a present ranking key is current; a missing one means the slot has no active
- *    campaign (fall back for that slot).
+ *    campaign (fall back for that slot). A stored ranking carries its version (`as_of`, see
+ *    {@link RankingRow}); the worker never replaces it with an older one.
  *
  * A ranking key has no expiry: it changes only when its ranking changes (a tombstone deletes
  * it), so a stable slot is never missing while the pipeline runs. The freshness key is
