@@ -64,8 +64,8 @@ export const defaultFlinkConfig: FlinkConfig = {
     // The released versions that fix what the local engine showed in the earlier ones; the retired
     // versions stay deployed for the tables their DDL created (flink-sql/README.md, "Upgrading").
     'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] },
-    'rtb-ranking': { version: 3, stopped: false, retiredVersions: [1, 2] },
-    attribution: { version: 1, stopped: false, retiredVersions: [] },
+    'rtb-ranking': { version: 4, stopped: false, retiredVersions: [1, 2, 3] },
+    attribution: { version: 2, stopped: false, retiredVersions: [1] },
     'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] },
   },
   allowUnreleasedVersions: false,

@@ -1,6 +1,7 @@
 /**
- * The RTB ranking cache: rows the ranking Flink statement (`20-rtb-ranking/v3`) upserts into the
- * compacted topic `rtb-rankings-v2`, and the Redis keys the ranking-cache worker makes of them.
+ * The RTB ranking cache: rows the ranking Flink statement (`20-rtb-ranking/v4`; the table is
+ * v3's) upserts into the compacted topic `rtb-rankings-v2`, and the Redis keys the
+ * ranking-cache worker makes of them.
  * Flink registers the topic's key and value schemas itself (CREATE TABLE).
  *
  * **Contract for the bidder** (flink-sql/README.md, "Freshness"):
@@ -9,7 +10,8 @@
  * 2. If the freshness key is missing, or its `fresh_until` (epoch ms) is in the past, every
  *    ranking is stale: the pipeline or the worker has stopped (or fallen behind); fall back.
  * 3. Otherwise a present ranking key is current; a missing one means the slot has no active
- *    campaign (fall back for that slot).
+ *    campaign (fall back for that slot). A stored ranking carries its version (`as_of`, see
+ *    {@link RankingRow}); the worker never replaces it with an older one.
  *
  * A ranking key has no expiry: it changes only when its ranking changes (a tombstone deletes
  * it), so a stable slot is never missing while the pipeline runs. The freshness key is
@@ -55,8 +57,20 @@ export interface RankedCampaign {
   readonly score: number | string;
 }
 
-/** Value of a ranking row; a tombstone (null value) means the ranking is empty. */
+/**
+ * Value of a ranking row, and of the Redis key the worker stores it under. A tombstone (null
+ * value) or a `ranking` of null means the slot has no ranking.
+ */
 export interface RankingRow extends RankingKey {
+  /**
+   * The row's version (`20-rtb-ranking/v4`; absent on v3's rows): the newest event time (epoch
+   * ms) among the source records that bear on this slot — its campaigns' events, their products'
+   * catalogue entries and 24-hour metrics. It never decreases for a slot, so the worker keeps a
+   * row only if its `as_of` is at least the stored one (a redelivered, replayed or re-emitted
+   * older row is ignored). Equal versions are normal: a ranking changed by the metrics clock
+   * alone (ageing) keeps the version of the row before it.
+   */
+  readonly as_of?: number;
   /** Top-N campaigns, in any order; sort by `rank_no`. */
   readonly ranking: readonly RankedCampaign[];
 }

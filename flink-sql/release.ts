@@ -14,7 +14,7 @@ import { FLINK_SQL_ROOT, pipelineDirectory, readStatementLock, StatementLockEntr
 import { FlinkStack } from '../stacks/flink-stack';
 import { localJob } from '../constructs/flink/local-engine';
 import { FlinkEngine } from '../scripts/flink-engine';
-import { synthesizedDeployment } from '../scripts/flink-statements';
+import { synthesizedDeployment, upgradeRetiredVersions } from '../scripts/flink-statements';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,7 +75,7 @@ async function planOnFlink(env: string, pipeline: FlinkPipelineId, version: numb
   // Retired beside it: the environment's own retired versions when it already runs this
   // version (a version may reuse DDL of several earlier ones), else the previous version.
   const configured = config.flink.pipelines[pipeline];
-  const retiredVersions = configured.version === version ? configured.retiredVersions : version > 1 ? [version - 1] : [];
+  const retiredVersions = configured.version === version ? configured.retiredVersions : upgradeRetiredVersions(version);
   const deployment = synthesizedDeployment(config, {
     flink: {
       allowUnreleasedVersions: true,

@@ -11,7 +11,7 @@ import { EVENT_CONTRACTS } from '../contracts';
 import { parseCreateTable } from '../constructs/flink/catalog';
 import { localJob } from '../constructs/flink/local-engine';
 import { ChangelogRow, EngineRecord, FlinkEngine } from './flink-engine';
-import { releasedVersions, synthesizedDeployment } from './flink-statements';
+import { releasedVersions, synthesizedDeployment, upgradeRetiredVersions } from './flink-statements';
 import { repoRoot } from './java';
 
 /** Where the project's scenarios live. */
@@ -193,7 +193,7 @@ export async function runScenario(engine: FlinkEngine, scenario: Scenario): Prom
       : {
           flink: {
             allowUnreleasedVersions: true,
-            pipelines: { ...config.flink.pipelines, [scenario.pipeline]: { version, stopped: false, retiredVersions: version > 1 ? [version - 1] : [] } },
+            pipelines: { ...config.flink.pipelines, [scenario.pipeline]: { version, stopped: false, retiredVersions: upgradeRetiredVersions(version) } },
           },
         },
   );

@@ -1,7 +1,7 @@
 // The statements every environment deploys, read from the synthesized Flink stack (the same
 // constructs `npm run synth` uses), for the local engine. Besides each environment's configured
 // versions, every released version in flink-sql/statements.lock.json is covered: a version
-// n > 1 is deployed as the README's upgrade path does it, with n - 1 retired beside it.
+// n > 1 is deployed as the README's upgrade path does it, with the earlier versions retired beside it.
 import { Testing } from 'cdktf';
 import { loadEnvironments } from '../config';
 import { FLINK_PIPELINE_IDS, FlinkConfig, FlinkPipelineId } from '../config/flink';
@@ -81,6 +81,15 @@ export function synthesizedDeployment(
   return { environment: config.name, label: options.label ?? 'configured versions', statements, cleanupPolicies };
 }
 
+/**
+ * The versions retired beside `version` on the upgrade path: every earlier one, deployed stopped
+ * (a version may write a table an earlier version's DDL created, or rely on an earlier ALTER
+ * TABLE, as rtb-ranking v4 does on v3, v2 and v1).
+ */
+export function upgradeRetiredVersions(version: number): number[] {
+  return Array.from({ length: version - 1 }, (_, i) => i + 1);
+}
+
 /** Every environment's configured deployment plus one per released version it does not run. */
 export function everyDeployment(sqlRoot: string = FLINK_SQL_ROOT): SynthesizedDeployment[] {
   const released = releasedVersions(sqlRoot);
@@ -90,12 +99,12 @@ export function everyDeployment(sqlRoot: string = FLINK_SQL_ROOT): SynthesizedDe
     for (const [pipeline, versions] of released) {
       for (const version of versions) {
         if (config.flink.pipelines[pipeline].version === version) continue;
-        const deployment = { version, stopped: false, retiredVersions: version > 1 ? [version - 1] : [] };
+        const deployment = { version, stopped: false, retiredVersions: upgradeRetiredVersions(version) };
         out.push(
           synthesizedDeployment(config, {
             sqlRoot,
             flink: { pipelines: { ...config.flink.pipelines, [pipeline]: deployment } },
-            label: `${pipeline} v${version}${version > 1 ? ` (v${version - 1} retired)` : ''}`,
+            label: `${pipeline} v${version}${version > 1 ? ` (v${upgradeRetiredVersions(version).join(', v')} retired)` : ''}`,
           }),
         );
       }

@@ -16,7 +16,7 @@ describe('parseFlinkConfig', () => {
     expect(flink.maxCfu).toBe(10);
     expect(flink.rankingTopN).toBe(20);
     expect(flink.pipelines['rtb-ranking']).toEqual({ version: 3, stopped: true, retiredVersions: [2] });
-    expect(flink.pipelines.attribution).toEqual({ version: 1, stopped: false, retiredVersions: [] });
+    expect(flink.pipelines.attribution).toEqual({ version: 2, stopped: false, retiredVersions: [1] });
   });
 
   it.each([

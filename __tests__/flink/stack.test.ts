@@ -36,6 +36,9 @@ describe('FlinkStack (dev)', () => {
     expect([...statements.keys()].sort()).toEqual([
       'adstream-dev-attribution-v1-01',
       'adstream-dev-attribution-v1-02',
+      'adstream-dev-attribution-v2-01',
+      'adstream-dev-attribution-v2-02',
+      'adstream-dev-attribution-v2-03',
       'adstream-dev-duplicate-clicks-v1-01',
       'adstream-dev-duplicate-clicks-v2-01',
       'adstream-dev-performance-metrics-v1-01',
@@ -57,6 +60,8 @@ describe('FlinkStack (dev)', () => {
       'adstream-dev-rtb-ranking-v3-02',
       'adstream-dev-rtb-ranking-v3-03',
       'adstream-dev-rtb-ranking-v3-04',
+      'adstream-dev-rtb-ranking-v4-01',
+      'adstream-dev-rtb-ranking-v4-02',
       'adstream-dev-sources-v1-01',
       'adstream-dev-sources-v1-02',
     ]);
@@ -101,14 +106,16 @@ describe('FlinkStack (dev)', () => {
 
   it('bounds state where it would grow forever, and pins the window time zone', () => {
     expect(statements.get('adstream-dev-attribution-v1-02')?.properties['sql.state-ttl']).toBe('25 h');
+    expect(statements.get('adstream-dev-attribution-v2-02')?.properties['sql.state-ttl']).toBe('25 h');
     expect(statements.get('adstream-dev-duplicate-clicks-v1-01')?.properties['sql.state-ttl']).toBe('6 h');
     expect(statements.get('adstream-dev-performance-metrics-v2-03')?.properties['sql.local-time-zone']).toBe('UTC');
     expect(statements.get('adstream-dev-rtb-ranking-v3-03')?.properties['sql.state-ttl']).toBeUndefined();
+    expect(statements.get('adstream-dev-rtb-ranking-v4-01')?.properties['sql.state-ttl']).toBeUndefined();
   });
 
   it('renders the ranking top-N from config and sets stopped only on DML: the INSERTs of retired versions are stopped, the running ones not', () => {
-    expect(statements.get('adstream-dev-rtb-ranking-v3-03')?.statement).toContain('`rank_no` <= 50');
-    const retired = /^adstream-dev-(rtb-ranking-v[12]|performance-metrics-v1|duplicate-clicks-v1)-/;
+    expect(statements.get('adstream-dev-rtb-ranking-v4-01')?.statement).toContain('`rank_no` <= 50');
+    const retired = /^adstream-dev-(rtb-ranking-v[123]|performance-metrics-v1|attribution-v1|duplicate-clicks-v1)-/;
     for (const [name, s] of statements) expect(s.stopped).toBe(isDml(s) ? retired.test(name) : undefined);
     expect([...statements.values()].filter((s) => isDml(s) && s.stopped === false).length).toBeGreaterThanOrEqual(5);
   });

@@ -460,3 +460,97 @@ describe('RANKING_TTL_SECONDS (the freshness bound)', () => {
     expect(() => parseRankingFreshnessSeconds({ RANKING_TTL_SECONDS: raw })).toThrow(/RANKING_TTL_SECONDS: must be whole seconds between 360 and 86400/);
   });
 });
+
+describe('ranking-cache versions (as_of on slot rows, rtb-ranking v4)', () => {
+  const T = 1_772_360_000_000;
+  const versioned = (key: RankingKey, ranking: RankedCampaign[], asOf: number | null) => ({ ...key, as_of: asOf, ranking });
+  const ids = async (key: RankingKey) => (await cachedRanking(key))?.ranking.map((r) => r.campaign_id);
+
+  test('a row older than the stored one is ignored in a later batch (a redelivery or replay never rolls a ranking back); equal and newer ones apply', async () => {
+    const key = { placement: 'versioned_top', category: 'replay' };
+    const handler = handlerWith();
+    await handler(rankingsEvent([{ offset: 20, key, value: versioned(key, [campaign(1, 2), campaign(2, 1)], T + 2_000) }]));
+
+    const older = await handler(rankingsEvent([{ offset: 10, key, value: versioned(key, [campaign(1, 1)], T + 1_000) }]));
+    expect(older).toMatchObject({ rankingsWritten: 0, rankingsSuperseded: 1 });
+    expect(await ids(key)).toEqual([2, 1]);
+
+    const equal = await handler(rankingsEvent([{ offset: 21, key, value: versioned(key, [campaign(1, 1), campaign(2, 2)], T + 2_000) }]));
+    expect(equal).toMatchObject({ rankingsWritten: 1, rankingsSuperseded: 0 });
+    expect(await ids(key)).toEqual([1, 2]);
+    const newer = await handler(rankingsEvent([{ offset: 22, key, value: versioned(key, [campaign(1, 3)], T + 3_000) }]));
+    expect(newer.rankingsWritten).toBe(1);
+    expect(await cachedRanking(key)).toEqual({ ...key, as_of: T + 3_000, ranking: [campaign(1, 3)] });
+  });
+
+  test('within a batch the highest as_of wins over a later row with a lower one (Flink between retracting and re-inserting a clock)', async () => {
+    const key = { placement: 'versioned_top', category: 'in-batch' };
+    const handler = handlerWith();
+    const summary = await handler(
+      rankingsEvent([
+        { offset: 1, key, value: versioned(key, [campaign(1, 5)], T + 5_000) },
+        { offset: 2, key, value: versioned(key, [campaign(1, 4)], T + 4_000) },
+      ]),
+    );
+    expect(summary).toMatchObject({ rankingsWritten: 1, skipped: 1 });
+    expect(await ids(key)).toEqual([5]);
+  });
+
+  test('a row without as_of (rtb-ranking v3) never replaces a versioned ranking; a versioned row replaces an unversioned one', async () => {
+    const key = { placement: 'versioned_top', category: 'upgrade' };
+    const handler = handlerWith();
+    await handler(rankingsEvent([{ offset: 1, key, value: row(key, [campaign(1, 1)]) }]));
+    await handler(rankingsEvent([{ offset: 2, key, value: versioned(key, [campaign(1, 2)], T) }]));
+    expect(await ids(key)).toEqual([2]);
+
+    const unversioned = await handler(rankingsEvent([{ offset: 3, key, value: row(key, [campaign(1, 3)]) }]));
+    const tombstone = await handler(rankingsEvent([{ offset: 4, key, value: null }]));
+
+    expect([unversioned.rankingsSuperseded, tombstone.rankingsSuperseded]).toEqual([1, 1]);
+    expect(await ids(key)).toEqual([2]);
+    expect(await redis.ttl(rankingCacheKey(key))).toBe(-1);
+  });
+
+  test('an empty slot row (ranking null, with as_of) expires the key after the delete grace unless the stored ranking is newer', async () => {
+    const key = { placement: 'versioned_top', category: 'emptied' };
+    const handler = handlerWith();
+    await handler(rankingsEvent([{ offset: 1, key, value: versioned(key, [campaign(1, 1)], T + 2_000) }]));
+
+    const stale = await handler(rankingsEvent([{ offset: 2, key, value: versioned(key, [], T + 1_000) }]));
+    expect(stale).toMatchObject({ rankingsDeleted: 0, rankingsSuperseded: 1 });
+    expect(await redis.ttl(rankingCacheKey(key))).toBe(-1);
+
+    const emptied = await handler(rankingsEvent([{ offset: 3, key, value: { ...key, as_of: T + 3_000, ranking: null } }]));
+    expect(emptied).toMatchObject({ rankingsDeleted: 1, rankingsSuperseded: 0, deadLettered: 0 });
+    const ttl = await redis.ttl(rankingCacheKey(key));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(RANKING_DELETE_GRACE_SECONDS);
+  });
+
+  test('two invocations racing on one key (two partitions after repartitioning) always leave the newer ranking: the compare and the write are one atomic step in Redis', async () => {
+    const key = { placement: 'versioned_top', category: 'race' };
+    const older = handlerWith();
+    const newer = handlerWith();
+    for (let round = 0; round < 25; round += 1) {
+      await redis.del(rankingCacheKey(key));
+      const base = T + round * 10_000;
+      await Promise.all([
+        older(rankingsEvent([{ partition: 0, offset: round, key, value: versioned(key, [campaign(1, 1)], base) }])),
+        newer(rankingsEvent([{ partition: 1, offset: round, key, value: versioned(key, [campaign(1, 2)], base + 1) }])),
+      ]);
+      expect(await ids(key)).toEqual([2]);
+    }
+  });
+
+  test('an as_of that is not epoch milliseconds is dead-lettered', async () => {
+    const key = { placement: 'versioned_top', category: 'bad-version' };
+    const handler = handlerWith();
+    const summary = await handler(
+      rankingsEvent([
+        { partition: 5, offset: 0, key, value: versioned(key, [campaign(1, 1)], -1) },
+        { partition: 5, offset: 1, key, value: { ...key, as_of: '17', ranking: [campaign(1, 1)] } },
+      ]),
+    );
+    expect(summary).toMatchObject({ deadLettered: 2, rankingsWritten: 0 });
+  });
+});

@@ -21,6 +21,7 @@ export const FLINK_SINK_TABLES: readonly string[] = [
   'ad-performance-5m',
   'product-metrics-24h',
   'ad-event-rejects',
+  'conversion-event-rejects',
   'conversion-attributions',
 ];
 

@@ -61,6 +61,8 @@ export interface RankingCacheSummary extends InvocationSummary {
   rankingsDeleted: number;
   /** Intermediate rankings (ranks not 1..n, a campaign twice, scores out of order) not written. */
   rankingsInconsistent: number;
+  /** Rows not applied because Redis holds a newer ranking of the slot (higher `as_of`). */
+  rankingsSuperseded: number;
   /** 1 when the batch's heartbeat moved the freshness key forward, else 0. */
   freshnessRefreshed: number;
   /** Heartbeats not applied: already older than the bound, or not newer than the stored one. */
@@ -114,12 +116,50 @@ redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 return 1
 `;
 
+/**
+ * Applies one slot's row unless Redis holds a newer one, in one atomic step (no other client can
+ * write between the compare and the write). The stored ranking's `as_of` is its version; a row
+ * is superseded when the stored one has a version and the row's is absent or lower (equal
+ * versions apply: the later row of one version wins). KEYS[1] ranking key; ARGV version ('' =
+ * none), value ('' = the slot is empty: expire the stored ranking after the grace), grace
+ * seconds. Returns 1 written, 2 emptied, 0 superseded.
+ */
+const RANKING_SCRIPT = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, stored = pcall(cjson.decode, current)
+  local storedVersion = ok and type(stored) == 'table' and tonumber(stored.as_of)
+  if storedVersion then
+    local version = tonumber(ARGV[1])
+    if not version or version < storedVersion then
+      return 0
+    end
+  end
+end
+if ARGV[2] == '' then
+  if current then
+    redis.call('EXPIRE', KEYS[1], ARGV[3])
+  end
+  return 2
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`;
+
+/** What applying a batch did, from Redis's replies. */
+interface Applied {
+  readonly written: number;
+  readonly deleted: number;
+  readonly superseded: number;
+  readonly freshnessRefreshed: boolean;
+}
+
 interface Heartbeat {
   readonly cacheKey: string;
   readonly freshness: RankingFreshness;
 }
 
-async function applyChanges(cache: RedisCache, changes: readonly PositionedChange[], heartbeat: Heartbeat | undefined): Promise<boolean> {
+async function applyChanges(cache: RedisCache, changes: readonly PositionedChange[], heartbeat: Heartbeat | undefined): Promise<Applied> {
   let failure: unknown;
   cache.onFailure((_operation, error) => {
     failure = error;
@@ -131,12 +171,13 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
       { cause: failure },
     );
   }
-  // One MULTI: each slot's ranking is one SET of the whole row, and the whole batch (rankings
-  // and freshness) becomes visible to the bidder at once, in one round trip.
+  // One MULTI: each slot's ranking is one compare-and-SET of the whole row, and the whole batch
+  // (rankings and freshness) becomes visible to the bidder at once, in one round trip.
   const transaction = client.multi();
   for (const { change } of changes) {
-    if (change.kind === 'upsert') transaction.set(change.cacheKey, JSON.stringify(change.row));
-    else if (change.kind === 'delete') transaction.expire(change.cacheKey, RANKING_DELETE_GRACE_SECONDS);
+    if (change.kind !== 'upsert' && change.kind !== 'delete') continue;
+    const value = change.kind === 'upsert' ? JSON.stringify(change.row) : '';
+    transaction.eval(RANKING_SCRIPT, 1, change.cacheKey, change.version === null ? '' : String(change.version), value, String(RANKING_DELETE_GRACE_SECONDS));
   }
   if (heartbeat) {
     const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;
@@ -155,15 +196,24 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
   if (failed) {
     throw new RankingCacheUnavailableError(`Redis rejected a ranking write: ${describeCause(failed[0])}`, { cause: failed[0] });
   }
-  return heartbeat !== undefined && results[results.length - 1][1] === 1;
+  const replies = results.map(([, reply]) => reply);
+  const slotReplies = heartbeat ? replies.slice(0, -1) : replies;
+  return {
+    written: slotReplies.filter((r) => r === 1).length,
+    deleted: slotReplies.filter((r) => r === 2).length,
+    superseded: slotReplies.filter((r) => r === 0).length,
+    freshnessRefreshed: heartbeat !== undefined && replies[replies.length - 1] === 1,
+  };
 }
 
 /**
  * Builds the ranking-cache handler: turns `rtb-rankings-v2` upserts into one Redis key per
- * (placement, category) holding the ranking sorted by `rank_no`, without expiry (a tombstone
- * deletes the key), and the statement's heartbeat into the freshness key, which expires the
- * freshness bound after the heartbeat's event time. Only the latest consistent record per key
- * in a batch is applied, all in one MULTI; intermediate rankings are never written. Bad records
+ * (placement, category) holding the ranking sorted by `rank_no`, without expiry (a tombstone or
+ * an empty slot row expires the key after a grace), and the statement's heartbeat into the
+ * freshness key, which expires the freshness bound after the heartbeat's event time. Only the
+ * latest consistent record per key in a batch is applied (highest `as_of`, then offset), all in
+ * one MULTI, each slot by an atomic compare-and-set that never replaces a newer stored ranking;
+ * intermediate rankings are never written. Bad records
  * go to `dead_letters` and the batch goes on; Redis or Postgres failing throws so the batch is
  * retried.
  */
@@ -176,6 +226,7 @@ export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unkno
       rankingsWritten: 0,
       rankingsDeleted: 0,
       rankingsInconsistent: 0,
+      rankingsSuperseded: 0,
       freshnessRefreshed: 0,
       heartbeatsIgnored: 0,
     };
@@ -184,6 +235,7 @@ export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unkno
       deps.observability.metrics.addMetric('RankingsWritten', MetricUnit.Count, summary.rankingsWritten);
       deps.observability.metrics.addMetric('RankingsDeleted', MetricUnit.Count, summary.rankingsDeleted);
       deps.observability.metrics.addMetric('RankingsInconsistent', MetricUnit.Count, summary.rankingsInconsistent);
+      deps.observability.metrics.addMetric('RankingsSuperseded', MetricUnit.Count, summary.rankingsSuperseded);
       deps.observability.metrics.addMetric('RankingFreshnessRefreshed', MetricUnit.Count, summary.freshnessRefreshed);
     });
   };
@@ -230,15 +282,14 @@ async function cacheRankings(deps: RankingCacheDeps, event: unknown, boundMs: nu
   }
 
   if (slots.length > 0 || heartbeat) {
-    const refreshed = await applyChanges(deps.cache, slots, heartbeat);
-    summary.freshnessRefreshed = refreshed ? 1 : 0;
-    if (heartbeat && !refreshed) summary.heartbeatsIgnored += 1;
+    const applied = await applyChanges(deps.cache, slots, heartbeat);
+    summary.rankingsWritten = applied.written;
+    summary.rankingsDeleted = applied.deleted;
+    summary.rankingsSuperseded = applied.superseded;
+    summary.freshnessRefreshed = applied.freshnessRefreshed ? 1 : 0;
+    if (heartbeat && !applied.freshnessRefreshed) summary.heartbeatsIgnored += 1;
   }
   summary.skipped = usable.length - slots.length - heartbeats.length;
-  for (const { change } of slots) {
-    if (change.kind === 'upsert') summary.rankingsWritten += 1;
-    else summary.rankingsDeleted += 1;
-  }
 
   // After Redis: a retry caused by Postgres re-applies the same SETs, and the coordinates key
   // of dead_letters makes recording the same bad record twice a no-op.

@@ -17,6 +17,8 @@ export type RankingChange =
       readonly cacheKey: string;
       /** The ranking, sorted by `rank_no`. */
       readonly row: RankingRow;
+      /** The row's `as_of` (rtb-ranking v4), or null for a row without one (v3). */
+      readonly version: number | null;
     }
   | {
       /**
@@ -39,12 +41,17 @@ export type RankingChange =
       readonly asOf: number;
     }
   | {
-      /** Tombstone: the (placement, category) has no ranking any more. */
+      /**
+       * The (placement, category) has no ranking any more: a tombstone (v3), or a row whose
+       * `ranking` is null or empty (v4 keeps the row, with its version).
+       */
       readonly kind: 'delete';
       /** Redis key (`rankingCacheKey`), without the keyspace prefix. */
       readonly cacheKey: string;
       /** Whose ranking disappeared. */
       readonly key: RankingKey;
+      /** The row's `as_of`, or null for a tombstone or a row without one. */
+      readonly version: number | null;
     };
 
 const CONFLUENT_MAGIC_BYTE = 0;
@@ -107,6 +114,13 @@ const HEARTBEAT_KEY: RankingKey = Object.freeze({ placement: '', category: '' })
 /** Latest plausible heartbeat: year 2200 (a larger value is a broken row, not a clock). */
 const MAX_AS_OF = 7_258_118_400_000;
 
+function epochMillis(where: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > MAX_AS_OF) {
+    throw violation(`${where} must be epoch milliseconds, got ${describe(value)}`);
+  }
+  return value;
+}
+
 function parseHeartbeat(value: Buffer | null): RankingChange {
   if (value === null || value.length === 0) {
     throw violation('the heartbeat key (placement and category empty) has no value; the ranking statement never deletes its heartbeat');
@@ -116,10 +130,7 @@ function parseHeartbeat(value: Buffer | null): RankingChange {
     throw violation(`heartbeat value must be a JSON object, got ${describe(parsed)}`);
   }
   const row = parsed as Record<string, unknown>;
-  const asOf = row.as_of;
-  if (typeof asOf !== 'number' || !Number.isSafeInteger(asOf) || asOf <= 0 || asOf > MAX_AS_OF) {
-    throw violation(`heartbeat as_of must be epoch milliseconds, got ${describe(asOf)}`);
-  }
+  const asOf = epochMillis('heartbeat as_of', row.as_of);
   if (row.ranking !== undefined && row.ranking !== null) {
     throw violation(`heartbeat ranking must be null, got ${describe(row.ranking)}`);
   }
@@ -173,7 +184,13 @@ function rankedCampaign(index: number, value: unknown): RankedCampaign {
   };
 }
 
-function parseRow(key: RankingKey, value: Buffer): RankingRow {
+/** A slot row: its ranking (empty when the slot has none) and its version. */
+interface ParsedRow {
+  readonly row: RankingRow;
+  readonly version: number | null;
+}
+
+function parseRow(key: RankingKey, value: Buffer): ParsedRow {
   const parsed = parseJsonValue(value);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw violation(`value must be a JSON object, got ${describe(parsed)}`);
@@ -185,8 +202,12 @@ function parseRow(key: RankingKey, value: Buffer): RankingRow {
       throw violation(`value.${name} ${describe(row[name])} differs from the record key's ${describe(key[name])}`);
     }
   }
+  const version = row.as_of === undefined || row.as_of === null ? null : epochMillis('as_of', row.as_of);
+  // The stored JSON carries as_of only when the row has one (v3 rows stay as they were).
+  const slot = version === null ? { placement: key.placement, category: key.category } : { placement: key.placement, category: key.category, as_of: version };
+  if (row.ranking === null) return { row: { ...slot, ranking: [] }, version };
   if (!Array.isArray(row.ranking)) {
-    throw violation(`ranking must be an array (a slot without campaigns is a tombstone), got ${describe(row.ranking)}`);
+    throw violation(`ranking must be an array, or null for a slot without campaigns, got ${describe(row.ranking)}`);
   }
   if (row.ranking.length > MAX_RANKED_CAMPAIGNS) {
     throw violation(`ranking has ${row.ranking.length} entries, more than ${MAX_RANKED_CAMPAIGNS}`);
@@ -194,13 +215,13 @@ function parseRow(key: RankingKey, value: Buffer): RankingRow {
   const ranking = row.ranking.map((entry, index) => rankedCampaign(index, entry));
   // ARRAY_AGG has no order; rank_no does. campaign_id breaks ties so the stored JSON is stable.
   ranking.sort((a, b) => a.rank_no - b.rank_no || a.campaign_id - b.campaign_id);
-  return { placement: key.placement, category: key.category, ranking };
+  return { row: { ...slot, ranking }, version };
 }
 
 /**
  * Turns one decoded `rtb-rankings-v2` record into a cache change. A null (or empty) value is a
- * tombstone: the ranking of that (placement, category) is gone. The key ('', '') is the
- * statement's heartbeat. A ranking that is not consistent (see {@link rankingInconsistency}) is
+ * tombstone, and a row whose ranking is null or empty an empty slot: the ranking of that
+ * (placement, category) is gone. The key ('', '') is the statement's heartbeat. A ranking that is not consistent (see {@link rankingInconsistency}) is
  * an intermediate state, returned as `inconsistent` so it is never written. Throws
  * `KafkaRecordError` (dead-letter reason) for a bad key or value.
  */
@@ -209,12 +230,13 @@ export function rankingChangeOf(record: DecodedKafkaRecord): RankingChange {
   if (key === HEARTBEAT_KEY) return parseHeartbeat(record.value);
   const cacheKey = rankingCacheKey(key);
   if (record.value === null || record.value.length === 0) {
-    return { kind: 'delete', cacheKey, key };
+    return { kind: 'delete', cacheKey, key, version: null };
   }
-  const row = parseRow(key, record.value);
+  const { row, version } = parseRow(key, record.value);
+  if (row.ranking.length === 0) return { kind: 'delete', cacheKey, key, version };
   const reason = rankingInconsistency(row.ranking);
   if (reason !== undefined) return { kind: 'inconsistent', cacheKey, reason };
-  return { kind: 'upsert', cacheKey, row };
+  return { kind: 'upsert', cacheKey, row, version };
 }
 
 /** A change with where it came from, to pick the latest one per key. */
@@ -229,10 +251,15 @@ export interface PositionedChange {
   readonly timestamp?: number;
 }
 
+function versionOf(change: RankingChange): number | null {
+  return change.kind === 'upsert' || change.kind === 'delete' ? change.version : null;
+}
+
 /**
- * Keeps only the latest change per Redis key: within a partition the highest offset; across
- * partitions (only after the topic was repartitioned) the later record timestamp, ties going
- * to the record that came later in the event. Returns them in first-seen key order.
+ * Keeps only the latest change per Redis key: the highest version (`as_of`; none counts as
+ * lowest); for equal versions, within a partition the highest offset, across partitions (only
+ * after the topic was repartitioned) the later record timestamp, ties going to the record that
+ * came later in the event. Returns them in first-seen key order.
  */
 export function latestPerKey(changes: readonly PositionedChange[]): PositionedChange[] {
   const latest = new Map<string, PositionedChange>();
@@ -242,8 +269,9 @@ export function latestPerKey(changes: readonly PositionedChange[]): PositionedCh
       latest.set(candidate.change.cacheKey, candidate);
       continue;
     }
-    const newer = current.partition === candidate.partition ? candidate.offset >= current.offset : (candidate.timestamp ?? 0) >= (current.timestamp ?? 0);
-    if (newer) latest.set(candidate.change.cacheKey, candidate);
+    const [was, is] = [versionOf(current.change) ?? -1, versionOf(candidate.change) ?? -1];
+    const later = current.partition === candidate.partition ? candidate.offset >= current.offset : (candidate.timestamp ?? 0) >= (current.timestamp ?? 0);
+    if (is > was || (is === was && later)) latest.set(candidate.change.cacheKey, candidate);
   }
   return [...latest.values()];
 }
