@@ -1,7 +1,7 @@
 import { Client, ClientConfig, Pool, PoolClient, PoolConfig } from 'pg';
 import { DatabaseConfig } from './env';
 import { DatabaseUnavailableError } from './errors';
-import { readCredentials } from './secrets';
+import { readCredentials, SECRETS_MANAGER, SecretReader } from './secrets';
 
 /** Gives the handler its pool; the AWS variant reads the secret on first use. */
 export type PoolProvider = () => Promise<Pool>;
@@ -40,10 +40,10 @@ const COMMON: PoolConfig = {
  * verifying the server certificate against the CA bundle Lambda installs
  * (`NODE_EXTRA_CA_CERTS`).
  */
-export function createPoolProvider(config: DatabaseConfig, overrides: PoolConfig = {}): PoolProvider {
+export function createPoolProvider(config: DatabaseConfig, overrides: PoolConfig = {}, secrets: SecretReader = SECRETS_MANAGER): PoolProvider {
   let pool: Promise<Pool> | undefined;
   return () => {
-    pool ??= build(config, overrides).catch((error: unknown) => {
+    pool ??= build(config, overrides, secrets).catch((error: unknown) => {
       pool = undefined;
       throw error;
     });
@@ -51,11 +51,11 @@ export function createPoolProvider(config: DatabaseConfig, overrides: PoolConfig
   };
 }
 
-async function build(config: DatabaseConfig, overrides: PoolConfig): Promise<Pool> {
+async function build(config: DatabaseConfig, overrides: PoolConfig, secrets: SecretReader): Promise<Pool> {
   if (config.kind === 'url') {
     return withErrorListener(new Pool({ ...COMMON, connectionString: config.url, ...overrides }));
   }
-  const credentials = await readCredentials(config.secretArn);
+  const credentials = await readCredentials(config.secretArn, secrets);
   return withErrorListener(
     new Pool({
       ...COMMON,
@@ -64,7 +64,7 @@ async function build(config: DatabaseConfig, overrides: PoolConfig): Promise<Poo
       database: config.database,
       user: credentials.username,
       // A function, so a connection opened after rotation uses the current password.
-      password: async () => (await readCredentials(config.secretArn)).password,
+      password: async () => (await readCredentials(config.secretArn, secrets)).password,
       ssl: { rejectUnauthorized: true, servername: config.host },
       ...overrides,
     }),
