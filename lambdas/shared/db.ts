@@ -56,8 +56,13 @@ async function build(config: DatabaseConfig, overrides: PoolConfig, secrets: Sec
     return withErrorListener(new Pool({ ...COMMON, connectionString: config.url, ...overrides }));
   }
   const credentials = await readCredentials(config.secretArn, secrets);
+  const reauthenticate = async (pool: Pool): Promise<void> => {
+    secrets.invalidate(config.secretArn);
+    // The pool builds every new client from its options: the user name follows the secret too.
+    pool.options.user = (await readCredentials(config.secretArn, secrets)).username;
+  };
   return withErrorListener(
-    new Pool({
+    new ReauthenticatingPool(reauthenticate, {
       ...COMMON,
       host: config.host,
       port: config.port,
@@ -69,6 +74,45 @@ async function build(config: DatabaseConfig, overrides: PoolConfig, secrets: Sec
       ...overrides,
     }),
   );
+}
+
+/** Postgres SQLSTATE of a refused password (`invalid_password`). */
+const INVALID_PASSWORD = '28P01';
+
+/**
+ * A pool that, when the server refuses the password, re-reads the secret once and connects
+ * again. After a rotation the container's cached password is stale until its cache expires;
+ * without this every new connection fails for up to ten minutes. Covers `pool.connect()` and
+ * `pool.query()` (which connects through `connect`).
+ */
+class ReauthenticatingPool extends Pool {
+  constructor(
+    private readonly reauthenticate: (pool: Pool) => Promise<void>,
+    config: PoolConfig,
+  ) {
+    super(config);
+  }
+
+  override connect(): Promise<PoolClient>;
+  override connect(callback: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): void;
+  override connect(callback?: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): Promise<PoolClient> | void {
+    const connected = this.connectOrReauthenticate();
+    if (!callback) return connected;
+    connected.then(
+      (client) => callback(undefined, client, (release?: unknown) => client.release(release as Error | boolean | undefined)),
+      (error: Error) => callback(error, undefined, () => undefined),
+    );
+  }
+
+  private async connectOrReauthenticate(): Promise<PoolClient> {
+    try {
+      return await super.connect();
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code !== INVALID_PASSWORD) throw error;
+      await this.reauthenticate(this);
+      return super.connect();
+    }
+  }
 }
 
 function withErrorListener(pool: Pool): Pool {
