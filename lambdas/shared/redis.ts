@@ -202,5 +202,32 @@ async function build(config: RedisConfig, keyPrefix: string, overrides: RedisOpt
         });
   // Without a listener ioredis prints every reconnect failure; the cache reports them itself.
   client.on('error', () => undefined);
+  if (config.kind === 'tls' && config.authSecretArn) refreshTokenOnAuthFailure(client, config.authSecretArn, secrets);
   return client;
+}
+
+/** A re-read of the AUTH token after a refusal waits at least this long after the previous one. */
+export const AUTH_TOKEN_REREAD_MS = 10_000;
+
+/**
+ * During an ElastiCache token rotation (ROTATE, then SET) the container's cached token goes
+ * stale: connections made before SET stay logged in, but the next reconnect is refused
+ * (WRONGPASS, or NOAUTH). ioredis reconnects by itself with `options.password`, so on a refusal
+ * the token is re-read from Secrets Manager (at most once per AUTH_TOKEN_REREAD_MS) and the
+ * next attempt uses it.
+ */
+function refreshTokenOnAuthFailure(client: Redis, secretArn: string, secrets: SecretReader): void {
+  let lastRead = 0;
+  client.on('error', (error: Error) => {
+    if (!/^(WRONGPASS|NOAUTH)/.test(error?.message ?? '') || Date.now() - lastRead < AUTH_TOKEN_REREAD_MS) return;
+    lastRead = Date.now();
+    secrets.invalidate(secretArn);
+    readAuthToken(secretArn, secrets).then(
+      (token) => {
+        client.options.password = token;
+      },
+      // Secrets Manager unreachable: the next refusal after the interval tries again.
+      () => undefined,
+    );
+  });
 }
