@@ -67,6 +67,23 @@ export interface ConfluentConfig {
   readonly kafkaCluster: KafkaClusterConfig;
   /** Settings of every project topic. */
   readonly topics: Readonly<Record<TopicName, TopicConfig>>;
+  /**
+   * The workers' Confluent API key slots (consumer and producer alike). A rotation adds the
+   * other slot, makes it active, then removes the old one; see docs/operations.md, "Key rotation".
+   * @default - { slots: ['blue'], active: 'blue' }
+   */
+  readonly workerApiKeys: WorkerApiKeysConfig;
+}
+
+/** A slot for a worker API key: a key per slot, and one Secrets Manager secret per slot. */
+export type ApiKeySlot = 'blue' | 'green';
+
+/** Which worker API keys exist and which one the functions and triggers use. */
+export interface WorkerApiKeysConfig {
+  /** Slots that have a key: one normally, both during a rotation. */
+  readonly slots: readonly ApiKeySlot[];
+  /** The slot whose secret the triggers and the outbox producer use; one of `slots`. */
+  readonly active: ApiKeySlot;
 }
 
 /** The AWS account the workers run in. */
@@ -332,7 +349,7 @@ function parseTopic(raw: unknown, path: string): TopicConfig {
 
 function parseConfluent(raw: unknown, path: string): ConfluentConfig {
   const o = readObject(raw, path);
-  rejectUnknownKeys(o, path, ['cloud', 'region', 'environment', 'kafkaCluster', 'topics']);
+  rejectUnknownKeys(o, path, ['cloud', 'region', 'environment', 'kafkaCluster', 'topics', 'workerApiKeys']);
   const env = readObject(o.environment, `${path}.environment`);
   const environment: ConfluentEnvironmentConfig =
     readOneOf(env.mode, `${path}.environment.mode`, ['create', 'reference'] as const) === 'create'
@@ -387,7 +404,27 @@ function parseConfluent(raw: unknown, path: string): ConfluentConfig {
     environment,
     kafkaCluster,
     topics,
+    workerApiKeys: parseWorkerApiKeys(o.workerApiKeys, `${path}.workerApiKeys`),
   };
+}
+
+const API_KEY_SLOTS = ['blue', 'green'] as const;
+
+function parseWorkerApiKeys(raw: unknown, path: string): WorkerApiKeysConfig {
+  if (raw === undefined) return { slots: ['blue'], active: 'blue' };
+  const o = readObject(raw, path);
+  rejectUnknownKeys(o, path, ['slots', 'active']);
+  const slots = readArray(o.slots, `${path}.slots`, (item, itemPath) => readOneOf(item, itemPath, API_KEY_SLOTS), 1);
+  if (new Set(slots).size !== slots.length) throw new ConfigError(`${path}.slots`, slots, 'each slot at most once: ["blue"], ["green"] or ["blue", "green"]');
+  const active = readOneOf(o.active, `${path}.active`, API_KEY_SLOTS);
+  if (!slots.includes(active)) {
+    throw new ConfigError(
+      `${path}.active`,
+      active,
+      `one of the slots that have a key (${JSON.stringify(slots)}): add the slot to "slots" first, deploy, then make it active`,
+    );
+  }
+  return { slots, active };
 }
 
 function parseAws(raw: unknown, path: string): AwsConfig {

@@ -12,7 +12,7 @@ import {
   productCatalogContract,
   RTB_RANKINGS_TOPIC,
 } from '../contracts';
-import type { TopicName } from '../config/schema';
+import type { ApiKeySlot, TopicName } from '../config/schema';
 import { ConfluentEnvironment } from '../constructs/confluent/environment';
 import { KafkaCluster } from '../constructs/confluent/kafka-cluster';
 import { KafkaTopic } from '../constructs/confluent/kafka-topic';
@@ -53,10 +53,14 @@ export const FLINK_CONNECTION_OUTPUTS = {
 export class StreamingStack extends EnvironmentStack implements StreamingHandoff {
   /** Kafka bootstrap `host:port` (scheme stripped, as Lambda triggers want it). */
   public readonly bootstrapServers: string;
-  /** Secrets Manager ARN of the workers' consumer key (`{"username","password"}`). */
+  /** Secrets Manager ARN of the workers' active consumer key (`{"username","password"}`). */
   public readonly consumerSecretArn: string;
-  /** Secrets Manager ARN of the workers' producer key (`{"username","password"}`). */
+  /** Secrets Manager ARN of the workers' active producer key (`{"username","password"}`). */
   public readonly producerSecretArn: string;
+  /** Secrets Manager ARN of the consumer's other key slot (a rotation switches to it). */
+  public readonly standbyConsumerSecretArn: string;
+  /** Secrets Manager ARN of the producer's other key slot. */
+  public readonly standbyProducerSecretArn: string;
   /** Schema Registry id of the `campaign-events` value schema (the outbox's wire header). */
   public readonly campaignEventsSchemaId: number;
   /** Connection attributes for the Flink stack. */
@@ -191,7 +195,6 @@ export class StreamingStack extends EnvironmentStack implements StreamingHandoff
     for (const group of Object.values(WORKER_CONSUMER_GROUPS)) consumer.grantConsumerGroup(cluster, group);
     // npm run replay reads ranges with this key, each run in a fresh group under this prefix.
     consumer.grantConsumerGroup(cluster, `${REPLAY_CONSUMER_GROUP_PREFIX}*`);
-    const consumerKey = consumer.createKafkaApiKey(cluster, `${prefix}-workers-consumer`);
 
     // Workers' producer: campaign status events from the outbox, nothing else.
     const producer = new ServiceAccount(this, 'workers-producer', {
@@ -199,22 +202,34 @@ export class StreamingStack extends EnvironmentStack implements StreamingHandoff
       duty: 'Outbox publisher of campaign status events.',
     });
     producer.grantTopicWrite(cluster, topics[campaignEventContract.topic]);
-    const producerKey = producer.createKafkaApiKey(cluster, `${prefix}-workers-producer`);
 
-    const consumerSecret = new KafkaCredentialsSecret(this, 'consumer-secret', {
-      secretName: `adstream/${config.name}/kafka/workers-consumer`,
-      description: 'Confluent API key of the adstream workers consumer (Lambda BASIC_AUTH).',
-      apiKey: consumerKey,
-    });
-    const producerSecret = new KafkaCredentialsSecret(this, 'producer-secret', {
-      secretName: `adstream/${config.name}/kafka/workers-producer`,
-      description: 'Confluent API key of the adstream outbox producer.',
-      apiKey: producerKey,
-    });
+    // Two key slots per account, each with its own secret, so a key is rotated without an
+    // outage: add the other slot (a second key), make it active (the triggers' BASIC_AUTH uri
+    // and the producer's variable change, which makes Lambda reconnect with it), remove the old
+    // slot. The blue slot keeps the original construct ids and names (no replacement on upgrade).
+    const { slots, active } = config.confluent.workerApiKeys;
+    const keySlots = (account: ServiceAccount, role: 'consumer' | 'producer', description: string) =>
+      Object.fromEntries(
+        (['blue', 'green'] as const).map((slot) => {
+          const suffix = slot === 'blue' ? '' : `-${slot}`;
+          const apiKey = slots.includes(slot) ? account.createKafkaApiKey(cluster, `${prefix}-workers-${role}${suffix}`, `kafka-api-key${suffix}`) : undefined;
+          const secret = new KafkaCredentialsSecret(this, `${role}-secret${suffix}`, {
+            secretName: `adstream/${config.name}/kafka/workers-${role}${suffix}`,
+            description: `${description} Key slot ${slot}.`,
+            apiKey,
+          });
+          return [slot, secret.secretArn];
+        }),
+      ) as Record<ApiKeySlot, string>;
+    const consumerSecrets = keySlots(consumer, 'consumer', 'Confluent API key of the adstream workers consumer (Lambda BASIC_AUTH).');
+    const producerSecrets = keySlots(producer, 'producer', 'Confluent API key of the adstream outbox producer.');
 
     this.bootstrapServers = Fn.replace(cluster.bootstrapEndpoint, 'SASL_SSL://', '');
-    this.consumerSecretArn = consumerSecret.secretArn;
-    this.producerSecretArn = producerSecret.secretArn;
+    this.consumerSecretArn = consumerSecrets[active];
+    this.producerSecretArn = producerSecrets[active];
+    const standby: ApiKeySlot = active === 'blue' ? 'green' : 'blue';
+    this.standbyConsumerSecretArn = consumerSecrets[standby];
+    this.standbyProducerSecretArn = producerSecrets[standby];
     this.campaignEventsSchemaId = topics['campaign-events'].valueSchemaId;
     this.flinkConnection = {
       organizationId: organization.id,

@@ -142,6 +142,7 @@ export class WorkersStack extends EnvironmentStack {
           : String(streaming.campaignEventsSchemaId),
       });
       worker.readsSecret('KafkaProducerKey', streaming.producerSecretArn);
+      worker.readsSecret('KafkaProducerKeyStandby', streaming.standbyProducerSecretArn);
       worker.allowEgress('kafka', 9092, '0.0.0.0/0', 'Confluent Cloud brokers through the NAT');
     }
 
@@ -173,6 +174,9 @@ export class WorkersStack extends EnvironmentStack {
     const compensationTrigger = trigger(compensation, compensationEventContract.topic, WORKER_CONSUMER_GROUPS.compensation);
     const rankingTrigger = trigger(rankingCache, RTB_RANKINGS_TOPIC, WORKER_CONSUMER_GROUPS.rankingCache);
     this.triggers = [clickTrigger, compensationTrigger, rankingTrigger];
+    if (source.kind === 'confluent') {
+      for (const worker of [clickBalance, compensation, rankingCache]) worker.readsSecret('KafkaConsumerKeyStandby', streaming.standbyConsumerSecretArn);
+    }
 
     new WorkerSchedule(this, 'budget-reset-schedule', {
       worker: budgetReset,

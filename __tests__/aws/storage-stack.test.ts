@@ -106,6 +106,12 @@ describe('StorageStack', () => {
       expect(json).toHaveResourceWithProperties(SecretsmanagerSecretVersion, { lifecycle: { ignore_changes: ['secret_string'] } });
     });
 
+    test('the AUTH token is rotated by the runbook, never by an apply: ROTATE strategy, token changes ignored', () => {
+      const [group] = Object.values(parsed.resource.aws_elasticache_replication_group);
+      expect(group.auth_token_update_strategy).toBe('ROTATE');
+      expect((group.lifecycle as { ignore_changes: string[] }).ignore_changes).toEqual(['auth_token', 'auth_token_update_strategy']);
+    });
+
     test('the network has one private subnet per zone, NAT per config and the service endpoints', () => {
       if (config.network.mode !== 'create') throw new Error('test environments create their VPC');
       expect(Object.keys(parsed.resource[Subnet.tfResourceType]).filter((k) => k.includes('private'))).toHaveLength(config.network.availabilityZones);

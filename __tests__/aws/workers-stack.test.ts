@@ -138,15 +138,24 @@ describe('WorkersStack', () => {
           storage.database.roleSecretArns.adstream_click_balance,
           storage.cache.authTokenSecretArn,
           streaming.consumerSecretArn,
+          streaming.standbyConsumerSecretArn,
           streaming.producerSecretArn,
+          streaming.standbyProducerSecretArn,
         ].sort(),
       );
       expect(secretsRead('ranking-cache')).toEqual(
-        [storage.database.roleSecretArns.adstream_ranking_cache, storage.cache.authTokenSecretArn, streaming.consumerSecretArn].sort(),
+        [
+          storage.database.roleSecretArns.adstream_ranking_cache,
+          storage.cache.authTokenSecretArn,
+          streaming.consumerSecretArn,
+          streaming.standbyConsumerSecretArn,
+        ].sort(),
       );
       // db-migrate alone uses the master user, and reads the role secrets to set their passwords.
       expect(secretsRead('db-migrate')).toEqual([storage.database.credentialsSecretArn, ...Object.values(storage.database.roleSecretArns)].sort());
-      expect(secretsRead('outbox-sweep')).toEqual([storage.database.roleSecretArns.adstream_outbox_sweep, streaming.producerSecretArn].sort());
+      expect(secretsRead('outbox-sweep')).toEqual(
+        [storage.database.roleSecretArns.adstream_outbox_sweep, streaming.producerSecretArn, streaming.standbyProducerSecretArn].sort(),
+      );
       for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep'])
         expect(secretsRead(id)).not.toContain(storage.database.credentialsSecretArn);
       for (const id of ['click-balance', 'compensation', 'ranking-cache', 'budget-reset', 'outbox-sweep', 'db-migrate']) {

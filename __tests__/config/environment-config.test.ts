@@ -301,6 +301,30 @@ describe('environment configuration', () => {
     ['log retention is not a CloudWatch value', dev, 'workers.logRetentionDays', 10, 'dev.workers.logRetentionDays', 'one of 1, 3, 5, 7, 14'],
     ['the outbox sweep interval exceeds an hour', dev, 'workers.outboxSweepMinutes', 120, 'dev.workers.outboxSweepMinutes', 'an integer from 1 to 60'],
     ['the ranking TTL is under a minute', dev, 'workers.rankingTtlSeconds', 5, 'dev.workers.rankingTtlSeconds', 'an integer from 360 to 86400'],
+    [
+      'the active worker key slot has no key',
+      dev,
+      'confluent.workerApiKeys',
+      { slots: ['blue'], active: 'green' },
+      'dev.confluent.workerApiKeys.active',
+      'add the slot to "slots" first, deploy, then make it active',
+    ],
+    [
+      'a worker key slot is listed twice',
+      dev,
+      'confluent.workerApiKeys',
+      { slots: ['blue', 'blue'], active: 'blue' },
+      'dev.confluent.workerApiKeys.slots',
+      'each slot at most once',
+    ],
+    [
+      'a worker key slot is unknown',
+      dev,
+      'confluent.workerApiKeys',
+      { slots: ['red'], active: 'blue' },
+      'dev.confluent.workerApiKeys.slots[0]',
+      'one of "blue", "green"',
+    ],
   ];
 
   test.each(cases)('fails when %s', (_title, base, path, value, field, allowed) => {

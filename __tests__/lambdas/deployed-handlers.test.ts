@@ -69,6 +69,30 @@ describe('deployed entry points', () => {
     }
   });
 
+  test('each handler module logs its summary with the Lambda request id, and the Kafka consumers with the batch coordinates', async () => {
+    const db = await createTestDatabase();
+    const prefix = testKeyPrefix();
+    try {
+      const { stdout } = await invoke('handlers', { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, POWERTOOLS_LOG_LEVEL: 'INFO' });
+      const summaries = stdout
+        .split('\n')
+        .filter((line) => line.includes('"invocation summary"'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(summaries.map((line) => [line.service, line.function_request_id, line.function_name])).toEqual([
+        ['click-balance', 'req-clicks', 'adstream-test-click-balance'],
+        ['compensation', 'req-refund', 'adstream-test-compensation'],
+        ['budget-reset', 'req-reset', 'adstream-test-budget-reset'],
+        ['outbox-sweep', 'req-sweep', 'adstream-test-outbox-sweep'],
+      ]);
+      expect(summaries[0]).toMatchObject({ kafka: [{ topic: 'ad-events', partition: 2, firstOffset: 40, lastOffset: 41 }], summary: { chargedAmount: '200' } });
+      expect(summaries[1]).toMatchObject({ kafka: [{ topic: 'compensation-events', partition: 0 }], summary: { refundedAmount: '100' } });
+      expect(summaries[2]).not.toHaveProperty('kafka');
+    } finally {
+      await cleanKeyspace(prefix);
+      await db.drop();
+    }
+  });
+
   test('a handler module fails at load when the environment is incomplete', async () => {
     await expect(invoke('handlers', {})).rejects.toMatchObject({ stderr: expect.stringMatching(/ConfigError: DATABASE_URL: is not set/) });
   });

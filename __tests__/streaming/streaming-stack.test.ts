@@ -1,5 +1,6 @@
 import { Testing } from 'cdktf';
 import { FLINK_CONNECTION_OUTPUTS, StreamingStack } from '../../stacks/streaming-stack';
+import type { EnvironmentConfig } from '../../config';
 import { resourcesOf, SynthesizedStack, testEnvironment } from '../support/environments';
 
 function synth(name: 'dev' | 'prod'): { stack: StreamingStack; json: SynthesizedStack } {
@@ -127,6 +128,88 @@ describe('StreamingStack', () => {
       expect(v.secret_string).toMatch(/^\$\{jsonencode\(\{"username" = confluent_api_key\.[^.]+\.id, "password" = confluent_api_key\.[^.]+\.secret\}\)\}$/);
     }
     expect(prod.output!.flink_api_secret).toMatchObject({ sensitive: true });
+  });
+
+  describe('worker API key rotation (two slots, a secret each)', () => {
+    const keysOf = (json: SynthesizedStack) =>
+      resourcesOf(json, 'confluent_api_key')
+        .map((k) => String(k.display_name))
+        .filter((name) => name.includes('-workers-'))
+        .sort();
+    const secretValues = (json: SynthesizedStack) =>
+      Object.entries(json.resource.aws_secretsmanager_secret_version ?? {}).map(([, v]) => {
+        const secret = /^\$\{aws_secretsmanager_secret\.([^.]+)\.id\}$/.exec(String(v.secret_id))![1];
+        const key = /confluent_api_key\.([^.]+)\.id/.exec(String(v.secret_string))![1];
+        return { secret: String(json.resource.aws_secretsmanager_secret[secret].name), key: String(json.resource.confluent_api_key[key].display_name) };
+      });
+    // The active slot's secrets, as the workers stack receives them (cross-stack outputs).
+    const active = (json: SynthesizedStack) => ({
+      consumer: String(json.output!.workers_consumer_secret_arn.value),
+      producer: String(json.output!.workers_producer_secret_arn.value),
+    });
+    const rotation = (workerApiKeys: EnvironmentConfig['confluent']['workerApiKeys']) => {
+      const base = testEnvironment('prod');
+      const stack = new StreamingStack(Testing.app(), { config: { ...base, confluent: { ...base.confluent, workerApiKeys } } });
+      return { json: JSON.parse(Testing.synth(stack, true)) as SynthesizedStack };
+    };
+
+    test('by default one key per account in the blue slot, under the original addresses; both slots have a secret', () => {
+      expect(keysOf(prod)).toEqual(['adstream-prod-workers-consumer', 'adstream-prod-workers-producer']);
+      expect(Object.keys(prod.resource.confluent_api_key).filter((a) => a.includes('workers'))).toEqual([
+        expect.stringMatching(/^workers-consumer_kafka-api-key_/),
+        expect.stringMatching(/^workers-producer_kafka-api-key_/),
+      ]);
+      expect(
+        resourcesOf(prod, 'aws_secretsmanager_secret')
+          .map((s) => s.name)
+          .sort(),
+      ).toEqual([
+        'adstream/prod/kafka/workers-consumer',
+        'adstream/prod/kafka/workers-consumer-green',
+        'adstream/prod/kafka/workers-producer',
+        'adstream/prod/kafka/workers-producer-green',
+      ]);
+      expect(secretValues(prod).sort((a, b) => a.secret.localeCompare(b.secret))).toEqual([
+        { secret: 'adstream/prod/kafka/workers-consumer', key: 'adstream-prod-workers-consumer' },
+        { secret: 'adstream/prod/kafka/workers-producer', key: 'adstream-prod-workers-producer' },
+      ]);
+      expect(active(prod).consumer).toMatch(/^\$\{aws_secretsmanager_secret\.consumer-secret_[A-F0-9]+\.arn\}$/);
+      expect(active(prod).producer).toMatch(/^\$\{aws_secretsmanager_secret\.producer-secret_[A-F0-9]+\.arn\}$/);
+    });
+
+    test('step 1 adds the green keys and fills their secrets while the functions stay on blue', () => {
+      const { json } = rotation({ slots: ['blue', 'green'], active: 'blue' });
+      expect(keysOf(json)).toEqual([
+        'adstream-prod-workers-consumer',
+        'adstream-prod-workers-consumer-green',
+        'adstream-prod-workers-producer',
+        'adstream-prod-workers-producer-green',
+      ]);
+      expect(secretValues(json)).toHaveLength(4);
+      expect(active(json)).toEqual(active(prod));
+    });
+
+    test('step 2 points the functions and triggers at the green secrets, which hold the green keys', () => {
+      const { json } = rotation({ slots: ['blue', 'green'], active: 'green' });
+      expect(active(json).consumer).toMatch(/^\$\{aws_secretsmanager_secret\.consumer-secret-green_secret_[A-F0-9]+\.arn\}$/);
+      expect(active(json).producer).toMatch(/^\$\{aws_secretsmanager_secret\.producer-secret-green_secret_[A-F0-9]+\.arn\}$/);
+      expect(secretValues(json)).toContainEqual({ secret: 'adstream/prod/kafka/workers-consumer-green', key: 'adstream-prod-workers-consumer-green' });
+    });
+
+    test('step 3 deletes the blue keys; their secrets stay, empty, for the next rotation', () => {
+      const { json } = rotation({ slots: ['green'], active: 'green' });
+      expect(keysOf(json)).toEqual(['adstream-prod-workers-consumer-green', 'adstream-prod-workers-producer-green']);
+      expect(resourcesOf(json, 'aws_secretsmanager_secret')).toHaveLength(4);
+      expect(
+        secretValues(json)
+          .map((v) => v.secret)
+          .sort(),
+      ).toEqual(['adstream/prod/kafka/workers-consumer-green', 'adstream/prod/kafka/workers-producer-green']);
+      expect(active(json).consumer).toContain('consumer-secret-green_secret_');
+      // The green keys depend on the consumer's role bindings like the blue ones did.
+      const green = Object.values(json.resource.confluent_api_key).find((k) => k.display_name === 'adstream-prod-workers-consumer-green')!;
+      expect((green.depends_on as string[]).length).toBeGreaterThan(0);
+    });
   });
 
   test('Lambda triggers get a bare host:port bootstrap address', () => {

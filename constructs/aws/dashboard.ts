@@ -121,7 +121,7 @@ export class MoneyDashboard extends Construct {
       ),
       graph('Budget: campaigns paused by budget, outbox rows published', [
         custom(props.outboxSweep, SILENCE_METRICS.campaignsBudgetPaused, { stat: 'Maximum' }),
-        ...[props.clickBalance, props.compensation, props.outboxSweep].map((worker) => custom(worker, 'OutboxPublished', { yAxis: 'right' })),
+        ...[props.clickBalance, props.outboxSweep].map((worker) => custom(worker, 'OutboxPublished', { yAxis: 'right' })),
       ]),
       graph(
         'Consumer lag per trigger (records)',

@@ -10,8 +10,11 @@ export interface KafkaCredentialsSecretProps {
   readonly secretName: string;
   /** What the credentials are for. */
   readonly description: string;
-  /** The Confluent API key whose id and secret become username and password. */
-  readonly apiKey: ServiceAccountApiKey;
+  /**
+   * The Confluent API key whose id and secret become username and password.
+   * @default - the secret exists without a value (a key slot not in use; see `workerApiKeys`)
+   */
+  readonly apiKey?: ServiceAccountApiKey;
   /** Days before a deleted secret is gone; 0 deletes at once. @default 7 */
   readonly recoveryWindowInDays?: number;
 }
@@ -19,7 +22,9 @@ export interface KafkaCredentialsSecretProps {
 /**
  * A Confluent API key stored in Secrets Manager as `{"username","password"}`, the shape a
  * Lambda self-managed Kafka trigger's `BASIC_AUTH` expects. The value is built from resource
- * references with `jsonencode`, so it never appears in the synthesized JSON.
+ * references with `jsonencode`, so it never appears in the synthesized JSON. The secret itself
+ * outlives the key it holds: a rotation switches the functions to the other slot's secret, and
+ * a deleted secret's name stays reserved for its recovery window.
  */
 export class KafkaCredentialsSecret extends Construct {
   /** ARN of the secret. */
@@ -34,13 +39,15 @@ export class KafkaCredentialsSecret extends Construct {
       description: props.description,
       recoveryWindowInDays: props.recoveryWindowInDays ?? 7,
     });
-    new SecretsmanagerSecretVersion(this, 'value', {
-      secretId: secret.id,
-      secretString: Fn.jsonencode({
-        username: props.apiKey.resource.id,
-        password: props.apiKey.resource.secret,
-      }),
-    });
+    if (props.apiKey) {
+      new SecretsmanagerSecretVersion(this, 'value', {
+        secretId: secret.id,
+        secretString: Fn.jsonencode({
+          username: props.apiKey.resource.id,
+          password: props.apiKey.resource.secret,
+        }),
+      });
+    }
     this.secretArn = secret.arn;
     this.secretName = secret.name;
   }

@@ -106,10 +106,15 @@ export class RedisCache extends Construct implements RedisEndpoint {
       transitEncryptionEnabled: true,
       transitEncryptionMode: 'required',
       authToken: token.secretString,
+      // Terraform sets the first token only. A rotation (docs/operations.md, "Redis AUTH token")
+      // must go ROTATE on the group, then the secret, then SET, in that order, with time for
+      // the functions between; one apply would write the secret before the group accepts the
+      // token. ROTATE is named so that nothing here can ever drop the token in use.
+      authTokenUpdateStrategy: 'ROTATE',
       snapshotRetentionLimit: production ? 7 : 0,
       autoMinorVersionUpgrade: 'true',
       applyImmediately: !production,
-      lifecycle: { preventDestroy: production },
+      lifecycle: { preventDestroy: production, ignoreChanges: ['auth_token', 'auth_token_update_strategy'] },
     });
     this.host = this.replicationGroup.primaryEndpointAddress;
   }

@@ -24,6 +24,13 @@ export interface StreamingHandoff {
   /** Secrets Manager ARN of the workers' producer key (outbox publisher). */
   readonly producerSecretArn: string;
   /**
+   * The consumer's other key slot. The functions may read it too, so that switching the
+   * active slot (a key rotation) never meets a role that cannot read the new secret yet.
+   */
+  readonly standbyConsumerSecretArn: string;
+  /** The producer's other key slot (see `standbyConsumerSecretArn`). */
+  readonly standbyProducerSecretArn: string;
+  /**
    * Schema Registry id of the `campaign-events` value schema. Required: the outbox writes it in
    * the Confluent wire header that `json-registry` readers (the ranking statement) need.
    */

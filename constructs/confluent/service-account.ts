@@ -115,9 +115,12 @@ export class ServiceAccount extends Construct {
     submitter.bindings.push(binding);
   }
 
-  /** A Kafka API key for one cluster, created after every binding made so far. */
-  public createKafkaApiKey(cluster: KafkaCluster, displayName: string): ServiceAccountApiKey {
-    return this.createApiKey('kafka-api-key', displayName, {
+  /**
+   * A Kafka API key for one cluster, created after every binding made so far.
+   * @param id construct id of the key; a second key of the same account (rotation) needs its own.
+   */
+  public createKafkaApiKey(cluster: KafkaCluster, displayName: string, id = 'kafka-api-key'): ServiceAccountApiKey {
+    return this.createApiKey(id, displayName, {
       id: cluster.clusterId,
       apiVersion: cluster.apiVersion,
       kind: cluster.kind,

@@ -1,6 +1,9 @@
 import { loadWorkerDeps } from '../shared/runtime';
+import { withLambdaContext } from '../shared/observability';
 import { ledgerHistoryFromEnv } from './ledger-history';
 import { BUDGET_RESET_HANDLER, createBudgetResetHandler } from './resume-campaigns';
 
+const deps = loadWorkerDeps(BUDGET_RESET_HANDLER);
+
 /** Lambda entry point (EventBridge Scheduler, local midnight of BUDGET_TIME_ZONE). */
-export const handler = createBudgetResetHandler(loadWorkerDeps(BUDGET_RESET_HANDLER), ledgerHistoryFromEnv(process.env));
+export const handler = withLambdaContext(deps.observability, createBudgetResetHandler(deps, ledgerHistoryFromEnv(process.env)));

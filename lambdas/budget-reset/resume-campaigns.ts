@@ -1,7 +1,7 @@
 import { budgetDayOf, isCalendarDay } from '../shared/budget-day';
 import { withTransaction } from '../shared/db';
 import { BudgetResetRequestError } from '../shared/errors';
-import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
+import { emptySummary, InvocationSummary, instrumentInvocation, SummaryCounter } from '../shared/observability';
 import { campaignStatusOutboxColumns } from '../shared/outbox';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
 import { DEFAULT_LEDGER_HISTORY, HistoryAction, LedgerHistory, MAINTAIN_HISTORY } from './ledger-history';
@@ -22,6 +22,9 @@ export interface BudgetResetEvent {
   /** Budget day to open, `YYYY-MM-DD` (manual runs). */
   readonly budget_day?: string;
 }
+
+/** Metrics budget-reset emits after each run (it charges nothing: no click counters). */
+export const BUDGET_RESET_METRICS: readonly SummaryCounter[] = ['outboxPublished', 'cacheFailures'];
 
 /** What a reset did, on top of the usual summary. */
 export interface BudgetResetSummary extends InvocationSummary {
@@ -163,7 +166,7 @@ export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistor
   return async (event) => {
     const now = deps.now?.() ?? Date.now();
     const summary: BudgetResetSummary = {
-      ...emptySummary(BUDGET_RESET_HANDLER),
+      ...emptySummary(BUDGET_RESET_HANDLER, BUDGET_RESET_METRICS),
       budgetDay: '',
       resumed: 0,
       paused: 0,

@@ -5,7 +5,7 @@ import { TransactionClient, withTransaction } from '../shared/db';
 import { KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { checkClickAmount, isClickPrice } from '../shared/money';
-import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
+import { emptySummary, InvocationSummary, instrumentInvocation, SummaryCounter } from '../shared/observability';
 import { campaignStatusOutboxColumns } from '../shared/outbox';
 import { AcceptedRecord, checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
 import { CacheEntry } from '../shared/redis';
@@ -13,6 +13,9 @@ import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
 
 /** Name of the handler in logs, metrics and `dead_letters.handler`. */
 export const CLICK_BALANCE_HANDLER = 'click-balance';
+
+/** Metrics click-balance emits after each invocation. */
+export const CLICK_BALANCE_METRICS: readonly SummaryCounter[] = ['records', 'charged', 'skipped', 'deadLettered', 'voided', 'outboxPublished', 'cacheFailures'];
 
 /** Budget and spend mirrors outlive their budget day by a day. */
 const MIRROR_TTL_SECONDS = 2 * 24 * 60 * 60;
@@ -44,6 +47,8 @@ interface Unaccounted {
 
 interface ChargeResult {
   charged: number;
+  /** Sum of the inserted DEDUCT amounts (NUMERIC text). */
+  charged_amount: string;
   voided: number;
   outbox_written: number;
   spend: Array<{ campaign_id: number; spend_date: string; spend: string; daily_budget: string | null }>;
@@ -211,6 +216,7 @@ outbox_rows AS (
   RETURNING kind
 )
 SELECT (SELECT count(*) FROM charged)::int AS charged,
+       (SELECT coalesce(sum(amount), 0) FROM charged)::text AS charged_amount,
        (SELECT count(*) FROM voided)::int AS voided,
        (SELECT count(*) FROM outbox_rows)::int AS outbox_written,
        (SELECT count(*) FROM debits)::int AS advertisers_debited,
@@ -233,7 +239,7 @@ SELECT event_id, advertiser_id::text AS charged_advertiser_id, campaign_id::text
  */
 export function createClickBalanceHandler(deps: WorkerDeps): (event: unknown) => Promise<InvocationSummary> {
   return async (event) => {
-    const summary = emptySummary(CLICK_BALANCE_HANDLER);
+    const summary = emptySummary(CLICK_BALANCE_HANDLER, CLICK_BALANCE_METRICS);
     watchCache(deps, summary);
     return instrumentInvocation(deps.observability, summary, 'batch failed; nothing applied, Lambda will redeliver it', () =>
       chargeClicks(deps, event, deps.now?.() ?? Date.now(), summary),
@@ -255,13 +261,14 @@ async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summa
 
   if (clicks.length === 0 && deadLetters.length === 0) {
     summary.skipped = summary.records;
+    summary.chargedAmount = '0';
     return;
   }
 
   const campaignIds = [...new Set(clicks.map((c) => c.event.campaign_id))];
   const campaigns = new Map<number, CampaignRow>();
   const { result, roundTrips } = await withTransaction(deps.pool, 'charging clicks', async (client) => {
-    let charge: ChargeResult = { charged: 0, voided: 0, outbox_written: 0, spend: [], unaccounted: [] };
+    let charge: ChargeResult = { charged: 0, charged_amount: '0', voided: 0, outbox_written: 0, spend: [], unaccounted: [] };
     if (clicks.length > 0) {
       const rows = await client.query<CampaignRow>(LOCK_AND_LOAD_CAMPAIGNS, [campaignIds]);
       for (const row of rows.rows) campaigns.set(Number(row.campaign_id), row);
@@ -277,6 +284,7 @@ async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summa
 
   summary.dbRoundTrips = roundTrips;
   summary.charged = result.charge.charged;
+  summary.chargedAmount = result.charge.charged_amount;
   summary.voided = result.charge.voided;
   summary.deadLettered = deadLetters.length;
   summary.skipped = summary.records - summary.charged - summary.deadLettered;

@@ -3,8 +3,8 @@ import { DeadLetter, deadLetterFor, recordDeadLetters } from '../shared/dead-let
 import { withTransaction } from '../shared/db';
 import { KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
-import { checkInformationalAmount } from '../shared/money';
-import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
+import { addAmounts, checkInformationalAmount } from '../shared/money';
+import { emptySummary, InvocationSummary, instrumentInvocation, SummaryCounter } from '../shared/observability';
 import { AcceptedRecord, checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
 import { watchCache, WorkerDeps } from '../shared/runtime';
 import { dailySpendKey } from '../click-balance/charge-clicks';
@@ -12,10 +12,15 @@ import { dailySpendKey } from '../click-balance/charge-clicks';
 /** Name of the handler in logs, metrics and `dead_letters.handler`. */
 export const COMPENSATION_HANDLER = 'compensation';
 
+/** Metrics compensation emits after each invocation (and DuplicateClicks, derived from them). */
+export const COMPENSATION_METRICS: readonly SummaryCounter[] = ['records', 'skipped', 'deadLettered', 'refunded', 'voided', 'cacheFailures'];
+
 const SPEND_MIRROR_TTL_SECONDS = 2 * 24 * 60 * 60;
 
 interface RefundResult {
   refunded: number;
+  /** Sum of the inserted REFUND amounts (NUMERIC text). */
+  refunded_amount: string;
   voided: number;
   logged: number;
   spend: Array<{ campaign_id: number; spend_date: string; spend: string }>;
@@ -146,6 +151,7 @@ restored AS (
   RETURNING s.campaign_id, s.spend_date, s.spend
 )
 SELECT (SELECT count(*) FROM refunds)::int AS refunded,
+       (SELECT coalesce(sum(amount), 0) FROM refunds)::text AS refunded_amount,
        (SELECT count(*) FROM voids)::int AS voided,
        (SELECT count(*) FROM logged)::int AS logged,
        (SELECT count(*) FROM credits)::int AS advertisers_credited,
@@ -165,7 +171,7 @@ SELECT (SELECT count(*) FROM refunds)::int AS refunded,
  */
 export function createCompensationHandler(deps: WorkerDeps): (event: unknown) => Promise<InvocationSummary> {
   return async (event) => {
-    const summary = emptySummary(COMPENSATION_HANDLER);
+    const summary = emptySummary(COMPENSATION_HANDLER, COMPENSATION_METRICS);
     watchCache(deps, summary);
     return instrumentInvocation(deps.observability, summary, 'batch failed; nothing applied, Lambda will redeliver it', () =>
       refundDuplicates(deps, event, deps.now?.() ?? Date.now(), summary),
@@ -207,11 +213,12 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
   });
   if (compensations.length === 0 && deadLetters.length === 0) {
     summary.skipped = summary.records;
+    summary.refundedAmount = '0';
     return;
   }
 
   const { result, roundTrips } = await withTransaction(deps.pool, 'refunding duplicate clicks', async (client) => {
-    const refund: RefundResult = { refunded: 0, voided: 0, logged: 0, spend: [], mismatched: [] };
+    const refund: RefundResult = { refunded: 0, refunded_amount: '0', voided: 0, logged: 0, spend: [], mismatched: [] };
     if (compensations.length > 0) {
       const campaigns = await client.query<{ campaign_id: string; advertiser_id: string }>(LOCK_AND_LOAD_CAMPAIGNS, [
         [...new Set(compensations.map((c) => c.event.advertiser_id))],
@@ -236,6 +243,7 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
         ]);
         const step = rows.rows[0];
         refund.refunded += step.refunded;
+        refund.refunded_amount = addAmounts(refund.refunded_amount, step.refunded_amount);
         refund.voided += step.voided;
         refund.logged += step.logged;
         refund.spend.push(...step.spend);
@@ -263,6 +271,7 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
 
   summary.dbRoundTrips = roundTrips;
   summary.refunded = result.refunded;
+  summary.refundedAmount = result.refunded_amount;
   summary.voided = result.voided;
   summary.deadLettered = deadLetters.length;
   summary.skipped = summary.records - summary.refunded - summary.voided - summary.deadLettered;

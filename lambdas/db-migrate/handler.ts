@@ -1,3 +1,4 @@
+import { withLambdaContext } from '../shared/observability';
 import { loadWorkerDeps } from '../shared/runtime';
 import { createDbMigrateHandler, DB_MIGRATE_HANDLER, resolveMigrationsDir } from './run-migrations';
 import { parseRoleSecretArns, readRoleCredentials } from './role-passwords';
@@ -6,9 +7,12 @@ const deps = loadWorkerDeps(DB_MIGRATE_HANDLER);
 const roleSecretArns = parseRoleSecretArns(process.env);
 
 /** Lambda entry point, invoked by the AWS stack on deploy when the migrations change. */
-export const handler = createDbMigrateHandler({
-  pool: deps.pool,
-  observability: deps.observability,
-  migrationsDir: resolveMigrationsDir(deps.env.migrationsDir),
-  roleCredentials: roleSecretArns.length > 0 ? () => readRoleCredentials(roleSecretArns) : undefined,
-});
+export const handler = withLambdaContext(
+  deps.observability,
+  createDbMigrateHandler({
+    pool: deps.pool,
+    observability: deps.observability,
+    migrationsDir: resolveMigrationsDir(deps.env.migrationsDir),
+    roleCredentials: roleSecretArns.length > 0 ? () => readRoleCredentials(roleSecretArns) : undefined,
+  }),
+);

@@ -1,10 +1,13 @@
 import { drainOutbox } from '../shared/outbox';
-import { emptySummary, InvocationSummary, instrumentInvocation } from '../shared/observability';
+import { emptySummary, InvocationSummary, instrumentInvocation, SummaryCounter } from '../shared/observability';
 import { WorkerDeps } from '../shared/runtime';
 import { DatabaseUnavailableError } from '../shared/errors';
 
 /** Name of the handler in logs and metrics. */
 export const OUTBOX_SWEEP_HANDLER = 'outbox-sweep';
+
+/** Metrics the sweep emits after each run (the backlog gauges come from withOutboxBacklog). */
+export const OUTBOX_SWEEP_METRICS: readonly SummaryCounter[] = ['outboxPublished'];
 
 /** What a sweep did. */
 export interface OutboxSweepSummary extends InvocationSummary {
@@ -23,7 +26,7 @@ export interface OutboxSweepSummary extends InvocationSummary {
  */
 export function createOutboxSweepHandler(deps: WorkerDeps): (event?: unknown) => Promise<OutboxSweepSummary> {
   return async () => {
-    const summary: OutboxSweepSummary = { ...emptySummary(OUTBOX_SWEEP_HANDLER), publishedToSns: 0, publishedToKafka: 0, failures: [] };
+    const summary: OutboxSweepSummary = { ...emptySummary(OUTBOX_SWEEP_HANDLER, OUTBOX_SWEEP_METRICS), publishedToSns: 0, publishedToKafka: 0, failures: [] };
     return instrumentInvocation(deps.observability, summary, 'outbox sweep failed; rows stay pending for the next sweep', async () => {
       if (!deps.publishers.sns && !deps.publishers.kafka) {
         deps.observability.logger.info('no SNS topic or Kafka producer configured; outbox rows stay unpublished');

@@ -1,7 +1,7 @@
 import { createPoolProvider } from '../shared/db';
 import { parseWorkerEnv } from '../shared/env';
 import { ConfigError } from '../shared/errors';
-import { createObservability } from '../shared/observability';
+import { createObservability, withLambdaContext } from '../shared/observability';
 import { emfEmitter, withBatchAge } from '../shared/health-metrics';
 import { createRedisClientProvider, RedisCache } from '../shared/redis';
 import { createRankingCacheHandler, parseRankingFreshnessSeconds, RANKING_CACHE_HANDLER } from './ranking-cache';
@@ -14,13 +14,18 @@ if (!env.redis) {
   throw new ConfigError('REDIS_URL', 'is not set, nor REDIS_HOST; the ranking cache writes Redis and cannot run without it');
 }
 
+const observability = createObservability(RANKING_CACHE_HANDLER);
+
 /** Lambda entry point for the `rtb-rankings-v2` Kafka trigger (consumer group `ranking-cache-writer`). */
-export const handler = withBatchAge(
-  createRankingCacheHandler({
-    pool: createPoolProvider(env.database),
-    cache: new RedisCache(createRedisClientProvider(env.redis, env.redisKeyPrefix)),
-    observability: createObservability(RANKING_CACHE_HANDLER),
-    freshnessSeconds: parseRankingFreshnessSeconds(process.env),
-  }),
-  emfEmitter(RANKING_CACHE_HANDLER),
+export const handler = withLambdaContext(
+  observability,
+  withBatchAge(
+    createRankingCacheHandler({
+      pool: createPoolProvider(env.database),
+      cache: new RedisCache(createRedisClientProvider(env.redis, env.redisKeyPrefix)),
+      observability,
+      freshnessSeconds: parseRankingFreshnessSeconds(process.env),
+    }),
+    emfEmitter(RANKING_CACHE_HANDLER),
+  ),
 );

@@ -5,7 +5,7 @@ import type { PoolProvider } from '../shared/db';
 import { ConfigError, DatabaseUnavailableError, describeCause } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { sortBatch } from '../shared/records';
-import { emptySummary, InvocationSummary, instrumentInvocation, Observability } from '../shared/observability';
+import { emptySummary, InvocationSummary, instrumentInvocation, Observability, SummaryCounter } from '../shared/observability';
 import type { RedisCache } from '../shared/redis';
 import { RANKING_HEARTBEAT_MINUTES, RankingFreshness } from '../../contracts';
 import { latestPerKey, PositionedChange, rankingChangeOf } from './rankings';
@@ -52,6 +52,9 @@ export interface RankingCacheDeps {
   /** Wall clock (epoch ms); tests pass their own. @default Date.now */
   readonly now?: () => number;
 }
+
+/** Summary metrics the ranking cache emits (its Rankings* metrics are added per invocation). */
+export const RANKING_CACHE_METRICS: readonly SummaryCounter[] = ['records', 'skipped', 'deadLettered'];
 
 /** The invocation summary plus what happened to the cache. */
 export interface RankingCacheSummary extends InvocationSummary {
@@ -222,7 +225,7 @@ export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unkno
   const now = deps.now ?? Date.now;
   return async (event) => {
     const summary: RankingCacheSummary = {
-      ...emptySummary(RANKING_CACHE_HANDLER),
+      ...emptySummary(RANKING_CACHE_HANDLER, RANKING_CACHE_METRICS),
       rankingsWritten: 0,
       rankingsDeleted: 0,
       rankingsInconsistent: 0,

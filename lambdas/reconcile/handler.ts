@@ -1,6 +1,6 @@
 import { createPoolProvider } from '../shared/db';
 import { parseDatabaseEnv } from '../shared/env';
-import { createObservability } from '../shared/observability';
+import { createObservability, withLambdaContext } from '../shared/observability';
 import { createReconcileHandler, OUTBOX_GRACE_MINUTES, RECONCILE_HANDLER } from './reconcile-ledger';
 import { ConfigError } from '../shared/errors';
 
@@ -9,9 +9,14 @@ const grace = process.env.RECONCILE_OUTBOX_GRACE_MINUTES ?? String(OUTBOX_GRACE_
 if (!/^[1-9][0-9]{0,4}$/.test(grace))
   throw new ConfigError('RECONCILE_OUTBOX_GRACE_MINUTES', `must be a whole number of minutes, got ${JSON.stringify(grace)}`);
 
+const observability = createObservability(RECONCILE_HANDLER);
+
 /** Lambda entry point (EventBridge Scheduler): checks that the ledger reconciles and reports drift. */
-export const handler = createReconcileHandler({
-  pool: createPoolProvider(parseDatabaseEnv(process.env)),
-  observability: createObservability(RECONCILE_HANDLER),
-  options: { outboxGraceMinutes: Number(grace) },
-});
+export const handler = withLambdaContext(
+  observability,
+  createReconcileHandler({
+    pool: createPoolProvider(parseDatabaseEnv(process.env)),
+    observability,
+    options: { outboxGraceMinutes: Number(grace) },
+  }),
+);

@@ -1,7 +1,7 @@
 import { Client, ClientConfig, Pool, PoolClient, PoolConfig } from 'pg';
 import { DatabaseConfig } from './env';
 import { DatabaseUnavailableError } from './errors';
-import { readCredentials } from './secrets';
+import { readCredentials, SECRETS_MANAGER, SecretReader } from './secrets';
 
 /** Gives the handler its pool; the AWS variant reads the secret on first use. */
 export type PoolProvider = () => Promise<Pool>;
@@ -40,10 +40,10 @@ const COMMON: PoolConfig = {
  * verifying the server certificate against the CA bundle Lambda installs
  * (`NODE_EXTRA_CA_CERTS`).
  */
-export function createPoolProvider(config: DatabaseConfig, overrides: PoolConfig = {}): PoolProvider {
+export function createPoolProvider(config: DatabaseConfig, overrides: PoolConfig = {}, secrets: SecretReader = SECRETS_MANAGER): PoolProvider {
   let pool: Promise<Pool> | undefined;
   return () => {
-    pool ??= build(config, overrides).catch((error: unknown) => {
+    pool ??= build(config, overrides, secrets).catch((error: unknown) => {
       pool = undefined;
       throw error;
     });
@@ -51,24 +51,68 @@ export function createPoolProvider(config: DatabaseConfig, overrides: PoolConfig
   };
 }
 
-async function build(config: DatabaseConfig, overrides: PoolConfig): Promise<Pool> {
+async function build(config: DatabaseConfig, overrides: PoolConfig, secrets: SecretReader): Promise<Pool> {
   if (config.kind === 'url') {
     return withErrorListener(new Pool({ ...COMMON, connectionString: config.url, ...overrides }));
   }
-  const credentials = await readCredentials(config.secretArn);
+  const credentials = await readCredentials(config.secretArn, secrets);
+  const reauthenticate = async (pool: Pool): Promise<void> => {
+    secrets.invalidate(config.secretArn);
+    // The pool builds every new client from its options: the user name follows the secret too.
+    pool.options.user = (await readCredentials(config.secretArn, secrets)).username;
+  };
   return withErrorListener(
-    new Pool({
+    new ReauthenticatingPool(reauthenticate, {
       ...COMMON,
       host: config.host,
       port: config.port,
       database: config.database,
       user: credentials.username,
       // A function, so a connection opened after rotation uses the current password.
-      password: async () => (await readCredentials(config.secretArn)).password,
+      password: async () => (await readCredentials(config.secretArn, secrets)).password,
       ssl: { rejectUnauthorized: true, servername: config.host },
       ...overrides,
     }),
   );
+}
+
+/** Postgres SQLSTATE of a refused password (`invalid_password`). */
+const INVALID_PASSWORD = '28P01';
+
+/**
+ * A pool that, when the server refuses the password, re-reads the secret once and connects
+ * again. After a rotation the container's cached password is stale until its cache expires;
+ * without this every new connection fails for up to ten minutes. Covers `pool.connect()` and
+ * `pool.query()` (which connects through `connect`).
+ */
+class ReauthenticatingPool extends Pool {
+  constructor(
+    private readonly reauthenticate: (pool: Pool) => Promise<void>,
+    config: PoolConfig,
+  ) {
+    super(config);
+  }
+
+  override connect(): Promise<PoolClient>;
+  override connect(callback: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): void;
+  override connect(callback?: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): Promise<PoolClient> | void {
+    const connected = this.connectOrReauthenticate();
+    if (!callback) return connected;
+    connected.then(
+      (client) => callback(undefined, client, (release?: unknown) => client.release(release as Error | boolean | undefined)),
+      (error: Error) => callback(error, undefined, () => undefined),
+    );
+  }
+
+  private async connectOrReauthenticate(): Promise<PoolClient> {
+    try {
+      return await super.connect();
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code !== INVALID_PASSWORD) throw error;
+      await this.reauthenticate(this);
+      return super.connect();
+    }
+  }
 }
 
 function withErrorListener(pool: Pool): Pool {

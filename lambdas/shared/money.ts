@@ -49,3 +49,19 @@ export function checkInformationalAmount(text: string): string | undefined {
   if (micros > MAX_MICROS) return `must be at most ${MAX_CLICK_AMOUNT}, got ${text}`;
   return undefined;
 }
+
+const NON_NEGATIVE_DECIMAL = /^([0-9]+)(?:\.([0-9]+))?$/;
+
+/**
+ * Exact sum of two non-negative decimal strings as Postgres prints NUMERIC (`"12.50"`), at the
+ * larger of their scales. For totals the database computed in separate statements (the
+ * compensation waves); never for deciding an amount.
+ */
+export function addAmounts(a: string, b: string): string {
+  const [ma, mb] = [NON_NEGATIVE_DECIMAL.exec(a), NON_NEGATIVE_DECIMAL.exec(b)];
+  if (!ma || !mb) throw new RangeError(`addAmounts takes non-negative decimals, got ${JSON.stringify(a.slice(0, 32))} and ${JSON.stringify(b.slice(0, 32))}`);
+  const scale = Math.max(ma[2]?.length ?? 0, mb[2]?.length ?? 0);
+  const units = (m: RegExpExecArray) => BigInt(m[1] + (m[2] ?? '').padEnd(scale, '0'));
+  const digits = (units(ma) + units(mb)).toString().padStart(scale + 1, '0');
+  return scale === 0 ? digits : `${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
+}

@@ -1,5 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
 import { describeCause } from './errors';
 
 /** CloudWatch namespace of every worker metric. */
@@ -42,12 +43,41 @@ export interface InvocationSummary {
   dbRoundTrips: number;
   /** Wall-clock time of the invocation. */
   elapsedMs: number;
+  /**
+   * Money charged by this invocation: the sum of the DEDUCT amounts it inserted, as the
+   * database's NUMERIC text. Only on the summary of a function that charges.
+   */
+  chargedAmount?: string;
+  /** Money refunded by this invocation: the sum of the REFUND amounts it inserted. Only on the summary of a function that refunds. */
+  refundedAmount?: string;
+  /** The counters this function emits as metrics (the others are meaningless for it, not zero). */
+  readonly emits: readonly SummaryCounter[];
 }
 
-/** A zeroed summary for `handler`. */
-export function emptySummary(handler: string): InvocationSummary {
+/** Counters of an {@link InvocationSummary} that can be emitted as metrics. */
+export type SummaryCounter = 'records' | 'charged' | 'skipped' | 'deadLettered' | 'refunded' | 'voided' | 'outboxPublished' | 'cacheFailures';
+
+/** Metric name of each summary counter (alarms and the dashboard use these names). */
+export const SUMMARY_METRICS: Readonly<Record<SummaryCounter, string>> = {
+  records: 'RecordsReceived',
+  charged: 'ClicksCharged',
+  skipped: 'RecordsSkipped',
+  deadLettered: 'RecordsDeadLettered',
+  refunded: 'ClicksRefunded',
+  voided: 'ClicksVoided',
+  outboxPublished: 'OutboxPublished',
+  cacheFailures: 'CacheUnavailable',
+};
+
+/**
+ * A zeroed summary for `handler`, which emits the metrics of `emits` (and `InvocationMs`) after
+ * each invocation. A counter that means nothing for the function is left out rather than
+ * emitted as 0: a scheduled job reporting `ClicksCharged=0` would blur the charging alarms.
+ */
+export function emptySummary(handler: string, emits: readonly SummaryCounter[]): InvocationSummary {
   return {
     handler,
+    emits,
     records: 0,
     charged: 0,
     skipped: 0,
@@ -59,6 +89,77 @@ export function emptySummary(handler: string): InvocationSummary {
     cacheFailures: 0,
     dbRoundTrips: 0,
     elapsedMs: 0,
+  };
+}
+
+/** First and last offset of one topic-partition of a Kafka batch. */
+export interface PartitionCoordinates {
+  /** Topic name. */
+  readonly topic: string;
+  /** Partition number. */
+  readonly partition: number;
+  /** Lowest offset in the batch for this partition. */
+  readonly firstOffset: number;
+  /** Highest offset in the batch for this partition. */
+  readonly lastOffset: number;
+  /** Records of this partition in the batch. */
+  readonly records: number;
+}
+
+/**
+ * Where a Lambda Kafka batch came from, per topic-partition: what an on-call engineer needs to
+ * replay it (`npm run replay`) or find it on the on-failure queue. Undefined for an event that
+ * is not a Kafka batch (a schedule). The event is untrusted input: records without a usable
+ * offset are counted but do not move the offsets, and a partition with none is left out.
+ */
+export function kafkaBatchCoordinates(event: unknown): PartitionCoordinates[] | undefined {
+  const records = (event as { records?: unknown } | null | undefined)?.records;
+  if (typeof records !== 'object' || records === null || Array.isArray(records)) return undefined;
+  const coordinates: PartitionCoordinates[] = [];
+  for (const [key, list] of Object.entries(records as Record<string, unknown>)) {
+    if (!Array.isArray(list)) continue;
+    let first: number | undefined;
+    let last: number | undefined;
+    let topic: string | undefined;
+    let partition: number | undefined;
+    for (const raw of list as Array<{ topic?: unknown; partition?: unknown; offset?: unknown } | null>) {
+      topic ??= typeof raw?.topic === 'string' ? raw.topic : undefined;
+      partition ??= Number.isSafeInteger(raw?.partition) ? (raw?.partition as number) : undefined;
+      const offset = raw?.offset;
+      if (!Number.isSafeInteger(offset)) continue;
+      first = first === undefined ? (offset as number) : Math.min(first, offset as number);
+      last = last === undefined ? (offset as number) : Math.max(last, offset as number);
+    }
+    if (first === undefined || last === undefined) continue;
+    const separator = key.lastIndexOf('-');
+    coordinates.push({
+      topic: topic ?? (separator > 0 ? key.slice(0, separator) : key),
+      partition: partition ?? Number(key.slice(separator + 1)),
+      firstOffset: first,
+      lastOffset: last,
+      records: list.length,
+    });
+  }
+  return coordinates;
+}
+
+/**
+ * Wraps a Lambda entry point so every line it logs carries the Powertools Lambda context
+ * (`function_request_id`, `cold_start`, `function_name`, ...) and, for a Kafka batch, the
+ * batch's coordinates under `kafka`. The keys are dropped after the invocation, so a warm
+ * container never logs the previous batch's coordinates.
+ */
+export function withLambdaContext<E, R>(observability: Observability, handler: (event: E) => Promise<R>): (event: E, context?: Context) => Promise<R> {
+  const { logger } = observability;
+  return async (event, context) => {
+    if (context) logger.addContext(context);
+    const kafka = kafkaBatchCoordinates(event);
+    if (kafka) logger.appendKeys({ kafka });
+    try {
+      return await handler(event);
+    } finally {
+      if (kafka) logger.removeKeys(['kafka']);
+    }
   };
 }
 
@@ -77,18 +178,12 @@ export function createObservability(serviceName: string): Observability {
 export function reportInvocation(observability: Observability, summary: InvocationSummary): void {
   const { logger, metrics } = observability;
   try {
-    logger.info('invocation summary', { summary });
+    const { emits: _emits, ...line } = summary;
+    logger.info('invocation summary', { summary: line });
     const count = MetricUnit.Count;
-    metrics.addMetric('RecordsReceived', count, summary.records);
-    metrics.addMetric('ClicksCharged', count, summary.charged);
-    metrics.addMetric('RecordsSkipped', count, summary.skipped);
-    metrics.addMetric('RecordsDeadLettered', count, summary.deadLettered);
-    metrics.addMetric('ClicksRefunded', count, summary.refunded);
-    metrics.addMetric('ClicksVoided', count, summary.voided);
-    metrics.addMetric('OutboxPublished', count, summary.outboxPublished);
-    metrics.addMetric('CacheUnavailable', count, summary.cacheFailures);
+    for (const counter of summary.emits) metrics.addMetric(SUMMARY_METRICS[counter], count, summary[counter]);
     metrics.addMetric('InvocationMs', MetricUnit.Milliseconds, summary.elapsedMs);
-    if (summary.handler === 'compensation') {
+    if (summary.emits.includes('refunded')) {
       // Numerator of the duplicate-click rate alarm (DuplicateClicks / ClicksCharged).
       metrics.addMetric('DuplicateClicks', count, summary.refunded + summary.voided);
     }

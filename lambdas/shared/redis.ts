@@ -1,6 +1,6 @@
 import Redis, { RedisOptions } from 'ioredis';
 import { RedisConfig } from './env';
-import { readAuthToken } from './secrets';
+import { readAuthToken, SECRETS_MANAGER, SecretReader } from './secrets';
 
 /**
  * Fail-fast client settings (ioredis 5 option names). The cache is never needed for
@@ -169,12 +169,17 @@ export class RedisCache {
 /**
  * Creates the module-scope Redis client provider. Locally from `REDIS_URL`; in AWS with TLS
  * (certificate verified) and the AUTH token from Secrets Manager. `keyPrefix` isolates a
- * keyspace (tests).
+ * keyspace (tests); `overrides` apply last.
  */
-export function createRedisClientProvider(config: RedisConfig, keyPrefix: string, overrides: RedisOptions = {}): () => Promise<Redis> {
+export function createRedisClientProvider(
+  config: RedisConfig,
+  keyPrefix: string,
+  overrides: RedisOptions = {},
+  secrets: SecretReader = SECRETS_MANAGER,
+): () => Promise<Redis> {
   let client: Promise<Redis> | undefined;
   return () => {
-    client ??= build(config, keyPrefix, overrides).catch((error: unknown) => {
+    client ??= build(config, keyPrefix, overrides, secrets).catch((error: unknown) => {
       client = undefined;
       throw error;
     });
@@ -182,19 +187,47 @@ export function createRedisClientProvider(config: RedisConfig, keyPrefix: string
   };
 }
 
-async function build(config: RedisConfig, keyPrefix: string, overrides: RedisOptions): Promise<Redis> {
-  const options: RedisOptions = { ...FAIL_FAST_OPTIONS, keyPrefix, ...overrides };
+async function build(config: RedisConfig, keyPrefix: string, overrides: RedisOptions, secrets: SecretReader): Promise<Redis> {
+  const options: RedisOptions = { ...FAIL_FAST_OPTIONS, keyPrefix };
   const client =
     config.kind === 'url'
-      ? new Redis(config.url, options)
+      ? new Redis(config.url, { ...options, ...overrides })
       : new Redis({
           ...options,
           host: config.host,
           port: config.port,
-          password: config.authSecretArn ? await readAuthToken(config.authSecretArn) : undefined,
+          password: config.authSecretArn ? await readAuthToken(config.authSecretArn, secrets) : undefined,
           tls: { servername: config.host },
+          ...overrides,
         });
   // Without a listener ioredis prints every reconnect failure; the cache reports them itself.
   client.on('error', () => undefined);
+  if (config.kind === 'tls' && config.authSecretArn) refreshTokenOnAuthFailure(client, config.authSecretArn, secrets);
   return client;
+}
+
+/** A re-read of the AUTH token after a refusal waits at least this long after the previous one. */
+export const AUTH_TOKEN_REREAD_MS = 10_000;
+
+/**
+ * During an ElastiCache token rotation (ROTATE, then SET) the container's cached token goes
+ * stale: connections made before SET stay logged in, but the next reconnect is refused
+ * (WRONGPASS, or NOAUTH). ioredis reconnects by itself with `options.password`, so on a refusal
+ * the token is re-read from Secrets Manager (at most once per AUTH_TOKEN_REREAD_MS) and the
+ * next attempt uses it.
+ */
+function refreshTokenOnAuthFailure(client: Redis, secretArn: string, secrets: SecretReader): void {
+  let lastRead = 0;
+  client.on('error', (error: Error) => {
+    if (!/^(WRONGPASS|NOAUTH)/.test(error?.message ?? '') || Date.now() - lastRead < AUTH_TOKEN_REREAD_MS) return;
+    lastRead = Date.now();
+    secrets.invalidate(secretArn);
+    readAuthToken(secretArn, secrets).then(
+      (token) => {
+        client.options.password = token;
+      },
+      // Secrets Manager unreachable: the next refusal after the interval tries again.
+      () => undefined,
+    );
+  });
 }

@@ -32,9 +32,28 @@ export async function readSecretString(secretArn: string): Promise<string> {
   return value;
 }
 
+/**
+ * Forgets the cached value of `secretArn`, so the next read asks Secrets Manager. Called when
+ * the server refused the credentials (the secret was rotated since it was cached).
+ */
+export function invalidateSecret(secretArn: string): void {
+  cache.delete(secretArn);
+}
+
+/** Where the connection code reads secrets from: Secrets Manager (cached), or a fake in tests. */
+export interface SecretReader {
+  /** The secret string, possibly from the per-container cache. */
+  read(secretArn: string): Promise<string>;
+  /** Drops the cached value so the next `read` fetches the current one. */
+  invalidate(secretArn: string): void;
+}
+
+/** Secrets Manager through the per-container cache. */
+export const SECRETS_MANAGER: SecretReader = { read: readSecretString, invalidate: invalidateSecret };
+
 /** Reads a `{"username","password"}` secret. */
-export async function readCredentials(secretArn: string): Promise<Credentials> {
-  const raw = await readSecretString(secretArn);
+export async function readCredentials(secretArn: string, secrets: SecretReader = SECRETS_MANAGER): Promise<Credentials> {
+  const raw = await secrets.read(secretArn);
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -50,8 +69,8 @@ export async function readCredentials(secretArn: string): Promise<Credentials> {
 }
 
 /** Reads a Redis AUTH token stored as a plain string or as `{"password"}` / `{"token"}`. */
-export async function readAuthToken(secretArn: string): Promise<string> {
-  const raw = await readSecretString(secretArn);
+export async function readAuthToken(secretArn: string, secrets: SecretReader = SECRETS_MANAGER): Promise<string> {
+  const raw = await secrets.read(secretArn);
   if (!raw.trimStart().startsWith('{')) return raw;
   try {
     const record = JSON.parse(raw) as Record<string, unknown>;

@@ -90,6 +90,8 @@ export function fakeHandoffs(config: EnvironmentConfig): FakeHandoffs {
       bootstrapServers: `pkc-abc12.${config.aws.region}.aws.confluent.cloud:9092`,
       consumerSecretArn: secretArn(config, `adstream/${config.name}/kafka/workers-consumer`),
       producerSecretArn: secretArn(config, `adstream/${config.name}/kafka/workers-producer`),
+      standbyConsumerSecretArn: secretArn(config, `adstream/${config.name}/kafka/workers-consumer-green`),
+      standbyProducerSecretArn: secretArn(config, `adstream/${config.name}/kafka/workers-producer-green`),
       campaignEventsSchemaId: 100003,
     },
   };
