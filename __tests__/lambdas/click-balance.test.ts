@@ -1,5 +1,6 @@
 import type Redis from 'ioredis';
 import { createClickBalanceHandler, dailyBudgetKey, dailySpendKey } from '../../lambdas/click-balance/charge-clicks';
+import { campaignStatusOutboxColumns } from '../../lambdas/shared/outbox';
 import { adEventsBatch, clickEvent, kafkaEvent, jsonBytes, withWireHeader } from './support/kafka-fixtures';
 import { balanceOf, budgetDayOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign, startOfNextDay, testRedis } from './support/test-database';
 
@@ -444,5 +445,34 @@ describe('click-balance conflicts end in a charge or a dead letter', () => {
     );
     expect(summary).toMatchObject({ charged: 0, deadLettered: 2 });
     expect((await lettersOf('kafka_partition = 12')).map((l) => l.reason)).toEqual(['CONTRACT_VIOLATION', 'CONTRACT_VIOLATION']);
+  });
+});
+
+describe('click-balance charges a clean batch in one round trip, any other the long way', () => {
+  test('a batch with nothing to dead-letter is locked, priced, charged and committed in one database round trip', async () => {
+    await seedAdvertiser(stores.pool, 241, '1000');
+    await seedCampaign(stores.pool, { campaignId: 2411, advertiserId: 241, cpc: '10', dailyBudget: null });
+    const click = clickEvent(2411, 241);
+    const summary = await createClickBalanceHandler(deps())(adEventsBatch([click, click, clickEvent(2411, 241)], 13, 0));
+    expect(summary).toMatchObject({ records: 3, charged: 2, deadLettered: 0, skipped: 1, dbRoundTrips: 1 });
+    expect(await balanceOf(stores.pool, 241)).toBe('980');
+  });
+
+  test('a CPC the database accepts but no click may cost sends the batch the long way: the other clicks charged, that one dead-lettered', async () => {
+    await seedAdvertiser(stores.pool, 251, '100000000');
+    await seedCampaign(stores.pool, { campaignId: 2511, advertiserId: 251, cpc: '10000000.000001', dailyBudget: null });
+    await seedCampaign(stores.pool, { campaignId: 2512, advertiserId: 251, cpc: '10000000', dailyBudget: null });
+    const summary = await createClickBalanceHandler(deps())(adEventsBatch([clickEvent(2511, 251), clickEvent(2512, 251)], 14, 0));
+    expect(summary).toMatchObject({ charged: 1, deadLettered: 1 });
+    expect(summary.dbRoundTrips).toBeGreaterThan(1);
+    const letters = await stores.pool.query("SELECT reason, detail FROM dead_letters WHERE handler = 'click-balance' AND kafka_partition = 14");
+    expect(letters.rows).toEqual([{ reason: 'NO_PRICE', detail: 'campaign 2511 cpc must be at most 10000000, got 10000000.000001' }]);
+    expect(await balanceOf(stores.pool, 251)).toBe('90000000');
+  });
+
+  test('the charge function writes the CAMPAIGN_PAUSED outbox columns campaignStatusOutboxColumns() defines', async () => {
+    const { rows } = await stores.pool.query<{ body: string }>("SELECT prosrc AS body FROM pg_proc WHERE proname = 'adstream_charge_priced_clicks'");
+    const squash = (sql: string) => sql.replace(/\s+/g, ' ');
+    expect(squash(rows[0].body)).toContain(squash(`SELECT ${campaignStatusOutboxColumns('CAMPAIGN_PAUSED', 'p', 'p.spend_date')} FROM paused p`));
   });
 });

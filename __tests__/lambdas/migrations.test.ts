@@ -3,6 +3,7 @@
  * filled the way the old workers left it, then the later migrations run over it.
  */
 import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
@@ -11,6 +12,11 @@ import { reconcileLedger } from '../../lambdas/reconcile/reconcile-ledger';
 import { createTestDatabase, migrate, REPO_ROOT, TestDatabase, workerDeps } from './support/test-database';
 
 const run = promisify(execFile);
+
+/** How many migrations run from `name` on (itself included): what `down N` rolls back to just before it. */
+function migrationsFrom(name: string): number {
+  return readdirSync(path.join(REPO_ROOT, 'db/migrations')).filter((file) => file.endsWith('.sql') && file >= name).length;
+}
 
 async function migrateFirstOnly(url: string, count = 1): Promise<void> {
   const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
@@ -146,12 +152,25 @@ describe('migrations', () => {
 
   test('the ledger-entries migration records an opening ADJUSTMENT per advertiser so that balance = Σ ledger, and reconciles', async () => {
     // Continues on the database above (released schema + data, money defects migrated): roll the
-    // ledger migrations back (the partitioned ledger after it, then the entries), add legacy balances and charges, migrate again.
+    // ledger migrations back (every later one, the partitioned ledger among them, then the entries), add legacy balances and charges, migrate again.
     const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
-    await run(process.execPath, [bin, 'down', '2', '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, DATABASE_URL: db.url },
-    });
+    await run(
+      process.execPath,
+      [
+        bin,
+        'down',
+        String(migrationsFrom('1764700000000_ledger-entries.sql')),
+        '--migrations-dir',
+        'db/migrations',
+        '--use-glob=false',
+        '--migration-file-language',
+        'sql',
+      ],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, DATABASE_URL: db.url },
+      },
+    );
     await db.pool.query(`
       INSERT INTO advertisers (advertiser_id, balance) VALUES (2, 0), (3, 55.000001);
       INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date)

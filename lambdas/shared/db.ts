@@ -1,4 +1,4 @@
-import { Client, ClientConfig, Pool, PoolClient, PoolConfig } from 'pg';
+import { Client, ClientConfig, Pool, PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg';
 import { DatabaseConfig } from './env';
 import { DatabaseUnavailableError } from './errors';
 import { readCredentials } from './secrets';
@@ -135,6 +135,30 @@ export async function withTransaction<T>(
 function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   return typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57');
+}
+
+/**
+ * Runs one statement outside an explicit transaction (it commits on its own, in the same round
+ * trip) on a pooled connection. A failure discards the connection if it broke and surfaces as
+ * `DatabaseUnavailableError` whose `cause` is the driver's error (with its SQLSTATE `code`).
+ */
+export async function runStatement<R extends QueryResultRow>(pools: PoolProvider, operation: string, text: string, values: unknown[]): Promise<QueryResult<R>> {
+  let client: PoolClient;
+  try {
+    const pool = await pools();
+    client = await pool.connect();
+  } catch (cause) {
+    throw new DatabaseUnavailableError(operation, { cause });
+  }
+  const release = guardCheckedOutClient(client);
+  try {
+    const result = await client.query<R>(text, values);
+    release();
+    return result;
+  } catch (cause) {
+    release(isConnectionError(cause) ? (cause as Error) : undefined);
+    throw new DatabaseUnavailableError(operation, { cause });
+  }
 }
 
 /**
