@@ -29,9 +29,18 @@
 -- Returns {charged, voided, outbox_written, advertisers_debited, spend: [{campaign_id,
 -- spend_date, spend, daily_budget}], unaccounted: [{event_id, charged_advertiser_id,
 -- charged_campaign_id}]}.
+--
+-- Its plan is made once per session and kept (force_generic_plan), so its shape must not depend
+-- on how big the tables were at that moment: a plan made on the empty partition of a new day
+-- would otherwise sort and merge the whole partition on every batch once it holds millions of
+-- rows. Without sequential scans and merge joins, every lookup of the ledger, the voids, the
+-- campaigns and the day spend is an index probe per row of the batch, whatever the table size.
 CREATE FUNCTION adstream_charge_priced_clicks(text[], bigint[], bigint[], numeric[], bigint[], text, date, date, date)
 RETURNS json
 LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_mergejoin = off
 AS $fn$
 DECLARE
   result json;
@@ -64,7 +73,9 @@ BEGIN
                         WHERE o.event_id = i.event_id AND o.type = 'DEDUCT'
                           AND o.spend_date BETWEEN $8::date - 2 AND $9::date + 2
                           -- Run-time pruning per click: only the partitions of those two days.
-                          AND o.spend_date IN (i.spend_date - 1, i.spend_date + 1))
+                          AND o.spend_date IN (i.spend_date - 1, i.spend_date + 1)
+                        -- OFFSET 0 keeps this a probe per click (never a join over whole partitions).
+                        OFFSET 0)
      ORDER BY i.event_id
     ON CONFLICT ON CONSTRAINT ad_balance_histories_event_type_key DO NOTHING
     RETURNING event_id, amount, advertiser_id, campaign_id, spend_date
@@ -75,8 +86,12 @@ BEGIN
     -- this statement's snapshot (charged_* null: the caller looks again).
     SELECT i.event_id, d.advertiser_id::text AS charged_advertiser_id, d.campaign_id::text AS charged_campaign_id
       FROM input i
-      LEFT JOIN ad_balance_histories d ON d.event_id = i.event_id AND d.type = 'DEDUCT'
-            AND d.spend_date BETWEEN $8::date - 2 AND $9::date + 2 AND d.spend_date BETWEEN i.spend_date - 1 AND i.spend_date + 1
+      LEFT JOIN LATERAL (
+        SELECT d.event_id, d.advertiser_id, d.campaign_id FROM ad_balance_histories d
+         WHERE d.event_id = i.event_id AND d.type = 'DEDUCT'
+           AND d.spend_date BETWEEN $8::date - 2 AND $9::date + 2 AND d.spend_date BETWEEN i.spend_date - 1 AND i.spend_date + 1
+        OFFSET 0
+      ) d ON true
      WHERE i.event_id NOT IN (SELECT event_id FROM charged)
        AND i.event_id NOT IN (SELECT event_id FROM voided)
        AND (d.event_id IS NULL OR d.advertiser_id <> i.advertiser_id OR d.campaign_id <> i.campaign_id)
@@ -201,6 +216,9 @@ $fn$;
 CREATE FUNCTION adstream_charge_clicks(text[], bigint[], bigint[], bigint[], text, date, date, date)
 RETURNS json
 LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_mergejoin = off
 AS $fn$
 DECLARE
   amounts numeric[];
