@@ -399,6 +399,42 @@ describe('click-balance conflicts end in a charge or a dead letter', () => {
     }
   });
 
+  test('the same event ids on two advertisers in concurrent batches a day apart (two partitions) are charged once', async () => {
+    await seedAdvertiser(stores.pool, 261, '10000');
+    await seedAdvertiser(stores.pool, 262, '10000');
+    await seedCampaign(stores.pool, { campaignId: 2611, advertiserId: 261, cpc: '10', dailyBudget: null });
+    await seedCampaign(stores.pool, { campaignId: 2621, advertiserId: 262, cpc: '10', dailyBudget: null });
+    // Both batches are inside their charge statements together; the unique key cannot meet them
+    // (another day, another partition), and neither snapshot sees the other's uncommitted DEDUCT.
+    await stores.pool.query(`
+      CREATE FUNCTION slow_dated() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.event_id LIKE 'dated-%' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER slow_dated BEFORE INSERT ON ad_balance_histories FOR EACH ROW EXECUTE FUNCTION slow_dated();`);
+    try {
+      const ids = Array.from({ length: 6 }, (_, i) => `dated-${i}`);
+      const now = Date.now();
+      const today = adEventsBatch(
+        ids.map((id) => clickEvent(2611, 261, { event_id: id, event_ts: now })),
+        15,
+        0,
+      );
+      const yesterday = adEventsBatch(
+        [...ids].reverse().map((id) => clickEvent(2621, 262, { event_id: id, event_ts: now - 24 * 3600 * 1000 })),
+        16,
+        0,
+      );
+      const [a, b] = await Promise.all([createClickBalanceHandler(deps())(today), createClickBalanceHandler(deps())(yesterday)]);
+      expect(await countRows(stores.pool, 'ad_balance_histories', "event_id LIKE 'dated-%'")).toBe(6);
+      expect(a.charged + b.charged).toBe(6);
+      expect(a.deadLettered + b.deadLettered).toBe(6);
+      expect(new Set((await lettersOf('kafka_partition IN (15, 16)')).map((l) => l.reason))).toEqual(new Set(['EVENT_ID_CONFLICT']));
+      const total = BigInt((await balanceOf(stores.pool, 261)).split('.')[0]) + BigInt((await balanceOf(stores.pool, 262)).split('.')[0]);
+      expect(total).toBe(20000n - 60n);
+    } finally {
+      await stores.pool.query('DROP TRIGGER slow_dated ON ad_balance_histories; DROP FUNCTION slow_dated();');
+    }
+  });
+
   test('an id already charged to another advertiser is dead-lettered, a replay of the same click is not', async () => {
     await seedAdvertiser(stores.pool, 211, '1000');
     await seedAdvertiser(stores.pool, 212, '1000');
