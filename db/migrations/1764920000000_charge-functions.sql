@@ -45,6 +45,14 @@ AS $fn$
 DECLARE
   result json;
 BEGIN
+  -- One lock per event id (transaction advisory lock on its 64-bit hash), in key order, after the
+  -- advertiser locks and before the charge's snapshot: two batches carrying the same event id
+  -- on other days and other advertisers (so neither the unique key, which includes the day, nor
+  -- an advertiser lock meets them) charge it one after the other, and the second sees the
+  -- first's DEDUCT in the day before or after. Key order cannot deadlock: every charge takes
+  -- these locks last, in the same order.
+  PERFORM pg_advisory_xact_lock(k.key)
+     FROM (SELECT DISTINCT hashtextextended(e, 0) AS key FROM unnest($1) AS e ORDER BY 1 OFFSET 0) k;
   WITH input AS (
     -- $7 is the current budget day (of the handler's clock). Thresholds and pauses are decided
     -- for this day only: a late click of yesterday never pauses today, and a click dated
