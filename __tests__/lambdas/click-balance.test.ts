@@ -363,76 +363,55 @@ describe('click-balance conflicts end in a charge or a dead letter', () => {
       )
     ).rows;
 
-  test('the same event ids on two advertisers in concurrent batches neither deadlock nor vanish', async () => {
-    await seedAdvertiser(stores.pool, 201, '10000');
-    await seedAdvertiser(stores.pool, 202, '10000');
-    await seedCampaign(stores.pool, { campaignId: 2011, advertiserId: 201, cpc: '10', dailyBudget: null });
-    await seedCampaign(stores.pool, { campaignId: 2021, advertiserId: 202, cpc: '10', dailyBudget: null });
-    // Each DEDUCT insert takes a while, so two batches are inside their charge statements together.
+  /**
+   * Two batches of the same six event ids, one per advertiser (ids `<prefix>-0…5`, in opposite
+   * orders), charged concurrently while each DEDUCT insert takes a while, so both are inside their
+   * charge statements together; the second batch's clicks are dated `secondDayOffsetMs` earlier.
+   * Exactly six DEDUCTs, six conflicts dead-lettered, 60 charged in all.
+   */
+  async function raceTheSameIds(prefix: string, advertisers: readonly [number, number], partitions: readonly [number, number], secondDayOffsetMs: number) {
+    for (const advertiser of advertisers) {
+      await seedAdvertiser(stores.pool, advertiser, '10000');
+      await seedCampaign(stores.pool, { campaignId: advertiser * 10 + 1, advertiserId: advertiser, cpc: '10', dailyBudget: null });
+    }
     await stores.pool.query(`
-      CREATE FUNCTION slow_deduct() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.event_id LIKE 'shared-%' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER slow_deduct BEFORE INSERT ON ad_balance_histories FOR EACH ROW EXECUTE FUNCTION slow_deduct();`);
+      CREATE FUNCTION slow_${prefix}() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.event_id LIKE '${prefix}-%' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER slow_${prefix} BEFORE INSERT ON ad_balance_histories FOR EACH ROW EXECUTE FUNCTION slow_${prefix}();`);
     try {
-      const ids = Array.from({ length: 6 }, (_, i) => `shared-${i}`);
-      const first = adEventsBatch(
-        ids.map((id) => clickEvent(2011, 201, { event_id: id })),
-        7,
-        0,
+      const ids = Array.from({ length: 6 }, (_, i) => `${prefix}-${i}`);
+      const now = Date.now();
+      const batches = advertisers.map((advertiser, i) =>
+        adEventsBatch(
+          (i === 0 ? ids : [...ids].reverse()).map((id) =>
+            clickEvent(advertiser * 10 + 1, advertiser, { event_id: id, event_ts: now - i * secondDayOffsetMs }),
+          ),
+          partitions[i],
+          0,
+        ),
       );
-      const second = adEventsBatch(
-        [...ids].reverse().map((id) => clickEvent(2021, 202, { event_id: id })),
-        8,
-        0,
-      );
-      const [a, b] = await Promise.all([createClickBalanceHandler(deps())(first), createClickBalanceHandler(deps())(second)]);
+      const [a, b] = await Promise.all(batches.map((batch) => createClickBalanceHandler(deps())(batch)));
+      expect(await countRows(stores.pool, 'ad_balance_histories', `event_id LIKE '${prefix}-%'`)).toBe(6);
       expect(a.charged + b.charged).toBe(6);
       expect(a.deadLettered + b.deadLettered).toBe(6);
-      expect(await countRows(stores.pool, 'ad_balance_histories', "event_id LIKE 'shared-%'")).toBe(6);
-      const letters = await lettersOf('kafka_partition IN (7, 8)');
+      const letters = await lettersOf(`kafka_partition IN (${partitions.join(', ')})`);
       expect(letters).toHaveLength(6);
       expect(new Set(letters.map((l) => l.reason))).toEqual(new Set(['EVENT_ID_CONFLICT']));
-      const total = BigInt((await balanceOf(stores.pool, 201)).split('.')[0]) + BigInt((await balanceOf(stores.pool, 202)).split('.')[0]);
-      expect(total).toBe(20000n - 60n);
+      const balances = await Promise.all(advertisers.map((advertiser) => balanceOf(stores.pool, advertiser)));
+      expect(balances.reduce((sum, balance) => sum + BigInt(balance.split('.')[0]), 0n)).toBe(20000n - 60n);
     } finally {
-      await stores.pool.query('DROP TRIGGER slow_deduct ON ad_balance_histories; DROP FUNCTION slow_deduct();');
+      await stores.pool.query(`DROP TRIGGER slow_${prefix} ON ad_balance_histories; DROP FUNCTION slow_${prefix}();`);
     }
+  }
+
+  test('the same event ids on two advertisers in concurrent batches neither deadlock nor vanish', async () => {
+    await raceTheSameIds('shared', [201, 202], [7, 8], 0);
   });
 
   test('the same event ids on two advertisers in concurrent batches a day apart (two partitions) are charged once', async () => {
-    await seedAdvertiser(stores.pool, 261, '10000');
-    await seedAdvertiser(stores.pool, 262, '10000');
-    await seedCampaign(stores.pool, { campaignId: 2611, advertiserId: 261, cpc: '10', dailyBudget: null });
-    await seedCampaign(stores.pool, { campaignId: 2621, advertiserId: 262, cpc: '10', dailyBudget: null });
-    // Both batches are inside their charge statements together; the unique key cannot meet them
-    // (another day, another partition), and neither snapshot sees the other's uncommitted DEDUCT.
-    await stores.pool.query(`
-      CREATE FUNCTION slow_dated() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.event_id LIKE 'dated-%' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER slow_dated BEFORE INSERT ON ad_balance_histories FOR EACH ROW EXECUTE FUNCTION slow_dated();`);
-    try {
-      const ids = Array.from({ length: 6 }, (_, i) => `dated-${i}`);
-      const now = Date.now();
-      const today = adEventsBatch(
-        ids.map((id) => clickEvent(2611, 261, { event_id: id, event_ts: now })),
-        15,
-        0,
-      );
-      const yesterday = adEventsBatch(
-        [...ids].reverse().map((id) => clickEvent(2621, 262, { event_id: id, event_ts: now - 24 * 3600 * 1000 })),
-        16,
-        0,
-      );
-      const [a, b] = await Promise.all([createClickBalanceHandler(deps())(today), createClickBalanceHandler(deps())(yesterday)]);
-      expect(await countRows(stores.pool, 'ad_balance_histories', "event_id LIKE 'dated-%'")).toBe(6);
-      expect(a.charged + b.charged).toBe(6);
-      expect(a.deadLettered + b.deadLettered).toBe(6);
-      expect(new Set((await lettersOf('kafka_partition IN (15, 16)')).map((l) => l.reason))).toEqual(new Set(['EVENT_ID_CONFLICT']));
-      const total = BigInt((await balanceOf(stores.pool, 261)).split('.')[0]) + BigInt((await balanceOf(stores.pool, 262)).split('.')[0]);
-      expect(total).toBe(20000n - 60n);
-    } finally {
-      await stores.pool.query('DROP TRIGGER slow_dated ON ad_balance_histories; DROP FUNCTION slow_dated();');
-    }
+    // The unique key cannot meet them (another day, another partition), and neither statement's
+    // snapshot sees the other's uncommitted DEDUCT: only the event-id locks serialize them.
+    await raceTheSameIds('dated', [261, 262], [15, 16], 24 * 3600 * 1000);
   });
 
   test('an id already charged to another advertiser is dead-lettered, a replay of the same click is not', async () => {

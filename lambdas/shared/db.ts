@@ -96,14 +96,7 @@ export async function withTransaction<T>(
   operation: string,
   work: (client: TransactionClient) => Promise<T>,
 ): Promise<{ result: T; roundTrips: number }> {
-  let client: PoolClient;
-  try {
-    const pool = await pools();
-    client = await pool.connect();
-  } catch (cause) {
-    throw new DatabaseUnavailableError(operation, { cause });
-  }
-  const release = guardCheckedOutClient(client);
+  const { client, release } = await checkOut(pools, operation);
   let roundTrips = 0;
   const counted: TransactionClient = {
     query: ((...args: Parameters<PoolClient['query']>) => {
@@ -132,6 +125,18 @@ export async function withTransaction<T>(
   }
 }
 
+/** A pooled connection with its guarded release; a failure to get one is `DatabaseUnavailableError`. */
+async function checkOut(pools: PoolProvider, operation: string): Promise<{ client: PoolClient; release: (error?: Error) => void }> {
+  let client: PoolClient;
+  try {
+    const pool = await pools();
+    client = await pool.connect();
+  } catch (cause) {
+    throw new DatabaseUnavailableError(operation, { cause });
+  }
+  return { client, release: guardCheckedOutClient(client) };
+}
+
 function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   return typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57');
@@ -143,14 +148,7 @@ function isConnectionError(error: unknown): boolean {
  * `DatabaseUnavailableError` whose `cause` is the driver's error (with its SQLSTATE `code`).
  */
 export async function runStatement<R extends QueryResultRow>(pools: PoolProvider, operation: string, text: string, values: unknown[]): Promise<QueryResult<R>> {
-  let client: PoolClient;
-  try {
-    const pool = await pools();
-    client = await pool.connect();
-  } catch (cause) {
-    throw new DatabaseUnavailableError(operation, { cause });
-  }
-  const release = guardCheckedOutClient(client);
+  const { client, release } = await checkOut(pools, operation);
   try {
     const result = await client.query<R>(text, values);
     release();
