@@ -34,9 +34,10 @@ describe('deployed entry points', () => {
         '1764600000000_money-defects',
         '1764700000000_ledger-entries',
         '1764800000000_partitioned-ledger',
+        '1764920000000_charge-functions',
       ]);
       expect(second.applied).toEqual([]);
-      expect(await countRows(db.pool, 'pgmigrations')).toBe(5);
+      expect(await countRows(db.pool, 'pgmigrations')).toBe(6);
       expect(await migrate(db.url)).toMatch(/No migrations to run/);
     } finally {
       await db.drop();
