@@ -144,6 +144,15 @@ function checkField(name: string, spec: FieldSpec, value: unknown): string | und
   return `has unknown kind for field ${name}`;
 }
 
+const entriesOf = new WeakMap<EventContract, ReadonlyArray<readonly [string, FieldSpec]>>();
+
+/** The contract's fields as [name, spec] pairs, computed once per contract (checked on every record). */
+export function fieldEntries(contract: EventContract): ReadonlyArray<readonly [string, FieldSpec]> {
+  let entries = entriesOf.get(contract);
+  if (!entries) entriesOf.set(contract, (entries = Object.entries(contract.fields)));
+  return entries;
+}
+
 /**
  * Checks an untrusted, already JSON-parsed value against a contract. Unknown properties are
  * ignored (forward compatibility); every known field is checked and all violations reported.
@@ -154,7 +163,7 @@ export function checkAgainst<C extends EventContract>(contract: C, value: unknow
   }
   const record = value as Record<string, unknown>;
   const violations: ContractViolation[] = [];
-  for (const [name, spec] of Object.entries(contract.fields)) {
+  for (const [name, spec] of fieldEntries(contract)) {
     const reason = checkField(name, spec, record[name]);
     if (reason) violations.push({ field: name, reason });
   }

@@ -1,5 +1,6 @@
 import type Redis from 'ioredis';
 import { createClickBalanceHandler, dailyBudgetKey, dailySpendKey } from '../../lambdas/click-balance/charge-clicks';
+import { campaignStatusOutboxColumns } from '../../lambdas/shared/outbox';
 import { adEventsBatch, clickEvent, kafkaEvent, jsonBytes, withWireHeader } from './support/kafka-fixtures';
 import { balanceOf, budgetDayOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign, startOfNextDay, testRedis } from './support/test-database';
 
@@ -362,40 +363,55 @@ describe('click-balance conflicts end in a charge or a dead letter', () => {
       )
     ).rows;
 
-  test('the same event ids on two advertisers in concurrent batches neither deadlock nor vanish', async () => {
-    await seedAdvertiser(stores.pool, 201, '10000');
-    await seedAdvertiser(stores.pool, 202, '10000');
-    await seedCampaign(stores.pool, { campaignId: 2011, advertiserId: 201, cpc: '10', dailyBudget: null });
-    await seedCampaign(stores.pool, { campaignId: 2021, advertiserId: 202, cpc: '10', dailyBudget: null });
-    // Each DEDUCT insert takes a while, so two batches are inside their charge statements together.
+  /**
+   * Two batches of the same six event ids, one per advertiser (ids `<prefix>-0…5`, in opposite
+   * orders), charged concurrently while each DEDUCT insert takes a while, so both are inside their
+   * charge statements together; the second batch's clicks are dated `secondDayOffsetMs` earlier.
+   * Exactly six DEDUCTs, six conflicts dead-lettered, 60 charged in all.
+   */
+  async function raceTheSameIds(prefix: string, advertisers: readonly [number, number], partitions: readonly [number, number], secondDayOffsetMs: number) {
+    for (const advertiser of advertisers) {
+      await seedAdvertiser(stores.pool, advertiser, '10000');
+      await seedCampaign(stores.pool, { campaignId: advertiser * 10 + 1, advertiserId: advertiser, cpc: '10', dailyBudget: null });
+    }
     await stores.pool.query(`
-      CREATE FUNCTION slow_deduct() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.event_id LIKE 'shared-%' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER slow_deduct BEFORE INSERT ON ad_balance_histories FOR EACH ROW EXECUTE FUNCTION slow_deduct();`);
+      CREATE FUNCTION slow_${prefix}() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.event_id LIKE '${prefix}-%' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER slow_${prefix} BEFORE INSERT ON ad_balance_histories FOR EACH ROW EXECUTE FUNCTION slow_${prefix}();`);
     try {
-      const ids = Array.from({ length: 6 }, (_, i) => `shared-${i}`);
-      const first = adEventsBatch(
-        ids.map((id) => clickEvent(2011, 201, { event_id: id })),
-        7,
-        0,
+      const ids = Array.from({ length: 6 }, (_, i) => `${prefix}-${i}`);
+      const now = Date.now();
+      const batches = advertisers.map((advertiser, i) =>
+        adEventsBatch(
+          (i === 0 ? ids : [...ids].reverse()).map((id) =>
+            clickEvent(advertiser * 10 + 1, advertiser, { event_id: id, event_ts: now - i * secondDayOffsetMs }),
+          ),
+          partitions[i],
+          0,
+        ),
       );
-      const second = adEventsBatch(
-        [...ids].reverse().map((id) => clickEvent(2021, 202, { event_id: id })),
-        8,
-        0,
-      );
-      const [a, b] = await Promise.all([createClickBalanceHandler(deps())(first), createClickBalanceHandler(deps())(second)]);
+      const [a, b] = await Promise.all(batches.map((batch) => createClickBalanceHandler(deps())(batch)));
+      expect(await countRows(stores.pool, 'ad_balance_histories', `event_id LIKE '${prefix}-%'`)).toBe(6);
       expect(a.charged + b.charged).toBe(6);
       expect(a.deadLettered + b.deadLettered).toBe(6);
-      expect(await countRows(stores.pool, 'ad_balance_histories', "event_id LIKE 'shared-%'")).toBe(6);
-      const letters = await lettersOf('kafka_partition IN (7, 8)');
+      const letters = await lettersOf(`kafka_partition IN (${partitions.join(', ')})`);
       expect(letters).toHaveLength(6);
       expect(new Set(letters.map((l) => l.reason))).toEqual(new Set(['EVENT_ID_CONFLICT']));
-      const total = BigInt((await balanceOf(stores.pool, 201)).split('.')[0]) + BigInt((await balanceOf(stores.pool, 202)).split('.')[0]);
-      expect(total).toBe(20000n - 60n);
+      const balances = await Promise.all(advertisers.map((advertiser) => balanceOf(stores.pool, advertiser)));
+      expect(balances.reduce((sum, balance) => sum + BigInt(balance.split('.')[0]), 0n)).toBe(20000n - 60n);
     } finally {
-      await stores.pool.query('DROP TRIGGER slow_deduct ON ad_balance_histories; DROP FUNCTION slow_deduct();');
+      await stores.pool.query(`DROP TRIGGER slow_${prefix} ON ad_balance_histories; DROP FUNCTION slow_${prefix}();`);
     }
+  }
+
+  test('the same event ids on two advertisers in concurrent batches neither deadlock nor vanish', async () => {
+    await raceTheSameIds('shared', [201, 202], [7, 8], 0);
+  });
+
+  test('the same event ids on two advertisers in concurrent batches a day apart (two partitions) are charged once', async () => {
+    // The unique key cannot meet them (another day, another partition), and neither statement's
+    // snapshot sees the other's uncommitted DEDUCT: only the event-id locks serialize them.
+    await raceTheSameIds('dated', [261, 262], [15, 16], 24 * 3600 * 1000);
   });
 
   test('an id already charged to another advertiser is dead-lettered, a replay of the same click is not', async () => {
@@ -444,5 +460,34 @@ describe('click-balance conflicts end in a charge or a dead letter', () => {
     );
     expect(summary).toMatchObject({ charged: 0, deadLettered: 2 });
     expect((await lettersOf('kafka_partition = 12')).map((l) => l.reason)).toEqual(['CONTRACT_VIOLATION', 'CONTRACT_VIOLATION']);
+  });
+});
+
+describe('click-balance charges a clean batch in one round trip, any other the long way', () => {
+  test('a batch with nothing to dead-letter is locked, priced, charged and committed in one database round trip', async () => {
+    await seedAdvertiser(stores.pool, 241, '1000');
+    await seedCampaign(stores.pool, { campaignId: 2411, advertiserId: 241, cpc: '10', dailyBudget: null });
+    const click = clickEvent(2411, 241);
+    const summary = await createClickBalanceHandler(deps())(adEventsBatch([click, click, clickEvent(2411, 241)], 13, 0));
+    expect(summary).toMatchObject({ records: 3, charged: 2, deadLettered: 0, skipped: 1, dbRoundTrips: 1 });
+    expect(await balanceOf(stores.pool, 241)).toBe('980');
+  });
+
+  test('a CPC the database accepts but no click may cost sends the batch the long way: the other clicks charged, that one dead-lettered', async () => {
+    await seedAdvertiser(stores.pool, 251, '100000000');
+    await seedCampaign(stores.pool, { campaignId: 2511, advertiserId: 251, cpc: '10000000.000001', dailyBudget: null });
+    await seedCampaign(stores.pool, { campaignId: 2512, advertiserId: 251, cpc: '10000000', dailyBudget: null });
+    const summary = await createClickBalanceHandler(deps())(adEventsBatch([clickEvent(2511, 251), clickEvent(2512, 251)], 14, 0));
+    expect(summary).toMatchObject({ charged: 1, deadLettered: 1 });
+    expect(summary.dbRoundTrips).toBeGreaterThan(1);
+    const letters = await stores.pool.query("SELECT reason, detail FROM dead_letters WHERE handler = 'click-balance' AND kafka_partition = 14");
+    expect(letters.rows).toEqual([{ reason: 'NO_PRICE', detail: 'campaign 2511 cpc must be at most 10000000, got 10000000.000001' }]);
+    expect(await balanceOf(stores.pool, 251)).toBe('90000000');
+  });
+
+  test('the charge function writes the CAMPAIGN_PAUSED outbox columns campaignStatusOutboxColumns() defines', async () => {
+    const { rows } = await stores.pool.query<{ body: string }>("SELECT prosrc AS body FROM pg_proc WHERE proname = 'adstream_charge_priced_clicks'");
+    const squash = (sql: string) => sql.replace(/\s+/g, ' ');
+    expect(squash(rows[0].body)).toContain(squash(`SELECT ${campaignStatusOutboxColumns('CAMPAIGN_PAUSED', 'p', 'p.spend_date')} FROM paused p`));
   });
 });

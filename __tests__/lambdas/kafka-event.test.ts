@@ -54,6 +54,17 @@ describe('decodeKafkaEvent', () => {
     expect(records[1].ok).toBe(true);
   });
 
+  test('accepts only canonical padded base64: every malformed padding, length or alphabet is INVALID_BASE64', () => {
+    const accepted = ['', 'QQ==', 'QUI=', 'QUJD', 'QUJDRA==', '+/+/'];
+    const refused = ['Q', 'QQ', 'QQ=', 'Q===', '====', 'QQ=A', 'Q=Q=', 'QUJD=', 'QUJDR', 'QU-_', 'QUJD\n', ' QUJD', 'QUJ D'];
+    const reasons = (values: string[]) =>
+      decodeKafkaEvent({ records: { 'ad-events-0': values.map((value, offset) => ({ topic: 'ad-events', partition: 0, offset, value })) } }).map((r) =>
+        r.ok ? 'ok' : r.error.reason,
+      );
+    expect(reasons(accepted)).toEqual(accepted.map(() => 'ok'));
+    expect(reasons(refused)).toEqual(refused.map(() => 'INVALID_BASE64'));
+  });
+
   test('absurd coordinates still give a storable, unique dead-letter key', () => {
     const records = decodeKafkaEvent({
       records: { 'ad-events-99999999999': [{ topic: 'ad-events', partition: 2 ** 40, value: '!!' }, { value: '!!' }] },

@@ -13,6 +13,11 @@ import { createTestDatabase, migrate, REPO_ROOT, TestDatabase, workerDeps } from
 
 const run = promisify(execFile);
 
+/** How many migrations run from `name` on (itself included): what `down N` rolls back to just before it. */
+function migrationsFrom(name: string): number {
+  return readdirSync(path.join(REPO_ROOT, 'db/migrations')).filter((file) => file.endsWith('.sql') && file >= name).length;
+}
+
 async function migrateFirstOnly(url: string, count = 1): Promise<void> {
   const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
   await run(process.execPath, [bin, 'up', String(count), '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'], {
@@ -147,12 +152,20 @@ describe('migrations', () => {
 
   test('the ledger-entries migration records an opening ADJUSTMENT per advertiser so that balance = Σ ledger, and reconciles', async () => {
     // Continues on the database above (released schema + data, money defects migrated): roll the
-    // ledger migrations back (every migration after it, then the entries), add legacy balances and charges, migrate again.
+    // ledger migrations back (every later one, the partitioned ledger among them, then the entries), add legacy balances and charges, migrate again.
     const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
-    const sinceLedgerEntries = readdirSync(path.join(REPO_ROOT, 'db/migrations')).filter((f) => f >= '1764700000000_ledger-entries.sql').length;
     await run(
       process.execPath,
-      [bin, 'down', String(sinceLedgerEntries), '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'],
+      [
+        bin,
+        'down',
+        String(migrationsFrom('1764700000000_ledger-entries.sql')),
+        '--migrations-dir',
+        'db/migrations',
+        '--use-glob=false',
+        '--migration-file-language',
+        'sql',
+      ],
       {
         cwd: REPO_ROOT,
         env: { ...process.env, DATABASE_URL: db.url },

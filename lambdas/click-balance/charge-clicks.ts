@@ -1,12 +1,11 @@
 import { AdEvent, adEventContract } from '../../contracts';
 import { budgetDayOf } from '../shared/budget-day';
 import { DeadLetter, deadLetterFor, recordDeadLetters } from '../shared/dead-letter';
-import { TransactionClient, withTransaction } from '../shared/db';
-import { KafkaRecordError } from '../shared/errors';
+import { runStatement, TransactionClient, withTransaction } from '../shared/db';
+import { DatabaseUnavailableError, KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { checkClickAmount, isClickPrice } from '../shared/money';
 import { emptySummary, InvocationSummary, instrumentInvocation, SummaryCounter } from '../shared/observability';
-import { campaignStatusOutboxColumns } from '../shared/outbox';
 import { AcceptedRecord, checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
 import { CacheEntry } from '../shared/redis';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
@@ -76,154 +75,20 @@ SELECT c.campaign_id, c.advertiser_id, (CASE WHEN scale(c.cpc) > 6 THEN trim_sca
    AND (SELECT count(*) FROM locked) >= 0`;
 
 /**
- * The whole charge in one statement, set-based so its cost does not grow in round trips with
- * the batch: DEDUCT rows keyed by event_id (a replay inserts nothing), inserted in event_id
- * order (so two batches racing for the same ids wait on each other in one order and cannot
- * deadlock), voided clicks skipped (a void applies only to the click of its advertiser and
- * campaign), balances decreased by exactly the inserted amounts, day spend upserted, the 90 %
- * warning evaluated once per budget it is reached for, every campaign of the batch whose spend
- * on the current budget day has reached its budget paused if it is ACTIVE, outbox rows written.
+ * The charge statement (db/migrations/1764920000000_charge-functions.sql), for clicks already
+ * priced under the advertiser locks: DEDUCT rows, balances, day spend, warnings, pauses, outbox.
+ * A function, so the session caches its plan instead of planning it on every batch.
  */
-const CHARGE_CLICKS = `
-WITH input AS (
-  -- $7 is the current budget day (of the handler's clock). Thresholds and pauses are decided
-  -- for this day only: a late click of yesterday never pauses today, and a click dated
-  -- tomorrow (ad-server clock skew) counts for tomorrow without stopping today's serving.
-  SELECT t.event_id, t.campaign_id, t.advertiser_id, t.amount, t.event_ms,
-         (to_timestamp(t.event_ms / 1000.0) AT TIME ZONE $6)::date AS spend_date
-    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::numeric[], $5::bigint[])
-      AS t(event_id, campaign_id, advertiser_id, amount, event_ms)
-),
-voided AS (
-  SELECT i.event_id FROM input i
-    JOIN click_voids v ON v.event_id = i.event_id AND v.advertiser_id = i.advertiser_id AND v.campaign_id = i.campaign_id
-),
-charged AS (
-  INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date, event_ts)
-  SELECT i.event_id, 'DEDUCT', i.amount, i.advertiser_id, i.campaign_id, i.spend_date, to_timestamp(i.event_ms / 1000.0)
-    FROM input i
-   WHERE i.event_id NOT IN (SELECT event_id FROM voided)
-     -- The ledger is partitioned by day and its unique key includes the day: a copy of a click
-     -- carrying another event_ts is not charged again in the partition of the day before or
-     -- after (run-time pruning probes only those two partitions, so history costs nothing here;
-     -- a copy re-stamped further away is not looked for, see lambdas/README.md).
-     -- $8/$9 are the first and last budget day of the batch: the planner prunes to the
-     -- partitions around them (planning does not grow with the retained days).
-     AND NOT EXISTS (SELECT 1 FROM ad_balance_histories o
-                      WHERE o.event_id = i.event_id AND o.type = 'DEDUCT'
-                        AND o.spend_date BETWEEN $8::date - 2 AND $9::date + 2
-                        AND o.spend_date BETWEEN i.spend_date - 1 AND i.spend_date + 1 AND o.spend_date <> i.spend_date)
-   ORDER BY i.event_id
-  ON CONFLICT ON CONSTRAINT ad_balance_histories_event_type_key DO NOTHING
-  RETURNING event_id, amount, advertiser_id, campaign_id, spend_date
-),
-unaccounted AS (
-  -- Neither charged nor voided: a replay of the same click (not reported), or an event id
-  -- already charged to another advertiser or campaign, or one a concurrent batch inserted after
-  -- this statement's snapshot (charged_* null: the caller looks again).
-  SELECT i.event_id, d.advertiser_id::text AS charged_advertiser_id, d.campaign_id::text AS charged_campaign_id
-    FROM input i
-    LEFT JOIN ad_balance_histories d ON d.event_id = i.event_id AND d.type = 'DEDUCT'
-          AND d.spend_date BETWEEN $8::date - 2 AND $9::date + 2 AND d.spend_date BETWEEN i.spend_date - 1 AND i.spend_date + 1
-   WHERE i.event_id NOT IN (SELECT event_id FROM charged)
-     AND i.event_id NOT IN (SELECT event_id FROM voided)
-     AND (d.event_id IS NULL OR d.advertiser_id <> i.advertiser_id OR d.campaign_id <> i.campaign_id)
-),
-debits AS (
-  UPDATE advertisers a
-     SET balance = a.balance - d.total, updated_at = now()
-    FROM (SELECT advertiser_id, sum(amount) AS total FROM charged GROUP BY advertiser_id) d
-   WHERE a.advertiser_id = d.advertiser_id
-  RETURNING a.advertiser_id
-),
-day_totals AS (
-  SELECT c.campaign_id, c.spend_date, sum(c.amount) AS amount, count(*) AS clicks, k.daily_budget,
-         c.spend_date = $7::date AS is_today
-    FROM charged c JOIN campaigns k ON k.campaign_id = c.campaign_id
-   GROUP BY c.campaign_id, c.spend_date, k.daily_budget
-),
-spend_before AS (
-  SELECT s.campaign_id, s.spend_date, s.spend, s.warned_budget
-    FROM campaign_daily_spend s JOIN day_totals t USING (campaign_id, spend_date)
-),
-spend AS (
-  -- warned_budget is the budget the warning last fired for: a raised budget re-arms it, and it
-  -- fires again once the day's spend reaches 90 % of the new budget. exhausted_at is when the
-  -- day's spend last reached the budget in force (informational; pausing reads spend and budget).
-  INSERT INTO campaign_daily_spend AS s (campaign_id, spend_date, spend, clicks, daily_budget, warned_at, warned_budget, exhausted_at)
-  SELECT t.campaign_id, t.spend_date, t.amount, t.clicks, t.daily_budget,
-         CASE WHEN t.is_today AND t.amount >= t.daily_budget * 0.9 THEN now() END,
-         CASE WHEN t.is_today AND t.amount >= t.daily_budget * 0.9 THEN t.daily_budget END,
-         CASE WHEN t.is_today AND t.amount >= t.daily_budget THEN now() END
-    FROM day_totals t
-   ORDER BY t.campaign_id, t.spend_date
-  ON CONFLICT (campaign_id, spend_date) DO UPDATE SET
-    spend = s.spend + EXCLUDED.spend,
-    clicks = s.clicks + EXCLUDED.clicks,
-    daily_budget = EXCLUDED.daily_budget,
-    updated_at = now(),
-    warned_at = CASE WHEN EXCLUDED.spend_date = $7::date
-                      AND s.spend + EXCLUDED.spend >= EXCLUDED.daily_budget * 0.9
-                      AND (s.warned_budget IS NULL OR s.warned_budget < EXCLUDED.daily_budget)
-                     THEN now() ELSE s.warned_at END,
-    warned_budget = CASE WHEN EXCLUDED.spend_date = $7::date
-                          AND s.spend + EXCLUDED.spend >= EXCLUDED.daily_budget * 0.9
-                          AND (s.warned_budget IS NULL OR s.warned_budget < EXCLUDED.daily_budget)
-                         THEN EXCLUDED.daily_budget ELSE s.warned_budget END,
-    exhausted_at = CASE WHEN EXCLUDED.spend_date = $7::date
-                         AND s.spend + EXCLUDED.spend >= EXCLUDED.daily_budget
-                         AND (s.exhausted_at IS NULL OR s.spend < EXCLUDED.daily_budget)
-                        THEN now() ELSE s.exhausted_at END
-  RETURNING s.campaign_id, s.spend_date, s.spend, s.daily_budget, s.warned_budget
-),
-warned AS (
-  SELECT s.campaign_id, s.spend_date, s.spend, s.warned_budget
-    FROM spend s LEFT JOIN spend_before b USING (campaign_id, spend_date)
-   WHERE s.warned_budget IS NOT NULL AND s.warned_budget IS DISTINCT FROM b.warned_budget
-),
-today_spend AS (
-  -- Every campaign of the batch, charged now or not (a replayed batch still enforces): its
-  -- spend on the current budget day after this statement.
-  SELECT b.campaign_id, COALESCE(s.spend, d.spend, 0) AS spend
-    FROM (SELECT DISTINCT campaign_id FROM input) b
-    LEFT JOIN spend s ON s.campaign_id = b.campaign_id AND s.spend_date = $7::date
-    LEFT JOIN campaign_daily_spend d ON d.campaign_id = b.campaign_id AND d.spend_date = $7::date
-),
-paused AS (
-  -- Enforced on every batch: an ACTIVE campaign at or over its current budget is paused, however
-  -- it became ACTIVE (manual resume, raised budget and resume, a reset racing a batch).
-  UPDATE campaigns c
-     SET status = 'PAUSED', paused_reason = 'BUDGET_EXHAUSTED', status_seq = c.status_seq + 1, updated_at = now()
-    FROM today_spend x
-   WHERE c.campaign_id = x.campaign_id AND c.status = 'ACTIVE'
-     AND c.daily_budget IS NOT NULL AND x.spend >= c.daily_budget
-  RETURNING c.campaign_id, c.advertiser_id, c.product_id, c.placement, c.category, c.bid_price, c.status_seq,
-            $7::date AS spend_date
-),
-outbox_rows AS (
-  INSERT INTO outbox (kind, idempotency_key, payload)
-  SELECT 'BUDGET_WARNING',
-         'BUDGET_WARNING:' || w.campaign_id || ':' || w.spend_date || ':' || trim_scale(w.warned_budget),
-         jsonb_build_object(
-           'campaign_id', w.campaign_id, 'advertiser_id', k.advertiser_id,
-           'spend_date', w.spend_date::text, 'spend', w.spend::text,
-           'daily_budget', w.warned_budget::text, 'threshold', '0.9')
-    FROM warned w JOIN campaigns k ON k.campaign_id = w.campaign_id
-  UNION ALL
-  SELECT ${campaignStatusOutboxColumns('CAMPAIGN_PAUSED', 'p', 'p.spend_date')}
-    FROM paused p
-  ON CONFLICT (idempotency_key) DO NOTHING
-  RETURNING kind
-)
-SELECT (SELECT count(*) FROM charged)::int AS charged,
-       (SELECT coalesce(sum(amount), 0) FROM charged)::text AS charged_amount,
-       (SELECT count(*) FROM voided)::int AS voided,
-       (SELECT count(*) FROM outbox_rows)::int AS outbox_written,
-       (SELECT count(*) FROM debits)::int AS advertisers_debited,
-       (SELECT coalesce(json_agg(json_build_object(
-           'campaign_id', s.campaign_id, 'spend_date', s.spend_date::text,
-           'spend', s.spend::text, 'daily_budget', s.daily_budget::text)), '[]'::json) FROM spend s) AS spend,
-       (SELECT coalesce(json_agg(u), '[]'::json) FROM unaccounted u) AS unaccounted`;
+const CHARGE_PRICED_CLICKS = 'SELECT adstream_charge_priced_clicks($1, $2, $3, $4, $5, $6, $7, $8, $9) AS charge';
+
+/**
+ * Lock, price and charge of a clean batch in one round trip (the same migration), committed by
+ * the statement itself; SQLSTATE `AS001` (nothing applied) when the batch needs the long way.
+ */
+const CHARGE_CLEAN_BATCH = 'SELECT adstream_charge_clicks($1, $2, $3, $4, $5, $6, $7, $8) AS result';
+
+/** SQLSTATE of adstream_charge_clicks() refusing a batch it cannot account for entirely. */
+const NEEDS_LONG_WAY = 'AS001';
 
 /** Event ids a concurrent batch charged after the charge statement's snapshot: who holds them. */
 const CHARGED_ELSEWHERE = `
@@ -265,33 +130,104 @@ async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summa
     return;
   }
 
+  const today = budgetDayOf(now, deps.budgetTimeZone);
+  const { campaigns, charge, roundTrips } =
+    (deadLetters.length === 0 ? await chargeCleanBatch(deps, clicks, today) : undefined) ?? (await chargeLongWay(deps, clicks, deadLetters, today));
+
+  summary.dbRoundTrips = roundTrips;
+  summary.charged = charge.charged;
+  summary.chargedAmount = charge.charged_amount;
+  summary.voided = charge.voided;
+  summary.deadLettered = deadLetters.length;
+  summary.skipped = summary.records - summary.charged - summary.deadLettered;
+  summary.outboxWritten = charge.outbox_written;
+
+  await refreshMirrors(deps, campaigns, charge);
+  await publishAfterCommit(deps, summary);
+}
+
+/** What charging a batch did, whichever way it went. */
+interface BatchCharge {
+  /** Daily budget of every campaign of the batch that exists, for the Redis mirrors. */
+  readonly campaigns: ReadonlyMap<number, Pick<CampaignRow, 'daily_budget'>>;
+  readonly charge: ChargeResult;
+  readonly roundTrips: number;
+}
+
+/**
+ * A batch without dead letters so far, charged in one round trip by adstream_charge_clicks():
+ * advertiser locks, database prices, charge and commit in one statement. Undefined, with nothing
+ * applied, when any click needs a dead letter or a second look (an id repeated with another
+ * campaign or advertiser, an unknown campaign, a campaign of another advertiser, an unusable
+ * CPC, an id held by another click): `chargeLongWay` then charges it and records why.
+ */
+async function chargeCleanBatch(deps: WorkerDeps, clicks: readonly Click[], today: string): Promise<BatchCharge | undefined> {
+  const firstCopy = new Map<string, Click>();
+  for (const click of clicks) {
+    const first = firstCopy.get(click.event.event_id);
+    if (!first) firstCopy.set(click.event.event_id, click);
+    else if (first.event.campaign_id !== click.event.campaign_id || first.event.advertiser_id !== click.event.advertiser_id) return undefined;
+  }
+  const unique = [...firstCopy.values()];
+  const { first, last } = budgetDaySpan(unique, deps.budgetTimeZone);
+  try {
+    const { rows } = await runStatement<{ result: { charge: ChargeResult; campaigns: Array<{ campaign_id: string; daily_budget: string | null }> } }>(
+      deps.pool,
+      'charging clicks',
+      CHARGE_CLEAN_BATCH,
+      [
+        unique.map((c) => c.event.event_id),
+        unique.map((c) => c.event.campaign_id),
+        unique.map((c) => c.event.advertiser_id),
+        unique.map((c) => c.event.event_ts),
+        deps.budgetTimeZone,
+        today,
+        first,
+        last,
+      ],
+    );
+    const { charge, campaigns } = rows[0].result;
+    return { charge, campaigns: new Map(campaigns.map((c) => [Number(c.campaign_id), c])), roundTrips: 1 };
+  } catch (error) {
+    if (error instanceof DatabaseUnavailableError && (error.cause as { code?: unknown } | undefined)?.code === NEEDS_LONG_WAY) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Any batch, in one transaction: lock the advertisers and load the campaigns, price in
+ * TypeScript (dead letters with their reasons), charge, dead-letter conflicts, record dead
+ * letters, COMMIT.
+ */
+async function chargeLongWay(deps: WorkerDeps, clicks: readonly Click[], deadLetters: DeadLetter[], today: string): Promise<BatchCharge> {
   const campaignIds = [...new Set(clicks.map((c) => c.event.campaign_id))];
   const campaigns = new Map<number, CampaignRow>();
-  const { result, roundTrips } = await withTransaction(deps.pool, 'charging clicks', async (client) => {
-    let charge: ChargeResult = { charged: 0, charged_amount: '0', voided: 0, outbox_written: 0, spend: [], unaccounted: [] };
+  const { result: charge, roundTrips } = await withTransaction(deps.pool, 'charging clicks', async (client) => {
+    let result: ChargeResult = { charged: 0, charged_amount: '0', voided: 0, outbox_written: 0, spend: [], unaccounted: [] };
     if (clicks.length > 0) {
       const rows = await client.query<CampaignRow>(LOCK_AND_LOAD_CAMPAIGNS, [campaignIds]);
       for (const row of rows.rows) campaigns.set(Number(row.campaign_id), row);
       const chargeable = priceClicks(clicks, campaigns, deadLetters);
       if (chargeable.length > 0) {
-        charge = await applyCharges(client, chargeable, deps.budgetTimeZone, budgetDayOf(now, deps.budgetTimeZone));
-        await deadLetterConflicts(client, chargeable, charge.unaccounted, deadLetters);
+        result = await applyCharges(client, chargeable, deps.budgetTimeZone, today);
+        await deadLetterConflicts(client, chargeable, result.unaccounted, deadLetters);
       }
     }
-    const recorded = await recordDeadLetters(client, CLICK_BALANCE_HANDLER, deadLetters);
-    return { charge, recorded };
+    await recordDeadLetters(client, CLICK_BALANCE_HANDLER, deadLetters);
+    return result;
   });
+  return { campaigns, charge, roundTrips };
+}
 
-  summary.dbRoundTrips = roundTrips;
-  summary.charged = result.charge.charged;
-  summary.chargedAmount = result.charge.charged_amount;
-  summary.voided = result.charge.voided;
-  summary.deadLettered = deadLetters.length;
-  summary.skipped = summary.records - summary.charged - summary.deadLettered;
-  summary.outboxWritten = result.charge.outbox_written;
-
-  await refreshMirrors(deps, campaigns, result.charge);
-  await publishAfterCommit(deps, summary);
+/** First and last budget day of a batch's clicks (the partitions the charge looks around). */
+function budgetDaySpan(clicks: ReadonlyArray<Click>, timeZone: string): { first: string; last: string } {
+  let first = Infinity;
+  let last = -Infinity;
+  for (const c of clicks) {
+    if (c.event.event_ts < first) first = c.event.event_ts;
+    if (c.event.event_ts > last) last = c.event.event_ts;
+  }
+  return { first: budgetDayOf(first, timeZone), last: budgetDayOf(last, timeZone) };
 }
 
 /**
@@ -347,13 +283,11 @@ async function applyCharges(
   timeZone: string,
   today: string,
 ): Promise<ChargeResult> {
-  let first = Infinity;
-  let last = -Infinity;
-  for (const c of chargeable) {
-    if (c.click.event.event_ts < first) first = c.click.event.event_ts;
-    if (c.click.event.event_ts > last) last = c.click.event.event_ts;
-  }
-  const result = await client.query<ChargeResult>(CHARGE_CLICKS, [
+  const { first, last } = budgetDaySpan(
+    chargeable.map((c) => c.click),
+    timeZone,
+  );
+  const result = await client.query<{ charge: ChargeResult }>(CHARGE_PRICED_CLICKS, [
     chargeable.map((c) => c.click.event.event_id),
     chargeable.map((c) => c.click.event.campaign_id),
     chargeable.map((c) => c.click.event.advertiser_id),
@@ -361,10 +295,10 @@ async function applyCharges(
     chargeable.map((c) => c.click.event.event_ts),
     timeZone,
     today,
-    budgetDayOf(first, timeZone),
-    budgetDayOf(last, timeZone),
+    first,
+    last,
   ]);
-  return result.rows[0];
+  return result.rows[0].charge;
 }
 
 /**
@@ -411,7 +345,7 @@ async function deadLetterConflicts(
  * committed state, for readers outside the money path (ad-server pacing, dashboards). Never
  * read back by a worker and never needed for correctness.
  */
-async function refreshMirrors(deps: WorkerDeps, campaigns: ReadonlyMap<number, CampaignRow>, charge: ChargeResult): Promise<void> {
+async function refreshMirrors(deps: WorkerDeps, campaigns: BatchCharge['campaigns'], charge: ChargeResult): Promise<void> {
   const entries: CacheEntry[] = [];
   for (const [id, campaign] of campaigns) {
     if (campaign.daily_budget != null) entries.push({ key: dailyBudgetKey(id), value: campaign.daily_budget, ttlSeconds: MIRROR_TTL_SECONDS });

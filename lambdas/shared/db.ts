@@ -1,4 +1,4 @@
-import { Client, ClientConfig, Pool, PoolClient, PoolConfig } from 'pg';
+import { Client, ClientConfig, Pool, PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg';
 import { DatabaseConfig } from './env';
 import { DatabaseUnavailableError } from './errors';
 import { readCredentials, SECRETS_MANAGER, SecretReader } from './secrets';
@@ -140,14 +140,7 @@ export async function withTransaction<T>(
   operation: string,
   work: (client: TransactionClient) => Promise<T>,
 ): Promise<{ result: T; roundTrips: number }> {
-  let client: PoolClient;
-  try {
-    const pool = await pools();
-    client = await pool.connect();
-  } catch (cause) {
-    throw new DatabaseUnavailableError(operation, { cause });
-  }
-  const release = guardCheckedOutClient(client);
+  const { client, release } = await checkOut(pools, operation);
   let roundTrips = 0;
   const counted: TransactionClient = {
     query: ((...args: Parameters<PoolClient['query']>) => {
@@ -176,9 +169,38 @@ export async function withTransaction<T>(
   }
 }
 
+/** A pooled connection with its guarded release; a failure to get one is `DatabaseUnavailableError`. */
+async function checkOut(pools: PoolProvider, operation: string): Promise<{ client: PoolClient; release: (error?: Error) => void }> {
+  let client: PoolClient;
+  try {
+    const pool = await pools();
+    client = await pool.connect();
+  } catch (cause) {
+    throw new DatabaseUnavailableError(operation, { cause });
+  }
+  return { client, release: guardCheckedOutClient(client) };
+}
+
 function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   return typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57');
+}
+
+/**
+ * Runs one statement outside an explicit transaction (it commits on its own, in the same round
+ * trip) on a pooled connection. A failure discards the connection if it broke and surfaces as
+ * `DatabaseUnavailableError` whose `cause` is the driver's error (with its SQLSTATE `code`).
+ */
+export async function runStatement<R extends QueryResultRow>(pools: PoolProvider, operation: string, text: string, values: unknown[]): Promise<QueryResult<R>> {
+  const { client, release } = await checkOut(pools, operation);
+  try {
+    const result = await client.query<R>(text, values);
+    release();
+    return result;
+  } catch (cause) {
+    release(isConnectionError(cause) ? (cause as Error) : undefined);
+    throw new DatabaseUnavailableError(operation, { cause });
+  }
 }
 
 /**

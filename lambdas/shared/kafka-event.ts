@@ -71,12 +71,15 @@ export type KafkaRecordResult = ({ readonly ok: true } & DecodedKafkaRecord) | (
 /** Values bigger than this are dead-lettered unparsed (an event is a few hundred bytes). */
 export const MAX_VALUE_BYTES = 64 * 1024;
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// Canonical padded base64: a multiple of 4 characters, the alphabet, at most two '=' at the end
+// (with the length check, exactly the groups XXXX…, XX== or XXX=). A plain character class scans
+// several times faster than a repeated 4-character group on a 400-character value.
+const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Decodes base64 strictly: Node's decoder silently skips garbage, which would hide corruption. */
 export function decodeBase64(text: string): Buffer | undefined {
-  return BASE64.test(text) ? Buffer.from(text, 'base64') : undefined;
+  return text.length % 4 === 0 && BASE64_CHARS.test(text) ? Buffer.from(text, 'base64') : undefined;
 }
 
 function syntheticOffset(key: string, record: Partial<LambdaKafkaRecord>, index: number): number {

@@ -1,4 +1,4 @@
-import { checkAgainst, EventContract, RecordOfContract } from '../../contracts';
+import { checkAgainst, EventContract, FieldSpec, fieldEntries, RecordOfContract } from '../../contracts';
 import { DeadLetter, deadLetterFor } from './dead-letter';
 import { KafkaCoordinates, KafkaRecordError } from './errors';
 import { checkInformationalAmount } from './money';
@@ -22,28 +22,34 @@ export interface ParseRecordOptions {
 
 /** A lone UTF-16 surrogate: Postgres would store it as U+FFFD, so two distinct ids would become one. */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** Any surrogate at all: most values have none, and this scan is much cheaper than the one above. */
+const ANY_SURROGATE = /[\ud800-\udfff]/;
 
 /** Why a string value cannot be stored as Postgres text unchanged, or undefined. */
 function textProblem(value: string): string | undefined {
   // Postgres text cannot store NUL: accepting one would fail the whole batch, forever.
   if (value.includes('\u0000')) return 'must not contain NUL characters';
-  if (LONE_SURROGATE.test(value)) return 'must be valid Unicode (it contains a lone UTF-16 surrogate)';
+  if (ANY_SURROGATE.test(value) && LONE_SURROGATE.test(value)) return 'must be valid Unicode (it contains a lone UTF-16 surrogate)';
   return undefined;
 }
 
 const singleFieldContracts = new WeakMap<EventContract, Map<string, EventContract>>();
 
-function informationalValueIsUsable(contract: EventContract, name: string, value: unknown): boolean {
+function informationalValueIsUsable(contract: EventContract, name: string, value: unknown, conforms: boolean): boolean {
   const spec = contract.fields[name];
   if (!spec) return true;
+  if (!conforms && !checkAgainst(singleFieldContract(contract, name, spec), { [name]: value }).ok) return false;
+  if (typeof value === 'string' && textProblem(value)) return false;
+  if (spec.kind === 'decimal' && typeof value === 'string' && checkInformationalAmount(value)) return false;
+  return true;
+}
+
+function singleFieldContract(contract: EventContract, name: string, spec: FieldSpec): EventContract {
   let byName = singleFieldContracts.get(contract);
   if (!byName) singleFieldContracts.set(contract, (byName = new Map()));
   let single = byName.get(name);
   if (!single) byName.set(name, (single = { ...contract, fields: { [name]: spec } }));
-  if (!checkAgainst(single, { [name]: value }).ok) return false;
-  if (typeof value === 'string' && textProblem(value)) return false;
-  if (spec.kind === 'decimal' && typeof value === 'string' && checkInformationalAmount(value)) return false;
-  return true;
+  return single;
 }
 
 /**
@@ -52,28 +58,44 @@ function informationalValueIsUsable(contract: EventContract, name: string, value
  * as Postgres text unchanged (no NUL, no lone surrogate).
  */
 export function parseContractRecord<C extends EventContract>(contract: C, value: Buffer | null, options: ParseRecordOptions = {}): RecordOfContract<C> {
-  let parsed = parseJsonValue(value);
+  const parsed = parseJsonValue(value);
+  let check = checkAgainst(contract, parsed);
   if (options.informational && typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
-    let copy: Record<string, unknown> | undefined;
-    for (const name of options.informational) {
-      const fieldValue = (parsed as Record<string, unknown>)[name];
-      if (fieldValue === undefined || fieldValue === null || informationalValueIsUsable(contract, name, fieldValue)) continue;
-      copy ??= { ...(parsed as Record<string, unknown>) };
-      copy[name] = null;
-    }
-    if (copy) parsed = copy;
+    // Checked whole first (the common case: every field fine), field by field only when needed.
+    const cleaned = withoutUnusableInformational(contract, parsed as Record<string, unknown>, options.informational, check.ok);
+    if (cleaned) check = checkAgainst(contract, cleaned);
   }
-  const check = checkAgainst(contract, parsed);
   if (!check.ok) {
     const detail = check.violations.map((v) => `${v.field} ${v.reason}`).join('; ');
     throw new KafkaRecordError('CONTRACT_VIOLATION', `${contract.name}: ${detail}`);
   }
-  for (const [name, spec] of Object.entries(contract.fields)) {
+  for (const [name, spec] of fieldEntries(contract)) {
     const fieldValue = (check.value as Record<string, unknown>)[name];
     const problem = spec.kind === 'string' && typeof fieldValue === 'string' ? textProblem(fieldValue) : undefined;
     if (problem) throw new KafkaRecordError('CONTRACT_VIOLATION', `${contract.name}: ${name} ${problem}`);
   }
   return check.value;
+}
+
+/**
+ * A copy of `record` with every unusable informational field set to null, or undefined when
+ * none is unusable. `conforms`: the record passed the contract as a whole, so only the text and
+ * amount checks can still fail a field.
+ */
+function withoutUnusableInformational(
+  contract: EventContract,
+  record: Record<string, unknown>,
+  informational: readonly string[],
+  conforms: boolean,
+): Record<string, unknown> | undefined {
+  let copy: Record<string, unknown> | undefined;
+  for (const name of informational) {
+    const fieldValue = record[name];
+    if (fieldValue === undefined || fieldValue === null || informationalValueIsUsable(contract, name, fieldValue, conforms)) continue;
+    copy ??= { ...record };
+    copy[name] = null;
+  }
+  return copy;
 }
 
 /** Throws `ABSURD_TIMESTAMP` unless `ts` lies between 2020 and one day from `now`. */
