@@ -116,12 +116,26 @@ export interface MoneyMoved {
   readonly advertisers: AdvertiserMoney[];
 }
 
-/** Ledger rows written by the current transaction (ids above the sequence value at session start). */
+/**
+ * Ledger rows written by the current transaction, its subtransactions (savepoints, a plpgsql
+ * exception block) included: ids above the sequence value at session start whose inserting xid
+ * is this transaction's own. `xmin` holds the low 32 bits of that xid; this transaction's xids
+ * are its top-level xid and the ones assigned after it, so `xmin` is widened to the full xid at
+ * or above the top-level one. Rows of transactions older than ours then land 2^31 or more past
+ * it (they are recent: ids above the floor) and are not ours; the others are committed or ours.
+ * Other sessions' uncommitted rows are invisible here, so "in progress" then means ours.
+ */
 const LEDGER_DELTA = `
+WITH me AS (SELECT pg_current_xact_id()::text::numeric AS top),
+candidates AS (
+  SELECT h.advertiser_id, h.campaign_id, h.type, h.amount, me.top,
+         me.top + mod(h.xmin::text::numeric - mod(me.top, 4294967296) + 4294967296, 4294967296) AS xid
+    FROM ad_balance_histories h, me
+   WHERE h.id > $1::bigint AND h.type IN ('DEDUCT', 'REFUND')
+)
 SELECT advertiser_id::text, campaign_id::text, type, count(*)::int AS records, sum(amount)::text AS amount
-  FROM ad_balance_histories
- WHERE id > $1::bigint AND type IN ('DEDUCT', 'REFUND')
-   AND xmin::text::bigint = txid_current() % 4294967296
+  FROM candidates
+ WHERE CASE WHEN xid < top + 2147483648 THEN pg_xact_status(xid::text::xid8) END = 'in progress'
  GROUP BY advertiser_id, campaign_id, type`;
 
 const MONEY_TOTALS = `
@@ -157,6 +171,8 @@ export class RecoverySession {
   private outer = false;
   /** A dry run whose transaction a failing handler rolled back. */
   private aborted = false;
+  /** Between a handler's BEGIN and its COMMIT or ROLLBACK. */
+  private inHandlerTransaction = false;
 
   private constructor(
     private readonly client: PoolClient,
@@ -220,19 +236,48 @@ export class RecoverySession {
   private async handlerQuery(text: string, values?: unknown[]): Promise<QueryResult> {
     const statement = typeof text === 'string' ? text.trim().toUpperCase() : '';
     const nothing = { rows: [], rowCount: null } as unknown as QueryResult;
-    if (statement === 'BEGIN') return this.outer ? nothing : this.client.query('BEGIN');
+    if (statement === 'BEGIN') {
+      this.inHandlerTransaction = true;
+      return this.outer ? nothing : this.client.query('BEGIN');
+    }
     if (statement === 'COMMIT') {
+      this.inHandlerTransaction = false;
       if (this.outer) return nothing;
       await this.captureLedgerDelta();
       return this.client.query('COMMIT');
     }
     if (statement === 'ROLLBACK') {
+      this.inHandlerTransaction = false;
       // A handler failure rolls back the command's transaction with it (a dry run is then over).
       if (this.outer && this.dryRun) this.aborted = true;
       this.outer = false;
       return this.client.query('ROLLBACK');
     }
+    if (!this.inHandlerTransaction) return this.standalone(text, values);
     return this.client.query(text, values);
+  }
+
+  /**
+   * A statement a handler sends on its own, outside any BEGIN (autocommit: click-balance's
+   * one-round-trip charge). Inside the command's transaction it runs under a savepoint, so that
+   * its refusal (SQLSTATE AS001, nothing applied) leaves the transaction usable for the
+   * handler's long way, exactly as autocommit would; otherwise it gets a transaction of its own
+   * so that its ledger rows are read back before it commits, like any handler transaction.
+   */
+  private async standalone(text: string, values?: unknown[]): Promise<QueryResult> {
+    const [open, close, undo] = this.outer
+      ? ['SAVEPOINT recovery_statement', 'RELEASE SAVEPOINT recovery_statement', 'ROLLBACK TO SAVEPOINT recovery_statement']
+      : ['BEGIN', 'COMMIT', 'ROLLBACK'];
+    await this.client.query(open);
+    try {
+      const result = await this.client.query(text, values);
+      if (!this.outer) await this.captureLedgerDelta();
+      await this.client.query(close);
+      return result;
+    } catch (error) {
+      await this.client.query(undo);
+      throw error;
+    }
   }
 
   private async captureLedgerDelta(): Promise<void> {
