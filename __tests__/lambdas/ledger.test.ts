@@ -156,8 +156,9 @@ describe('reconciliation', () => {
     );
     const { duplicate_event_id: dup, original_event_id: orig } = refunded.rows[0];
     await db.pool.query(
-      `INSERT INTO duplicate_clicks (compensation_id, duplicate_event_id, original_event_id, advertiser_id, campaign_id, ad_id, device_id, duplicate_event_ts, original_event_ts, outcome, refunded_amount)
-       VALUES ('again', $1, $2, 1, 11, 'ad', 'dev', now(), now(), 'REFUNDED', 120.10), ('orig', $2, 'first', 1, 11, 'ad', 'dev', now(), now(), 'REFUNDED', 120.10)`,
+      `INSERT INTO duplicate_clicks (compensation_id, duplicate_event_id, original_event_id, advertiser_id, campaign_id, ad_id, device_id, duplicate_event_ts, original_event_ts, outcome, refunded_amount, spend_date)
+       VALUES ('again', $1, $2, 1, 11, 'ad', 'dev', now(), now(), 'REFUNDED', 120.10, current_date),
+              ('orig', $2, 'first', 1, 11, 'ad', 'dev', now(), now(), 'REFUNDED', 120.10, current_date)`,
       [dup, orig],
     );
     await db.pool.query(

@@ -71,10 +71,19 @@ WITH input AS (
     AS t(compensation_id, duplicate_event_id, original_event_id, advertiser_id, campaign_id, ad_id, device_id,
          duplicate_ms, original_ms, quoted_refund_amount)
 ),
+days AS (
+  -- The budget days ($11: BUDGET_TIME_ZONE) of the duplicate and of the original as the
+  -- compensation names them: the partition key of the log and of the voids. The lookups by the
+  -- keys without the day look in that day and the day before and after (partition pruning).
+  SELECT i.*, (to_timestamp(i.duplicate_ms / 1000.0) AT TIME ZONE $11)::date AS named_day,
+         (to_timestamp(i.original_ms / 1000.0) AT TIME ZONE $11)::date AS original_day
+    FROM input i
+),
 fresh AS (
-  SELECT i.* FROM input i
+  SELECT i.* FROM days i
    WHERE NOT EXISTS (SELECT 1 FROM duplicate_clicks d WHERE d.compensation_id = i.compensation_id
-                        AND d.advertiser_id = i.advertiser_id AND d.campaign_id = i.campaign_id)
+                        AND d.advertiser_id = i.advertiser_id AND d.campaign_id = i.campaign_id
+                        AND d.spend_date BETWEEN i.named_day - 1 AND i.named_day + 1)
 ),
 matched AS (
   SELECT f.*, d.amount AS charged_amount, d.advertiser_id AS charged_advertiser_id,
@@ -88,13 +97,15 @@ decided AS (
          CASE
            WHEN EXISTS (SELECT 1 FROM ad_balance_histories r WHERE r.event_id = m.duplicate_event_id AND r.type = 'REFUND')
              OR EXISTS (SELECT 1 FROM click_voids v WHERE v.event_id = m.duplicate_event_id
-                           AND v.advertiser_id = m.advertiser_id AND v.campaign_id = m.campaign_id)
+                           AND v.advertiser_id = m.advertiser_id AND v.campaign_id = m.campaign_id
+                           AND v.spend_date BETWEEN m.named_day - 1 AND m.named_day + 1)
              OR row_number() OVER (PARTITION BY m.duplicate_event_id, m.advertiser_id, m.campaign_id ORDER BY m.compensation_id) > 1
              THEN 'ALREADY_SETTLED'
            WHEN EXISTS (SELECT 1 FROM duplicate_clicks p
                          WHERE p.original_event_id = m.duplicate_event_id AND p.duplicate_event_id = m.original_event_id
                            AND p.outcome IN ('REFUNDED', 'VOIDED')
-                           AND p.advertiser_id = m.advertiser_id AND p.campaign_id = m.campaign_id)
+                           AND p.advertiser_id = m.advertiser_id AND p.campaign_id = m.campaign_id
+                           AND p.spend_date BETWEEN m.original_day - 1 AND m.original_day + 1)
              THEN 'ORIGINAL_KEPT'
            WHEN m.charged_amount IS NOT NULL THEN 'REFUNDED'
            ELSE 'VOIDED'
@@ -105,10 +116,10 @@ decided AS (
 logged AS (
   INSERT INTO duplicate_clicks (compensation_id, duplicate_event_id, original_event_id, advertiser_id, campaign_id,
                                 ad_id, device_id, duplicate_event_ts, original_event_ts, quoted_refund_amount,
-                                outcome, refunded_amount)
+                                outcome, refunded_amount, spend_date)
   SELECT compensation_id, duplicate_event_id, original_event_id, advertiser_id, campaign_id, ad_id, device_id,
          to_timestamp(duplicate_ms / 1000.0), to_timestamp(original_ms / 1000.0), quoted_refund_amount,
-         outcome, CASE WHEN outcome = 'REFUNDED' THEN charged_amount ELSE 0 END
+         outcome, CASE WHEN outcome = 'REFUNDED' THEN charged_amount ELSE 0 END, named_day
     FROM decided
    ORDER BY compensation_id, advertiser_id, campaign_id
   ON CONFLICT ON CONSTRAINT duplicate_clicks_pkey DO NOTHING
@@ -125,8 +136,8 @@ refunds AS (
   RETURNING amount, advertiser_id, campaign_id, spend_date
 ),
 voids AS (
-  INSERT INTO click_voids (event_id, compensation_id, advertiser_id, campaign_id)
-  SELECT d.duplicate_event_id, d.compensation_id, d.advertiser_id, d.campaign_id
+  INSERT INTO click_voids (event_id, compensation_id, advertiser_id, campaign_id, spend_date)
+  SELECT d.duplicate_event_id, d.compensation_id, d.advertiser_id, d.campaign_id, d.named_day
     FROM decided d JOIN logged l USING (compensation_id, advertiser_id, campaign_id)
    WHERE d.outcome = 'VOIDED'
    ORDER BY d.duplicate_event_id, d.advertiser_id, d.campaign_id
@@ -240,6 +251,7 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
           wave.map((c) => c.duplicate_event_ts),
           wave.map((c) => c.original_event_ts),
           wave.map((c) => c.refund_amount ?? null),
+          deps.budgetTimeZone,
         ]);
         const step = rows.rows[0];
         refund.refunded += step.refunded;
