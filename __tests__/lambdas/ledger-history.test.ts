@@ -1,5 +1,6 @@
 /**
- * GIVEN the day-partitioned ledger (db/migrations/1764800000000_partitioned-ledger.sql)
+ * GIVEN the day-partitioned ledger (db/migrations/1764800000000_partitioned-ledger.sql), voids and
+ * duplicate log (1764940000000_partitioned-voids-duplicates.sql)
  * WHEN budget-reset runs with the environment's retention (config `database.history`)
  * THEN the daily partitions ahead exist, expired days are detached (kept, renamed archived_*) or
  * dropped, nothing inside the retention is touched, and charging keeps working.
@@ -13,15 +14,16 @@ import { countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from '.
 const stores = isolatedWorkerStores();
 const DAY_MS = 24 * 3600 * 1000;
 
-async function partitions(): Promise<string[]> {
+async function partitions(table = 'ad_balance_histories'): Promise<string[]> {
   const { rows } = await stores.pool.query<{ relname: string }>(
     `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = 'ad_balance_histories'::regclass ORDER BY c.relname`,
+      WHERE i.inhparent = $1::regclass ORDER BY c.relname`,
+    [table],
   );
   return rows.map((r) => r.relname);
 }
 
-const dayName = (ms: number) => `ad_balance_histories_p${new Date(ms).toISOString().slice(0, 10).replace(/-/g, '')}`;
+const dayName = (ms: number, table = 'ad_balance_histories') => `${table}_p${new Date(ms).toISOString().slice(0, 10).replace(/-/g, '')}`;
 
 describe('ledger history', () => {
   test('budget-reset creates the partitions ahead and detaches the days past the retention, keeping their rows', async () => {
@@ -40,10 +42,17 @@ describe('ledger history', () => {
       aheadDays: 3,
       expired: 'detach',
     })({});
-    expect(summary).toMatchObject({ partitionsCreated: 4 });
-    expect(summary.partitionsExpired).toBe(7);
+    // Four days ahead and seven expired days for each of the ledger, the voids and the duplicate log.
+    expect(summary).toMatchObject({ partitionsCreated: 12 });
+    expect(summary.partitionsExpired).toBe(21);
     const after = await partitions();
     for (let d = 0; d <= 3; d += 1) expect(after).toContain(dayName(later + d * DAY_MS));
+    for (const table of ['click_voids', 'duplicate_clicks']) {
+      const kept = await partitions(table);
+      for (let d = 0; d <= 3; d += 1) expect(kept).toContain(dayName(later + d * DAY_MS, table));
+      expect(kept).not.toContain(dayName(Date.now() - 7 * DAY_MS, table));
+      expect(kept).toContain(`${table}_default`);
+    }
     expect(after).not.toContain(oldest);
     expect(after).toContain(dayName(Date.now()));
     expect(after).toContain('ad_balance_histories_default');

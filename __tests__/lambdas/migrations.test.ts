@@ -7,9 +7,10 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
-import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
+import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
+import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import { reconcileLedger } from '../../lambdas/reconcile/reconcile-ledger';
-import { createTestDatabase, migrate, REPO_ROOT, TestDatabase, workerDeps } from './support/test-database';
+import { budgetDayOf, createTestDatabase, migrate, REPO_ROOT, TestDatabase, workerDeps } from './support/test-database';
 
 const run = promisify(execFile);
 
@@ -18,25 +19,38 @@ function migrationsFrom(name: string): number {
   return readdirSync(path.join(REPO_ROOT, 'db/migrations')).filter((file) => file.endsWith('.sql') && file >= name).length;
 }
 
-async function migrateFirstOnly(url: string, count = 1): Promise<void> {
+/** Runs node-pg-migrate `direction count` on the database at `url`. */
+async function migrateSteps(url: string, direction: 'up' | 'down', count: number): Promise<void> {
   const bin = path.join(REPO_ROOT, 'node_modules/node-pg-migrate/bin/node-pg-migrate.js');
-  await run(process.execPath, [bin, 'up', String(count), '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'], {
+  await run(process.execPath, [bin, direction, String(count), '--migrations-dir', 'db/migrations', '--use-glob=false', '--migration-file-language', 'sql'], {
     cwd: REPO_ROOT,
     env: { ...process.env, DATABASE_URL: url },
   });
 }
 
+async function migrateFirstOnly(url: string, count = 1): Promise<void> {
+  await migrateSteps(url, 'up', count);
+}
+
+/** How many migrations sort before `name`: migrating up that many stops just before it. */
+function migrationsBefore(name: string): number {
+  return readdirSync(path.join(REPO_ROOT, 'db/migrations')).filter((file) => file.endsWith('.sql') && file < name).length;
+}
+
 let db: TestDatabase;
 let ledgerDb: TestDatabase;
+let historyDb: TestDatabase;
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
   ledgerDb = await createTestDatabase({ migrate: false });
+  historyDb = await createTestDatabase({ migrate: false });
 });
 
 afterAll(async () => {
   await db.drop();
   await ledgerDb.drop();
+  await historyDb.drop();
 });
 
 describe('migrations', () => {
@@ -202,5 +216,105 @@ describe('migrations', () => {
     ]);
     const report = await reconcileLedger(db.pool);
     expect(report.checks.balance.count).toBe(0);
+  });
+
+  test('the partitioned-voids-duplicates migration moves voids and the duplicate log into daily partitions; redeliveries still do nothing; down restores them', async () => {
+    const migration = '1764940000000_partitioned-voids-duplicates.sql';
+    await migrateFirstOnly(historyDb.url, migrationsBefore(migration));
+    const pool = historyDb.pool;
+    // As the released workers left them: a click charged then refunded (A), a click voided before
+    // it arrived (B), a compensation of 2021 settled by another (C, outside every daily partition).
+    const tsA = Date.now() - 2 * 86_400_000;
+    const tsB = Date.now() - 3_600_000;
+    const tsC = Date.parse('2021-03-04T01:00:00Z');
+    const click = (eventId: string, ts: number) => ({ event_id: eventId, event_ts: ts, advertiser_id: 1, campaign_id: 11, ad_id: 'ad-11', device_id: 'dev' });
+    const compensations = [compensationEvent(click('A', tsA)), compensationEvent(click('B', tsB)), compensationEvent(click('C', tsC))];
+    await pool.query(
+      `INSERT INTO advertisers (advertiser_id, balance) VALUES (1, 1000);
+       INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES (11, 1, 100, NULL);
+       INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date, event_ts, compensation_id)
+         VALUES ('A', 'DEDUCT', 100, 1, 11, '${budgetDayOf(tsA)}', to_timestamp(${tsA} / 1000.0), NULL),
+                ('A', 'REFUND', 100, 1, 11, '${budgetDayOf(tsA)}', to_timestamp(${tsA} / 1000.0), 'comp-A');
+       INSERT INTO click_voids (event_id, compensation_id, advertiser_id, campaign_id) VALUES ('B', 'comp-B', 1, 11);
+       INSERT INTO duplicate_clicks (compensation_id, duplicate_event_id, original_event_id, advertiser_id, campaign_id, ad_id,
+                                     device_id, duplicate_event_ts, original_event_ts, outcome, refunded_amount)
+         SELECT c.compensation_id, c.duplicate_event_id, c.original_event_id, 1, 11, 'ad-11', 'dev',
+                to_timestamp(c.duplicate_ms / 1000.0), to_timestamp(c.original_ms / 1000.0), c.outcome, c.refunded
+           FROM (VALUES ('comp-A', 'A', 'orig-A', ${tsA}::bigint, ${tsA - 30_000}::bigint, 'REFUNDED', 100),
+                        ('comp-B', 'B', 'orig-B', ${tsB}, ${tsB - 30_000}, 'VOIDED', 0),
+                        ('comp-C', 'C', 'orig-C', ${tsC}, ${tsC - 30_000}, 'ALREADY_SETTLED', 0))
+             AS c(compensation_id, duplicate_event_id, original_event_id, duplicate_ms, original_ms, outcome, refunded);`,
+    );
+    const logColumns = 'compensation_id, duplicate_event_id, original_event_id, outcome, refunded_amount::text, duplicate_event_ts, created_at';
+    const logBefore = await pool.query(`SELECT ${logColumns} FROM duplicate_clicks ORDER BY compensation_id`);
+    const voidsBefore = await pool.query('SELECT event_id, compensation_id, created_at FROM click_voids ORDER BY event_id');
+
+    expect(await migrate(historyDb.url)).toMatch(/1764940000000_partitioned-voids-duplicates/);
+
+    expect((await pool.query(`SELECT ${logColumns} FROM duplicate_clicks ORDER BY compensation_id`)).rows).toEqual(logBefore.rows);
+    expect((await pool.query('SELECT event_id, compensation_id, created_at FROM click_voids ORDER BY event_id')).rows).toEqual(voidsBefore.rows);
+    // Each row is in the partition of the budget day of the duplicate click (the void takes its
+    // compensation's); 2021 is covered by no daily partition.
+    const placed = await pool.query(
+      `SELECT compensation_id AS id, spend_date::text AS day, tableoid::regclass::text AS part FROM duplicate_clicks
+       UNION ALL SELECT 'void-' || event_id, spend_date::text, tableoid::regclass::text FROM click_voids ORDER BY 1`,
+    );
+    const dayA = budgetDayOf(tsA);
+    const dayB = budgetDayOf(tsB);
+    expect(placed.rows).toEqual([
+      { id: 'comp-A', day: dayA, part: `duplicate_clicks_p${dayA.replaceAll('-', '')}` },
+      { id: 'comp-B', day: dayB, part: `duplicate_clicks_p${dayB.replaceAll('-', '')}` },
+      { id: 'comp-C', day: '2021-03-04', part: 'duplicate_clicks_default' },
+      { id: 'void-B', day: dayB, part: `click_voids_p${dayB.replaceAll('-', '')}` },
+    ]);
+    const kinds = await pool.query("SELECT relname, relkind FROM pg_class WHERE relname IN ('click_voids', 'duplicate_clicks') ORDER BY 1");
+    expect(kinds.rows).toEqual([
+      { relname: 'click_voids', relkind: 'p' },
+      { relname: 'duplicate_clicks', relkind: 'p' },
+    ]);
+    const grants = await pool.query(
+      `SELECT table_name, privilege_type FROM information_schema.role_table_grants
+        WHERE table_name IN ('click_voids', 'duplicate_clicks') AND grantee = 'adstream_compensation' ORDER BY 1, 2`,
+    );
+    expect(grants.rows).toEqual([
+      { table_name: 'click_voids', privilege_type: 'INSERT' },
+      { table_name: 'click_voids', privilege_type: 'SELECT' },
+      { table_name: 'duplicate_clicks', privilege_type: 'INSERT' },
+      { table_name: 'duplicate_clicks', privilege_type: 'SELECT' },
+    ]);
+
+    // The workers on the migrated tables: every compensation redelivered, and clicks A and B
+    // delivered (again), change nothing: no log row, no refund, no void, no charge.
+    const deps = workerDeps({ databaseUrl: historyDb.url, keyPrefix: 'unused:', redisUrl: null });
+    const counts = () =>
+      pool.query(`SELECT (SELECT count(*) FROM duplicate_clicks)::int AS log, (SELECT count(*) FROM click_voids)::int AS voids,
+                         (SELECT count(*) FROM ad_balance_histories)::int AS ledger, (SELECT balance::text FROM advertisers) AS balance`);
+    try {
+      const before = (await counts()).rows[0];
+      const redelivered = await createCompensationHandler(deps)(compensationBatch(compensations));
+      expect(redelivered).toMatchObject({ refunded: 0, voided: 0, deadLettered: 0, skipped: 3 });
+      const clicks = await createClickBalanceHandler(deps)(
+        adEventsBatch([clickEvent(11, 1, { event_id: 'A', event_ts: tsA }), clickEvent(11, 1, { event_id: 'B', event_ts: tsB })]),
+      );
+      expect(clicks).toMatchObject({ charged: 0, deadLettered: 0 });
+      expect((await counts()).rows[0]).toEqual(before);
+    } finally {
+      await deps.close();
+    }
+
+    // Down: one table each again, the old keys, every row.
+    await migrateSteps(historyDb.url, 'down', 1);
+    expect((await pool.query(`SELECT ${logColumns} FROM duplicate_clicks ORDER BY compensation_id`)).rows).toEqual(logBefore.rows);
+    expect((await pool.query('SELECT event_id, compensation_id, created_at FROM click_voids ORDER BY event_id')).rows).toEqual(voidsBefore.rows);
+    const keys = await pool.query(
+      `SELECT conrelid::regclass::text AS tbl, pg_get_constraintdef(oid) AS def FROM pg_constraint
+        WHERE conname IN ('click_voids_pkey', 'duplicate_clicks_pkey') ORDER BY 1`,
+    );
+    expect(keys.rows).toEqual([
+      { tbl: 'click_voids', def: 'PRIMARY KEY (event_id, advertiser_id, campaign_id)' },
+      { tbl: 'duplicate_clicks', def: 'PRIMARY KEY (compensation_id, advertiser_id, campaign_id)' },
+    ]);
+    const history = await pool.query("SELECT * FROM adstream_maintain_history(current_date, 3, 35, 'drop')");
+    expect(history.rows).toEqual([]);
   });
 });
