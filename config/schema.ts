@@ -219,17 +219,18 @@ export interface DatabaseConfig {
   readonly backupRetentionDays: number;
   /** Put RDS Proxy between the functions and the database. */
   readonly useProxy: boolean;
-  /** Retention of the day-partitioned ledger (`ad_balance_histories`). */
+  /** Retention of the day-partitioned history: the ledger (`ad_balance_histories`), `click_voids`, `duplicate_clicks`. */
   readonly history: HistoryConfig;
 }
 
 /**
- * How long the ledger keeps its daily partitions, applied every day by budget-reset through
- * `adstream_maintain_history()` (db/migrations/1764800000000_partitioned-ledger.sql).
+ * How long the ledger, the voids and the duplicate log keep their daily partitions, applied every
+ * day by budget-reset through `adstream_maintain_history()` (db/migrations/
+ * 1764800000000_partitioned-ledger.sql, 1764940000000_partitioned-voids-duplicates.sql).
  */
 export interface HistoryConfig {
   /**
-   * Days of ledger kept in daily partitions (default 400). At least 35, and longer than the
+   * Days of ledger, voids and duplicate log kept in daily partitions (default 400). At least 35, and longer than the
    * retention of `ad-events` and `compensation-events`: a replayed click must find its charge,
    * and a refund the charge it returns.
    */
