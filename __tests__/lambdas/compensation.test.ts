@@ -1,5 +1,6 @@
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
+import { reconcileLedger } from '../../lambdas/reconcile/reconcile-ledger';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import { balanceOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from './support/test-database';
 
@@ -287,5 +288,31 @@ describe('compensation checked against the click it refunds', () => {
     expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_RESUMED' AND payload->>'campaign_id' = '780'")).toBe(0);
     const spend = await stores.pool.query('SELECT spend::text FROM campaign_daily_spend WHERE campaign_id = 780');
     expect(spend.rows[0].spend).toBe('200');
+  });
+
+  test('a void is found in the partition of the day before or after the click; one dated further away is the documented gap, reported by reconcile', async () => {
+    // The voids are partitioned by the budget day of the compensation's duplicate_event_ts; the
+    // charge looks in the click's day ± 1 (migration 1764940000000_partitioned-voids-duplicates).
+    await seedAdvertiser(stores.pool, 91, '1000');
+    await seedCampaign(stores.pool, { campaignId: 910, advertiserId: 91, cpc: '10', dailyBudget: null });
+    const ts = Date.now() - 3_600_000;
+    const nearClick = clickEvent(910, 91, { event_ts: ts });
+    const farClick = clickEvent(910, 91, { event_ts: ts });
+    const voids = await createCompensationHandler(deps())(
+      compensationBatch([compensationEvent({ ...nearClick, event_ts: ts - 86_400_000 }), compensationEvent({ ...farClick, event_ts: ts - 3 * 86_400_000 })]),
+    );
+    expect(voids).toMatchObject({ voided: 2, refunded: 0, deadLettered: 0 });
+    const days = await stores.pool.query<{ n: number }>('SELECT count(DISTINCT tableoid)::int AS n FROM click_voids WHERE advertiser_id = 91');
+    expect(days.rows[0].n).toBe(2);
+
+    const clicks = await createClickBalanceHandler(deps())(adEventsBatch([nearClick, farClick]));
+
+    // The near void applies; the far one is not looked for, so that click is charged.
+    expect(clicks).toMatchObject({ charged: 1, deadLettered: 0 });
+    expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'DEDUCT' AND event_id = $1", [nearClick.event_id])).toBe(0);
+    expect(await balanceOf(stores.pool, 91)).toBe('990');
+    const report = await reconcileLedger(stores.pool);
+    expect(report.checks.chargedAndVoided.ids).toContain(farClick.event_id);
+    expect(report.checks.chargedAndVoided.ids).not.toContain(nearClick.event_id);
   });
 });
