@@ -107,24 +107,25 @@ SELECT v.event_id, v.compensation_id, v.advertiser_id, v.campaign_id,
        v.created_at
   FROM click_voids_unpartitioned v;
 
--- Every grant of the old tables carries over (the function roles, the reconcile role).
-DO $$
+-- Every grant of the old tables carries over (the function roles, the reconcile role). The
+-- helper is dropped by the down migration, which uses it the other way round.
+CREATE FUNCTION adstream_copy_table_grants(from_table text, to_table text) RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
-  tbl text;
   g record;
 BEGIN
-  FOREACH tbl IN ARRAY ARRAY['click_voids', 'duplicate_clicks'] LOOP
-    FOR g IN
-      SELECT grantee, string_agg(privilege_type, ', ') AS privileges
-        FROM information_schema.role_table_grants
-       WHERE table_schema = current_schema() AND table_name = tbl || '_unpartitioned'
-         AND grantee <> (SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = tbl || '_unpartitioned')
-       GROUP BY grantee
-    LOOP
-      EXECUTE format('GRANT %s ON %I TO %I', g.privileges, tbl, g.grantee);
-    END LOOP;
+  FOR g IN
+    SELECT grantee, string_agg(privilege_type, ', ') AS privileges
+      FROM information_schema.role_table_grants
+     WHERE table_schema = current_schema() AND table_name = from_table
+       AND grantee <> (SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = from_table)
+     GROUP BY grantee
+  LOOP
+    EXECUTE format('GRANT %s ON %I TO %I', g.privileges, to_table, g.grantee);
   END LOOP;
 END $$;
+REVOKE ALL ON FUNCTION adstream_copy_table_grants(text, text) FROM PUBLIC;
+SELECT adstream_copy_table_grants(t || '_unpartitioned', t) FROM unnest(ARRAY['click_voids', 'duplicate_clicks']) AS t;
 
 DROP TABLE click_voids_unpartitioned;
 DROP TABLE duplicate_clicks_unpartitioned;
@@ -271,23 +272,8 @@ SELECT compensation_id, duplicate_event_id, original_event_id, advertiser_id, ca
  ORDER BY created_at, spend_date
 ON CONFLICT DO NOTHING;
 
-DO $$
-DECLARE
-  tbl text;
-  g record;
-BEGIN
-  FOREACH tbl IN ARRAY ARRAY['click_voids', 'duplicate_clicks'] LOOP
-    FOR g IN
-      SELECT grantee, string_agg(privilege_type, ', ') AS privileges
-        FROM information_schema.role_table_grants
-       WHERE table_schema = current_schema() AND table_name = tbl || '_partitioned'
-         AND grantee <> (SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = tbl || '_partitioned')
-       GROUP BY grantee
-    LOOP
-      EXECUTE format('GRANT %s ON %I TO %I', g.privileges, tbl, g.grantee);
-    END LOOP;
-  END LOOP;
-END $$;
+SELECT adstream_copy_table_grants(t || '_partitioned', t) FROM unnest(ARRAY['click_voids', 'duplicate_clicks']) AS t;
+DROP FUNCTION adstream_copy_table_grants(text, text);
 
 DROP TABLE click_voids_partitioned;
 DROP TABLE duplicate_clicks_partitioned;
