@@ -12,37 +12,21 @@
  *   input stops, the rankings read stale exactly the freshness bound after the last heartbeat's
  *   event time.
  */
-import type Redis from 'ioredis';
 import { RANKING_FRESHNESS_KEY, RankingFreshness, RankingKey, rankingCacheKey, RTB_RANKINGS_TOPIC } from '../../contracts';
 import { defaultFlinkConfig } from '../../config/flink';
 import { createRankingCacheHandler, DEFAULT_RANKING_FRESHNESS_SECONDS } from '../../lambdas/ranking-cache/ranking-cache';
 import type { LambdaKafkaEvent } from '../../lambdas/shared/kafka-event';
-import { ChangelogRow, FlinkEngine } from '../../scripts/flink-engine';
+import { ChangelogRow } from '../../scripts/flink-engine';
 import { runScenario, Scenario, ScenarioInput } from '../../scripts/flink-scenarios';
-import { cleanKeyspace, createTestDatabase, TestDatabase, testKeyPrefix, testRedis, workerDeps } from '../lambdas/support/test-database';
+import { workerDeps } from '../lambdas/support/test-database';
+import { useEngineAndStores } from './support/engine-and-stores';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const single: RankingKey = { placement: 'home_top', category: 'shoes' };
 const pair: RankingKey = { placement: 'home_top', category: 'bags' };
 
-let engine: FlinkEngine;
-let db: TestDatabase;
-let redis: Redis;
-const prefix = testKeyPrefix();
-
-beforeAll(async () => {
-  engine = await FlinkEngine.start();
-  db = await createTestDatabase();
-  redis = testRedis(prefix);
-}, 300_000);
-
-afterAll(async () => {
-  await engine?.close();
-  redis?.disconnect();
-  await cleanKeyspace(prefix);
-  await db?.drop();
-});
+const stores = useEngineAndStores();
 
 /** Flink's TIMESTAMP(3) text of an epoch-ms instant (UTC). */
 function sqlTimestamp(ms: number): string {
@@ -129,7 +113,7 @@ function asEvent(row: ChangelogRow, offset: number): LambdaKafkaEvent {
 test('a full day of event time: the bidder never misses a stable slot and always reads it fresh; after the input stops it reads stale at the bound', async () => {
   // Event time in the future of Redis's own clock, so PXAT expiries are real.
   const start = Math.ceil(Date.now() / (5 * MINUTE)) * 5 * MINUTE + 5 * MINUTE;
-  const result = await runScenario(engine, dayScenario(start));
+  const result = await runScenario(stores.engine, dayScenario(start));
   expect(result.problems).toEqual([]);
   const changelog = result.sinks['rtb-rankings-v2'] ?? [];
 
@@ -143,11 +127,11 @@ test('a full day of event time: the bidder never misses a stable slot and always
 
   // The worker, record by record; the bidder looks three times per 5 minutes of event time.
   let clock = start - MINUTE;
-  const deps = workerDeps({ databaseUrl: db.url, keyPrefix: prefix });
+  const deps = workerDeps({ databaseUrl: stores.db.url, keyPrefix: stores.prefix });
   const handler = createRankingCacheHandler({ pool: deps.pool, cache: deps.cache, observability: deps.observability, now: () => clock });
   const bound = DEFAULT_RANKING_FRESHNESS_SECONDS * 1000;
   const view = async (t: number, slot: RankingKey): Promise<string> => {
-    const [ranking, fresh] = await redis.mget(rankingCacheKey(slot), RANKING_FRESHNESS_KEY);
+    const [ranking, fresh] = await stores.redis.mget(rankingCacheKey(slot), RANKING_FRESHNESS_KEY);
     if (fresh === null || (JSON.parse(fresh) as RankingFreshness).fresh_until <= t) return 'stale';
     return ranking === null ? 'missing' : 'fresh';
   };
@@ -168,7 +152,7 @@ test('a full day of event time: the bidder never misses a stable slot and always
       // Never missing once written, even between Flink's delete and insert of one update; the
       // stored version never goes back.
       for (const key of present) {
-        const stored = await redis.get(key);
+        const stored = await stores.redis.get(key);
         expect(stored).not.toBeNull();
         const asOf = (JSON.parse(stored!) as { as_of: number }).as_of;
         expect(asOf).toBeGreaterThanOrEqual(versions.get(key) ?? 0);
@@ -179,7 +163,7 @@ test('a full day of event time: the bidder never misses a stable slot and always
     expect([...versions.values()]).toEqual([start + 24 * HOUR, start + 24 * HOUR]);
     // The whole changelog again (a consumer reset, a rebuilt statement catching up): no row
     // older than the stored one is applied, and the slots end where they were.
-    const settled = async () => Promise.all([single, pair].map((slot) => redis.get(rankingCacheKey(slot))));
+    const settled = async () => Promise.all([single, pair].map((slot) => stores.redis.get(rankingCacheKey(slot))));
     const before = await settled();
     let superseded = 0;
     for (const row of slotRows) {
@@ -210,7 +194,7 @@ test('a full day of event time: the bidder never misses a stable slot and always
   // The input stops: fresh up to the bound, stale from then on.
   expect([await view(last + bound - 1, single), await view(last + bound - 1, pair)]).toEqual(['fresh', 'fresh']);
   expect([await view(last + bound, single), await view(last + bound, pair)]).toEqual(['stale', 'stale']);
-  const pair_ = JSON.parse((await redis.get(rankingCacheKey(pair)))!) as { ranking: { campaign_id: number; rank_no: number }[] };
+  const pair_ = JSON.parse((await stores.redis.get(rankingCacheKey(pair)))!) as { ranking: { campaign_id: number; rank_no: number }[] };
   expect(pair_.ranking.map((r) => [r.rank_no, r.campaign_id])).toEqual([
     [1, 2],
     [2, 3],

@@ -13,36 +13,19 @@
  *   keep the paused campaign in the bidder's ranking until some other record moved the version
  *   (issue #15; flink-sql/README.md, "Slot versions").
  */
-import type Redis from 'ioredis';
 import { RankingKey, rankingCacheKey, RTB_RANKINGS_TOPIC } from '../../contracts';
 import { defaultFlinkConfig } from '../../config/flink';
 import { createRankingCacheHandler } from '../../lambdas/ranking-cache/ranking-cache';
 import type { LambdaKafkaEvent } from '../../lambdas/shared/kafka-event';
-import { FlinkEngine } from '../../scripts/flink-engine';
 import { finalTable, runScenario, ScenarioInput } from '../../scripts/flink-scenarios';
-import { cleanKeyspace, createTestDatabase, TestDatabase, testKeyPrefix, testRedis, workerDeps } from '../lambdas/support/test-database';
+import { workerDeps } from '../lambdas/support/test-database';
+import { useEngineAndStores } from './support/engine-and-stores';
 
 const MINUTE = 60_000;
 const T = Date.UTC(2026, 2, 1, 10);
 const slot: RankingKey = { placement: 'home_top', category: 'bags' };
 
-let engine: FlinkEngine;
-let db: TestDatabase;
-let redis: Redis;
-const prefix = testKeyPrefix();
-
-beforeAll(async () => {
-  engine = await FlinkEngine.start();
-  db = await createTestDatabase();
-  redis = testRedis(prefix);
-}, 300_000);
-
-afterAll(async () => {
-  await engine?.close();
-  redis?.disconnect();
-  await cleanKeyspace(prefix);
-  await db?.drop();
-});
+const stores = useEngineAndStores();
 
 function campaignEvent(id: number, at: number, fields: Record<string, unknown>): ScenarioInput {
   return {
@@ -55,7 +38,7 @@ function campaignEvent(id: number, at: number, fields: Record<string, unknown>):
 /** The slot's settled row (the upsert table Flink leaves) after `inputs`. */
 async function settledRow(inputs: ScenarioInput[]): Promise<Record<string, unknown>> {
   const version = defaultFlinkConfig.pipelines['rtb-ranking'].version;
-  const result = await runScenario(engine, { description: 'slot membership', pipeline: 'rtb-ranking', version, inputs, expect: {} });
+  const result = await runScenario(stores.engine, { description: 'slot membership', pipeline: 'rtb-ranking', version, inputs, expect: {} });
   expect(result.problems).toEqual([]);
   const rows = finalTable(result.sinks['rtb-rankings-v2'] ?? [], ['placement', 'category']).filter(
     (r) => r.placement === slot.placement && r.category === slot.category,
@@ -112,7 +95,7 @@ test('a pause stamped behind the slot newest event shrinks the ranking at an unc
   expect(one.as_of).toBe(T + 7 * MINUTE);
   expect(one.as_of).toBe(two.as_of);
 
-  const deps = workerDeps({ databaseUrl: db.url, keyPrefix: prefix });
+  const deps = workerDeps({ databaseUrl: stores.db.url, keyPrefix: stores.prefix });
   const handler = createRankingCacheHandler({ pool: deps.pool, cache: deps.cache, observability: deps.observability, now: () => T });
   try {
     expect((await handler(asEvent(two, 0))).rankingsWritten).toBe(1);
@@ -120,5 +103,5 @@ test('a pause stamped behind the slot newest event shrinks the ranking at an unc
   } finally {
     await deps.close();
   }
-  expect(campaigns(JSON.parse((await redis.get(rankingCacheKey(slot)))!) as Record<string, unknown>)).toEqual([[1, 3]]);
+  expect(campaigns(JSON.parse((await stores.redis.get(rankingCacheKey(slot)))!) as Record<string, unknown>)).toEqual([[1, 3]]);
 }, 300_000);

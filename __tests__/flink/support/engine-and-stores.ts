@@ -1,0 +1,31 @@
+import type Redis from 'ioredis';
+import { FlinkEngine } from '../../../scripts/flink-engine';
+import { cleanKeyspace, createTestDatabase, TestDatabase, testKeyPrefix, testRedis } from '../../lambdas/support/test-database';
+
+/** A Flink engine plus the worker's own stores (a test database, a Redis key prefix) for one test file. */
+export interface EngineAndStores {
+  readonly engine: FlinkEngine;
+  readonly db: TestDatabase;
+  readonly redis: Redis;
+  readonly prefix: string;
+}
+
+/**
+ * Starts the engine, a test database and a prefixed Redis client before the file's tests and
+ * closes and cleans all of them after; the returned object is filled in by `beforeAll`.
+ */
+export function useEngineAndStores(): EngineAndStores {
+  const rig = { prefix: testKeyPrefix() } as { engine: FlinkEngine; db: TestDatabase; redis: Redis; prefix: string };
+  beforeAll(async () => {
+    rig.engine = await FlinkEngine.start();
+    rig.db = await createTestDatabase();
+    rig.redis = testRedis(rig.prefix);
+  }, 300_000);
+  afterAll(async () => {
+    await rig.engine?.close();
+    rig.redis?.disconnect();
+    await cleanKeyspace(rig.prefix);
+    await rig.db?.drop();
+  });
+  return rig;
+}
