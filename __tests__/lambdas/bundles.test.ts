@@ -10,20 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
+import { BUNDLE_NAMES } from '../aws/support/fixtures';
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, '../..');
-const HANDLERS = [
-  'click-balance',
-  'compensation',
-  'ranking-cache',
-  'budget-reset',
-  'outbox-sweep',
-  'db-migrate',
-  'flink-status',
-  'trigger-status',
-  'reconcile',
-];
+/** Every function the workers stack deploys (the one list the tests keep beside scripts/bundle.mjs's). */
+const HANDLERS = [...BUNDLE_NAMES];
 const MAX_BUNDLE_BYTES = 1.5 * 1024 * 1024;
 /** Generous: Lambda's own init budget is 10 s; this catches a bundle that drags in something huge. */
 const MAX_COLD_IMPORT_MS = 1500;
