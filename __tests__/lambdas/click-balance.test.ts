@@ -1,5 +1,5 @@
 import type Redis from 'ioredis';
-import { createClickBalanceHandler, dailyBudgetKey, dailySpendKey } from '../../lambdas/click-balance/charge-clicks';
+import { BUDGET_MIRROR_REFRESH_MS, createClickBalanceHandler, dailyBudgetKey, dailySpendKey } from '../../lambdas/click-balance/charge-clicks';
 import { campaignStatusOutboxColumns } from '../../lambdas/shared/outbox';
 import { adEventsBatch, clickEvent, kafkaEvent, jsonBytes, withWireHeader } from './support/kafka-fixtures';
 import { balanceOf, budgetDayOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign, startOfNextDay, testRedis } from './support/test-database';
@@ -132,6 +132,32 @@ describe('click-balance', () => {
     const summary = await createClickBalanceHandler(deps())(event);
     expect(summary.charged).toBe(1);
     expect(await balanceOf(stores.pool, 7)).toBe('990');
+  });
+
+  test('an unchanged budget mirror is rewritten once a minute, a changed one by the next batch; spend mirrors by every batch', async () => {
+    await seedAdvertiser(stores.pool, 957, '100000');
+    await seedCampaign(stores.pool, { campaignId: 9571, advertiserId: 957, cpc: '10', dailyBudget: '5000' });
+    let clock = Date.now();
+    const handler = createClickBalanceHandler(stores.deps({ now: () => clock }));
+    const day = budgetDayOf(clock);
+
+    await handler(adEventsBatch([clickEvent(9571, 957)]));
+    expect(await redis.get(dailyBudgetKey(9571))).toBe('5000');
+    // Lost (a Redis restart, an eviction): not rewritten by the next batch within the minute …
+    await redis.del(dailyBudgetKey(9571), dailySpendKey(9571, day));
+    clock += BUDGET_MIRROR_REFRESH_MS - 1;
+    await handler(adEventsBatch([clickEvent(9571, 957)]));
+    expect(await redis.get(dailyBudgetKey(9571))).toBeNull();
+    expect(await redis.get(dailySpendKey(9571, day))).toBe('20');
+    // … but by the first one after it.
+    clock += 1;
+    await handler(adEventsBatch([clickEvent(9571, 957)]));
+    expect(await redis.get(dailyBudgetKey(9571))).toBe('5000');
+    // A changed budget is mirrored by the next batch, whenever it comes.
+    await stores.pool.query('UPDATE campaigns SET daily_budget = 7000 WHERE campaign_id = 9571');
+    clock += 1;
+    await handler(adEventsBatch([clickEvent(9571, 957)]));
+    expect(await redis.get(dailyBudgetKey(9571))).toBe('7000');
   });
 
   test('crossing 90% writes one BUDGET_WARNING and crossing 100% pauses the campaign once per day', async () => {

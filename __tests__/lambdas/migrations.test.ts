@@ -303,7 +303,7 @@ describe('migrations', () => {
     }
 
     // Down: one table each again, the old keys, every row.
-    await migrateSteps(historyDb.url, 'down', 1);
+    await migrateSteps(historyDb.url, 'down', migrationsFrom(migration));
     expect((await pool.query(`SELECT ${logColumns} FROM duplicate_clicks ORDER BY compensation_id`)).rows).toEqual(logBefore.rows);
     expect((await pool.query('SELECT event_id, compensation_id, created_at FROM click_voids ORDER BY event_id')).rows).toEqual(voidsBefore.rows);
     const keys = await pool.query(
@@ -316,5 +316,32 @@ describe('migrations', () => {
     ]);
     const history = await pool.query("SELECT * FROM adstream_maintain_history(current_date, 3, 35, 'drop')");
     expect(history.rows).toEqual([]);
+  });
+  test('the leaner-charge migration replaces both charge functions and its down restores the definitions it replaced', async () => {
+    const migration = '1764960000000_leaner-charge.sql';
+    const scratch = await createTestDatabase({ migrate: false });
+    try {
+      await migrateFirstOnly(scratch.url, migrationsBefore(migration));
+      const definitions = () =>
+        scratch.pool.query<{ name: string; def: string }>(
+          `SELECT p.proname AS name, pg_get_functiondef(p.oid) AS def FROM pg_proc p
+            WHERE p.proname IN ('adstream_charge_clicks', 'adstream_charge_priced_clicks') ORDER BY 1`,
+        );
+      const before = (await definitions()).rows;
+      expect(before.map((r) => r.name)).toEqual(['adstream_charge_clicks', 'adstream_charge_priced_clicks']);
+
+      expect(await migrate(scratch.url)).toMatch(/1764960000000_leaner-charge/);
+      const after = (await definitions()).rows;
+      expect(after.map((r) => r.def)).not.toContain(before[0].def);
+      expect(after.map((r) => r.def)).not.toContain(before[1].def);
+      const kept = await scratch.pool.query<{ def: string }>('SELECT definition AS def FROM adstream_replaced_functions ORDER BY signature');
+      expect(kept.rows.map((r) => r.def)).toEqual(before.map((r) => r.def));
+
+      await migrateSteps(scratch.url, 'down', migrationsFrom(migration));
+      expect((await definitions()).rows).toEqual(before);
+      expect((await scratch.pool.query("SELECT to_regclass('adstream_replaced_functions') AS t")).rows[0].t).toBeNull();
+    } finally {
+      await scratch.drop();
+    }
   });
 });

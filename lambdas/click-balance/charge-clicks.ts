@@ -19,6 +19,13 @@ export const CLICK_BALANCE_METRICS: readonly SummaryCounter[] = ['records', 'cha
 /** Budget and spend mirrors outlive their budget day by a day. */
 const MIRROR_TTL_SECONDS = 2 * 24 * 60 * 60;
 
+/**
+ * An unchanged `daily_budget:{id}` mirror is written again at most this often (a key lost to a
+ * Redis restart or eviction is back within this long while the campaign gets clicks); a
+ * changed budget is written by the next batch of the campaign.
+ */
+export const BUDGET_MIRROR_REFRESH_MS = 60_000;
+
 /** Optional fields of a click that no amount depends on: a malformed one is dropped, the click charged. */
 const INFORMATIONAL_FIELDS = ['session_id', 'user_id', 'actual_price', 'revenue_amount'] as const;
 
@@ -103,16 +110,17 @@ SELECT event_id, advertiser_id::text AS charged_advertiser_id, campaign_id::text
  * in the same transaction.
  */
 export function createClickBalanceHandler(deps: WorkerDeps): (event: unknown) => Promise<InvocationSummary> {
+  const budgetMirrors = new BudgetMirrors();
   return async (event) => {
     const summary = emptySummary(CLICK_BALANCE_HANDLER, CLICK_BALANCE_METRICS);
     watchCache(deps, summary);
     return instrumentInvocation(deps.observability, summary, 'batch failed; nothing applied, Lambda will redeliver it', () =>
-      chargeClicks(deps, event, deps.now?.() ?? Date.now(), summary),
+      chargeClicks(deps, event, deps.now?.() ?? Date.now(), summary, budgetMirrors),
     );
   };
 }
 
-async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summary: InvocationSummary): Promise<void> {
+async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summary: InvocationSummary, budgetMirrors: BudgetMirrors): Promise<void> {
   const records = decodeKafkaEvent(event);
   summary.records = records.length;
   // No de-duplication here: a bad copy of a click must not hide a good copy with the same id
@@ -142,7 +150,7 @@ async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summa
   summary.skipped = summary.records - summary.charged - summary.deadLettered;
   summary.outboxWritten = charge.outbox_written;
 
-  await refreshMirrors(deps, campaigns, charge);
+  await refreshMirrors(deps, campaigns, charge, budgetMirrors, now);
   await publishAfterCommit(deps, summary);
 }
 
@@ -340,18 +348,45 @@ async function deadLetterConflicts(
   }
 }
 
+/** The `daily_budget:{id}` mirrors this handler instance wrote, with when: unchanged ones are not rewritten on every batch. */
+class BudgetMirrors {
+  private readonly written = new Map<number, { readonly value: string; readonly at: number }>();
+
+  /** True when the mirror of `campaignId` must be (re)written with `value` at `now`. */
+  due(campaignId: number, value: string, now: number): boolean {
+    const last = this.written.get(campaignId);
+    return !last || last.value !== value || now - last.at >= BUDGET_MIRROR_REFRESH_MS || now < last.at;
+  }
+
+  /** Records mirrors Redis acknowledged. */
+  wrote(mirrors: ReadonlyArray<{ readonly campaignId: number; readonly value: string }>, now: number): void {
+    for (const { campaignId, value } of mirrors) this.written.set(campaignId, { value, at: now });
+  }
+}
+
 /**
  * Brings the Redis mirrors (`daily_budget:{id}`, `daily_spend:{id}:{day}`) in line with the
- * committed state, for readers outside the money path (ad-server pacing, dashboards). Never
- * read back by a worker and never needed for correctness.
+ * committed state, for readers outside the money path (ad-server pacing, dashboards): every
+ * spend of the batch, and each budget when it changed or its mirror is due again
+ * (`BUDGET_MIRROR_REFRESH_MS`). Never read back by a worker and never needed for correctness.
  */
-async function refreshMirrors(deps: WorkerDeps, campaigns: BatchCharge['campaigns'], charge: ChargeResult): Promise<void> {
+async function refreshMirrors(
+  deps: WorkerDeps,
+  campaigns: BatchCharge['campaigns'],
+  charge: ChargeResult,
+  budgetMirrors: BudgetMirrors,
+  now: number,
+): Promise<void> {
   const entries: CacheEntry[] = [];
+  const budgets: Array<{ campaignId: number; value: string }> = [];
   for (const [id, campaign] of campaigns) {
-    if (campaign.daily_budget != null) entries.push({ key: dailyBudgetKey(id), value: campaign.daily_budget, ttlSeconds: MIRROR_TTL_SECONDS });
+    if (campaign.daily_budget != null && budgetMirrors.due(id, campaign.daily_budget, now)) {
+      budgets.push({ campaignId: id, value: campaign.daily_budget });
+      entries.push({ key: dailyBudgetKey(id), value: campaign.daily_budget, ttlSeconds: MIRROR_TTL_SECONDS });
+    }
   }
   for (const day of charge.spend) {
     entries.push({ key: dailySpendKey(day.campaign_id, day.spend_date), value: day.spend, ttlSeconds: MIRROR_TTL_SECONDS });
   }
-  await deps.cache.setMany(entries);
+  if (await deps.cache.setMany(entries)) budgetMirrors.wrote(budgets, now);
 }

@@ -36,6 +36,22 @@ export interface CacheEntry {
   readonly ttlSeconds?: number;
 }
 
+/**
+ * `SET KEYS[i] ARGV[i]`, with `EX ARGV[n + i]` unless that is 0, for every key. Keys are listed
+ * as KEYS, so the client's key prefix applies to them as it does to `SET`.
+ */
+const SET_MANY_SCRIPT = `
+local n = #KEYS
+for i = 1, n do
+  local ttl = tonumber(ARGV[n + i])
+  if ttl > 0 then
+    redis.call('SET', KEYS[i], ARGV[i], 'EX', ttl)
+  else
+    redis.call('SET', KEYS[i], ARGV[i])
+  end
+end
+return n`;
+
 /** Called when Redis fails, so the handler can log it once and count it. */
 export type CacheFailureListener = (operation: string, error: unknown) => void;
 
@@ -95,21 +111,25 @@ export class RedisCache {
     }
   }
 
-  /** Writes entries in one pipeline; `false` if Redis is unavailable or any write failed. */
+  /**
+   * Writes entries in one command (a script setting every key, with its expiry); `false` if
+   * Redis is unavailable or the write failed. One command instead of a pipeline of one `SET` per
+   * key: the client builds, sends and parses one command per batch however many keys it holds.
+   */
   async setMany(entries: readonly CacheEntry[]): Promise<boolean> {
     if (entries.length === 0) return true;
     if (this.skipWhileDown('SET')) return false;
     const client = await this.readyClient('SET');
     if (!client) return false;
+    const keys: string[] = new Array<string>(entries.length);
+    const args: string[] = new Array<string>(entries.length * 2);
+    entries.forEach((entry, i) => {
+      keys[i] = entry.key;
+      args[i] = entry.value;
+      args[entries.length + i] = entry.ttlSeconds ? String(entry.ttlSeconds) : '0';
+    });
     try {
-      const pipeline = client.pipeline();
-      for (const entry of entries) {
-        if (entry.ttlSeconds) pipeline.set(entry.key, entry.value, 'EX', entry.ttlSeconds);
-        else pipeline.set(entry.key, entry.value);
-      }
-      const results = (await pipeline.exec()) ?? [];
-      const failed = results.find(([error]) => error);
-      if (failed) throw failed[0];
+      await client.eval(SET_MANY_SCRIPT, keys.length, ...keys, ...args);
       return true;
     } catch (error) {
       this.markDown('SET', error);
