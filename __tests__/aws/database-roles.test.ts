@@ -31,6 +31,8 @@ const ROLES = {
 /** Every table the migrations create; a new one fails this test until its grants are decided. */
 const TABLES = [
   'ad_balance_histories',
+  // Definitions a migration replaced, for its down migration: no function role may read it.
+  'adstream_replaced_functions',
   'advertisers',
   'campaign_daily_spend',
   'campaigns',
@@ -187,6 +189,10 @@ describe('one database role per function', () => {
         WHERE c.relispartition AND g.grantee LIKE 'adstream\\_%'`,
     );
     expect(partitionGrants.rows).toEqual([]);
+    const migrationOnly = await db.pool.query(
+      `SELECT grantee FROM information_schema.role_table_grants WHERE table_name = 'adstream_replaced_functions' AND grantee LIKE 'adstream\\_%'`,
+    );
+    expect(migrationOnly.rows).toEqual([]);
   });
 
   test('the day-partitioned ledger keeps the grants of the old one: click-balance inserts, reads, and cannot delete', async () => {

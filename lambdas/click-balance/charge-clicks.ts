@@ -150,8 +150,8 @@ async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summa
   summary.skipped = summary.records - summary.charged - summary.deadLettered;
   summary.outboxWritten = charge.outbox_written;
 
-  await refreshMirrors(deps, campaigns, charge, budgetMirrors, now);
-  await publishAfterCommit(deps, summary);
+  // Both after the commit and independent of each other (neither ever fails the batch).
+  await Promise.all([refreshMirrors(deps, campaigns, charge, budgetMirrors, now), publishAfterCommit(deps, summary)]);
 }
 
 /** What charging a batch did, whichever way it went. */
