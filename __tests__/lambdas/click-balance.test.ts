@@ -355,6 +355,24 @@ describe('click-balance on the day-partitioned ledger', () => {
     expect(await balanceOf(stores.pool, 31)).toBe('9800');
   });
 
+  test('in a batch spanning several days, a copy re-stamped into the day after a middle day is not charged again', async () => {
+    await seedAdvertiser(stores.pool, 35, '10000');
+    await seedCampaign(stores.pool, { campaignId: 351, advertiserId: 35, cpc: '100', dailyBudget: null });
+    const handler = createClickBalanceHandler(deps());
+    const dayMs = 24 * 3600 * 1000;
+    const now = Date.now();
+    // Charged two days ago; its copy arrives stamped three days ago, in a batch whose other
+    // clicks are four days old and new: the copy's neighbour days are neither the batch's first
+    // and last day nor the days around them.
+    const original = clickEvent(351, 35, { event_ts: now - 2 * dayMs });
+    expect((await handler(adEventsBatch([original]))).charged).toBe(1);
+    const batch = [clickEvent(351, 35, { event_ts: now - 4 * dayMs }), { ...original, event_ts: now - 3 * dayMs }, clickEvent(351, 35)];
+    const summary = await handler(adEventsBatch(batch, 0, 1));
+    expect(summary).toMatchObject({ charged: 2, deadLettered: 0 });
+    expect(await countRows(stores.pool, 'ad_balance_histories', `event_id = '${original.event_id}'`)).toBe(1);
+    expect(await balanceOf(stores.pool, 35)).toBe('9700');
+  });
+
   test('a copy with another day but another advertiser is dead-lettered as a conflict, not charged', async () => {
     await seedAdvertiser(stores.pool, 32, '10000');
     await seedCampaign(stores.pool, { campaignId: 321, advertiserId: 32, cpc: '100', dailyBudget: null });

@@ -80,13 +80,16 @@ BEGIN
     -- The ledger is partitioned by day and its unique key includes the day: a copy of a click
     -- carrying another event_ts must not be charged again in the day before or after. The
     -- DEDUCTs of the batch's ids in the days next to the batch's days, one index scan per
-    -- partition; a one-day batch reads only the day before and the day after (its own day is
-    -- the unique key's), a batch over two days reads the four days around them. A copy
-    -- re-stamped further away is not looked for (lambdas/README.md).
+    -- partition: a one-day batch reads only the day before and the day after (its own day is
+    -- the unique key's; the second range is empty), a batch over several days every day from
+    -- the one before its first to the one after its last (a middle day's neighbours are in the
+    -- batch's span). Both ranges are pseudo-constant, so the partitions are pruned when the
+    -- statement starts. A copy re-stamped further away is not looked for (lambdas/README.md).
     SELECT o.event_id, o.spend_date FROM ad_balance_histories o
      WHERE o.event_id = ANY($1) AND o.type = 'DEDUCT'
-       AND o.spend_date IN ($8::date - 1, $9::date + 1,
-                            CASE WHEN $8::date <> $9::date THEN $8::date END, CASE WHEN $8::date <> $9::date THEN $9::date END)
+       AND (o.spend_date IN ($8::date - 1, $9::date + 1)
+            OR o.spend_date BETWEEN $8::date + CASE WHEN $8::date = $9::date THEN 1 ELSE 0 END
+                                AND $9::date - CASE WHEN $8::date = $9::date THEN 1 ELSE 0 END)
     OFFSET 0
   ),
   charged AS (
