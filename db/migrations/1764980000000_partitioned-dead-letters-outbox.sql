@@ -30,7 +30,7 @@
 -- The zone is the session setting adstream.budget_time_zone when set, else Asia/Seoul, the
 -- BUDGET_TIME_ZONE default (as 1764940000000).
 
-CREATE FUNCTION pg_temp.adstream_budget_zone() RETURNS text LANGUAGE sql AS $$
+CREATE OR REPLACE FUNCTION pg_temp.adstream_budget_zone() RETURNS text LANGUAGE sql AS $$
   SELECT coalesce(nullif(current_setting('adstream.budget_time_zone', true), ''), 'Asia/Seoul')
 $$;
 
