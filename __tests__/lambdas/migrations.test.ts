@@ -305,8 +305,8 @@ describe('migrations', () => {
       await deps.close();
     }
 
-    // Down: one table each again, the old keys, every row.
-    await migrateSteps(historyDb.url, 'down', 1);
+    // Down (this migration and every later one): one table each again, the old keys, every row.
+    await migrateSteps(historyDb.url, 'down', migrationsFrom(migration));
     expect((await pool.query(`SELECT ${logColumns} FROM duplicate_clicks ORDER BY compensation_id`)).rows).toEqual(logBefore.rows);
     expect((await pool.query('SELECT event_id, compensation_id, created_at FROM click_voids ORDER BY event_id')).rows).toEqual(voidsBefore.rows);
     const keys = await pool.query(
@@ -421,7 +421,7 @@ describe('migrations', () => {
     // Down: one table each again, the old keys, every row, the charge function as it was.
     const outboxNow = (await outboxRows()).rows;
     const lettersNow = (await letterRows()).rows;
-    await migrateSteps(queuesDb.url, 'down', 1);
+    await migrateSteps(queuesDb.url, 'down', migrationsFrom(migration));
     expect((await outboxRows()).rows).toEqual(outboxNow);
     expect((await letterRows()).rows).toEqual(lettersNow);
     const keys = await pool.query(
