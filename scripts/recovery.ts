@@ -362,7 +362,8 @@ export function recoveryHandler(
       cache,
       observability,
       budgetTimeZone: options.budgetTimeZone,
-      freshnessSeconds: parseRankingFreshnessSeconds(options.env) });
+      freshnessSeconds: parseRankingFreshnessSeconds(options.env),
+    });
   }
   // No outbox publishers: rows a replay writes are published by the scheduled outbox sweep.
   const deps: WorkerDeps = { pool: session.pool, cache, publishers: {}, observability, budgetTimeZone: options.budgetTimeZone };

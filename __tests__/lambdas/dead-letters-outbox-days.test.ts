@@ -95,9 +95,7 @@ describe('dead letters and outbox by day', () => {
     expect(await reset({})).toMatchObject({ resumed: 1 });
     expect(await reset({})).toMatchObject({ resumed: 0 });
 
-    const rows = await stores.pool.query(
-      'SELECT idempotency_key AS key, spend_date::text AS day, tableoid::regclass::text AS part FROM outbox ORDER BY id',
-    );
+    const rows = await stores.pool.query('SELECT idempotency_key AS key, spend_date::text AS day, tableoid::regclass::text AS part FROM outbox ORDER BY id');
     expect(rows.rows).toEqual([
       { key: `BUDGET_WARNING:11:${today}:100`, day: today, part: `outbox_p${compact(today)}` },
       { key: `CAMPAIGN_PAUSED:11:${today}:1`, day: today, part: `outbox_p${compact(today)}` },
@@ -105,10 +103,10 @@ describe('dead letters and outbox by day', () => {
     ]);
     // The day is the key's: a row naming another day is refused, so the key stays unique across days.
     await expect(
-      stores.pool.query(
-        `INSERT INTO outbox (kind, idempotency_key, payload, spend_date) VALUES ('BUDGET_WARNING', $1, '{}', $2::date + 1)`,
-        [`BUDGET_WARNING:11:${today}:100`, today],
-      ),
+      stores.pool.query(`INSERT INTO outbox (kind, idempotency_key, payload, spend_date) VALUES ('BUDGET_WARNING', $1, '{}', $2::date + 1)`, [
+        `BUDGET_WARNING:11:${today}:100`,
+        today,
+      ]),
     ).rejects.toThrow(/outbox_spend_date_check/);
   });
 

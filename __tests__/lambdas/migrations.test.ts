@@ -329,7 +329,10 @@ describe('migrations', () => {
       pool.query<{ def: string }>(
         "SELECT pg_get_functiondef('adstream_charge_priced_clicks(text[], bigint[], bigint[], numeric[], bigint[], text, date, date, date)'::regprocedure) AS def",
       );
+    const maintenanceFunction = () =>
+      pool.query<{ def: string }>("SELECT pg_get_functiondef('adstream_maintain_history(date, integer, integer, text)'::regprocedure) AS def");
     const functionBefore = (await chargeFunction()).rows[0].def;
+    const maintenanceBefore = (await maintenanceFunction()).rows[0].def;
     // As the released workers left them: campaign 11 at half its budget today, the warning (published)
     // and the pause (not published yet) of today already announced, an outbox row of 2021 with a key
     // naming no day; a bad record dead-lettered an hour ago (not re-driven) and one of 2021 re-driven.
@@ -407,7 +410,7 @@ describe('migrations', () => {
       const click = await createClickBalanceHandler(deps)(adEventsBatch([clickEvent(11, 1)], 0, 6));
       expect(click).toMatchObject({ charged: 1, outboxWritten: 0 });
       expect((await pool.query('SELECT count(*)::int AS n FROM outbox')).rows[0].n).toBe(3);
-      expect((await pool.query("SELECT status, status_seq::int FROM campaigns WHERE campaign_id = 11")).rows).toEqual([{ status: 'PAUSED', status_seq: 1 }]);
+      expect((await pool.query('SELECT status, status_seq::int FROM campaigns WHERE campaign_id = 11')).rows).toEqual([{ status: 'PAUSED', status_seq: 1 }]);
     } finally {
       await deps.close();
     }
@@ -435,6 +438,7 @@ describe('migrations', () => {
       { tbl: 'outbox', conname: 'outbox_pkey', def: 'PRIMARY KEY (id)' },
     ]);
     expect((await chargeFunction()).rows[0].def).toBe(functionBefore);
+    expect((await maintenanceFunction()).rows[0].def).toBe(maintenanceBefore);
     const history = await pool.query("SELECT * FROM adstream_maintain_history(current_date, 3, 35, 'drop')");
     expect(history.rows).toEqual([]);
   });

@@ -144,7 +144,9 @@ describe('outbox', () => {
   });
 
   test('Kafka and SNS are tracked separately: Kafka down does not resend SNS', async () => {
-    await stores.pool.query(`INSERT INTO outbox (kind, idempotency_key, payload, spend_date) VALUES ('CAMPAIGN_PAUSED', 'k1', '{"campaign_id": 5}', current_date)`);
+    await stores.pool.query(
+      `INSERT INTO outbox (kind, idempotency_key, payload, spend_date) VALUES ('CAMPAIGN_PAUSED', 'k1', '{"campaign_id": 5}', current_date)`,
+    );
     const sns = new FakeDestination();
     const kafka = new FakeDestination();
     kafka.failuresLeft = 1;

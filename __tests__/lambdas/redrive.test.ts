@@ -188,9 +188,9 @@ describe('npm run redrive', () => {
     const { result } = await runRedrive(rows.flatMap((r) => ['--id', r.id]));
 
     expect(result?.rows.map((r) => r.outcome)).toEqual(['STILL_FAILING', 'STILL_FAILING']);
-    expect((await stores.pool.query("SELECT id::text, record_day::text FROM dead_letters WHERE kafka_partition = 9 AND topic = 'ad-events' ORDER BY id")).rows).toEqual(
-      before.rows,
-    );
+    expect(
+      (await stores.pool.query("SELECT id::text, record_day::text FROM dead_letters WHERE kafka_partition = 9 AND topic = 'ad-events' ORDER BY id")).rows,
+    ).toEqual(before.rows);
     expect(await deadLetters('kafka_partition = 9')).toEqual([
       expect.objectContaining({ redriven_at: null, redrive_attempts: 1 }),
       expect.objectContaining({ redriven_at: null, redrive_attempts: 1 }),

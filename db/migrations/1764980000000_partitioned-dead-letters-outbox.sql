@@ -178,88 +178,55 @@ BEGIN
   EXECUTE new_def;
 END $$;
 
--- Keeps the partitions of every history table: the ledger, the voids, the duplicate log, the dead
--- letters and the outbox, with the one retention. An expired outbox day holding a row not
--- published, or dead-letter day holding a row not re-driven, is neither detached nor dropped: it
--- is reported ('kept-pending') and looked at again the next day. The check runs under the
--- partition's ACCESS EXCLUSIVE lock, so no row is published or marked meanwhile.
-CREATE OR REPLACE FUNCTION adstream_maintain_history(today date, ahead_days integer, retention_days integer, expired text)
-RETURNS TABLE (action text, partition_name text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public
-AS $$
+-- adstream_maintain_history() keeps these two tables too, with the one retention, but never
+-- expires a day that still holds work: an outbox day with a row not published, a dead-letter day
+-- with a row not re-driven is kept and reported ('kept-pending'), and looked at again the next
+-- day. The check runs under the partition's ACCESS EXCLUSIVE lock (taken before the detach
+-- would take it anyway), so no row of that day is published or marked meanwhile.
+CREATE FUNCTION adstream_history_day_pending(tbl text, part text) RETURNS boolean
+LANGUAGE plpgsql AS $$
 DECLARE
-  tbl text;
-  day date;
-  part record;
-  part_day date;
-  pending boolean;
+  pending boolean := false;
 BEGIN
-  IF retention_days IS NULL OR retention_days < 35 THEN
-    RAISE EXCEPTION 'ledger retention must be at least 35 days, got %', retention_days;
+  IF tbl IN ('dead_letters', 'outbox') THEN
+    EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', part);
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE %I IS NULL)', part,
+                   CASE tbl WHEN 'outbox' THEN 'published_at' ELSE 'redriven_at' END)
+      INTO pending;
   END IF;
-  IF ahead_days IS NULL OR ahead_days < 2 OR ahead_days > 60 THEN
-    RAISE EXCEPTION 'ahead_days must be between 2 and 60, got %', ahead_days;
+  RETURN pending;
+END $$;
+REVOKE ALL ON FUNCTION adstream_history_day_pending(text, text) FROM PUBLIC;
+
+-- The function of 1764940000000 is changed in place by two checked replacements (each fragment
+-- must occur exactly once): the tables it keeps, and the check before a day is detached.
+DO $$
+DECLARE
+  old_def text := pg_get_functiondef('adstream_maintain_history(date, integer, integer, text)'::regprocedure);
+  old_tables text := $q$ARRAY['ad_balance_histories', 'click_voids', 'duplicate_clicks']$q$;
+  old_detach text := $q$EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', tbl, part.relname);$q$;
+BEGIN
+  IF (length(old_def) - length(replace(old_def, old_tables, ''))) / length(old_tables) <> 1
+     OR (length(old_def) - length(replace(old_def, old_detach, ''))) / length(old_detach) <> 1 THEN
+    RAISE EXCEPTION 'adstream_maintain_history() must contain "%" and "%" exactly once', old_tables, old_detach;
   END IF;
-  IF expired IS NULL OR expired NOT IN ('detach', 'drop') THEN
-    RAISE EXCEPTION 'expired must be detach or drop, got %', expired;
-  END IF;
-  FOREACH tbl IN ARRAY ARRAY['ad_balance_histories', 'click_voids', 'duplicate_clicks', 'dead_letters', 'outbox'] LOOP
-    -- A table not partitioned (yet, or again after a down migration) is left alone.
-    CONTINUE WHEN (SELECT relkind FROM pg_class WHERE oid = to_regclass(tbl)) IS DISTINCT FROM 'p';
-    FOR day IN SELECT generate_series(today, today + ahead_days, interval '1 day')::date LOOP
-      partition_name := tbl || '_p' || to_char(day, 'YYYYMMDD');
-      IF to_regclass(partition_name) IS NULL THEN
-        BEGIN
-          EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', partition_name, tbl, day, day + 1);
-          action := 'created';
+  EXECUTE replace(replace(old_def, old_tables, $q$ARRAY['ad_balance_histories', 'click_voids', 'duplicate_clicks', 'dead_letters', 'outbox']$q$),
+                  old_detach,
+                  $q$IF adstream_history_day_pending(tbl, part.relname) THEN
+          partition_name := part.relname;
+          action := 'kept-pending';
           RETURN NEXT;
-        EXCEPTION WHEN check_violation THEN
-          -- The default partition already holds rows of that day: they stay there.
-          action := 'kept-in-default';
-          RETURN NEXT;
-        END;
-      END IF;
-    END LOOP;
-    FOR part IN
-      SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-       WHERE i.inhparent = tbl::regclass AND c.relname ~ ('^' || tbl || '_p[0-9]{8}$')
-       ORDER BY c.relname
-    LOOP
-      part_day := to_date(substring(part.relname from '[0-9]{8}$'), 'YYYYMMDD');
-      IF part_day < today - retention_days THEN
-        partition_name := part.relname;
-        IF tbl IN ('dead_letters', 'outbox') THEN
-          EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', part.relname);
-          EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE %s IS NULL)', part.relname,
-                         CASE tbl WHEN 'outbox' THEN 'published_at' ELSE 'redriven_at' END)
-            INTO pending;
-          IF pending THEN
-            action := 'kept-pending';
-            RETURN NEXT;
-            CONTINUE;
-          END IF;
+          CONTINUE;
         END IF;
-        EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', tbl, part.relname);
-        IF expired = 'drop' THEN
-          EXECUTE format('DROP TABLE %I', part.relname);
-          action := 'dropped';
-        ELSE
-          EXECUTE format('ALTER TABLE %I RENAME TO %I', part.relname, 'archived_' || part.relname);
-          action := 'detached';
-        END IF;
-        RETURN NEXT;
-      END IF;
-    END LOOP;
-  END LOOP;
+        $q$ || old_detach);
 END $$;
 
 -- Down Migration
 
 -- Back to one table each, every row kept (a dead letter whose coordinates two days now share
 -- keeps the oldest row: the old key allowed one; outbox keys are unique across days already).
--- Partitions detached as archived_* stay as they are. adstream_maintain_history() goes back to
--- the three tables of 1764940000000 (it would skip the unpartitioned ones anyway, but without
--- the pending check a later re-partitioning must not inherit a function that lacks it).
+-- Partitions detached as archived_* stay as they are. The charge function and
+-- adstream_maintain_history() get back their text of before, to the byte.
 DO $$
 DECLARE
   old_def text := pg_get_functiondef('adstream_charge_priced_clicks(text[], bigint[], bigint[], numeric[], bigint[], text, date, date, date)'::regprocedure);
@@ -275,61 +242,24 @@ BEGIN
                   new_conflict, 'ON CONFLICT (idempotency_key) DO NOTHING');
 END $$;
 
-CREATE OR REPLACE FUNCTION adstream_maintain_history(today date, ahead_days integer, retention_days integer, expired text)
-RETURNS TABLE (action text, partition_name text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public
-AS $$
+DO $$
 DECLARE
-  tbl text;
-  day date;
-  part record;
-  part_day date;
-BEGIN
-  IF retention_days IS NULL OR retention_days < 35 THEN
-    RAISE EXCEPTION 'ledger retention must be at least 35 days, got %', retention_days;
-  END IF;
-  IF ahead_days IS NULL OR ahead_days < 2 OR ahead_days > 60 THEN
-    RAISE EXCEPTION 'ahead_days must be between 2 and 60, got %', ahead_days;
-  END IF;
-  IF expired IS NULL OR expired NOT IN ('detach', 'drop') THEN
-    RAISE EXCEPTION 'expired must be detach or drop, got %', expired;
-  END IF;
-  FOREACH tbl IN ARRAY ARRAY['ad_balance_histories', 'click_voids', 'duplicate_clicks'] LOOP
-    CONTINUE WHEN (SELECT relkind FROM pg_class WHERE oid = to_regclass(tbl)) IS DISTINCT FROM 'p';
-    FOR day IN SELECT generate_series(today, today + ahead_days, interval '1 day')::date LOOP
-      partition_name := tbl || '_p' || to_char(day, 'YYYYMMDD');
-      IF to_regclass(partition_name) IS NULL THEN
-        BEGIN
-          EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', partition_name, tbl, day, day + 1);
-          action := 'created';
+  old_def text := pg_get_functiondef('adstream_maintain_history(date, integer, integer, text)'::regprocedure);
+  new_tables text := $q$ARRAY['ad_balance_histories', 'click_voids', 'duplicate_clicks', 'dead_letters', 'outbox']$q$;
+  new_check text := $q$IF adstream_history_day_pending(tbl, part.relname) THEN
+          partition_name := part.relname;
+          action := 'kept-pending';
           RETURN NEXT;
-        EXCEPTION WHEN check_violation THEN
-          action := 'kept-in-default';
-          RETURN NEXT;
-        END;
-      END IF;
-    END LOOP;
-    FOR part IN
-      SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-       WHERE i.inhparent = tbl::regclass AND c.relname ~ ('^' || tbl || '_p[0-9]{8}$')
-       ORDER BY c.relname
-    LOOP
-      part_day := to_date(substring(part.relname from '[0-9]{8}$'), 'YYYYMMDD');
-      IF part_day < today - retention_days THEN
-        EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', tbl, part.relname);
-        IF expired = 'drop' THEN
-          EXECUTE format('DROP TABLE %I', part.relname);
-          action := 'dropped';
-        ELSE
-          EXECUTE format('ALTER TABLE %I RENAME TO %I', part.relname, 'archived_' || part.relname);
-          action := 'detached';
+          CONTINUE;
         END IF;
-        partition_name := part.relname;
-        RETURN NEXT;
-      END IF;
-    END LOOP;
-  END LOOP;
+        $q$;
+BEGIN
+  IF strpos(old_def, new_tables) = 0 OR strpos(old_def, new_check) = 0 THEN
+    RAISE EXCEPTION 'adstream_maintain_history() has no dead-letter and outbox retention to restore';
+  END IF;
+  EXECUTE replace(replace(old_def, new_tables, $q$ARRAY['ad_balance_histories', 'click_voids', 'duplicate_clicks']$q$), new_check, '');
 END $$;
+DROP FUNCTION adstream_history_day_pending(text, text);
 
 ALTER TABLE dead_letters RENAME TO dead_letters_partitioned;
 ALTER TABLE dead_letters_partitioned RENAME CONSTRAINT dead_letters_pkey TO dead_letters_partitioned_pkey;
