@@ -219,18 +219,20 @@ export interface DatabaseConfig {
   readonly backupRetentionDays: number;
   /** Put RDS Proxy between the functions and the database. */
   readonly useProxy: boolean;
-  /** Retention of the day-partitioned history: the ledger (`ad_balance_histories`), `click_voids`, `duplicate_clicks`. */
+  /** Retention of the day-partitioned history: the ledger (`ad_balance_histories`), `click_voids`, `duplicate_clicks`, `dead_letters`, `outbox`. */
   readonly history: HistoryConfig;
 }
 
 /**
- * How long the ledger, the voids and the duplicate log keep their daily partitions, applied every
- * day by budget-reset through `adstream_maintain_history()` (db/migrations/
- * 1764800000000_partitioned-ledger.sql, 1764940000000_partitioned-voids-duplicates.sql).
+ * How long the ledger, the voids, the duplicate log, the dead letters and the outbox keep their
+ * daily partitions, applied every day by budget-reset through `adstream_maintain_history()`
+ * (db/migrations/1764800000000_partitioned-ledger.sql, 1764940000000_partitioned-voids-duplicates.sql,
+ * 1764980000000_partitioned-dead-letters-outbox.sql). An outbox day with a row not published, or a
+ * dead-letter day with a row not re-driven, is kept past the retention until that is done.
  */
 export interface HistoryConfig {
   /**
-   * Days of ledger, voids and duplicate log kept in daily partitions (default 400). At least 35, and longer than the
+   * Days of ledger, voids, duplicate log, dead letters and outbox kept in daily partitions (default 400). At least 35, and longer than the
    * retention of `ad-events` and `compensation-events`: a replayed click must find its charge,
    * and a refund the charge it returns.
    */

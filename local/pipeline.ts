@@ -387,6 +387,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
           pool: d.pool,
           cache: d.cache,
           observability: d.observability,
+          budgetTimeZone: d.budgetTimeZone,
           freshnessSeconds: config.workers.rankingTtlSeconds,
         }) as KafkaEventHandler;
       },

@@ -357,7 +357,13 @@ export function recoveryHandler(
   if (name === RANKING_CACHE_HANDLER) {
     if (session.dryRun) throw new RecoveryRequestError('ranking-cache moves no money and writes only Redis: there is nothing to dry-run');
     if (!options.env.REDIS_URL) throw new RecoveryRequestError('ranking-cache writes Redis: set REDIS_URL (and REDIS_KEY_PREFIX if the workers use one)');
-    return createRankingCacheHandler({ pool: session.pool, cache, observability, freshnessSeconds: parseRankingFreshnessSeconds(options.env) });
+    return createRankingCacheHandler({
+      pool: session.pool,
+      cache,
+      observability,
+      budgetTimeZone: options.budgetTimeZone,
+      freshnessSeconds: parseRankingFreshnessSeconds(options.env),
+    });
   }
   // No outbox publishers: rows a replay writes are published by the scheduled outbox sweep.
   const deps: WorkerDeps = { pool: session.pool, cache, publishers: {}, observability, budgetTimeZone: options.budgetTimeZone };

@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util';
 import { loadEnvironment } from '../config';
 import { parseBudgetTimeZone } from '../lambdas/shared/env';
+import { NO_TIMESTAMP_DAY } from '../lambdas/shared/dead-letter';
 import { describeCause, RecoveryRequestError } from '../lambdas/shared/errors';
 import type { LambdaKafkaEvent } from '../lambdas/shared/kafka-event';
 import { runMain, UsageError } from './cli';
@@ -113,13 +114,20 @@ interface Candidate {
   kafka_partition: number;
   kafka_offset: string;
   reason: string;
+  record_day: string;
+  kafka_timestamp: string | null;
   raw_key: Buffer | null;
   raw_value: Buffer | null;
   truncated: boolean;
 }
 
+// kafka_timestamp: the record's own, else (a row recorded before the table kept it) noon of its
+// day in the budget zone, so the re-driven record maps to the row's day; a row of the
+// no-timestamp day is re-driven without one, as it was delivered.
 const CANDIDATES = `
-SELECT id::text, handler, topic, kafka_partition, kafka_offset::text, reason, raw_key, raw_value,
+SELECT id::text, handler, topic, kafka_partition, kafka_offset::text, reason, record_day::text, raw_key, raw_value,
+       coalesce(kafka_timestamp, CASE WHEN record_day <> $5::date
+                                      THEN (extract(epoch FROM (record_day + time '12:00') AT TIME ZONE $6) * 1000)::bigint END)::text AS kafka_timestamp,
        coalesce(raw_value_bytes > octet_length(raw_value), false) AS truncated
   FROM dead_letters
  WHERE redriven_at IS NULL
@@ -132,25 +140,29 @@ SELECT id::text, handler, topic, kafka_partition, kafka_offset::text, reason, ra
 /** Takes the row out of the dead-letter key for this transaction; waits for a re-drive holding it. */
 const CLAIM = `
 UPDATE dead_letters SET handler = handler || ' (re-driving)'
- WHERE id = $1 AND handler = $2 AND redriven_at IS NULL
+ WHERE id = $1 AND record_day = $3::date AND handler = $2 AND redriven_at IS NULL
 RETURNING id`;
 
-/** The row the handler recorded again for the same record (it still fails). */
+/**
+ * The row the handler recorded again for the same record (it still fails): in the row's day, or
+ * the day before or after when the re-drive runs under another budget zone than the recording.
+ */
 const RECORDED_AGAIN = `
 DELETE FROM dead_letters
  WHERE topic = $1 AND kafka_partition = $2 AND kafka_offset = $3 AND handler = $4 AND id <> $5
+   AND record_day BETWEEN $6::date - 1 AND $6::date + 1
 RETURNING reason, detail`;
 
 const STILL_FAILING = `
 UPDATE dead_letters
    SET handler = $2, first_reason = coalesce(first_reason, reason), reason = $3, detail = $4,
        redrive_attempts = redrive_attempts + 1, last_redrive_at = now()
- WHERE id = $1`;
+ WHERE id = $1 AND record_day = $5::date`;
 
 const REDRIVEN = `
 UPDATE dead_letters
    SET handler = $2, redriven_at = now(), redrive_outcome = $3, last_redrive_at = now(), first_reason = coalesce(first_reason, reason)
- WHERE id = $1`;
+ WHERE id = $1 AND record_day = $4::date`;
 
 /** The one-record Lambda event of a dead letter, as the trigger delivered it. */
 function eventOf(row: Candidate): LambdaKafkaEvent {
@@ -162,6 +174,7 @@ function eventOf(row: Candidate): LambdaKafkaEvent {
           topic: row.topic,
           partition: row.kafka_partition,
           offset: Number(row.kafka_offset),
+          ...(row.kafka_timestamp === null ? {} : { timestamp: Number(row.kafka_timestamp) }),
           timestampType: 'CREATE_TIME',
           ...(row.raw_key ? { key: row.raw_key.toString('base64') } : {}),
           value: row.raw_value === null ? null : row.raw_value.toString('base64'),
@@ -183,6 +196,8 @@ export async function redrive(options: { filter: RedriveFilter; dryRun: boolean;
       filter.causes && filter.causes.length > 0 ? filter.causes : null,
       filter.ids && filter.ids.length > 0 ? filter.ids : null,
       filter.limit,
+      NO_TIMESTAMP_DAY,
+      options.budgetTimeZone,
     ]);
     const handlers = new Map<RecoveryHandlerName, RecoveryHandler>();
     for (const row of candidates.rows) {
@@ -212,7 +227,7 @@ async function redriveOne(
   done: number,
 ): Promise<Pick<RedriveRow, 'outcome' | 'failure'>> {
   await session.begin();
-  const claimed = await session.query(CLAIM, [row.id, row.handler]);
+  const claimed = await session.query(CLAIM, [row.id, row.handler, row.record_day]);
   if (claimed.rowCount === 0) {
     await session.commit();
     return { outcome: 'ALREADY_REDRIVEN' };
@@ -232,16 +247,17 @@ async function redriveOne(
     row.kafka_offset,
     row.handler,
     row.id,
+    row.record_day,
   ]);
   let result: Pick<RedriveRow, 'outcome' | 'failure'>;
   if (again.rows.length > 0) {
     const failure = again.rows[0];
-    await session.query(STILL_FAILING, [row.id, row.handler, failure.reason, failure.detail]);
+    await session.query(STILL_FAILING, [row.id, row.handler, failure.reason, failure.detail, row.record_day]);
     result = { outcome: 'STILL_FAILING', failure };
   } else {
     const after = await session.ledgerRowsOfTransaction();
     const outcome: RedriveOutcome = after.deducts > before.deducts ? 'CHARGED' : after.refunds > before.refunds ? 'REFUNDED' : 'APPLIED';
-    await session.query(REDRIVEN, [row.id, row.handler, outcome]);
+    await session.query(REDRIVEN, [row.id, row.handler, outcome, row.record_day]);
     result = { outcome };
   }
   await session.commit();

@@ -128,7 +128,13 @@ test('a full day of event time: the bidder never misses a stable slot and always
   // The worker, record by record; the bidder looks three times per 5 minutes of event time.
   let clock = start - MINUTE;
   const deps = workerDeps({ databaseUrl: stores.db.url, keyPrefix: stores.prefix });
-  const handler = createRankingCacheHandler({ pool: deps.pool, cache: deps.cache, observability: deps.observability, now: () => clock });
+  const handler = createRankingCacheHandler({
+    pool: deps.pool,
+    cache: deps.cache,
+    observability: deps.observability,
+    budgetTimeZone: deps.budgetTimeZone,
+    now: () => clock,
+  });
   const bound = DEFAULT_RANKING_FRESHNESS_SECONDS * 1000;
   const view = async (t: number, slot: RankingKey): Promise<string> => {
     const [ranking, fresh] = await stores.redis.mget(rankingCacheKey(slot), RANKING_FRESHNESS_KEY);

@@ -96,7 +96,13 @@ test('a pause stamped behind the slot newest event shrinks the ranking at an unc
   expect(one.as_of).toBe(two.as_of);
 
   const deps = workerDeps({ databaseUrl: stores.db.url, keyPrefix: stores.prefix });
-  const handler = createRankingCacheHandler({ pool: deps.pool, cache: deps.cache, observability: deps.observability, now: () => T });
+  const handler = createRankingCacheHandler({
+    pool: deps.pool,
+    cache: deps.cache,
+    observability: deps.observability,
+    budgetTimeZone: deps.budgetTimeZone,
+    now: () => T,
+  });
   try {
     expect((await handler(asEvent(two, 0))).rankingsWritten).toBe(1);
     expect((await handler(asEvent(one, 1))).rankingsWritten).toBe(1);

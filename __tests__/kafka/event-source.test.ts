@@ -114,7 +114,7 @@ describe('Lambda Kafka event-source emulator', () => {
     expect(byOffset(0, 1)).toMatchObject({ key: null, schemaId: 42 });
     expect(byOffset(0, 1).value?.toString()).toBe('{}');
     expect(byOffset(0, 2).value).toBeNull();
-    expect(byOffset(2, 0).coordinates).toEqual({ topic, partition: 2, offset: 0 });
+    expect(byOffset(2, 0).coordinates).toEqual({ topic, partition: 2, offset: 0, timestamp: byOffset(2, 0).timestamp });
   });
 
   test('starts a new group at TRIM_HORIZON and cuts batches at the batch size, in offset order, each record once', async () => {

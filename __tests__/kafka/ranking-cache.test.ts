@@ -80,6 +80,7 @@ describe('ranking cache through Kafka', () => {
         pool: deps.pool,
         cache: deps.cache,
         observability: deps.observability,
+        budgetTimeZone: deps.budgetTimeZone,
         freshnessSeconds: config.workers.rankingTtlSeconds,
       }) as KafkaEventHandler;
     };

@@ -55,9 +55,9 @@ describe('outbox backlog (real Postgres)', () => {
   // A published row has every destination of its kind stamped, as the publishers leave it.
   const insert = (key: string, ageSeconds: number, attempts = 0, published = false, kind = 'BUDGET_WARNING', snsOnly = false) =>
     db.pool.query(
-      `INSERT INTO outbox (kind, idempotency_key, payload, created_at, attempts, published_at, sns_published_at, kafka_published_at)
+      `INSERT INTO outbox (kind, idempotency_key, payload, created_at, attempts, published_at, sns_published_at, kafka_published_at, spend_date)
        VALUES ($5, $1, '{}', now() - make_interval(secs => $2), $3, CASE WHEN $4 THEN now() END,
-               CASE WHEN $4 OR $6 THEN now() END, CASE WHEN $4 AND $5 <> 'BUDGET_WARNING' THEN now() END)`,
+               CASE WHEN $4 OR $6 THEN now() END, CASE WHEN $4 AND $5 <> 'BUDGET_WARNING' THEN now() END, current_date)`,
       [key, ageSeconds, attempts, published, kind, snsOnly],
     );
 

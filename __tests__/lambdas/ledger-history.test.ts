@@ -1,6 +1,7 @@
 /**
  * GIVEN the day-partitioned ledger (db/migrations/1764800000000_partitioned-ledger.sql), voids and
- * duplicate log (1764940000000_partitioned-voids-duplicates.sql)
+ * duplicate log (1764940000000_partitioned-voids-duplicates.sql), dead letters and outbox
+ * (1764980000000_partitioned-dead-letters-outbox.sql)
  * WHEN budget-reset runs with the environment's retention (config `database.history`)
  * THEN the daily partitions ahead exist, expired days are detached (kept, renamed archived_*) or
  * dropped, nothing inside the retention is touched, and charging keeps working.
@@ -42,12 +43,13 @@ describe('ledger history', () => {
       aheadDays: 3,
       expired: 'detach',
     })({});
-    // Four days ahead and seven expired days for each of the ledger, the voids and the duplicate log.
-    expect(summary).toMatchObject({ partitionsCreated: 12 });
-    expect(summary.partitionsExpired).toBe(21);
+    // Four days ahead and seven expired days for each of the ledger, the voids, the duplicate log,
+    // the dead letters and the outbox (none of whose days holds a pending row).
+    expect(summary).toMatchObject({ partitionsCreated: 20, partitionsKeptPending: 0 });
+    expect(summary.partitionsExpired).toBe(35);
     const after = await partitions();
     for (let d = 0; d <= 3; d += 1) expect(after).toContain(dayName(later + d * DAY_MS));
-    for (const table of ['click_voids', 'duplicate_clicks']) {
+    for (const table of ['click_voids', 'duplicate_clicks', 'dead_letters', 'outbox']) {
       const kept = await partitions(table);
       for (let d = 0; d <= 3; d += 1) expect(kept).toContain(dayName(later + d * DAY_MS, table));
       expect(kept).not.toContain(dayName(Date.now() - 7 * DAY_MS, table));

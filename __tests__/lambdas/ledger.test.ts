@@ -162,7 +162,7 @@ describe('reconciliation', () => {
       [dup, orig],
     );
     await db.pool.query(
-      "INSERT INTO outbox (kind, idempotency_key, payload, created_at) VALUES ('BUDGET_WARNING', 'stuck', '{}', now() - interval '1 hour'), ('BUDGET_WARNING', 'fresh', '{}', now())",
+      "INSERT INTO outbox (kind, idempotency_key, payload, created_at, spend_date) VALUES ('BUDGET_WARNING', 'stuck', '{}', now() - interval '1 hour', current_date), ('BUDGET_WARNING', 'fresh', '{}', now(), current_date)",
     );
 
     const report = await reconcileLedger(db.pool);

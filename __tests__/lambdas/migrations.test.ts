@@ -40,17 +40,20 @@ function migrationsBefore(name: string): number {
 let db: TestDatabase;
 let ledgerDb: TestDatabase;
 let historyDb: TestDatabase;
+let queuesDb: TestDatabase;
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
   ledgerDb = await createTestDatabase({ migrate: false });
   historyDb = await createTestDatabase({ migrate: false });
+  queuesDb = await createTestDatabase({ migrate: false });
 });
 
 afterAll(async () => {
   await db.drop();
   await ledgerDb.drop();
   await historyDb.drop();
+  await queuesDb.drop();
 });
 
 describe('migrations', () => {
@@ -302,7 +305,7 @@ describe('migrations', () => {
       await deps.close();
     }
 
-    // Down: one table each again, the old keys, every row.
+    // Down (this migration and every later one): one table each again, the old keys, every row.
     await migrateSteps(historyDb.url, 'down', migrationsFrom(migration));
     expect((await pool.query(`SELECT ${logColumns} FROM duplicate_clicks ORDER BY compensation_id`)).rows).toEqual(logBefore.rows);
     expect((await pool.query('SELECT event_id, compensation_id, created_at FROM click_voids ORDER BY event_id')).rows).toEqual(voidsBefore.rows);
@@ -343,5 +346,127 @@ describe('migrations', () => {
     } finally {
       await scratch.drop();
     }
+  });
+
+  test('the partitioned-dead-letters-outbox migration moves dead letters and the outbox into daily partitions; redeliveries write nothing twice; down restores them', async () => {
+    const migration = '1764980000000_partitioned-dead-letters-outbox.sql';
+    await migrateFirstOnly(queuesDb.url, migrationsBefore(migration));
+    const pool = queuesDb.pool;
+    const chargeFunction = () =>
+      pool.query<{ def: string }>(
+        "SELECT pg_get_functiondef('adstream_charge_priced_clicks(text[], bigint[], bigint[], numeric[], bigint[], text, date, date, date)'::regprocedure) AS def",
+      );
+    const maintenanceFunction = () =>
+      pool.query<{ def: string }>("SELECT pg_get_functiondef('adstream_maintain_history(date, integer, integer, text)'::regprocedure) AS def");
+    const functionBefore = (await chargeFunction()).rows[0].def;
+    const maintenanceBefore = (await maintenanceFunction()).rows[0].def;
+    // As the released workers left them: campaign 11 at half its budget today, the warning (published)
+    // and the pause (not published yet) of today already announced, an outbox row of 2021 with a key
+    // naming no day; a bad record dead-lettered an hour ago (not re-driven) and one of 2021 re-driven.
+    const now = Date.now();
+    const today = budgetDayOf(now);
+    const recordedAt = now - 3_600_000;
+    const broken = Buffer.from('{"event_type": "CLICK", not json');
+    await pool.query(
+      `INSERT INTO advertisers (advertiser_id, balance) VALUES (1, 1000);
+       INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES (11, 1, 50, 100);
+       INSERT INTO campaign_daily_spend (campaign_id, spend_date, spend, clicks, daily_budget) VALUES (11, '${today}', 50, 1, 100);
+       INSERT INTO outbox (kind, idempotency_key, payload, created_at, published_at, sns_published_at)
+         VALUES ('BUDGET_WARNING', 'BUDGET_WARNING:11:${today}:100', '{"campaign_id": 11}', now() - interval '2 minutes', now(), now());
+       INSERT INTO outbox (kind, idempotency_key, payload, created_at)
+         VALUES ('CAMPAIGN_PAUSED', 'CAMPAIGN_PAUSED:11:${today}:1', '{"campaign_id": 11}', now() - interval '1 minute'),
+                ('BUDGET_WARNING', 'legacy-key', '{}', '2021-03-04T01:00:00Z');
+       INSERT INTO dead_letters (handler, topic, kafka_partition, kafka_offset, reason, detail, raw_value, raw_value_bytes, created_at)
+         VALUES ('click-balance', 'ad-events', 0, 5, 'INVALID_JSON', 'value is not JSON', '\\x${broken.toString('hex')}', ${broken.length}, to_timestamp(${recordedAt} / 1000.0));
+       INSERT INTO dead_letters (handler, topic, kafka_partition, kafka_offset, reason, created_at, redriven_at, redrive_outcome, first_reason)
+         VALUES ('compensation', 'compensation-events', 2, 9, 'CLICK_MISMATCH', '2021-03-04T01:00:00Z', '2021-03-05T00:00:00Z', 'APPLIED', 'CLICK_MISMATCH');`,
+    );
+    const outboxColumns = 'id::text, kind, idempotency_key, payload, created_at, published_at, sns_published_at, kafka_published_at, attempts, last_error';
+    const letterColumns =
+      'id::text, handler, topic, kafka_partition, kafka_offset::text, reason, detail, raw_value, raw_value_bytes, created_at, redriven_at, redrive_outcome, redrive_attempts, first_reason';
+    const outboxRows = () => pool.query(`SELECT ${outboxColumns} FROM outbox ORDER BY id`);
+    const letterRows = () => pool.query(`SELECT ${letterColumns} FROM dead_letters ORDER BY id`);
+    const outboxBefore = (await outboxRows()).rows;
+    const lettersBefore = (await letterRows()).rows;
+
+    expect(await migrate(queuesDb.url)).toMatch(/1764980000000_partitioned-dead-letters-outbox/);
+
+    expect((await outboxRows()).rows).toEqual(outboxBefore);
+    expect((await letterRows()).rows).toEqual(lettersBefore);
+    // An outbox row in the day its key names (else its created_at's); a dead letter, whose record's
+    // timestamp was not kept, in the day it was recorded on.
+    const placed = await pool.query(
+      `SELECT idempotency_key AS id, spend_date::text AS day, tableoid::regclass::text AS part FROM outbox
+       UNION ALL SELECT 'dead-letter-' || kafka_offset, record_day::text, tableoid::regclass::text FROM dead_letters ORDER BY 1`,
+    );
+    const recordedDay = budgetDayOf(recordedAt);
+    expect(placed.rows).toEqual([
+      { id: `BUDGET_WARNING:11:${today}:100`, day: today, part: `outbox_p${today.replaceAll('-', '')}` },
+      { id: `CAMPAIGN_PAUSED:11:${today}:1`, day: today, part: `outbox_p${today.replaceAll('-', '')}` },
+      { id: 'dead-letter-5', day: recordedDay, part: `dead_letters_p${recordedDay.replaceAll('-', '')}` },
+      { id: 'dead-letter-9', day: '2021-03-04', part: 'dead_letters_default' },
+      { id: 'legacy-key', day: '2021-03-04', part: 'outbox_default' },
+    ]);
+    const grants = await pool.query(
+      `SELECT table_name, grantee, string_agg(privilege_type, ',' ORDER BY privilege_type) AS privileges
+         FROM information_schema.role_table_grants
+        WHERE table_name IN ('dead_letters', 'outbox') AND grantee LIKE 'adstream_%' GROUP BY 1, 2 ORDER BY 1, 2`,
+    );
+    expect(grants.rows).toEqual([
+      { table_name: 'dead_letters', grantee: 'adstream_click_balance', privileges: 'INSERT,SELECT' },
+      { table_name: 'dead_letters', grantee: 'adstream_compensation', privileges: 'INSERT,SELECT' },
+      { table_name: 'dead_letters', grantee: 'adstream_ranking_cache', privileges: 'INSERT,SELECT' },
+      { table_name: 'dead_letters', grantee: 'adstream_reconcile', privileges: 'SELECT' },
+      { table_name: 'outbox', grantee: 'adstream_budget_reset', privileges: 'INSERT,SELECT,UPDATE' },
+      { table_name: 'outbox', grantee: 'adstream_click_balance', privileges: 'INSERT,SELECT,UPDATE' },
+      { table_name: 'outbox', grantee: 'adstream_compensation', privileges: 'INSERT,SELECT,UPDATE' },
+      { table_name: 'outbox', grantee: 'adstream_outbox_sweep', privileges: 'SELECT,UPDATE' },
+      { table_name: 'outbox', grantee: 'adstream_reconcile', privileges: 'SELECT' },
+    ]);
+
+    // The workers on the migrated tables. The bad record redelivered, with the Kafka timestamp it
+    // was produced at: not recorded again. A click bringing campaign 11 to its budget: charged,
+    // and its warning and pause, announced already, are not written twice.
+    const deps = workerDeps({ databaseUrl: queuesDb.url, keyPrefix: 'unused:', redisUrl: null });
+    try {
+      const redelivered = adEventsBatch([broken], 0, 5);
+      const record = redelivered.records['ad-events-0'][0] as { timestamp?: number };
+      record.timestamp = recordedAt - 60_000;
+      expect(await createClickBalanceHandler(deps)(redelivered)).toMatchObject({ deadLettered: 1 });
+      expect((await pool.query('SELECT count(*)::int AS n FROM dead_letters')).rows[0].n).toBe(2);
+      const click = await createClickBalanceHandler(deps)(adEventsBatch([clickEvent(11, 1)], 0, 6));
+      expect(click).toMatchObject({ charged: 1, outboxWritten: 0 });
+      expect((await pool.query('SELECT count(*)::int AS n FROM outbox')).rows[0].n).toBe(3);
+      expect((await pool.query('SELECT status, status_seq::int FROM campaigns WHERE campaign_id = 11')).rows).toEqual([{ status: 'PAUSED', status_seq: 1 }]);
+    } finally {
+      await deps.close();
+    }
+    // New rows continue the old ids.
+    const [{ max }] = (await pool.query('SELECT max(id)::int AS max FROM outbox')).rows;
+    const [{ id: nextId }] = (
+      await pool.query(`INSERT INTO outbox (kind, idempotency_key, payload, spend_date) VALUES ('BUDGET_WARNING', 'new', '{}', current_date) RETURNING id::int`)
+    ).rows;
+    expect(nextId).toBeGreaterThan(max);
+
+    // Down: one table each again, the old keys, every row, the charge function as it was.
+    const outboxNow = (await outboxRows()).rows;
+    const lettersNow = (await letterRows()).rows;
+    await migrateSteps(queuesDb.url, 'down', migrationsFrom(migration));
+    expect((await outboxRows()).rows).toEqual(outboxNow);
+    expect((await letterRows()).rows).toEqual(lettersNow);
+    const keys = await pool.query(
+      `SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+        WHERE conname IN ('dead_letters_pkey', 'dead_letters_coordinates_key', 'outbox_pkey', 'outbox_idempotency_key_key') ORDER BY 1, 2`,
+    );
+    expect(keys.rows).toEqual([
+      { tbl: 'dead_letters', conname: 'dead_letters_coordinates_key', def: 'UNIQUE (topic, kafka_partition, kafka_offset, handler)' },
+      { tbl: 'dead_letters', conname: 'dead_letters_pkey', def: 'PRIMARY KEY (id)' },
+      { tbl: 'outbox', conname: 'outbox_idempotency_key_key', def: 'UNIQUE (idempotency_key)' },
+      { tbl: 'outbox', conname: 'outbox_pkey', def: 'PRIMARY KEY (id)' },
+    ]);
+    expect((await chargeFunction()).rows[0].def).toBe(functionBefore);
+    expect((await maintenanceFunction()).rows[0].def).toBe(maintenanceBefore);
+    const history = await pool.query("SELECT * FROM adstream_maintain_history(current_date, 3, 35, 'drop')");
+    expect(history.rows).toEqual([]);
   });
 });

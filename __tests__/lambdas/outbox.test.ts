@@ -44,8 +44,9 @@ function deps(publishers: { sns?: OutboxPublisher; kafka?: OutboxPublisher } = {
 
 async function insertOutboxRows(count: number, tag: string): Promise<void> {
   await stores.pool.query(
-    `INSERT INTO outbox (kind, idempotency_key, payload)
-     SELECT 'BUDGET_WARNING', $1 || ':' || g, jsonb_build_object('campaign_id', g) FROM generate_series(1, $2) g`,
+    // Spread over three days (three partitions): a drain marks each row in its own day.
+    `INSERT INTO outbox (kind, idempotency_key, payload, spend_date)
+     SELECT 'BUDGET_WARNING', $1 || ':' || g, jsonb_build_object('campaign_id', g), current_date - g % 3 FROM generate_series(1, $2) g`,
     [tag, count],
   );
 }
@@ -143,7 +144,9 @@ describe('outbox', () => {
   });
 
   test('Kafka and SNS are tracked separately: Kafka down does not resend SNS', async () => {
-    await stores.pool.query(`INSERT INTO outbox (kind, idempotency_key, payload) VALUES ('CAMPAIGN_PAUSED', 'k1', '{"campaign_id": 5}')`);
+    await stores.pool.query(
+      `INSERT INTO outbox (kind, idempotency_key, payload, spend_date) VALUES ('CAMPAIGN_PAUSED', 'k1', '{"campaign_id": 5}', current_date)`,
+    );
     const sns = new FakeDestination();
     const kafka = new FakeDestination();
     kafka.failuresLeft = 1;

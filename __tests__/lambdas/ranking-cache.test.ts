@@ -35,6 +35,7 @@ function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; 
     pool: d.pool,
     cache: d.cache,
     observability: d.observability,
+    budgetTimeZone: d.budgetTimeZone,
     freshnessSeconds: options.freshnessSeconds,
     now: options.now,
   });

@@ -172,4 +172,28 @@ describe('npm run redrive', () => {
     expect(await balanceOf(stores.pool, 7)).toBe('50.00');
     expect(await countRows(stores.pool, 'ad_balance_histories', 'event_id = $1', [duplicate.event_id])).toBe(2);
   });
+
+  test('a row kept without its Kafka timestamp (recorded before the table kept it, or a record that had none) is re-driven in its own day: still failing, it stays one row', async () => {
+    // Campaign 81 does not exist: the click fails again, and its row must be recognised as the same record.
+    const click = Buffer.from(JSON.stringify(clickEvent(81, 8)));
+    const { rows } = await stores.pool.query<{ id: string }>(
+      `INSERT INTO dead_letters (handler, topic, kafka_partition, kafka_offset, reason, raw_value, raw_value_bytes, record_day)
+       VALUES ('click-balance', 'ad-events', 9, 1, 'UNKNOWN_CAMPAIGN', $1, $2, (now() AT TIME ZONE 'Asia/Seoul')::date - 3),
+              ('click-balance', 'ad-events', 9, 2, 'UNKNOWN_CAMPAIGN', $1, $2, '1970-01-01')
+       RETURNING id::text`,
+      [click, click.length],
+    );
+    const before = await stores.pool.query("SELECT id::text, record_day::text FROM dead_letters WHERE kafka_partition = 9 AND topic = 'ad-events' ORDER BY id");
+
+    const { result } = await runRedrive(rows.flatMap((r) => ['--id', r.id]));
+
+    expect(result?.rows.map((r) => r.outcome)).toEqual(['STILL_FAILING', 'STILL_FAILING']);
+    expect(
+      (await stores.pool.query("SELECT id::text, record_day::text FROM dead_letters WHERE kafka_partition = 9 AND topic = 'ad-events' ORDER BY id")).rows,
+    ).toEqual(before.rows);
+    expect(await deadLetters('kafka_partition = 9')).toEqual([
+      expect.objectContaining({ redriven_at: null, redrive_attempts: 1 }),
+      expect.objectContaining({ redriven_at: null, redrive_attempts: 1 }),
+    ]);
+  });
 });

@@ -18,7 +18,8 @@ export const DEFAULT_LEDGER_HISTORY: LedgerHistory = { retentionDays: 400, ahead
 
 /** One thing `adstream_maintain_history()` did. */
 export interface HistoryAction {
-  readonly action: 'created' | 'kept-in-default' | 'detached' | 'dropped';
+  /** `kept-pending`: an expired outbox or dead-letter day still holding a row not published or not re-driven. */
+  readonly action: 'created' | 'kept-in-default' | 'detached' | 'dropped' | 'kept-pending';
   readonly partition_name: string;
 }
 

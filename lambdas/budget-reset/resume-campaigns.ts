@@ -34,9 +34,14 @@ export interface BudgetResetSummary extends InvocationSummary {
   resumed: number;
   /** ACTIVE campaigns paused because their spend on the current budget day already reached the budget. */
   paused: number;
-  /** Daily ledger partitions created ahead, and expired ones detached or dropped (config `database.history`). */
+  /** Daily history partitions created ahead, and expired ones detached or dropped (config `database.history`). */
   partitionsCreated: number;
   partitionsExpired: number;
+  /**
+   * Expired outbox or dead-letter days kept because they still hold a row not published or not
+   * re-driven (logged by name as a warning; expired on a later run once that is done).
+   */
+  partitionsKeptPending: number;
 }
 
 /**
@@ -93,13 +98,16 @@ paused AS (
   RETURNING c.campaign_id, c.advertiser_id, c.product_id, c.placement, c.category, c.bid_price, c.status_seq
 ),
 announced AS (
-  INSERT INTO outbox (kind, idempotency_key, payload)
-  SELECT ${campaignStatusOutboxColumns('CAMPAIGN_RESUMED', 'r', '$2::date')}
-    FROM resumed r
-  UNION ALL
-  SELECT ${campaignStatusOutboxColumns('CAMPAIGN_PAUSED', 'p', '$1::date')}
-    FROM paused p
-  ON CONFLICT (idempotency_key) DO NOTHING
+  -- Each row in the partition of the day its key names, as the charge function writes them.
+  INSERT INTO outbox (kind, idempotency_key, payload, spend_date)
+  SELECT a.kind, a.idempotency_key, a.payload, adstream_outbox_key_day(a.idempotency_key) FROM (
+    SELECT ${campaignStatusOutboxColumns('CAMPAIGN_RESUMED', 'r', '$2::date')}
+      FROM resumed r
+    UNION ALL
+    SELECT ${campaignStatusOutboxColumns('CAMPAIGN_PAUSED', 'p', '$1::date')}
+      FROM paused p
+  ) AS a (kind, idempotency_key, payload)
+  ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING
   RETURNING id
 )
 SELECT (SELECT count(*) FROM resumed)::int AS resumed,
@@ -159,8 +167,9 @@ export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, time
 
 /**
  * Builds the budget-reset handler, scheduled at local midnight of the budget zone. After the
- * reset commits it keeps the ledger's daily partitions: `history.aheadDays` days created ahead,
- * days older than `history.retentionDays` detached or dropped.
+ * reset commits it keeps the daily partitions of the history tables: `history.aheadDays` days
+ * created ahead, days older than `history.retentionDays` detached or dropped, except an outbox or
+ * dead-letter day still holding work (counted in `partitionsKeptPending` and logged).
  */
 export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistory = DEFAULT_LEDGER_HISTORY): (event: unknown) => Promise<BudgetResetSummary> {
   return async (event) => {
@@ -172,6 +181,7 @@ export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistor
       paused: 0,
       partitionsCreated: 0,
       partitionsExpired: 0,
+      partitionsKeptPending: 0,
     };
     watchCache(deps, summary);
     return instrumentInvocation(deps.observability, summary, 'budget reset failed; nothing applied, the next run retries', async () => {
@@ -191,6 +201,13 @@ export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistor
       summary.dbRoundTrips += 1;
       summary.partitionsCreated = kept.rows.filter((r) => r.action === 'created').length;
       summary.partitionsExpired = kept.rows.filter((r) => r.action === 'detached' || r.action === 'dropped').length;
+      const pending = kept.rows.filter((r) => r.action === 'kept-pending').map((r) => r.partition_name);
+      summary.partitionsKeptPending = pending.length;
+      if (pending.length > 0) {
+        deps.observability.logger.warn('expired history days kept: they hold outbox rows not published or dead letters not re-driven', {
+          partitions: pending,
+        });
+      }
     });
   };
 }

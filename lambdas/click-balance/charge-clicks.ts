@@ -221,7 +221,7 @@ async function chargeLongWay(deps: WorkerDeps, clicks: readonly Click[], deadLet
         await deadLetterConflicts(client, chargeable, result.unaccounted, deadLetters);
       }
     }
-    await recordDeadLetters(client, CLICK_BALANCE_HANDLER, deadLetters);
+    await recordDeadLetters(client, CLICK_BALANCE_HANDLER, deadLetters, deps.budgetTimeZone);
     return result;
   });
   return { campaigns, charge, roundTrips };

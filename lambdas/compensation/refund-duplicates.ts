@@ -277,7 +277,7 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
         );
       }
     }
-    await recordDeadLetters(client, COMPENSATION_HANDLER, deadLetters);
+    await recordDeadLetters(client, COMPENSATION_HANDLER, deadLetters, deps.budgetTimeZone);
     return refund;
   });
 

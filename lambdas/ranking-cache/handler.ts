@@ -24,6 +24,7 @@ export const handler = withLambdaContext(
       pool: createPoolProvider(env.database),
       cache: new RedisCache(createRedisClientProvider(env.redis, env.redisKeyPrefix)),
       observability,
+      budgetTimeZone: env.budgetTimeZone,
       freshnessSeconds: parseRankingFreshnessSeconds(process.env),
     }),
     emfEmitter(RANKING_CACHE_HANDLER),

@@ -47,6 +47,8 @@ export interface RankingCacheDeps {
   readonly cache: RedisCache;
   /** Logger and metrics. */
   readonly observability: Observability;
+  /** Budget zone (`BUDGET_TIME_ZONE`): a dead letter is kept under the budget day of its record's timestamp. */
+  readonly budgetTimeZone: string;
   /** Freshness bound in seconds (see {@link DEFAULT_RANKING_FRESHNESS_SECONDS}). @default DEFAULT_RANKING_FRESHNESS_SECONDS */
   readonly freshnessSeconds?: number;
   /** Wall clock (epoch ms); tests pass their own. @default Date.now */
@@ -298,7 +300,7 @@ async function cacheRankings(deps: RankingCacheDeps, event: unknown, boundMs: nu
   // of dead_letters makes recording the same bad record twice a no-op.
   if (letters.length > 0) {
     try {
-      await recordDeadLetters(await deps.pool(), RANKING_CACHE_HANDLER, letters);
+      await recordDeadLetters(await deps.pool(), RANKING_CACHE_HANDLER, letters, deps.budgetTimeZone);
     } catch (cause) {
       throw new DatabaseUnavailableError('recording ranking dead letters', { cause });
     }

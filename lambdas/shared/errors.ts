@@ -32,6 +32,11 @@ export interface KafkaCoordinates {
   readonly partition: number;
   /** Offset within the partition. */
   readonly offset: number;
+  /**
+   * The record's timestamp (epoch ms), when Lambda sent a usable one: its budget day is the
+   * dead-letter day (`dead_letters.record_day`), the same for every redelivery of the record.
+   */
+  readonly timestamp?: number;
 }
 
 /** One record that cannot be applied, with the reason that goes to the dead-letter table. */

@@ -99,7 +99,7 @@ function coordinatesOf(key: string, record: Partial<LambdaKafkaRecord>, index: n
   // a negative number derived from the record itself (a redelivery maps to the same row, a
   // different record of another batch to another one).
   const offset = Number.isSafeInteger(record.offset) ? (record.offset as number) : syntheticOffset(key, record, index);
-  return { topic, partition, offset };
+  return Number.isSafeInteger(record.timestamp) ? { topic, partition, offset, timestamp: record.timestamp as number } : { topic, partition, offset };
 }
 
 function decodeHeaders(headers: LambdaKafkaRecord['headers']): Map<string, Buffer> {

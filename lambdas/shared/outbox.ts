@@ -163,8 +163,8 @@ async function drainBatch(
       await client.query('COMMIT');
       return { published: 0 };
     }
-    const rows = await client.query<{ id: string; kind: OutboxKind; idempotency_key: string; payload: Record<string, unknown> }>(
-      `SELECT id, kind, idempotency_key, payload FROM outbox
+    const rows = await client.query<{ id: string; kind: OutboxKind; idempotency_key: string; payload: Record<string, unknown>; spend_date: string }>(
+      `SELECT id, kind, idempotency_key, payload, spend_date::text FROM outbox
         WHERE ${PENDING[destination]}
         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
       [batchSize],
@@ -187,15 +187,23 @@ async function drainBatch(
     }
     const delivered = new Set(result.publishedIds);
     const ids = messages.filter((m) => delivered.has(m.id)).map((m) => m.id);
+    // The outbox is partitioned by the day of its key: the marks name the rows' days, so the
+    // update touches their partitions only (ids are unique across days: one sequence).
+    const dayOf = new Map(rows.rows.map((row) => [row.id, row.spend_date]));
     if (ids.length > 0) {
-      await client.query(`UPDATE outbox SET ${MARK[destination]} WHERE id = ANY($1::bigint[])`, [ids]);
+      const days = [...new Set(ids.map((id) => dayOf.get(id) as string))];
+      await client.query(`UPDATE outbox SET ${MARK[destination]} WHERE id = ANY($1::bigint[]) AND spend_date = ANY($2::date[])`, [ids, days]);
     }
     let error: string | undefined;
     if (result.error !== undefined || ids.length < messages.length) {
       error = safeText(`${destination}: ${describeCause(result.error ?? 'publisher skipped rows')}`, 500);
       const failed = messages.find((m) => !delivered.has(m.id));
       if (failed) {
-        await client.query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [failed.id, error]);
+        await client.query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1 AND spend_date = $3::date', [
+          failed.id,
+          error,
+          dayOf.get(failed.id),
+        ]);
       }
     }
     await client.query('COMMIT');
