@@ -199,7 +199,7 @@ for (const method of ['getMany', 'setMany'] as const) {
     try {
       return await original.apply(this, args);
     } finally {
-      const label = `Redis ${method === 'getMany' ? 'MGET' : 'pipeline SET mirrors'}`;
+      const label = `Redis ${method === 'getMany' ? 'MGET' : 'SET mirrors (one script)'}`;
       const entry = queryTime.get(label) ?? { count: 0, ms: 0 };
       entry.count += 1;
       entry.ms += performance.now() - started;
