@@ -14,12 +14,11 @@
  */
 import { RANKING_FRESHNESS_KEY, RankingFreshness, RankingKey, rankingCacheKey, RTB_RANKINGS_TOPIC } from '../../contracts';
 import { defaultFlinkConfig } from '../../config/flink';
-import { createRankingCacheHandler, DEFAULT_RANKING_FRESHNESS_SECONDS } from '../../lambdas/ranking-cache/ranking-cache';
+import { DEFAULT_RANKING_FRESHNESS_SECONDS } from '../../lambdas/ranking-cache/ranking-cache';
 import type { LambdaKafkaEvent } from '../../lambdas/shared/kafka-event';
 import { ChangelogRow } from '../../scripts/flink-engine';
 import { runScenario, Scenario, ScenarioInput } from '../../scripts/flink-scenarios';
-import { workerDeps } from '../lambdas/support/test-database';
-import { useEngineAndStores } from './support/engine-and-stores';
+import { rankingWorker, useEngineAndStores } from './support/engine-and-stores';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -127,14 +126,8 @@ test('a full day of event time: the bidder never misses a stable slot and always
 
   // The worker, record by record; the bidder looks three times per 5 minutes of event time.
   let clock = start - MINUTE;
-  const deps = workerDeps({ databaseUrl: stores.db.url, keyPrefix: stores.prefix });
-  const handler = createRankingCacheHandler({
-    pool: deps.pool,
-    cache: deps.cache,
-    observability: deps.observability,
-    budgetTimeZone: deps.budgetTimeZone,
-    now: () => clock,
-  });
+  const worker = rankingWorker(stores, () => clock);
+  const { handler } = worker;
   const bound = DEFAULT_RANKING_FRESHNESS_SECONDS * 1000;
   const view = async (t: number, slot: RankingKey): Promise<string> => {
     const [ranking, fresh] = await stores.redis.mget(rankingCacheKey(slot), RANKING_FRESHNESS_KEY);
@@ -193,7 +186,7 @@ test('a full day of event time: the bidder never misses a stable slot and always
       offset += 1;
     }
   } finally {
-    await deps.close();
+    await worker.close();
   }
   expect(looks).toBe(3 * 24 * 12);
   const last = start + 24 * HOUR;

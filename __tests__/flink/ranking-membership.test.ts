@@ -15,11 +15,9 @@
  */
 import { RankingKey, rankingCacheKey, RTB_RANKINGS_TOPIC } from '../../contracts';
 import { defaultFlinkConfig } from '../../config/flink';
-import { createRankingCacheHandler } from '../../lambdas/ranking-cache/ranking-cache';
 import type { LambdaKafkaEvent } from '../../lambdas/shared/kafka-event';
 import { finalTable, runScenario, ScenarioInput } from '../../scripts/flink-scenarios';
-import { workerDeps } from '../lambdas/support/test-database';
-import { useEngineAndStores } from './support/engine-and-stores';
+import { rankingWorker, useEngineAndStores } from './support/engine-and-stores';
 
 const MINUTE = 60_000;
 const T = Date.UTC(2026, 2, 1, 10);
@@ -95,19 +93,13 @@ test('a pause stamped behind the slot newest event shrinks the ranking at an unc
   expect(one.as_of).toBe(T + 7 * MINUTE);
   expect(one.as_of).toBe(two.as_of);
 
-  const deps = workerDeps({ databaseUrl: stores.db.url, keyPrefix: stores.prefix });
-  const handler = createRankingCacheHandler({
-    pool: deps.pool,
-    cache: deps.cache,
-    observability: deps.observability,
-    budgetTimeZone: deps.budgetTimeZone,
-    now: () => T,
-  });
+  const worker = rankingWorker(stores, () => T);
+  const { handler } = worker;
   try {
     expect((await handler(asEvent(two, 0))).rankingsWritten).toBe(1);
     expect((await handler(asEvent(one, 1))).rankingsWritten).toBe(1);
   } finally {
-    await deps.close();
+    await worker.close();
   }
   expect(campaigns(JSON.parse((await stores.redis.get(rankingCacheKey(slot)))!) as Record<string, unknown>)).toEqual([[1, 3]]);
 }, 300_000);

@@ -1,6 +1,7 @@
 import type Redis from 'ioredis';
 import { FlinkEngine } from '../../../scripts/flink-engine';
-import { cleanKeyspace, createTestDatabase, TestDatabase, testKeyPrefix, testRedis } from '../../lambdas/support/test-database';
+import { createRankingCacheHandler, RankingCacheSummary } from '../../../lambdas/ranking-cache/ranking-cache';
+import { cleanKeyspace, createTestDatabase, TestDatabase, testKeyPrefix, testRedis, workerDeps } from '../../lambdas/support/test-database';
 
 /** A Flink engine plus the worker's own stores (a test database, a Redis key prefix) for one test file. */
 export interface EngineAndStores {
@@ -28,4 +29,23 @@ export function useEngineAndStores(): EngineAndStores {
     await rig.db?.drop();
   });
   return rig;
+}
+
+/**
+ * The ranking-cache worker on the rig's stores, as the deployed module builds it, with the
+ * test's clock; `close` ends its pool and Redis client.
+ */
+export function rankingWorker(
+  rig: EngineAndStores,
+  now: () => number,
+): { readonly handler: (event: unknown) => Promise<RankingCacheSummary>; close(): Promise<void> } {
+  const deps = workerDeps({ databaseUrl: rig.db.url, keyPrefix: rig.prefix });
+  const handler = createRankingCacheHandler({
+    pool: deps.pool,
+    cache: deps.cache,
+    observability: deps.observability,
+    budgetTimeZone: deps.budgetTimeZone,
+    now,
+  });
+  return { handler, close: () => deps.close() };
 }
