@@ -90,6 +90,13 @@ export interface RankingHeartbeatRow {
   readonly ranking: null;
 }
 
+/**
+ * First released version of the rtb-ranking statement (flink-sql/20-rtb-ranking) that writes
+ * `as_of` on every settled slot row: from it on the worker takes a slot row without one for an
+ * intermediate and does not write it (`RANKING_ROWS_VERSIONED`).
+ */
+export const FIRST_VERSIONED_RANKING_STATEMENT = 4;
+
 /** Minutes of ad-event time between two heartbeats of the ranking statement. */
 export const RANKING_HEARTBEAT_MINUTES = 5;
 

@@ -17,6 +17,7 @@ import { createBudgetResetHandler } from '../lambdas/budget-reset/resume-campaig
 import { createClickBalanceHandler } from '../lambdas/click-balance/charge-clicks';
 import { createCompensationHandler } from '../lambdas/compensation/refund-duplicates';
 import { createOutboxSweepHandler } from '../lambdas/outbox-sweep/sweep-outbox';
+import { FIRST_VERSIONED_RANKING_STATEMENT } from '../contracts';
 import { createRankingCacheHandler } from '../lambdas/ranking-cache/ranking-cache';
 import { createPoolProvider, PoolProvider } from '../lambdas/shared/db';
 import type { Observability } from '../lambdas/shared/observability';
@@ -389,6 +390,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
           observability: d.observability,
           budgetTimeZone: d.budgetTimeZone,
           freshnessSeconds: config.workers.rankingTtlSeconds,
+          versionedRows: config.flink.pipelines['rtb-ranking'].version >= FIRST_VERSIONED_RANKING_STATEMENT,
         }) as KafkaEventHandler;
       },
     };

@@ -12,7 +12,12 @@ import type { Pool, PoolClient, QueryResult } from 'pg';
 import { adEventContract, compensationEventContract, RTB_RANKINGS_TOPIC } from '../contracts';
 import { CLICK_BALANCE_HANDLER, createClickBalanceHandler } from '../lambdas/click-balance/charge-clicks';
 import { COMPENSATION_HANDLER, createCompensationHandler } from '../lambdas/compensation/refund-duplicates';
-import { createRankingCacheHandler, parseRankingFreshnessSeconds, RANKING_CACHE_HANDLER } from '../lambdas/ranking-cache/ranking-cache';
+import {
+  createRankingCacheHandler,
+  parseRankingFreshnessSeconds,
+  parseRankingRowsVersioned,
+  RANKING_CACHE_HANDLER,
+} from '../lambdas/ranking-cache/ranking-cache';
 import type { PoolProvider } from '../lambdas/shared/db';
 import { RecoveryRequestError } from '../lambdas/shared/errors';
 import type { InvocationSummary } from '../lambdas/shared/observability';
@@ -363,6 +368,7 @@ export function recoveryHandler(
       observability,
       budgetTimeZone: options.budgetTimeZone,
       freshnessSeconds: parseRankingFreshnessSeconds(options.env),
+      versionedRows: parseRankingRowsVersioned(options.env),
     });
   }
   // No outbox publishers: rows a replay writes are published by the scheduled outbox sweep.

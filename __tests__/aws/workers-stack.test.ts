@@ -17,6 +17,8 @@ import { MissingBundleError } from '../../constructs/aws/errors';
 import { KafkaTrigger } from '../../constructs/aws/kafka-trigger';
 import { WorkerFunction } from '../../constructs/aws/worker-function';
 import { parseWorkerEnv } from '../../lambdas/shared/env';
+import { parseRankingRowsVersioned } from '../../lambdas/ranking-cache/ranking-cache';
+import { FIRST_VERSIONED_RANKING_STATEMENT } from '../../contracts';
 import { createFakeBundleRoot, fakeHandoffs, testEnvironment } from './support/fixtures';
 
 Testing.setupJest();
@@ -120,6 +122,9 @@ describe('WorkersStack', () => {
     test('the ranking cache gets its TTL and no producer; db-migrate gets its migrations directory', () => {
       const ranking = (functionNamed(parsed, `${prefix}-ranking-cache`).environment as { variables: Record<string, string> }).variables;
       expect(ranking.RANKING_TTL_SECONDS).toBe(String(config.workers.rankingTtlSeconds));
+      // The deployed rtb-ranking (v4) writes as_of on every settled row: the worker takes a row without one for an intermediate.
+      expect(config.flink.pipelines['rtb-ranking'].version).toBeGreaterThanOrEqual(FIRST_VERSIONED_RANKING_STATEMENT);
+      expect(parseRankingRowsVersioned(ranking)).toBe(true);
       expect(ranking.KAFKA_PRODUCER_SECRET_ARN).toBeUndefined();
       const migrate = (functionNamed(parsed, `${prefix}-db-migrate`).environment as { variables: Record<string, string> }).variables;
       expect(migrate.MIGRATIONS_DIR).toBe('/var/task/migrations');

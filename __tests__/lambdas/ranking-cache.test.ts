@@ -5,6 +5,7 @@ import {
   createRankingCacheHandler,
   DEFAULT_RANKING_FRESHNESS_SECONDS,
   parseRankingFreshnessSeconds,
+  parseRankingRowsVersioned,
   RANKING_DELETE_GRACE_SECONDS,
   RankingCacheUnavailableError,
 } from '../../lambdas/ranking-cache/ranking-cache';
@@ -29,7 +30,7 @@ function deps(options: { redisUrl?: string | null; databaseUrl?: string } = {}) 
   return d;
 }
 
-function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; freshnessSeconds?: number; now?: () => number } = {}) {
+function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; freshnessSeconds?: number; now?: () => number; versionedRows?: boolean } = {}) {
   const d = deps(options);
   return createRankingCacheHandler({
     pool: d.pool,
@@ -38,6 +39,7 @@ function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; 
     budgetTimeZone: d.budgetTimeZone,
     freshnessSeconds: options.freshnessSeconds,
     now: options.now,
+    versionedRows: options.versionedRows,
   });
 }
 
@@ -510,6 +512,26 @@ describe('ranking-cache versions (as_of on slot rows, rtb-ranking v4)', () => {
     expect([unversioned.rankingsSuperseded, tombstone.rankingsSuperseded]).toEqual([1, 1]);
     expect(await ids(key)).toEqual([2]);
     expect(await redis.ttl(rankingCacheKey(key))).toBe(-1);
+  });
+
+  test('from a versioned statement, a row without as_of (every input clock of the slot retracted for a moment) is never written, not even to an empty key', async () => {
+    const key = { placement: 'versioned_top', category: 'clockless' };
+    const handler = handlerWith({ versionedRows: true });
+    const clockless = await handler(rankingsEvent([{ offset: 1, key, value: row(key, [campaign(1, 1)]) }]));
+    expect(clockless).toMatchObject({ rankingsWritten: 0, rankingsInconsistent: 1 });
+    expect(await redis.exists(rankingCacheKey(key))).toBe(0);
+    const emptied = await handler(rankingsEvent([{ offset: 2, key, value: { ...key, as_of: null, ranking: null } }]));
+    expect(emptied).toMatchObject({ rankingsDeleted: 0, rankingsInconsistent: 1 });
+    // The settled row that follows is written as usual.
+    await handler(rankingsEvent([{ offset: 3, key, value: versioned(key, [campaign(1, 2)], T) }]));
+    expect(await cachedRanking(key)).toEqual({ ...key, as_of: T, ranking: [campaign(1, 2)] });
+  });
+
+  test('RANKING_ROWS_VERSIONED is true or false (absent: false, as for v3), anything else fails at load', () => {
+    expect(parseRankingRowsVersioned({ RANKING_ROWS_VERSIONED: 'true' })).toBe(true);
+    expect(parseRankingRowsVersioned({ RANKING_ROWS_VERSIONED: 'false' })).toBe(false);
+    expect(parseRankingRowsVersioned({})).toBe(false);
+    expect(() => parseRankingRowsVersioned({ RANKING_ROWS_VERSIONED: 'yes' })).toThrow(/RANKING_ROWS_VERSIONED.*true or false/);
   });
 
   test('an empty slot row (ranking null, with as_of) expires the key after the delete grace unless the stored ranking is newer', async () => {

@@ -53,6 +53,12 @@ export interface RankingCacheDeps {
   readonly freshnessSeconds?: number;
   /** Wall clock (epoch ms); tests pass their own. @default Date.now */
   readonly now?: () => number;
+  /**
+   * The deployed ranking statement writes `as_of` on every settled slot row (rtb-ranking v4 and
+   * later; `RANKING_ROWS_VERSIONED`), so a slot row without one is an intermediate and is not
+   * written. False accepts v3's rows, which carry none. @default false
+   */
+  readonly versionedRows?: boolean;
 }
 
 /** Summary metrics the ranking cache emits (its Rankings* metrics are added per invocation). */
@@ -64,7 +70,7 @@ export interface RankingCacheSummary extends InvocationSummary {
   rankingsWritten: number;
   /** Rankings deleted by tombstones. */
   rankingsDeleted: number;
-  /** Intermediate rankings (ranks not 1..n, a campaign twice, scores out of order) not written. */
+  /** Intermediate rankings (ranks not 1..n, a campaign twice, scores out of order; from a versioned statement, no `as_of`) not written. */
   rankingsInconsistent: number;
   /** Rows not applied because Redis holds a newer ranking of the slot (higher `as_of`). */
   rankingsSuperseded: number;
@@ -85,6 +91,17 @@ export class RankingCacheUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
+}
+
+/**
+ * Reads `RANKING_ROWS_VERSIONED` (`true` or `false`, set by the workers stack from the deployed
+ * rtb-ranking version; see {@link RankingCacheDeps.versionedRows}). Called once at module load.
+ */
+export function parseRankingRowsVersioned(source: Readonly<Record<string, string | undefined>>): boolean {
+  const raw = source.RANKING_ROWS_VERSIONED?.trim();
+  if (raw === 'true') return true;
+  if (raw === 'false' || raw === undefined || raw === '') return false;
+  throw new ConfigError('RANKING_ROWS_VERSIONED', `must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 /**
@@ -250,7 +267,7 @@ async function cacheRankings(deps: RankingCacheDeps, event: unknown, boundMs: nu
   const records = decodeKafkaEvent(event);
   summary.records = records.length;
   const sorted = sortBatch(records, (record): PositionedChange => ({
-    change: rankingChangeOf(record),
+    change: rankingChangeOf(record, { versionedRows: deps.versionedRows }),
     partition: record.coordinates.partition,
     offset: record.coordinates.offset,
     timestamp: record.timestamp,

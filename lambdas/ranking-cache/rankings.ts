@@ -24,7 +24,8 @@ export type RankingChange =
       /**
        * A ranking Flink emitted on its way to the next one (an update of an ARRAY_AGG is applied
        * element by element): ranks not exactly 1..n, a campaign twice, or scores out of rank
-       * order. Never written; the consistent row that follows replaces it.
+       * order; or, from a versioned statement, a row without `as_of`. Never written; the
+       * consistent row that follows replaces it.
        */
       readonly kind: 'inconsistent';
       /** Redis key (`rankingCacheKey`), without the keyspace prefix. */
@@ -222,10 +223,12 @@ function parseRow(key: RankingKey, value: Buffer): ParsedRow {
  * Turns one decoded `rtb-rankings-v2` record into a cache change. A null (or empty) value is a
  * tombstone, and a row whose ranking is null or empty an empty slot: the ranking of that
  * (placement, category) is gone. The key ('', '') is the statement's heartbeat. A ranking that is not consistent (see {@link rankingInconsistency}) is
- * an intermediate state, returned as `inconsistent` so it is never written. Throws
+ * an intermediate state, returned as `inconsistent` so it is never written; so is, with
+ * `versionedRows` (the statement writes `as_of` on every settled row, rtb-ranking v4 on), a row
+ * without `as_of`. Throws
  * `KafkaRecordError` (dead-letter reason) for a bad key or value.
  */
-export function rankingChangeOf(record: DecodedKafkaRecord): RankingChange {
+export function rankingChangeOf(record: DecodedKafkaRecord, options: { readonly versionedRows?: boolean } = {}): RankingChange {
   const key = parseKey(record);
   if (key === HEARTBEAT_KEY) return parseHeartbeat(record.value);
   const cacheKey = rankingCacheKey(key);
@@ -233,6 +236,11 @@ export function rankingChangeOf(record: DecodedKafkaRecord): RankingChange {
     return { kind: 'delete', cacheKey, key, version: null };
   }
   const { row, version } = parseRow(key, record.value);
+  if (version === null && options.versionedRows) {
+    // rtb-ranking v4 writes as_of = MAX of the slot's input clocks on every row; none means the
+    // row was emitted while every clock of the slot was retracted and not yet re-inserted.
+    return { kind: 'inconsistent', cacheKey, reason: 'no as_of from a versioned statement (every input clock of the slot retracted for a moment)' };
+  }
   if (row.ranking.length === 0) return { kind: 'delete', cacheKey, key, version };
   const reason = rankingInconsistency(row.ranking);
   if (reason !== undefined) return { kind: 'inconsistent', cacheKey, reason };

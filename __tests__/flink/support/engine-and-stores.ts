@@ -46,6 +46,8 @@ export function rankingWorker(
     observability: deps.observability,
     budgetTimeZone: deps.budgetTimeZone,
     now,
+    // The scenarios run the default rtb-ranking (v4), which writes as_of on every settled row.
+    versionedRows: true,
   });
   return { handler, close: () => deps.close() };
 }
