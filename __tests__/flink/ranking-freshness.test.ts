@@ -146,8 +146,9 @@ test('a full day of event time: the bidder never misses a stable slot and always
     for (const row of slotRows) {
       await handler(asEvent(row, offset));
       offset += 1;
-      // A slot is present from its first ranking on (v4's rows before it carry only a version).
-      if (row.op !== '-D' && Array.isArray(row.row.ranking)) present.add(rankingCacheKey(keyOf(row.row)));
+      // A slot is present from its first versioned ranking on (v4's rows before it carry only a
+      // version; a row without one is an intermediate the worker never writes).
+      if (row.op !== '-D' && Array.isArray(row.row.ranking) && typeof row.row.as_of === 'number') present.add(rankingCacheKey(keyOf(row.row)));
       // Never missing once written, even between Flink's delete and insert of one update; the
       // stored version never goes back.
       for (const key of present) {
