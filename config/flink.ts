@@ -1,3 +1,4 @@
+import { FIRST_VERSIONED_RANKING_STATEMENT } from '../contracts/rankings';
 import { ConfigError } from './errors';
 import { readArray, readBoolean, readInt, readObject, rejectUnknownKeys } from './validate';
 
@@ -130,4 +131,13 @@ export function parseFlinkConfig(raw: unknown, path: string, production: boolean
     );
   }
   return { maxCfu, rankingTopN, stateTtl: { attributionHours, duplicateClicksHours }, pipelines, allowUnreleasedVersions };
+}
+
+/**
+ * Whether the deployed rtb-ranking statement writes `as_of` on every settled slot row, so that
+ * the ranking-cache worker takes a slot row without one for an intermediate
+ * (`RANKING_ROWS_VERSIONED`).
+ */
+export function writesVersionedRankingRows(flink: FlinkConfig): boolean {
+  return flink.pipelines['rtb-ranking'].version >= FIRST_VERSIONED_RANKING_STATEMENT;
 }

@@ -11,13 +11,12 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import Redis from 'ioredis';
 import { Client, Pool } from 'pg';
-import type { FlinkPipelineId } from '../config/flink';
+import { FlinkPipelineId, writesVersionedRankingRows } from '../config/flink';
 import type { EnvironmentConfig, TopicConfig } from '../config/schema';
 import { createBudgetResetHandler } from '../lambdas/budget-reset/resume-campaigns';
 import { createClickBalanceHandler } from '../lambdas/click-balance/charge-clicks';
 import { createCompensationHandler } from '../lambdas/compensation/refund-duplicates';
 import { createOutboxSweepHandler } from '../lambdas/outbox-sweep/sweep-outbox';
-import { FIRST_VERSIONED_RANKING_STATEMENT } from '../contracts';
 import { createRankingCacheHandler } from '../lambdas/ranking-cache/ranking-cache';
 import { createPoolProvider, PoolProvider } from '../lambdas/shared/db';
 import type { Observability } from '../lambdas/shared/observability';
@@ -390,7 +389,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
           observability: d.observability,
           budgetTimeZone: d.budgetTimeZone,
           freshnessSeconds: config.workers.rankingTtlSeconds,
-          versionedRows: config.flink.pipelines['rtb-ranking'].version >= FIRST_VERSIONED_RANKING_STATEMENT,
+          versionedRows: writesVersionedRankingRows(config.flink),
         }) as KafkaEventHandler;
       },
     };

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Construct } from 'constructs';
 import { TerraformOutput, Token } from 'cdktf';
-import { FIRST_VERSIONED_RANKING_STATEMENT, RTB_RANKINGS_TOPIC, adEventContract, campaignEventContract, compensationEventContract } from '../contracts';
+import { RTB_RANKINGS_TOPIC, adEventContract, campaignEventContract, compensationEventContract } from '../contracts';
+import { writesVersionedRankingRows } from '../config/flink';
 import type { WorkerFunctionName } from '../config/schema';
 import { createAwsProvider } from '../constructs/aws/aws-provider';
 import type { StorageHandoff, StreamingHandoff } from '../constructs/aws/stack-inputs';
@@ -106,7 +107,7 @@ export class WorkersStack extends EnvironmentStack {
     const compensation = fn('compensation', 'compensation', 'Refunds duplicate clicks exactly once.');
     const rankingCache = fn('ranking-cache', 'rankingCache', 'Writes RTB rankings into Redis.', {
       RANKING_TTL_SECONDS: String(workers.rankingTtlSeconds),
-      RANKING_ROWS_VERSIONED: String(config.flink.pipelines['rtb-ranking'].version >= FIRST_VERSIONED_RANKING_STATEMENT),
+      RANKING_ROWS_VERSIONED: String(writesVersionedRankingRows(config.flink)),
     });
     const { history } = config.database;
     const budgetReset = fn('budget-reset', 'budgetReset', 'Resumes budget-paused campaigns at local midnight.', {
