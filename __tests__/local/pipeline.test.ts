@@ -15,6 +15,7 @@ import { Client } from 'pg';
 import { loadEnvironment } from '../../config';
 import { runLocalPipeline } from '../../local/pipeline';
 import { reconciliationTable } from '../../local/reconcile';
+import { leftoverTcpConnections, openTcpConnections } from '../support/connections';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -33,6 +34,7 @@ async function localDatabases(): Promise<string[]> {
 describe('npm run local', () => {
   test('a seeded run of the whole pipeline reconciles the money exactly and leaves nothing behind', async () => {
     const before = await localDatabases();
+    const connectionsBefore = openTcpConnections();
     const lines: string[] = [];
     const result = await runLocalPipeline({
       config: loadEnvironment('dev'),
@@ -66,5 +68,8 @@ describe('npm run local', () => {
     );
     // Its database is dropped (the Flink JVM, the workers and any broker it started are stopped before it returns).
     expect((await localDatabases()).filter((d) => !before.includes(d))).toEqual([]);
+    // And no client of the run stays connected: on the test run's shared broker (which outlives
+    // this file) a Kafka client left connected would keep this jest worker from exiting.
+    expect(await leftoverTcpConnections(connectionsBefore)).toEqual([]);
   }, 600_000);
 });
