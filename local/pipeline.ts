@@ -357,6 +357,9 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       ssl: false,
       credentials: async () => ({ username: kafkaConnection.username, password: kafkaConnection.password }),
     });
+    // Closed after the workers and schedules stop (cleanups run in reverse): on a broker that
+    // outlives the run (ADSTREAM_KAFKA_BOOTSTRAP, the test run's) its connection would stay open.
+    cleanups.push(() => kafkaPublisher.close());
     const providers: Array<{ pool: PoolProvider; cache: RedisCache }> = [];
     const deps = (service: string): WorkerDeps => {
       const p = createPoolProvider({ kind: 'url', url: databaseUrl }, { max: 1 });

@@ -7,16 +7,17 @@
  * producer's settings are visible in what the broker stored and how it refused.
  */
 import { createServer, Server, Socket } from 'node:net';
-import { Kafka, Producer } from 'kafkajs';
 import { loadEnvironment } from '../../config';
 import { campaignEventContract, checkAgainst } from '../../contracts';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { createOutboxSweepHandler } from '../../lambdas/outbox-sweep/sweep-outbox';
 import { decodeKafkaEvent, LambdaKafkaEvent, parseJsonValue } from '../../lambdas/shared/kafka-event';
-import { createKafkaPublisher, OutboxMessage, OutboxPublisher } from '../../lambdas/shared/outbox';
+import { OutboxPublishError } from '../../lambdas/shared/errors';
+import { createKafkaPublisher, KafkaOutboxPublisher, OutboxMessage } from '../../lambdas/shared/outbox';
 import { KafkaEventHandler, LambdaKafkaEventSource, namespacedSettings, waitUntilCaughtUp } from '../../local/event-source';
 import { kafkaClient } from '../../local/kafka-broker';
 import { workerKafkaTriggers } from '../../stacks/worker-triggers';
+import { leftoverTcpConnections, openTcpConnections } from '../support/connections';
 import { clickEvent } from '../lambdas/support/kafka-fixtures';
 import { isolatedWorkerStores, seedAdvertiser, seedCampaign } from '../lambdas/support/test-database';
 import { BROKER_ENVIRONMENT } from './support/global-setup';
@@ -25,20 +26,17 @@ import { awaitBrokerRequests, dumpLog, kafkaForTests, produce, readAll } from '.
 const kafka = kafkaForTests();
 const stores = isolatedWorkerStores();
 
-// The publisher keeps its producer for the container's life (as in Lambda) and has no close:
-// observe the producers kafkajs creates (they run unchanged) to disconnect them after the file.
-const producers = jest.spyOn(Kafka.prototype, 'producer');
+// Each publisher keeps its producer connected between calls (as in a Lambda container): closed
+// after the file, or the connection to the shared broker would keep this worker alive.
+const publishers: KafkaOutboxPublisher[] = [];
 afterAll(async () => {
-  for (const result of producers.mock.results) {
-    if (result.type === 'return') await (result.value as Producer).disconnect().catch(() => undefined);
-  }
-  producers.mockRestore();
+  for (const publisher of publishers) await publisher.close();
 });
 const config = loadEnvironment(BROKER_ENVIRONMENT);
 const SCHEMA_ID = 100_042;
 
-function publisherFor(topic: string, brokers = [kafka.connection.bootstrap]): OutboxPublisher {
-  return createKafkaPublisher({
+function publisherFor(topic: string, brokers = [kafka.connection.bootstrap]): KafkaOutboxPublisher {
+  const publisher = createKafkaPublisher({
     brokers,
     topic,
     schemaId: SCHEMA_ID,
@@ -47,6 +45,8 @@ function publisherFor(topic: string, brokers = [kafka.connection.bootstrap]): Ou
     // The local broker speaks SASL/PLAIN without TLS; Confluent Cloud adds TLS (the default).
     ssl: false,
   });
+  publishers.push(publisher);
+  return publisher;
 }
 
 async function setTopicConfig(topic: string, name: string, value: string): Promise<void> {
@@ -231,6 +231,23 @@ describe('outbox to campaign-events on the broker', () => {
     expect(of41).toHaveLength(2);
     expect(new Set(of41.map((r) => r.partition)).size).toBe(1);
     expect(of41.map((r) => r.message.headers?.['event-kind']?.toString())).toEqual(['CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED']);
+  });
+
+  test('a closed publisher holds no connection to the broker and sends nothing more: it reports an error, so the drain leaves the rows pending', async () => {
+    const [topic] = await kafka.topics([{ name: 'campaign-events-closed', config: { ...config.confluent.topics['campaign-events'], partitions: 1 } }]);
+    const brokerPort = Number(kafka.connection.bootstrap.split(':').pop());
+    const before = openTcpConnections(brokerPort);
+    const publish = publisherFor(topic);
+    expect((await publish([pausedMessage('1', 71)])).publishedIds).toEqual(['1']);
+    expect(await leftoverTcpConnections(before, brokerPort, 0)).not.toEqual([]);
+
+    await publish.close();
+    expect(await leftoverTcpConnections(before, brokerPort)).toEqual([]);
+    const after = await publish([pausedMessage('2', 72)]);
+    expect(after.publishedIds).toEqual([]);
+    expect(after.error).toBeInstanceOf(OutboxPublishError);
+    expect(await leftoverTcpConnections(before, brokerPort, 0)).toEqual([]);
+    expect((await readAll(kafka.connection, topic, 1)).map((r) => r.message.key?.toString())).toEqual(['71']);
   });
 
   test('a broker that accepts connections but never answers fails the publish well within the function timeout', async () => {

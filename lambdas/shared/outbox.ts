@@ -290,13 +290,24 @@ export function encodeCampaignEventValue(payload: Record<string, unknown>, schem
   return Buffer.concat([header, json]);
 }
 
+/** An {@link OutboxPublisher} that holds a broker connection between calls. */
+export interface KafkaOutboxPublisher extends OutboxPublisher {
+  /**
+   * Disconnects the producer; later calls publish nothing and report an error (their rows stay
+   * pending). A Lambda container never calls it; a process that must exit does (the local
+   * pipeline, tests): the connection would keep it alive for as long as the broker runs.
+   */
+  close(): Promise<void>;
+}
+
 /**
  * Publishes campaign status events to Kafka with an idempotent producer (acks=all). Key = the
  * campaign id (so events of one campaign stay ordered), header `idempotency-key`. A batch is
  * all-or-nothing; on failure the producer is dropped and rebuilt on the next drain.
  */
-export function createKafkaPublisher(props: KafkaPublisherProps): OutboxPublisher {
+export function createKafkaPublisher(props: KafkaPublisherProps): KafkaOutboxPublisher {
   let producer: Promise<Producer> | undefined;
+  let closed = false;
   const connect = async (): Promise<Producer> => {
     const credentials = await (props.credentials ?? (() => readCredentials(props.secretArn)))();
     const kafka = new Kafka({
@@ -313,7 +324,8 @@ export function createKafkaPublisher(props: KafkaPublisherProps): OutboxPublishe
     await created.connect();
     return created;
   };
-  return async (messages, options = {}) => {
+  const publish: OutboxPublisher = async (messages, options = {}) => {
+    if (closed) return { publishedIds: [], error: new OutboxPublishError('kafka', `publisher closed: ${messages.length} campaign events not sent`) };
     try {
       producer ??= connect();
       const active = await producer;
@@ -335,6 +347,14 @@ export function createKafkaPublisher(props: KafkaPublisherProps): OutboxPublishe
       return { publishedIds: [], error: new OutboxPublishError('kafka', `send of ${messages.length} campaign events failed`, { cause }) };
     }
   };
+  const close = async (): Promise<void> => {
+    closed = true;
+    const open = producer;
+    producer = undefined;
+    // A connect still under way is awaited, so its socket is closed too.
+    await open?.then((p) => p.disconnect()).catch(() => undefined);
+  };
+  return Object.assign(publish, { close });
 }
 
 /**
