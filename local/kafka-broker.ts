@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ITopicConfig, Kafka, KafkaConfig, logLevel } from 'kafkajs';
+import { Admin, ITopicConfig, Kafka, KafkaConfig, logLevel } from 'kafkajs';
 import type { EnvironmentConfig, TopicConfig } from '../config/schema';
 import { RTB_RANKINGS_TOPIC } from '../contracts';
 import { javaClasspath } from '../scripts/java';
@@ -351,7 +351,20 @@ export function topicConfigEntries(config: TopicConfig, extra: Readonly<Record<s
   ];
 }
 
-/** Creates topics that do not exist yet and waits until they have leaders. */
+/** How long {@link createTopics} waits for the broker to create topics and elect their leaders. */
+const TOPIC_CREATION_TIMEOUT_MS = 60_000;
+
+/**
+ * Errors of a metadata request that mean "created, not visible with leaders yet": a KRaft broker
+ * answers UNKNOWN_TOPIC_OR_PARTITION for a topic it has just created until its metadata catches
+ * up (KAFKA-15780), which kafkajs's own wait for leaders does not retry.
+ */
+const TOPIC_NOT_READY = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/**
+ * Creates topics that do not exist yet and waits until every partition of every topic in
+ * `specs` (also one another caller is creating at the same time) has a leader.
+ */
 export async function createTopics(
   connection: KafkaConnection,
   specs: readonly TopicSpec[],
@@ -362,20 +375,42 @@ export async function createTopics(
   try {
     const existing = new Set(await admin.listTopics());
     const missing = specs.filter((spec) => !existing.has(spec.topic));
-    if (missing.length === 0) return;
-    await admin.createTopics({
-      waitForLeaders: true,
-      timeout: 60_000,
-      topics: missing.map((spec) => ({
-        topic: spec.topic,
-        numPartitions: spec.config.partitions,
-        replicationFactor: 1,
-        configEntries: topicConfigEntries(spec.config, extraConfig),
-      })),
-    });
+    if (missing.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: false,
+        timeout: TOPIC_CREATION_TIMEOUT_MS,
+        topics: missing.map((spec) => ({
+          topic: spec.topic,
+          numPartitions: spec.config.partitions,
+          replicationFactor: 1,
+          configEntries: topicConfigEntries(spec.config, extraConfig),
+        })),
+      });
+    }
+    await waitForLeaders(admin, specs, Date.now() + TOPIC_CREATION_TIMEOUT_MS);
   } finally {
     await admin.disconnect();
   }
+}
+
+async function waitForLeaders(admin: Admin, specs: readonly TopicSpec[], deadline: number): Promise<void> {
+  const topics = specs.map((spec) => spec.topic);
+  let waitingFor = 'the first metadata answer';
+  while (Date.now() < deadline) {
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      const leaderless = metadata.topics.flatMap((t) => t.partitions.filter((p) => p.leader < 0).map((p) => `${t.name}/${p.partitionId}`));
+      if (leaderless.length === 0 && metadata.topics.length === topics.length) return;
+      waitingFor = `leaders of ${leaderless.join(', ') || 'every topic'}`;
+    } catch (error) {
+      const { type: ownType, originalError } = error as { type?: string; originalError?: { type?: string } };
+      const type = ownType ?? originalError?.type;
+      if (!type || !TOPIC_NOT_READY.has(type)) throw error;
+      waitingFor = `the broker to report the topics (${type})`;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`topics ${topics.join(', ')}: timed out after ${TOPIC_CREATION_TIMEOUT_MS} ms waiting for ${waitingFor}`);
 }
 
 /** Creates the environment's contract topics (and `rtb-rankings`) on a broker. */
