@@ -1,4 +1,4 @@
-import { decodeKafkaEvent, parseJsonValue, MAX_VALUE_BYTES } from '../../lambdas/shared/kafka-event';
+import { decodeBase64, decodeKafkaEvent, parseJsonValue, MAX_VALUE_BYTES } from '../../lambdas/shared/kafka-event';
 import { KafkaEventShapeError, KafkaRecordError } from '../../lambdas/shared/errors';
 import { parseContractRecord } from '../../lambdas/shared/records';
 import { adEventContract } from '../../contracts';
@@ -63,6 +63,47 @@ describe('decodeKafkaEvent', () => {
       );
     expect(reasons(accepted)).toEqual(accepted.map(() => 'ok'));
     expect(reasons(refused)).toEqual(refused.map(() => 'INVALID_BASE64'));
+  });
+
+  test('decodeBase64 (canonical round trip first) agrees with the character check alone on every text', () => {
+    const byCharacterCheck = (text: string) => (text.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(text) ? Buffer.from(text, 'base64') : undefined);
+    // Non-zero padding bits (QR==, QUJ=) are accepted by the check but are not a canonical encoding.
+    const texts = [
+      '',
+      'QQ==',
+      'QR==',
+      'QUI=',
+      'QUJ=',
+      'QUJD',
+      '////',
+      '+/+/',
+      'QU-_',
+      'QQ=A',
+      'QUJD====',
+      'QUJD\n',
+      'QUJ\u0000',
+      'QUJ\ud800',
+      '\ud83d\ude00AA',
+      'QUJĀ',
+      'Q\tQ=',
+    ];
+    let seed = 7;
+    const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    const alphabet = 'AQgw/+=-_ \n\u0000é\ud800\udc00';
+    for (let i = 0; i < 20_000; i += 1) {
+      texts.push(Array.from({ length: random(10) }, () => alphabet[random(alphabet.length)]).join(''));
+    }
+    for (let i = 0; i < 2_000; i += 1) {
+      const canonical = Buffer.from(Array.from({ length: random(40) }, () => random(256))).toString('base64');
+      const at = random(canonical.length + 1);
+      texts.push(canonical, canonical.slice(0, at) + alphabet[random(alphabet.length)] + canonical.slice(at + 1));
+    }
+    const disagreements = texts.filter((text) => {
+      const [fast, exact] = [decodeBase64(text), byCharacterCheck(text)];
+      return fast === undefined || exact === undefined ? fast !== exact : !fast.equals(exact);
+    });
+    expect(disagreements).toEqual([]);
+    expect(texts.filter((text) => byCharacterCheck(text) !== undefined).length).toBeGreaterThan(2_000);
   });
 
   test('absurd coordinates still give a storable, unique dead-letter key', () => {
