@@ -1,6 +1,6 @@
 import { parseWorkerEnv } from '../../lambdas/shared/env';
 import { ConfigError } from '../../lambdas/shared/errors';
-import { checkClickAmount, checkInformationalAmount, toMicros } from '../../lambdas/shared/money';
+import { checkClickAmount, checkInformationalAmount, informationalAmountProblem, toMicros } from '../../lambdas/shared/money';
 import { FAIL_FAST_OPTIONS } from '../../lambdas/shared/redis';
 import { resolveMigrationsDir } from '../../lambdas/db-migrate/run-migrations';
 import path from 'node:path';
@@ -71,6 +71,21 @@ describe('money and cache settings', () => {
     expect(checkClickAmount('-1')).toMatch(/negative/);
     expect(checkClickAmount('10000000.01')).toMatch(/at most/);
     expect(checkInformationalAmount('0.00')).toBeUndefined();
+  });
+
+  test('checkInformationalAmount (a shortcut for plain amounts) agrees with the whole check on every amount', () => {
+    const amounts = ['0', '0.0', '-0', '-0.00', '00', '01', '0.1234567', '9999999.999999', '9999999.9999999', '10000000', '10000000.000000', '10000000.000001'];
+    amounts.push('99999999', '1e3', '1.', '.5', '+1', '1,5', '１', '1\n', ' 1', '', '-', '-9999999.99', '-10000000.01', '123456789012345678.5');
+    let seed = 11;
+    const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    const characters = '0123456789.-';
+    for (let i = 0; i < 20_000; i += 1) {
+      amounts.push(Array.from({ length: 1 + random(12) }, () => characters[random(i % 2 === 0 ? 10 : characters.length)]).join(''));
+    }
+    const disagreements = amounts.filter((text) => checkInformationalAmount(text) !== informationalAmountProblem(text));
+    expect(disagreements).toEqual([]);
+    expect(amounts.filter((text) => checkInformationalAmount(text) === undefined).length).toBeGreaterThan(1_000);
+    expect(amounts.filter((text) => checkInformationalAmount(text) !== undefined).length).toBeGreaterThan(1_000);
   });
 
   test('the Redis client fails fast (ioredis 5 option names)', () => {

@@ -39,8 +39,20 @@ export function isClickPrice(text: string | null | undefined): text is string {
   return typeof text === 'string' && checkClickAmount(text) === undefined;
 }
 
+/**
+ * A non-negative decimal with at most 7 integer digits (below MAX_CLICK_AMOUNT, 10^7) and at most
+ * MAX_SCALE fraction digits: an amount `informationalAmountProblem` accepts, told by one match.
+ */
+const PLAINLY_WITHIN_BOUNDS = /^(?:0|[1-9][0-9]{0,6})(?:\.[0-9]{1,6})?$/;
+
 /** Why an informational amount (quoted price, refund quote) is unacceptable: negative or absurd. */
 export function checkInformationalAmount(text: string): string | undefined {
+  // Checked on every click: the usual quoted price needs no BigInt arithmetic.
+  return PLAINLY_WITHIN_BOUNDS.test(text) ? undefined : informationalAmountProblem(text);
+}
+
+/** The whole check behind `checkInformationalAmount`, without its shortcut for plain amounts. */
+export function informationalAmountProblem(text: string): string | undefined {
   // "-0.00" is zero, not a negative amount.
   const negative = text.startsWith('-');
   const micros = toMicros(negative ? text.slice(1) : text);
