@@ -69,12 +69,21 @@ export function parseContractRecord<C extends EventContract>(contract: C, value:
     const detail = check.violations.map((v) => `${v.field} ${v.reason}`).join('; ');
     throw new KafkaRecordError('CONTRACT_VIOLATION', `${contract.name}: ${detail}`);
   }
-  for (const [name, spec] of fieldEntries(contract)) {
+  for (const name of stringFieldsOf(contract)) {
     const fieldValue = (check.value as Record<string, unknown>)[name];
-    const problem = spec.kind === 'string' && typeof fieldValue === 'string' ? textProblem(fieldValue) : undefined;
+    const problem = typeof fieldValue === 'string' ? textProblem(fieldValue) : undefined;
     if (problem) throw new KafkaRecordError('CONTRACT_VIOLATION', `${contract.name}: ${name} ${problem}`);
   }
   return check.value;
+}
+
+const stringFields = new WeakMap<EventContract, readonly string[]>();
+
+/** Names of the contract's string fields, in field order, computed once per contract (checked on every record). */
+function stringFieldsOf(contract: EventContract): readonly string[] {
+  let names = stringFields.get(contract);
+  if (!names) stringFields.set(contract, (names = fieldEntries(contract).flatMap(([name, spec]) => (spec.kind === 'string' ? [name] : []))));
+  return names;
 }
 
 /**
