@@ -250,6 +250,32 @@ describe('outbox to campaign-events on the broker', () => {
     expect((await readAll(kafka.connection, topic, 1)).map((r) => r.message.key?.toString())).toEqual(['71']);
   });
 
+  test('close() returns only when no connection is left, also after a publish given up mid-send and during one in flight', async () => {
+    const [topic] = await kafka.topics([{ name: 'campaign-events-close-race', config: { ...config.confluent.topics['campaign-events'], partitions: 1 } }]);
+    const brokerPort = Number(kafka.connection.bootstrap.split(':').pop());
+    const before = openTcpConnections(brokerPort);
+
+    // Given up mid-send (the drain's deadline): the row stays pending, the producer is dropped.
+    const givenUp = publisherFor(topic);
+    expect((await givenUp([pausedMessage('1', 81)])).publishedIds).toEqual(['1']);
+    const deadline = new AbortController();
+    const abandoned = givenUp([pausedMessage('2', 82)], { signal: deadline.signal });
+    deadline.abort();
+    expect((await abandoned).publishedIds).toEqual([]);
+    await givenUp.close();
+    expect(await leftoverTcpConnections(before, brokerPort, 0)).toEqual([]);
+
+    // Closed while a publish is in flight: that publish ends either way, and nothing reconnects.
+    const inFlight = publisherFor(topic);
+    expect((await inFlight([pausedMessage('3', 83)])).publishedIds).toEqual(['3']);
+    const sending = inFlight([pausedMessage('4', 84)]);
+    await inFlight.close();
+    expect(await leftoverTcpConnections(before, brokerPort, 0)).toEqual([]);
+    await sending;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await leftoverTcpConnections(before, brokerPort, 0)).toEqual([]);
+  });
+
   test('a broker that accepts connections but never answers fails the publish well within the function timeout', async () => {
     const sockets: Socket[] = [];
     const silent: Server = createServer((socket) => void sockets.push(socket));
