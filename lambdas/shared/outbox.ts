@@ -308,6 +308,26 @@ export interface KafkaOutboxPublisher extends OutboxPublisher {
 export function createKafkaPublisher(props: KafkaPublisherProps): KafkaOutboxPublisher {
   let producer: Promise<Producer> | undefined;
   let closed = false;
+  /** Calls and kafkajs sends not settled yet, and producers being disconnected (what close() waits for). */
+  const inFlight = new Set<Promise<unknown>>();
+  const retiring = new Set<Promise<void>>();
+  const settle = <T>(set: Set<Promise<T>>, work: Promise<T>): void => {
+    set.add(work);
+    const forget = () => set.delete(work);
+    work.then(forget, forget);
+  };
+  // Disconnected once the calls and sends under way have settled: a send still retrying, or a
+  // call about to send, would connect a producer again that was disconnected under it.
+  const retire = (retired: Promise<Producer>): void => {
+    const sends = [...inFlight];
+    settle(
+      retiring,
+      Promise.allSettled(sends)
+        .then(() => retired)
+        .then((p) => p.disconnect())
+        .catch(() => undefined),
+    );
+  };
   const connect = async (): Promise<Producer> => {
     const credentials = await (props.credentials ?? (() => readCredentials(props.secretArn)))();
     const kafka = new Kafka({
@@ -324,8 +344,7 @@ export function createKafkaPublisher(props: KafkaPublisherProps): KafkaOutboxPub
     await created.connect();
     return created;
   };
-  const publish: OutboxPublisher = async (messages, options = {}) => {
-    if (closed) return { publishedIds: [], error: new OutboxPublishError('kafka', `publisher closed: ${messages.length} campaign events not sent`) };
+  const send: OutboxPublisher = async (messages, options = {}) => {
     try {
       producer ??= connect();
       const active = await producer;
@@ -338,21 +357,31 @@ export function createKafkaPublisher(props: KafkaPublisherProps): KafkaOutboxPub
           headers: { 'idempotency-key': message.idempotencyKey, 'event-kind': message.kind },
         })),
       });
+      settle(inFlight, sending);
       await untilAborted(sending, options.signal);
       return { publishedIds: messages.map((m) => m.id) };
     } catch (cause) {
       const broken = producer;
       producer = undefined;
-      void broken?.then((p) => p.disconnect()).catch(() => undefined);
+      if (broken) retire(broken);
       return { publishedIds: [], error: new OutboxPublishError('kafka', `send of ${messages.length} campaign events failed`, { cause }) };
     }
+  };
+  const publish: OutboxPublisher = (messages, options) => {
+    if (closed)
+      return Promise.resolve({ publishedIds: [], error: new OutboxPublishError('kafka', `publisher closed: ${messages.length} campaign events not sent`) });
+    // Tracked from the start: a call still waiting for its producer would send (and connect) on it after a close.
+    const call = send(messages, options);
+    settle(inFlight, call);
+    return call;
   };
   const close = async (): Promise<void> => {
     closed = true;
     const open = producer;
     producer = undefined;
-    // A connect still under way is awaited, so its socket is closed too.
-    await open?.then((p) => p.disconnect()).catch(() => undefined);
+    // A connect still under way is awaited too, so its socket is closed as well.
+    if (open) retire(open);
+    await Promise.all([...retiring]);
   };
   return Object.assign(publish, { close });
 }
