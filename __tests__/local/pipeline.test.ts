@@ -15,7 +15,7 @@ import { Client } from 'pg';
 import { loadEnvironment } from '../../config';
 import { runLocalPipeline } from '../../local/pipeline';
 import { reconciliationTable } from '../../local/reconcile';
-import { leftoverTcpConnections, openTcpConnections } from '../support/connections';
+import { kafkaClientsOf, leftoverTcpConnections, openTcpConnections } from '../support/connections';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -70,6 +70,8 @@ describe('npm run local', () => {
     expect((await localDatabases()).filter((d) => !before.includes(d))).toEqual([]);
     // And no client of the run stays connected: on the test run's shared broker (which outlives
     // this file) a Kafka client left connected would keep this jest worker from exiting.
-    expect(await leftoverTcpConnections(connectionsBefore)).toEqual([]);
+    // Each one is named by what the broker's request log says its client sent.
+    const leftovers = await leftoverTcpConnections(connectionsBefore);
+    expect(leftovers.map((c) => ({ ...c, kafkaClients: kafkaClientsOf(c, process.env.ADSTREAM_KAFKA_REQUEST_LOG) }))).toEqual([]);
   }, 600_000);
 });

@@ -61,3 +61,26 @@ export async function leftoverTcpConnections(before: readonly TcpConnection[], r
   while (leftover().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   return leftover();
 }
+
+/**
+ * What a broker's request log (`ADSTREAM_KAFKA_REQUEST_LOG` of the local broker) says about the
+ * client at the far end of `connection`: its client ids and the kinds of request it sent. Turns a
+ * leaked Kafka connection into the name of the client that opened it.
+ */
+export function kafkaClientsOf(connection: TcpConnection, requestLog: string | undefined): string[] {
+  if (!requestLog) return [];
+  let text: string;
+  try {
+    text = readFileSync(requestLog, 'utf8');
+  } catch {
+    return [];
+  }
+  const seen = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (!line.includes(`-${connection.local}-`)) continue;
+    const clientId = /"clientId":"([^"]*)"/.exec(line)?.[1];
+    const api = /"requestApiKeyName":"([^"]*)"/.exec(line)?.[1];
+    seen.add(`${clientId ?? '?'} ${api ?? '?'}`);
+  }
+  return [...seen];
+}
