@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEnvironment } from '../../../config';
@@ -22,13 +22,21 @@ export const BUNDLE_NAMES = [
 /** Fixed migration text of the fake db-migrate bundle, so digests and snapshots are stable. */
 export const FAKE_MIGRATION = 'create table fake_marker (id bigint primary key);\n';
 
+/** The stand-in bundle roots this test file made: removed once its tests have run. */
+const fakeBundleRoots: string[] = [];
+afterAll(() => {
+  for (const root of fakeBundleRoots.splice(0)) rmSync(root, { recursive: true, force: true });
+});
+
 /**
  * Writes tiny stand-in bundles (fixed content) under a fresh temp directory, so the AWS tests
  * depend neither on `npm run bundle` nor on the handlers' current code: TerraformAsset hashes
- * content only, so every run synthesizes the same asset paths.
+ * content only, so every run synthesizes the same asset paths. The directory is removed after
+ * the test file.
  */
 export function createFakeBundleRoot(): string {
   const root = mkdtempSync(join(tmpdir(), 'adstream-bundles-'));
+  fakeBundleRoots.push(root);
   for (const name of BUNDLE_NAMES) {
     mkdirSync(join(root, name), { recursive: true });
     writeFileSync(join(root, name, 'index.js'), `exports.handler = async () => ({ bundle: ${JSON.stringify(name)} });\n`);
