@@ -277,6 +277,48 @@ describe('compensation checked against the click it refunds', () => {
     expect(await balanceOf(stores.pool, 76)).toBe('800');
   });
 
+  test('a compensation naming a click as a duplicate of itself refunds nothing and does not hide its real compensation', async () => {
+    // Flink's duplicate-clicks v2 sees a click redelivered to ad-events (a producer retry, the
+    // same event_id and event_ts) as two first clicks of one millisecond: LAG gives the second
+    // copy the first as its previous click, so it emits x as a duplicate of x, under x's
+    // compensation_id. The worker charges x once; that charge is x's, nothing duplicates it.
+    await seedAdvertiser(stores.pool, 79, '1000');
+    await seedCampaign(stores.pool, { campaignId: 790, advertiserId: 79, cpc: '100', dailyBudget: null });
+    const ts = Date.now() - 120_000;
+    const x = clickEvent(790, 79, { event_ts: ts, device_id: 'dev-79', event_id: 'self-x' });
+    await createClickBalanceHandler(deps())(adEventsBatch([x, x]));
+    const handler = createCompensationHandler(deps());
+    const ofItself = compensationEvent(x, { original_event_id: 'self-x', original_event_ts: ts, compensation_id: 'comp-self-x' });
+
+    const alone = await handler(compensationBatch([ofItself], 9, 0));
+
+    expect(alone).toMatchObject({ refunded: 0, voided: 0, deadLettered: 1 });
+    expect(await balanceOf(stores.pool, 79)).toBe('900');
+    expect((await letters(9)).map((l) => l.reason)).toEqual(['SELF_DUPLICATE']);
+    expect(await countRows(stores.pool, 'duplicate_clicks', 'advertiser_id = 79')).toBe(0);
+
+    // y, redelivered, 10 s after w: Flink emits y of w and y of y, one compensation_id, in either
+    // order. In one batch or in two, y is refunded exactly once.
+    const w = clickEvent(790, 79, { event_ts: ts, device_id: 'dev-79b', event_id: 'self-w' });
+    const y = clickEvent(790, 79, { event_ts: ts + 10_000, device_id: 'dev-79b', event_id: 'self-y' });
+    const z = clickEvent(790, 79, { event_ts: ts + 10_000, device_id: 'dev-79c', event_id: 'self-z' });
+    await createClickBalanceHandler(deps())(adEventsBatch([w, y, y, z, z], 1));
+    expect(await balanceOf(stores.pool, 79)).toBe('600');
+    const yOfY = compensationEvent(y, { original_event_id: 'self-y', original_event_ts: y.event_ts, compensation_id: 'comp-self-y' });
+    const yOfW = compensationEvent(y, { original_event_id: 'self-w', original_event_ts: w.event_ts, compensation_id: 'comp-self-y' });
+    const oneBatch = await handler(compensationBatch([yOfY, yOfW], 9, 1));
+    expect(oneBatch.refunded).toBe(1);
+    expect(await balanceOf(stores.pool, 79)).toBe('700');
+
+    const zOfZ = compensationEvent(z, { original_event_id: 'self-z', original_event_ts: z.event_ts, compensation_id: 'comp-self-z' });
+    const zOfW = compensationEvent(z, { original_event_id: 'self-w', original_event_ts: w.event_ts, compensation_id: 'comp-self-z' });
+    const first = await handler(compensationBatch([zOfZ], 9, 3));
+    const second = await handler(compensationBatch([zOfW], 9, 4));
+    expect([first.refunded, second.refunded]).toEqual([0, 1]);
+    expect(await balanceOf(stores.pool, 79)).toBe('800');
+    expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND' AND advertiser_id = 79")).toBe(2);
+  });
+
   test('a refund that brings spend back under the budget leaves the campaign paused until the reset', async () => {
     await seedAdvertiser(stores.pool, 78, '10000');
     await seedCampaign(stores.pool, { campaignId: 780, advertiserId: 78, cpc: '100', dailyBudget: '300' });
