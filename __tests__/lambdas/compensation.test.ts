@@ -317,6 +317,13 @@ describe('compensation checked against the click it refunds', () => {
     expect([first.refunded, second.refunded]).toEqual([0, 1]);
     expect(await balanceOf(stores.pool, 79)).toBe('800');
     expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND' AND advertiser_id = 79")).toBe(2);
+
+    // Before its click, it voids nothing: the click is charged when it arrives.
+    const v = clickEvent(790, 79, { event_ts: ts, device_id: 'dev-79d', event_id: 'self-v' });
+    const early = await handler(compensationBatch([compensationEvent(v, { original_event_id: 'self-v', original_event_ts: ts })], 9, 5));
+    expect(early).toMatchObject({ voided: 0, deadLettered: 1 });
+    expect(await createClickBalanceHandler(deps())(adEventsBatch([v], 2))).toMatchObject({ charged: 1, voided: 0 });
+    expect(await balanceOf(stores.pool, 79)).toBe('700');
   });
 
   test('a refund that brings spend back under the budget leaves the campaign paused until the reset', async () => {

@@ -216,6 +216,15 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
     const compensation = parseContractRecord(compensationEventContract, record.value);
     checkEventTime('duplicate_event_ts', compensation.duplicate_event_ts, now);
     checkEventTime('original_event_ts', compensation.original_event_ts, now);
+    // Flink's rule names a click redelivered to ad-events (or re-stamped) a duplicate of
+    // itself: its one charge is the click's own. Rejected before the copies are deduplicated, so
+    // it neither refunds that charge nor hides the click's real compensation (same id).
+    if (compensation.duplicate_event_id === compensation.original_event_id) {
+      throw new KafkaRecordError(
+        'SELF_DUPLICATE',
+        `compensation names click ${JSON.stringify(compensation.duplicate_event_id)} as a duplicate of itself; nothing refunded`,
+      );
+    }
     if (compensation.refund_amount != null) {
       const problem = checkInformationalAmount(compensation.refund_amount);
       if (problem) throw new KafkaRecordError('ABSURD_AMOUNT', `refund_amount ${problem}`);

@@ -22,7 +22,9 @@ export type DeadLetterReason =
   /** The event id is already a click of another advertiser or campaign. */
   | 'EVENT_ID_CONFLICT'
   /** A compensation names another advertiser or campaign than the click it would refund. */
-  | 'CLICK_MISMATCH';
+  | 'CLICK_MISMATCH'
+  /** A compensation names a click as a duplicate of itself (its original_event_id is its duplicate_event_id). */
+  | 'SELF_DUPLICATE';
 
 /** Where a record sits in Kafka; the dead-letter table keys on it. */
 export interface KafkaCoordinates {
