@@ -326,6 +326,31 @@ describe('compensation checked against the click it refunds', () => {
     expect(await balanceOf(stores.pool, 79)).toBe('700');
   });
 
+  test('a duplicate whose quoted price is malformed, negative or absurd is refunded like any other: the quote is informational on both sides', async () => {
+    // click-balance drops an unusable actual_price and charges the click; Flink's duplicate rule
+    // copies that same text into refund_amount (it casts nothing). The refund must not depend on it.
+    await seedAdvertiser(stores.pool, 80, '1000');
+    await seedCampaign(stores.pool, { campaignId: 800, advertiserId: 80, cpc: '10', dailyBudget: null });
+    const quotes = ['-5.00', '99999999.99', '1.234', 'twelve', ''];
+    const duplicates = quotes.map((quote) => clickEvent(800, 80, { actual_price: quote }));
+    const charge = await createClickBalanceHandler(deps())(adEventsBatch(duplicates));
+    expect(charge).toMatchObject({ charged: quotes.length, deadLettered: 0 });
+    expect(await balanceOf(stores.pool, 80)).toBe('950');
+
+    const refund = await createCompensationHandler(deps())(
+      compensationBatch(
+        duplicates.map((click) => compensationEvent(click, { refund_amount: click.actual_price })),
+        10,
+        0,
+      ),
+    );
+
+    expect(refund).toMatchObject({ refunded: quotes.length, deadLettered: 0 });
+    expect(await balanceOf(stores.pool, 80)).toBe('1000');
+    const log = await stores.pool.query('SELECT quoted_refund_amount FROM duplicate_clicks WHERE advertiser_id = 80');
+    expect(log.rows).toEqual(quotes.map(() => ({ quoted_refund_amount: null })));
+  });
+
   test('a refund that brings spend back under the budget leaves the campaign paused until the reset', async () => {
     await seedAdvertiser(stores.pool, 78, '10000');
     await seedCampaign(stores.pool, { campaignId: 780, advertiserId: 78, cpc: '100', dailyBudget: '300' });
