@@ -124,7 +124,7 @@ describe('compensation', () => {
     }
   });
 
-  test('a compensation for an unknown campaign or a negative refund quote is dead-lettered and refunds nothing', async () => {
+  test('a compensation for an unknown campaign is dead-lettered and refunds nothing; a negative refund quote is dropped, the duplicate refunded', async () => {
     await seedAdvertiser(stores.pool, 5, '100');
     await seedCampaign(stores.pool, { campaignId: 51, advertiserId: 5, cpc: '10', dailyBudget: null });
     const click = clickEvent(51, 5);
@@ -139,15 +139,14 @@ describe('compensation', () => {
         70,
       ),
     );
-    expect(summary).toMatchObject({ records: 2, refunded: 0, deadLettered: 2 });
-    expect(await balanceOf(stores.pool, 5)).toBe('90');
+    expect(summary).toMatchObject({ records: 2, refunded: 1, deadLettered: 1 });
+    expect(await balanceOf(stores.pool, 5)).toBe('100');
     const letters = await stores.pool.query(
       "SELECT reason, kafka_partition, kafka_offset::int FROM dead_letters WHERE handler = 'compensation' AND kafka_partition = 3 ORDER BY kafka_offset",
     );
-    expect(letters.rows).toEqual([
-      { reason: 'UNKNOWN_CAMPAIGN', kafka_partition: 3, kafka_offset: 70 },
-      { reason: 'ABSURD_AMOUNT', kafka_partition: 3, kafka_offset: 71 },
-    ]);
+    expect(letters.rows).toEqual([{ reason: 'UNKNOWN_CAMPAIGN', kafka_partition: 3, kafka_offset: 70 }]);
+    const log = await stores.pool.query("SELECT outcome, quoted_refund_amount FROM duplicate_clicks WHERE compensation_id = 'c-negative'");
+    expect(log.rows).toEqual([{ outcome: 'REFUNDED', quoted_refund_amount: null }]);
   });
 });
 
@@ -331,11 +330,11 @@ describe('compensation checked against the click it refunds', () => {
     // copies that same text into refund_amount (it casts nothing). The refund must not depend on it.
     await seedAdvertiser(stores.pool, 80, '1000');
     await seedCampaign(stores.pool, { campaignId: 800, advertiserId: 80, cpc: '10', dailyBudget: null });
-    const quotes = ['-5.00', '99999999.99', '1.234', 'twelve', ''];
+    const quotes: unknown[] = ['-5.00', '99999999.99', '1.234', 'twelve', '', 120.5];
     const duplicates = quotes.map((quote) => clickEvent(800, 80, { actual_price: quote }));
     const charge = await createClickBalanceHandler(deps())(adEventsBatch(duplicates));
     expect(charge).toMatchObject({ charged: quotes.length, deadLettered: 0 });
-    expect(await balanceOf(stores.pool, 80)).toBe('950');
+    expect(await balanceOf(stores.pool, 80)).toBe('940');
 
     const refund = await createCompensationHandler(deps())(
       compensationBatch(

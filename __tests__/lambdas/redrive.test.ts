@@ -173,6 +173,30 @@ describe('npm run redrive', () => {
     expect(await countRows(stores.pool, 'ad_balance_histories', 'event_id = $1', [duplicate.event_id])).toBe(2);
   });
 
+  test('a duplicate dead-lettered ABSURD_AMOUNT for its quoted price (before the quote became informational) is refunded once by a re-drive', async () => {
+    await seedAdvertiser(stores.pool, 9, '50');
+    await seedCampaign(stores.pool, { campaignId: 91, advertiserId: 9, cpc: '3.30', dailyBudget: null });
+    const duplicate = clickEvent(91, 9, { actual_price: '-3.30' });
+    await createClickBalanceHandler(stores.deps())(adEventsBatch([duplicate], 1, 400));
+    expect(await balanceOf(stores.pool, 9)).toBe('46.70');
+    // The row the compensation handler recorded for it before this change.
+    const compensation = Buffer.from(JSON.stringify(compensationEvent(duplicate, { refund_amount: '-3.30' })));
+    await stores.pool.query(
+      `INSERT INTO dead_letters (handler, topic, kafka_partition, kafka_offset, reason, detail, raw_value, raw_value_bytes, record_day)
+       VALUES ('compensation', 'compensation-events', 10, 400, 'ABSURD_AMOUNT', 'refund_amount must not be negative, got -3.30', $1, $2,
+               (now() AT TIME ZONE 'Asia/Seoul')::date)`,
+      [compensation, compensation.length],
+    );
+
+    const first = await runRedrive(['--cause', 'ABSURD_AMOUNT']);
+    const again = await runRedrive(['--cause', 'ABSURD_AMOUNT']);
+
+    expect(first.result?.rows.map((r) => [r.handler, r.outcome])).toEqual([['compensation', 'REFUNDED']]);
+    expect(again.result?.rows).toEqual([]);
+    expect(await balanceOf(stores.pool, 9)).toBe('50.00');
+    expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND' AND event_id = $1", [duplicate.event_id])).toBe(1);
+  });
+
   test('a row kept without its Kafka timestamp (recorded before the table kept it, or a record that had none) is re-driven in its own day: still failing, it stays one row', async () => {
     // Campaign 81 does not exist: the click fails again, and its row must be recognised as the same record.
     const click = Buffer.from(JSON.stringify(clickEvent(81, 8)));

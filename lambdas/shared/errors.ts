@@ -14,6 +14,10 @@ export type DeadLetterReason =
   | 'INVALID_UTF8'
   | 'INVALID_JSON'
   | 'CONTRACT_VIOLATION'
+  /**
+   * No handler records it now: compensations dead-lettered for their quote before `refund_amount`
+   * became informational; `npm run redrive -- --cause ABSURD_AMOUNT` refunds them.
+   */
   | 'ABSURD_AMOUNT'
   | 'ABSURD_TIMESTAMP'
   | 'UNKNOWN_CAMPAIGN'
