@@ -221,3 +221,25 @@ describe('npm run redrive', () => {
     ]);
   });
 });
+
+describe('npm run redrive after the history of its day expired', () => {
+  test('a duplicate voided while dead-lettered NO_PRICE is not charged by a re-drive after the days of its void expired', async () => {
+    await seedAdvertiser(stores.pool, 12, '100');
+    await seedCampaign(stores.pool, { campaignId: 121, advertiserId: 12, cpc: null, dailyBudget: null });
+    const ts = Date.now() - 60_000;
+    const original = clickEvent(121, 12, { event_ts: ts, device_id: 'dev-12', event_id: 'expired-y' });
+    const duplicate = clickEvent(121, 12, { event_ts: ts + 10_000, device_id: 'dev-12', event_id: 'expired-x' });
+    expect(await createClickBalanceHandler(stores.deps())(adEventsBatch([original, duplicate], 11, 0))).toMatchObject({ deadLettered: 2 });
+    const compensation = compensationEvent(duplicate, { original_event_id: original.event_id, original_event_ts: ts });
+    expect(await createCompensationHandler(stores.deps())(compensationBatch([compensation], 11, 0))).toMatchObject({ voided: 1 });
+
+    // 40 days on, budget-reset's maintenance expires the days of the clicks (35 days of
+    // retention); the dead letters' day is kept, its rows not re-driven yet.
+    await stores.pool.query("SELECT * FROM adstream_maintain_history((now() AT TIME ZONE 'Asia/Seoul')::date + 40, 3, 35, 'drop')");
+    await stores.pool.query("UPDATE campaigns SET cpc = '2.50' WHERE campaign_id = 121");
+    const { result } = await runRedrive(['--cause', 'NO_PRICE']);
+
+    expect(result?.rows.map((r) => r.outcome)).toEqual(['CHARGED', 'APPLIED']);
+    expect(await balanceOf(stores.pool, 12)).toBe('97.50');
+  });
+});
