@@ -223,7 +223,7 @@ describe('npm run redrive', () => {
 });
 
 describe('npm run redrive after the history of its day expired', () => {
-  test('a duplicate voided while dead-lettered NO_PRICE is not charged by a re-drive after the days of its void expired', async () => {
+  test('a duplicate voided while dead-lettered NO_PRICE is not charged by a re-drive after the days of its void expired: records of expired days stay dead letters (HISTORY_EXPIRED)', async () => {
     await seedAdvertiser(stores.pool, 12, '100');
     await seedCampaign(stores.pool, { campaignId: 121, advertiserId: 12, cpc: null, dailyBudget: null });
     const ts = Date.now() - 60_000;
@@ -232,14 +232,33 @@ describe('npm run redrive after the history of its day expired', () => {
     expect(await createClickBalanceHandler(stores.deps())(adEventsBatch([original, duplicate], 11, 0))).toMatchObject({ deadLettered: 2 });
     const compensation = compensationEvent(duplicate, { original_event_id: original.event_id, original_event_ts: ts });
     expect(await createCompensationHandler(stores.deps())(compensationBatch([compensation], 11, 0))).toMatchObject({ voided: 1 });
+    // And a compensation of that day dead-lettered before its campaign existed.
+    const lateCampaign = clickEvent(122, 12, { event_ts: ts + 20_000 });
+    expect(await createCompensationHandler(stores.deps())(compensationBatch([compensationEvent(lateCampaign)], 11, 1))).toMatchObject({
+      deadLettered: 1,
+    });
 
     // 40 days on, budget-reset's maintenance expires the days of the clicks (35 days of
     // retention); the dead letters' day is kept, its rows not re-driven yet.
     await stores.pool.query("SELECT * FROM adstream_maintain_history((now() AT TIME ZONE 'Asia/Seoul')::date + 40, 3, 35, 'drop')");
     await stores.pool.query("UPDATE campaigns SET cpc = '2.50' WHERE campaign_id = 121");
+    await seedCampaign(stores.pool, { campaignId: 122, advertiserId: 12, cpc: '2.50', dailyBudget: null });
     const { result } = await runRedrive(['--cause', 'NO_PRICE']);
+    const refund = await runRedrive(['--cause', 'UNKNOWN_CAMPAIGN', '--handler', 'compensation']);
 
-    expect(result?.rows.map((r) => r.outcome)).toEqual(['CHARGED', 'APPLIED']);
-    expect(await balanceOf(stores.pool, 12)).toBe('97.50');
+    // Neither is applied: whether the duplicate was voided, or (for a copy) a click already
+    // charged, is no longer known. Both rows stay, with the reason.
+    expect(result?.rows.map((r) => [r.outcome, r.failure?.reason])).toEqual([
+      ['STILL_FAILING', 'HISTORY_EXPIRED'],
+      ['STILL_FAILING', 'HISTORY_EXPIRED'],
+    ]);
+    expect(refund.result?.rows.map((r) => [r.outcome, r.failure?.reason])).toEqual([['STILL_FAILING', 'HISTORY_EXPIRED']]);
+    expect(await balanceOf(stores.pool, 12)).toBe('100');
+    expect(await countRows(stores.pool, 'ad_balance_histories', 'advertiser_id = 12')).toBe(0);
+    expect(await countRows(stores.pool, 'click_voids', 'advertiser_id = 12')).toBe(0);
+    expect(await deadLetters("handler = 'click-balance' AND kafka_partition = 11")).toEqual([
+      expect.objectContaining({ reason: 'HISTORY_EXPIRED', first_reason: 'NO_PRICE', redriven_at: null }),
+      expect.objectContaining({ reason: 'HISTORY_EXPIRED', first_reason: 'NO_PRICE', redriven_at: null }),
+    ]);
   });
 });

@@ -5,7 +5,7 @@ import { KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { addAmounts } from '../shared/money';
 import { emptySummary, InvocationSummary, instrumentInvocation, SummaryCounter } from '../shared/observability';
-import { AcceptedRecord, checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
+import { AcceptedRecord, checkEventTime, checkHistoryKept, parseContractRecord, sortBatch } from '../shared/records';
 import { watchCache, WorkerDeps } from '../shared/runtime';
 import { dailySpendKey } from '../click-balance/charge-clicks';
 
@@ -223,6 +223,7 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
     const compensation = parseContractRecord(compensationEventContract, record.value, { informational: INFORMATIONAL_FIELDS });
     checkEventTime('duplicate_event_ts', compensation.duplicate_event_ts, now);
     checkEventTime('original_event_ts', compensation.original_event_ts, now);
+    checkHistoryKept('duplicate_event_ts', compensation.duplicate_event_ts, deps.historySince, deps.budgetTimeZone);
     // Flink's rule names a click redelivered to ad-events (or re-stamped) a duplicate of
     // itself: its one charge is the click's own. Rejected before the copies are deduplicated, so
     // it neither refunds that charge nor hides the click's real compensation (same id).

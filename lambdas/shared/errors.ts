@@ -28,7 +28,9 @@ export type DeadLetterReason =
   /** A compensation names another advertiser or campaign than the click it would refund. */
   | 'CLICK_MISMATCH'
   /** A compensation names a click as a duplicate of itself (its original_event_id is its duplicate_event_id). */
-  | 'SELF_DUPLICATE';
+  | 'SELF_DUPLICATE'
+  /** A re-driven record of a day whose charges, voids and duplicate log may be expired (`WorkerDeps.historySince`). */
+  | 'HISTORY_EXPIRED';
 
 /** Where a record sits in Kafka; the dead-letter table keys on it. */
 export interface KafkaCoordinates {
