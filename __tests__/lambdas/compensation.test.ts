@@ -350,6 +350,67 @@ describe('compensation checked against the click it refunds', () => {
     expect(log.rows).toEqual(quotes.map(() => ({ quoted_refund_amount: null })));
   });
 
+  test('the same compensation redelivered to concurrent invocations, with a second id for the same click, refunds once', async () => {
+    await seedAdvertiser(stores.pool, 81, '1000');
+    await seedCampaign(stores.pool, { campaignId: 810, advertiserId: 81, cpc: '10', dailyBudget: null });
+    for (let round = 0; round < 3; round++) {
+      const click = clickEvent(810, 81);
+      await createClickBalanceHandler(deps())(adEventsBatch([click], 3, round));
+      const blocker = await stores.pool.connect();
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM advertisers WHERE advertiser_id = 81 FOR UPDATE');
+      const copies = [0, 1, 2, 3].map((i) =>
+        createCompensationHandler(deps())(
+          compensationBatch([compensationEvent(click, i === 3 ? { compensation_id: `other-${click.event_id}`.slice(0, 64) } : {})], 11 + i, round),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await blocker.query('COMMIT');
+      blocker.release();
+      const summaries = await Promise.all(copies);
+      expect(summaries.reduce((n, s) => n + s.refunded, 0)).toBe(1);
+      expect(summaries.reduce((n, s) => n + s.voided, 0)).toBe(0);
+      expect(await balanceOf(stores.pool, 81)).toBe('1000');
+    }
+    expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND' AND advertiser_id = 81")).toBe(3);
+  });
+
+  test('a refund returns what the click was charged although the CPC changed since', async () => {
+    await seedAdvertiser(stores.pool, 82, '1000');
+    await seedCampaign(stores.pool, { campaignId: 820, advertiserId: 82, cpc: '12.345678', dailyBudget: '5000' });
+    const click = clickEvent(820, 82);
+    await createClickBalanceHandler(deps())(adEventsBatch([click]));
+    await stores.pool.query("UPDATE campaigns SET cpc = '99.99' WHERE campaign_id = 820");
+
+    const refund = await createCompensationHandler(deps())(compensationBatch([compensationEvent(click)]));
+
+    expect(refund).toMatchObject({ refunded: 1, refundedAmount: '12.345678' });
+    expect(await balanceOf(stores.pool, 82)).toBe('1000.000000');
+    const spend = await stores.pool.query('SELECT spend::text, clicks::int FROM campaign_daily_spend WHERE campaign_id = 820');
+    expect(spend.rows).toEqual([{ spend: '0.000000', clicks: 0 }]);
+  });
+
+  test('a duplicate of yesterday refunded after the reset restores yesterday, not today, and resumes nothing', async () => {
+    await seedAdvertiser(stores.pool, 83, '1000');
+    await seedCampaign(stores.pool, { campaignId: 830, advertiserId: 83, cpc: '50', dailyBudget: '100' });
+    const yesterday = Date.now() - 86_400_000;
+    const clicks = [clickEvent(830, 83, { event_ts: yesterday }), clickEvent(830, 83, { event_ts: yesterday })];
+    await createClickBalanceHandler(deps())(adEventsBatch(clicks));
+    const today = clickEvent(830, 83);
+    await createClickBalanceHandler(deps())(adEventsBatch([today], 1));
+    await stores.pool.query("UPDATE campaigns SET status = 'PAUSED', paused_reason = 'BUDGET_EXHAUSTED' WHERE campaign_id = 830");
+
+    const refund = await createCompensationHandler(deps())(compensationBatch([compensationEvent(clicks[1])]));
+
+    expect(refund.refunded).toBe(1);
+    expect(await balanceOf(stores.pool, 83)).toBe('900');
+    const spend = await stores.pool.query('SELECT spend_date::text, spend::text FROM campaign_daily_spend WHERE campaign_id = 830 ORDER BY spend_date');
+    expect(spend.rows.map((r) => r.spend)).toEqual(['50', '50']);
+    const campaign = await stores.pool.query('SELECT status, paused_reason FROM campaigns WHERE campaign_id = 830');
+    expect(campaign.rows[0]).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+    expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_RESUMED' AND payload->>'campaign_id' = '830'")).toBe(0);
+  });
+
   test('a refund that brings spend back under the budget leaves the campaign paused until the reset', async () => {
     await seedAdvertiser(stores.pool, 78, '10000');
     await seedCampaign(stores.pool, { campaignId: 780, advertiserId: 78, cpc: '100', dailyBudget: '300' });
