@@ -276,6 +276,34 @@ describe('compensation checked against the click it refunds', () => {
     expect(await balanceOf(stores.pool, 76)).toBe('800');
   });
 
+  test('a same-millisecond group of three keeps one charge when v1 judged it in arrival order and v2 by event id', async () => {
+    // a < b < c in one millisecond, arriving c, b, a. v1 (LAG in arrival order) names b a
+    // duplicate of c and a one of b; v2, re-created over the same offsets, names b and c
+    // duplicates of a. No pair is the other's exact reverse, yet the four form a cycle a ← b ← c ← a.
+    await seedAdvertiser(stores.pool, 84, '1000');
+    await seedCampaign(stores.pool, { campaignId: 840, advertiserId: 84, cpc: '100', dailyBudget: null });
+    const ts = Date.now() - 60_000;
+    const [a, b, c] = ['trio-a', 'trio-b', 'trio-c'].map((id) => clickEvent(840, 84, { event_ts: ts, device_id: 'dev-84', event_id: id }));
+    await createClickBalanceHandler(deps())(adEventsBatch([c, b, a]));
+    const handler = createCompensationHandler(deps());
+    const of = (duplicate: typeof a, original: typeof a) =>
+      compensationEvent(duplicate, { original_event_id: original.event_id, original_event_ts: ts, compensation_id: `sha-${duplicate.event_id}` });
+
+    await handler(compensationBatch([of(b, c), of(a, b)], 12, 0));
+    await handler(compensationBatch([of(b, a), of(c, a)], 12, 2));
+
+    expect(await balanceOf(stores.pool, 84)).toBe('900');
+    const outcomes = await stores.pool.query(
+      "SELECT duplicate_event_id || ' of ' || original_event_id AS pair, outcome FROM duplicate_clicks WHERE advertiser_id = 84 ORDER BY created_at, 1",
+    );
+    expect(outcomes.rows).toEqual([
+      { pair: 'trio-a of trio-b', outcome: 'REFUNDED' },
+      { pair: 'trio-b of trio-c', outcome: 'REFUNDED' },
+      { pair: 'trio-b of trio-a', outcome: 'ALREADY_SETTLED' },
+      { pair: 'trio-c of trio-a', outcome: 'ORIGINAL_KEPT' },
+    ]);
+  });
+
   test('a compensation naming a click as a duplicate of itself refunds nothing and does not hide its real compensation', async () => {
     // Flink's duplicate-clicks v2 sees a click redelivered to ad-events (a producer retry, the
     // same event_id and event_ts) as two first clicks of one millisecond: LAG gives the second
