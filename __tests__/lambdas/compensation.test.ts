@@ -299,9 +299,16 @@ describe('compensation checked against the click it refunds', () => {
     expect(outcomes.rows).toEqual([
       { pair: 'trio-a of trio-b', outcome: 'REFUNDED' },
       { pair: 'trio-b of trio-c', outcome: 'REFUNDED' },
-      { pair: 'trio-b of trio-a', outcome: 'ALREADY_SETTLED' },
+      // b of a carries b's compensation_id (both versions derive it from the duplicate): a no-op.
       { pair: 'trio-c of trio-a', outcome: 'ORIGINAL_KEPT' },
     ]);
+
+    // The cycle in one batch: each wave sees the refunds of the waves before it.
+    const [d, e, f] = ['trio-d', 'trio-e', 'trio-f'].map((id) => clickEvent(840, 84, { event_ts: ts, device_id: 'dev-84b', event_id: id }));
+    await createClickBalanceHandler(deps())(adEventsBatch([f, e, d], 1));
+    const oneBatch = await handler(compensationBatch([of(e, f), of(d, e), of(f, d)], 12, 4));
+    expect(oneBatch.refunded).toBe(2);
+    expect(await balanceOf(stores.pool, 84)).toBe('800');
   });
 
   test('a compensation naming a click as a duplicate of itself refunds nothing and does not hide its real compensation', async () => {
