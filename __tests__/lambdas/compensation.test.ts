@@ -158,6 +158,13 @@ describe('compensation checked against the click it refunds', () => {
       ])
     ).rows;
 
+  /** Advertiser `id` with 1000 and campaign `id * 10` at a CPC of 100, no budget. */
+  async function advertiserWithCampaign(id: number): Promise<number> {
+    await seedAdvertiser(stores.pool, id, '1000');
+    await seedCampaign(stores.pool, { campaignId: id * 10, advertiserId: id, cpc: '100', dailyBudget: null });
+    return id * 10;
+  }
+
   async function twoAdvertisers(base: number): Promise<void> {
     await seedAdvertiser(stores.pool, base, '1000');
     await seedAdvertiser(stores.pool, base + 1, '1000');
@@ -280,10 +287,9 @@ describe('compensation checked against the click it refunds', () => {
     // a < b < c in one millisecond, arriving c, b, a. v1 (LAG in arrival order) names b a
     // duplicate of c and a one of b; v2, re-created over the same offsets, names b and c
     // duplicates of a. No pair is the other's exact reverse, yet the four form a cycle a ← b ← c ← a.
-    await seedAdvertiser(stores.pool, 84, '1000');
-    await seedCampaign(stores.pool, { campaignId: 840, advertiserId: 84, cpc: '100', dailyBudget: null });
+    const campaign = await advertiserWithCampaign(84);
     const ts = Date.now() - 60_000;
-    const [a, b, c] = ['trio-a', 'trio-b', 'trio-c'].map((id) => clickEvent(840, 84, { event_ts: ts, device_id: 'dev-84', event_id: id }));
+    const [a, b, c] = ['trio-a', 'trio-b', 'trio-c'].map((id) => clickEvent(campaign, 84, { event_ts: ts, device_id: 'dev-84', event_id: id }));
     await createClickBalanceHandler(deps())(adEventsBatch([c, b, a]));
     const handler = createCompensationHandler(deps());
     const of = (duplicate: typeof a, original: typeof a) =>
@@ -304,7 +310,7 @@ describe('compensation checked against the click it refunds', () => {
     ]);
 
     // The cycle in one batch: each wave sees the refunds of the waves before it.
-    const [d, e, f] = ['trio-d', 'trio-e', 'trio-f'].map((id) => clickEvent(840, 84, { event_ts: ts, device_id: 'dev-84b', event_id: id }));
+    const [d, e, f] = ['trio-d', 'trio-e', 'trio-f'].map((id) => clickEvent(campaign, 84, { event_ts: ts, device_id: 'dev-84b', event_id: id }));
     await createClickBalanceHandler(deps())(adEventsBatch([f, e, d], 1));
     const oneBatch = await handler(compensationBatch([of(e, f), of(d, e), of(f, d)], 12, 4));
     expect(oneBatch.refunded).toBe(2);
@@ -316,10 +322,9 @@ describe('compensation checked against the click it refunds', () => {
     // same event_id and event_ts) as two first clicks of one millisecond: LAG gives the second
     // copy the first as its previous click, so it emits x as a duplicate of x, under x's
     // compensation_id. The worker charges x once; that charge is x's, nothing duplicates it.
-    await seedAdvertiser(stores.pool, 79, '1000');
-    await seedCampaign(stores.pool, { campaignId: 790, advertiserId: 79, cpc: '100', dailyBudget: null });
+    const campaign = await advertiserWithCampaign(79);
     const ts = Date.now() - 120_000;
-    const x = clickEvent(790, 79, { event_ts: ts, device_id: 'dev-79', event_id: 'self-x' });
+    const x = clickEvent(campaign, 79, { event_ts: ts, device_id: 'dev-79', event_id: 'self-x' });
     await createClickBalanceHandler(deps())(adEventsBatch([x, x]));
     const handler = createCompensationHandler(deps());
     const ofItself = compensationEvent(x, { original_event_id: 'self-x', original_event_ts: ts, compensation_id: 'comp-self-x' });
@@ -333,9 +338,9 @@ describe('compensation checked against the click it refunds', () => {
 
     // y, redelivered, 10 s after w: Flink emits y of w and y of y, one compensation_id, in either
     // order. In one batch or in two, y is refunded exactly once.
-    const w = clickEvent(790, 79, { event_ts: ts, device_id: 'dev-79b', event_id: 'self-w' });
-    const y = clickEvent(790, 79, { event_ts: ts + 10_000, device_id: 'dev-79b', event_id: 'self-y' });
-    const z = clickEvent(790, 79, { event_ts: ts + 10_000, device_id: 'dev-79c', event_id: 'self-z' });
+    const w = clickEvent(campaign, 79, { event_ts: ts, device_id: 'dev-79b', event_id: 'self-w' });
+    const y = clickEvent(campaign, 79, { event_ts: ts + 10_000, device_id: 'dev-79b', event_id: 'self-y' });
+    const z = clickEvent(campaign, 79, { event_ts: ts + 10_000, device_id: 'dev-79c', event_id: 'self-z' });
     await createClickBalanceHandler(deps())(adEventsBatch([w, y, y, z, z], 1));
     expect(await balanceOf(stores.pool, 79)).toBe('600');
     const yOfY = compensationEvent(y, { original_event_id: 'self-y', original_event_ts: y.event_ts, compensation_id: 'comp-self-y' });
@@ -353,7 +358,7 @@ describe('compensation checked against the click it refunds', () => {
     expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND' AND advertiser_id = 79")).toBe(2);
 
     // Before its click, it voids nothing: the click is charged when it arrives.
-    const v = clickEvent(790, 79, { event_ts: ts, device_id: 'dev-79d', event_id: 'self-v' });
+    const v = clickEvent(campaign, 79, { event_ts: ts, device_id: 'dev-79d', event_id: 'self-v' });
     const early = await handler(compensationBatch([compensationEvent(v, { original_event_id: 'self-v', original_event_ts: ts })], 9, 5));
     expect(early).toMatchObject({ voided: 0, deadLettered: 1 });
     expect(await createClickBalanceHandler(deps())(adEventsBatch([v], 2))).toMatchObject({ charged: 1, voided: 0 });
