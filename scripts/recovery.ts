@@ -351,7 +351,7 @@ export function recoveryHandler(
   name: RecoveryHandlerName,
   session: RecoverySession,
   cache: RedisCache,
-  options: { budgetTimeZone: string; env: NodeJS.ProcessEnv },
+  options: { budgetTimeZone: string; env: NodeJS.ProcessEnv; historySince?: string },
 ): RecoveryHandler {
   // The handlers' invocation logs and EMF metrics belong to Lambda; the command prints its own summary.
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
@@ -372,7 +372,14 @@ export function recoveryHandler(
     });
   }
   // No outbox publishers: rows a replay writes are published by the scheduled outbox sweep.
-  const deps: WorkerDeps = { pool: session.pool, cache, publishers: {}, observability, budgetTimeZone: options.budgetTimeZone };
+  const deps: WorkerDeps = {
+    pool: session.pool,
+    cache,
+    publishers: {},
+    observability,
+    budgetTimeZone: options.budgetTimeZone,
+    ...(options.historySince === undefined ? {} : { historySince: options.historySince }),
+  };
   return name === CLICK_BALANCE_HANDLER ? createClickBalanceHandler(deps) : createCompensationHandler(deps);
 }
 

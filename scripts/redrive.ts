@@ -39,7 +39,9 @@ Feeds dead letters (dead_letters rows not re-driven yet) through their handler a
 first, once the cause is fixed (a click dead-lettered UNKNOWN_CAMPAIGN after the campaign was
 loaded). A row that now applies is marked re-driven, in the transaction that moves its money,
 and is never re-driven again; two re-drives running at once apply it once. A row that still
-fails stays in place with its current reason (first_reason keeps the original one).
+fails stays in place with its current reason (first_reason keeps the original one). A click or
+compensation of a day whose ledger, voids or duplicate log may be expired (the oldest day they
+all keep in daily partitions, or earlier) fails with HISTORY_EXPIRED and moves no money.
   --env <env>          environment whose budget time zone applies (default: BUDGET_TIME_ZONE, else Asia/Seoul)
   --cause <reason>     only rows with this reason (repeatable), e.g. UNKNOWN_CAMPAIGN
   --id <id>            only this row (repeatable)
@@ -137,6 +139,22 @@ SELECT id::text, handler, topic, kafka_partition, kafka_offset::text, reason, re
  ORDER BY id
  LIMIT $4`;
 
+/**
+ * The oldest day whose ledger, voids and duplicate log are all kept in daily partitions (the
+ * latest of the three tables' oldest daily partitions), or null when none is partitioned. A dead
+ * letter can outlive the retention (its day is kept while it is pending); the history of its day
+ * may not, so a record of that day or earlier is not applied (HISTORY_EXPIRED). Days before the
+ * first partitions (in the default partitions, never expired) are refused too: safe, if cautious.
+ */
+const HISTORY_SINCE = `
+SELECT max(oldest)::text AS since FROM (
+  SELECT min(to_date(substring(c.relname FROM '[0-9]{8}$'), 'YYYYMMDD')) AS oldest
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+   WHERE p.relname IN ('ad_balance_histories', 'click_voids', 'duplicate_clicks') AND p.relnamespace = 'public'::regnamespace
+     AND c.relname ~ ('^' || p.relname || '_p[0-9]{8}$')
+   GROUP BY p.relname
+) t`;
+
 /** Takes the row out of the dead-letter key for this transaction; waits for a re-drive holding it. */
 const CLAIM = `
 UPDATE dead_letters SET handler = handler || ' (re-driving)'
@@ -199,6 +217,8 @@ export async function redrive(options: { filter: RedriveFilter; dryRun: boolean;
       NO_TIMESTAMP_DAY,
       options.budgetTimeZone,
     ]);
+    const history = await session.query<{ since: string | null }>(HISTORY_SINCE);
+    const historySince = history.rows[0]?.since ?? undefined;
     const handlers = new Map<RecoveryHandlerName, RecoveryHandler>();
     for (const row of candidates.rows) {
       const base = { id: row.id, handler: row.handler, coordinates: `${row.topic}-${row.kafka_partition}@${row.kafka_offset}`, reason: row.reason };
@@ -208,7 +228,7 @@ export async function redrive(options: { filter: RedriveFilter; dryRun: boolean;
       }
       let handler = handlers.get(row.handler);
       if (!handler) {
-        handler = recoveryHandler(row.handler, session, cache, { budgetTimeZone: options.budgetTimeZone, env });
+        handler = recoveryHandler(row.handler, session, cache, { budgetTimeZone: options.budgetTimeZone, env, historySince });
         handlers.set(row.handler, handler);
       }
       rows.push({ ...base, ...(await redriveOne(session, handler, row, totals, dryRun, rows.length)) });

@@ -124,7 +124,7 @@ describe('compensation', () => {
     }
   });
 
-  test('a compensation for an unknown campaign or a negative refund quote is dead-lettered and refunds nothing', async () => {
+  test('a compensation for an unknown campaign is dead-lettered and refunds nothing; a negative refund quote is dropped, the duplicate refunded', async () => {
     await seedAdvertiser(stores.pool, 5, '100');
     await seedCampaign(stores.pool, { campaignId: 51, advertiserId: 5, cpc: '10', dailyBudget: null });
     const click = clickEvent(51, 5);
@@ -139,15 +139,14 @@ describe('compensation', () => {
         70,
       ),
     );
-    expect(summary).toMatchObject({ records: 2, refunded: 0, deadLettered: 2 });
-    expect(await balanceOf(stores.pool, 5)).toBe('90');
+    expect(summary).toMatchObject({ records: 2, refunded: 1, deadLettered: 1 });
+    expect(await balanceOf(stores.pool, 5)).toBe('100');
     const letters = await stores.pool.query(
       "SELECT reason, kafka_partition, kafka_offset::int FROM dead_letters WHERE handler = 'compensation' AND kafka_partition = 3 ORDER BY kafka_offset",
     );
-    expect(letters.rows).toEqual([
-      { reason: 'UNKNOWN_CAMPAIGN', kafka_partition: 3, kafka_offset: 70 },
-      { reason: 'ABSURD_AMOUNT', kafka_partition: 3, kafka_offset: 71 },
-    ]);
+    expect(letters.rows).toEqual([{ reason: 'UNKNOWN_CAMPAIGN', kafka_partition: 3, kafka_offset: 70 }]);
+    const log = await stores.pool.query("SELECT outcome, quoted_refund_amount FROM duplicate_clicks WHERE compensation_id = 'c-negative'");
+    expect(log.rows).toEqual([{ outcome: 'REFUNDED', quoted_refund_amount: null }]);
   });
 });
 
@@ -158,6 +157,13 @@ describe('compensation checked against the click it refunds', () => {
         partition,
       ])
     ).rows;
+
+  /** Advertiser `id` with 1000 and campaign `id * 10` at a CPC of 100, no budget. */
+  async function advertiserWithCampaign(id: number): Promise<number> {
+    await seedAdvertiser(stores.pool, id, '1000');
+    await seedCampaign(stores.pool, { campaignId: id * 10, advertiserId: id, cpc: '100', dailyBudget: null });
+    return id * 10;
+  }
 
   async function twoAdvertisers(base: number): Promise<void> {
     await seedAdvertiser(stores.pool, base, '1000');
@@ -275,6 +281,174 @@ describe('compensation checked against the click it refunds', () => {
     );
     expect(both.refunded).toBe(1);
     expect(await balanceOf(stores.pool, 76)).toBe('800');
+  });
+
+  test('a same-millisecond group of three keeps one charge when v1 judged it in arrival order and v2 by event id', async () => {
+    // a < b < c in one millisecond, arriving c, b, a. v1 (LAG in arrival order) names b a
+    // duplicate of c and a one of b; v2, re-created over the same offsets, names b and c
+    // duplicates of a. No pair is the other's exact reverse, yet the four form a cycle a ← b ← c ← a.
+    const campaign = await advertiserWithCampaign(84);
+    const ts = Date.now() - 60_000;
+    const [a, b, c] = ['trio-a', 'trio-b', 'trio-c'].map((id) => clickEvent(campaign, 84, { event_ts: ts, device_id: 'dev-84', event_id: id }));
+    await createClickBalanceHandler(deps())(adEventsBatch([c, b, a]));
+    const handler = createCompensationHandler(deps());
+    const of = (duplicate: typeof a, original: typeof a) =>
+      compensationEvent(duplicate, { original_event_id: original.event_id, original_event_ts: ts, compensation_id: `sha-${duplicate.event_id}` });
+
+    await handler(compensationBatch([of(b, c), of(a, b)], 12, 0));
+    await handler(compensationBatch([of(b, a), of(c, a)], 12, 2));
+
+    expect(await balanceOf(stores.pool, 84)).toBe('900');
+    const outcomes = await stores.pool.query(
+      "SELECT duplicate_event_id || ' of ' || original_event_id AS pair, outcome FROM duplicate_clicks WHERE advertiser_id = 84 ORDER BY created_at, 1",
+    );
+    expect(outcomes.rows).toEqual([
+      { pair: 'trio-a of trio-b', outcome: 'REFUNDED' },
+      { pair: 'trio-b of trio-c', outcome: 'REFUNDED' },
+      // b of a carries b's compensation_id (both versions derive it from the duplicate): a no-op.
+      { pair: 'trio-c of trio-a', outcome: 'ORIGINAL_KEPT' },
+    ]);
+
+    // The cycle in one batch: each wave sees the refunds of the waves before it.
+    const [d, e, f] = ['trio-d', 'trio-e', 'trio-f'].map((id) => clickEvent(campaign, 84, { event_ts: ts, device_id: 'dev-84b', event_id: id }));
+    await createClickBalanceHandler(deps())(adEventsBatch([f, e, d], 1));
+    const oneBatch = await handler(compensationBatch([of(e, f), of(d, e), of(f, d)], 12, 4));
+    expect(oneBatch.refunded).toBe(2);
+    expect(await balanceOf(stores.pool, 84)).toBe('800');
+  });
+
+  test('a compensation naming a click as a duplicate of itself refunds nothing and does not hide its real compensation', async () => {
+    // Flink's duplicate-clicks v2 sees a click redelivered to ad-events (a producer retry, the
+    // same event_id and event_ts) as two first clicks of one millisecond: LAG gives the second
+    // copy the first as its previous click, so it emits x as a duplicate of x, under x's
+    // compensation_id. The worker charges x once; that charge is x's, nothing duplicates it.
+    const campaign = await advertiserWithCampaign(79);
+    const ts = Date.now() - 120_000;
+    const x = clickEvent(campaign, 79, { event_ts: ts, device_id: 'dev-79', event_id: 'self-x' });
+    await createClickBalanceHandler(deps())(adEventsBatch([x, x]));
+    const handler = createCompensationHandler(deps());
+    const ofItself = compensationEvent(x, { original_event_id: 'self-x', original_event_ts: ts, compensation_id: 'comp-self-x' });
+
+    const alone = await handler(compensationBatch([ofItself], 9, 0));
+
+    expect(alone).toMatchObject({ refunded: 0, voided: 0, deadLettered: 1 });
+    expect(await balanceOf(stores.pool, 79)).toBe('900');
+    expect((await letters(9)).map((l) => l.reason)).toEqual(['SELF_DUPLICATE']);
+    expect(await countRows(stores.pool, 'duplicate_clicks', 'advertiser_id = 79')).toBe(0);
+
+    // y, redelivered, 10 s after w: Flink emits y of w and y of y, one compensation_id, in either
+    // order. In one batch or in two, y is refunded exactly once.
+    const w = clickEvent(campaign, 79, { event_ts: ts, device_id: 'dev-79b', event_id: 'self-w' });
+    const y = clickEvent(campaign, 79, { event_ts: ts + 10_000, device_id: 'dev-79b', event_id: 'self-y' });
+    const z = clickEvent(campaign, 79, { event_ts: ts + 10_000, device_id: 'dev-79c', event_id: 'self-z' });
+    await createClickBalanceHandler(deps())(adEventsBatch([w, y, y, z, z], 1));
+    expect(await balanceOf(stores.pool, 79)).toBe('600');
+    const yOfY = compensationEvent(y, { original_event_id: 'self-y', original_event_ts: y.event_ts, compensation_id: 'comp-self-y' });
+    const yOfW = compensationEvent(y, { original_event_id: 'self-w', original_event_ts: w.event_ts, compensation_id: 'comp-self-y' });
+    const oneBatch = await handler(compensationBatch([yOfY, yOfW], 9, 1));
+    expect(oneBatch.refunded).toBe(1);
+    expect(await balanceOf(stores.pool, 79)).toBe('700');
+
+    const zOfZ = compensationEvent(z, { original_event_id: 'self-z', original_event_ts: z.event_ts, compensation_id: 'comp-self-z' });
+    const zOfW = compensationEvent(z, { original_event_id: 'self-w', original_event_ts: w.event_ts, compensation_id: 'comp-self-z' });
+    const first = await handler(compensationBatch([zOfZ], 9, 3));
+    const second = await handler(compensationBatch([zOfW], 9, 4));
+    expect([first.refunded, second.refunded]).toEqual([0, 1]);
+    expect(await balanceOf(stores.pool, 79)).toBe('800');
+    expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND' AND advertiser_id = 79")).toBe(2);
+
+    // Before its click, it voids nothing: the click is charged when it arrives.
+    const v = clickEvent(campaign, 79, { event_ts: ts, device_id: 'dev-79d', event_id: 'self-v' });
+    const early = await handler(compensationBatch([compensationEvent(v, { original_event_id: 'self-v', original_event_ts: ts })], 9, 5));
+    expect(early).toMatchObject({ voided: 0, deadLettered: 1 });
+    expect(await createClickBalanceHandler(deps())(adEventsBatch([v], 2))).toMatchObject({ charged: 1, voided: 0 });
+    expect(await balanceOf(stores.pool, 79)).toBe('700');
+  });
+
+  test('a duplicate whose quoted price is malformed, negative or absurd is refunded like any other: the quote is informational on both sides', async () => {
+    // click-balance drops an unusable actual_price and charges the click; Flink's duplicate rule
+    // copies that same text into refund_amount (it casts nothing). The refund must not depend on it.
+    await seedAdvertiser(stores.pool, 80, '1000');
+    await seedCampaign(stores.pool, { campaignId: 800, advertiserId: 80, cpc: '10', dailyBudget: null });
+    const quotes: unknown[] = ['-5.00', '99999999.99', '1.234', 'twelve', '', 120.5];
+    const duplicates = quotes.map((quote) => clickEvent(800, 80, { actual_price: quote }));
+    const charge = await createClickBalanceHandler(deps())(adEventsBatch(duplicates));
+    expect(charge).toMatchObject({ charged: quotes.length, deadLettered: 0 });
+    expect(await balanceOf(stores.pool, 80)).toBe('940');
+
+    const refund = await createCompensationHandler(deps())(
+      compensationBatch(
+        duplicates.map((click) => compensationEvent(click, { refund_amount: click.actual_price })),
+        10,
+        0,
+      ),
+    );
+
+    expect(refund).toMatchObject({ refunded: quotes.length, deadLettered: 0 });
+    expect(await balanceOf(stores.pool, 80)).toBe('1000');
+    const log = await stores.pool.query('SELECT quoted_refund_amount FROM duplicate_clicks WHERE advertiser_id = 80');
+    expect(log.rows).toEqual(quotes.map(() => ({ quoted_refund_amount: null })));
+  });
+
+  test('the same compensation redelivered to concurrent invocations, with a second id for the same click, refunds once', async () => {
+    await seedAdvertiser(stores.pool, 81, '1000');
+    await seedCampaign(stores.pool, { campaignId: 810, advertiserId: 81, cpc: '10', dailyBudget: null });
+    for (let round = 0; round < 3; round++) {
+      const click = clickEvent(810, 81);
+      await createClickBalanceHandler(deps())(adEventsBatch([click], 3, round));
+      const blocker = await stores.pool.connect();
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM advertisers WHERE advertiser_id = 81 FOR UPDATE');
+      const copies = [0, 1, 2, 3].map((i) =>
+        createCompensationHandler(deps())(
+          compensationBatch([compensationEvent(click, i === 3 ? { compensation_id: `other-${click.event_id}`.slice(0, 64) } : {})], 11 + i, round),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await blocker.query('COMMIT');
+      blocker.release();
+      const summaries = await Promise.all(copies);
+      expect(summaries.reduce((n, s) => n + s.refunded, 0)).toBe(1);
+      expect(summaries.reduce((n, s) => n + s.voided, 0)).toBe(0);
+      expect(await balanceOf(stores.pool, 81)).toBe('1000');
+    }
+    expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND' AND advertiser_id = 81")).toBe(3);
+  });
+
+  test('a refund returns what the click was charged although the CPC changed since', async () => {
+    await seedAdvertiser(stores.pool, 82, '1000');
+    await seedCampaign(stores.pool, { campaignId: 820, advertiserId: 82, cpc: '12.345678', dailyBudget: '5000' });
+    const click = clickEvent(820, 82);
+    await createClickBalanceHandler(deps())(adEventsBatch([click]));
+    await stores.pool.query("UPDATE campaigns SET cpc = '99.99' WHERE campaign_id = 820");
+
+    const refund = await createCompensationHandler(deps())(compensationBatch([compensationEvent(click)]));
+
+    expect(refund).toMatchObject({ refunded: 1, refundedAmount: '12.345678' });
+    expect(await balanceOf(stores.pool, 82)).toBe('1000.000000');
+    const spend = await stores.pool.query('SELECT spend::text, clicks::int FROM campaign_daily_spend WHERE campaign_id = 820');
+    expect(spend.rows).toEqual([{ spend: '0.000000', clicks: 0 }]);
+  });
+
+  test('a duplicate of yesterday refunded after the reset restores yesterday, not today, and resumes nothing', async () => {
+    await seedAdvertiser(stores.pool, 83, '1000');
+    await seedCampaign(stores.pool, { campaignId: 830, advertiserId: 83, cpc: '50', dailyBudget: '100' });
+    const yesterday = Date.now() - 86_400_000;
+    const clicks = [clickEvent(830, 83, { event_ts: yesterday }), clickEvent(830, 83, { event_ts: yesterday })];
+    await createClickBalanceHandler(deps())(adEventsBatch(clicks));
+    const today = clickEvent(830, 83);
+    await createClickBalanceHandler(deps())(adEventsBatch([today], 1));
+    await stores.pool.query("UPDATE campaigns SET status = 'PAUSED', paused_reason = 'BUDGET_EXHAUSTED' WHERE campaign_id = 830");
+
+    const refund = await createCompensationHandler(deps())(compensationBatch([compensationEvent(clicks[1])]));
+
+    expect(refund.refunded).toBe(1);
+    expect(await balanceOf(stores.pool, 83)).toBe('900');
+    const spend = await stores.pool.query('SELECT spend_date::text, spend::text FROM campaign_daily_spend WHERE campaign_id = 830 ORDER BY spend_date');
+    expect(spend.rows.map((r) => r.spend)).toEqual(['50', '50']);
+    const campaign = await stores.pool.query('SELECT status, paused_reason FROM campaigns WHERE campaign_id = 830');
+    expect(campaign.rows[0]).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+    expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_RESUMED' AND payload->>'campaign_id' = '830'")).toBe(0);
   });
 
   test('a refund that brings spend back under the budget leaves the campaign paused until the reset', async () => {

@@ -173,6 +173,30 @@ describe('npm run redrive', () => {
     expect(await countRows(stores.pool, 'ad_balance_histories', 'event_id = $1', [duplicate.event_id])).toBe(2);
   });
 
+  test('a duplicate dead-lettered ABSURD_AMOUNT for its quoted price (before the quote became informational) is refunded once by a re-drive', async () => {
+    await seedAdvertiser(stores.pool, 9, '50');
+    await seedCampaign(stores.pool, { campaignId: 91, advertiserId: 9, cpc: '3.30', dailyBudget: null });
+    const duplicate = clickEvent(91, 9, { actual_price: '-3.30' });
+    await createClickBalanceHandler(stores.deps())(adEventsBatch([duplicate], 1, 400));
+    expect(await balanceOf(stores.pool, 9)).toBe('46.70');
+    // The row the compensation handler recorded for it before this change.
+    const compensation = Buffer.from(JSON.stringify(compensationEvent(duplicate, { refund_amount: '-3.30' })));
+    await stores.pool.query(
+      `INSERT INTO dead_letters (handler, topic, kafka_partition, kafka_offset, reason, detail, raw_value, raw_value_bytes, record_day)
+       VALUES ('compensation', 'compensation-events', 10, 400, 'ABSURD_AMOUNT', 'refund_amount must not be negative, got -3.30', $1, $2,
+               (now() AT TIME ZONE 'Asia/Seoul')::date)`,
+      [compensation, compensation.length],
+    );
+
+    const first = await runRedrive(['--cause', 'ABSURD_AMOUNT']);
+    const again = await runRedrive(['--cause', 'ABSURD_AMOUNT']);
+
+    expect(first.result?.rows.map((r) => [r.handler, r.outcome])).toEqual([['compensation', 'REFUNDED']]);
+    expect(again.result?.rows).toEqual([]);
+    expect(await balanceOf(stores.pool, 9)).toBe('50.00');
+    expect(await countRows(stores.pool, 'ad_balance_histories', "type = 'REFUND' AND event_id = $1", [duplicate.event_id])).toBe(1);
+  });
+
   test('a row kept without its Kafka timestamp (recorded before the table kept it, or a record that had none) is re-driven in its own day: still failing, it stays one row', async () => {
     // Campaign 81 does not exist: the click fails again, and its row must be recognised as the same record.
     const click = Buffer.from(JSON.stringify(clickEvent(81, 8)));
@@ -194,6 +218,47 @@ describe('npm run redrive', () => {
     expect(await deadLetters('kafka_partition = 9')).toEqual([
       expect.objectContaining({ redriven_at: null, redrive_attempts: 1 }),
       expect.objectContaining({ redriven_at: null, redrive_attempts: 1 }),
+    ]);
+  });
+});
+
+describe('npm run redrive after the history of its day expired', () => {
+  test('a duplicate voided while dead-lettered NO_PRICE is not charged by a re-drive after the days of its void expired: records of expired days stay dead letters (HISTORY_EXPIRED)', async () => {
+    await seedAdvertiser(stores.pool, 12, '100');
+    await seedCampaign(stores.pool, { campaignId: 121, advertiserId: 12, cpc: null, dailyBudget: null });
+    const ts = Date.now() - 60_000;
+    const original = clickEvent(121, 12, { event_ts: ts, device_id: 'dev-12', event_id: 'expired-y' });
+    const duplicate = clickEvent(121, 12, { event_ts: ts + 10_000, device_id: 'dev-12', event_id: 'expired-x' });
+    expect(await createClickBalanceHandler(stores.deps())(adEventsBatch([original, duplicate], 11, 0))).toMatchObject({ deadLettered: 2 });
+    const compensation = compensationEvent(duplicate, { original_event_id: original.event_id, original_event_ts: ts });
+    expect(await createCompensationHandler(stores.deps())(compensationBatch([compensation], 11, 0))).toMatchObject({ voided: 1 });
+    // And a compensation of that day dead-lettered before its campaign existed.
+    const lateCampaign = clickEvent(122, 12, { event_ts: ts + 20_000 });
+    expect(await createCompensationHandler(stores.deps())(compensationBatch([compensationEvent(lateCampaign)], 11, 1))).toMatchObject({
+      deadLettered: 1,
+    });
+
+    // 40 days on, budget-reset's maintenance expires the days of the clicks (35 days of
+    // retention); the dead letters' day is kept, its rows not re-driven yet.
+    await stores.pool.query("SELECT * FROM adstream_maintain_history((now() AT TIME ZONE 'Asia/Seoul')::date + 40, 3, 35, 'drop')");
+    await stores.pool.query("UPDATE campaigns SET cpc = '2.50' WHERE campaign_id = 121");
+    await seedCampaign(stores.pool, { campaignId: 122, advertiserId: 12, cpc: '2.50', dailyBudget: null });
+    const { result } = await runRedrive(['--cause', 'NO_PRICE']);
+    const refund = await runRedrive(['--cause', 'UNKNOWN_CAMPAIGN', '--handler', 'compensation']);
+
+    // Neither is applied: whether the duplicate was voided, or (for a copy) a click already
+    // charged, is no longer known. Both rows stay, with the reason.
+    expect(result?.rows.map((r) => [r.outcome, r.failure?.reason])).toEqual([
+      ['STILL_FAILING', 'HISTORY_EXPIRED'],
+      ['STILL_FAILING', 'HISTORY_EXPIRED'],
+    ]);
+    expect(refund.result?.rows.map((r) => [r.outcome, r.failure?.reason])).toEqual([['STILL_FAILING', 'HISTORY_EXPIRED']]);
+    expect(await balanceOf(stores.pool, 12)).toBe('100');
+    expect(await countRows(stores.pool, 'ad_balance_histories', 'advertiser_id = 12')).toBe(0);
+    expect(await countRows(stores.pool, 'click_voids', 'advertiser_id = 12')).toBe(0);
+    expect(await deadLetters("handler = 'click-balance' AND kafka_partition = 11")).toEqual([
+      expect.objectContaining({ reason: 'HISTORY_EXPIRED', first_reason: 'NO_PRICE', redriven_at: null }),
+      expect.objectContaining({ reason: 'HISTORY_EXPIRED', first_reason: 'NO_PRICE', redriven_at: null }),
     ]);
   });
 });

@@ -6,7 +6,7 @@ import { DatabaseUnavailableError, KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
 import { checkClickAmount, isClickPrice } from '../shared/money';
 import { emptySummary, InvocationSummary, instrumentInvocation, SummaryCounter } from '../shared/observability';
-import { AcceptedRecord, checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
+import { AcceptedRecord, checkEventTime, checkHistoryKept, parseContractRecord, sortBatch } from '../shared/records';
 import { CacheEntry } from '../shared/redis';
 import { publishAfterCommit, watchCache, WorkerDeps } from '../shared/runtime';
 
@@ -129,6 +129,7 @@ async function chargeClicks(deps: WorkerDeps, event: unknown, now: number, summa
     const adEvent = parseContractRecord(adEventContract, record.value, { informational: INFORMATIONAL_FIELDS });
     if (adEvent.event_type !== 'CLICK') return undefined;
     checkEventTime('event_ts', adEvent.event_ts, now);
+    checkHistoryKept('event_ts', adEvent.event_ts, deps.historySince, deps.budgetTimeZone);
     return adEvent;
   });
 

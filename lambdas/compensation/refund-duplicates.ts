@@ -3,9 +3,9 @@ import { DeadLetter, deadLetterFor, recordDeadLetters } from '../shared/dead-let
 import { withTransaction } from '../shared/db';
 import { KafkaRecordError } from '../shared/errors';
 import { decodeKafkaEvent } from '../shared/kafka-event';
-import { addAmounts, checkInformationalAmount } from '../shared/money';
+import { addAmounts } from '../shared/money';
 import { emptySummary, InvocationSummary, instrumentInvocation, SummaryCounter } from '../shared/observability';
-import { AcceptedRecord, checkEventTime, parseContractRecord, sortBatch } from '../shared/records';
+import { AcceptedRecord, checkEventTime, checkHistoryKept, parseContractRecord, sortBatch } from '../shared/records';
 import { watchCache, WorkerDeps } from '../shared/runtime';
 import { dailySpendKey } from '../click-balance/charge-clicks';
 
@@ -16,6 +16,13 @@ export const COMPENSATION_HANDLER = 'compensation';
 export const COMPENSATION_METRICS: readonly SummaryCounter[] = ['records', 'skipped', 'deadLettered', 'refunded', 'voided', 'cacheFailures'];
 
 const SPEND_MIRROR_TTL_SECONDS = 2 * 24 * 60 * 60;
+
+/**
+ * The quote is the duplicate click's own `actual_price`, copied as text by Flink: click-balance
+ * drops an unusable one and charges the click, so here an unusable one is dropped (logged null)
+ * and the duplicate refunded; the amount refunded never depends on it.
+ */
+const INFORMATIONAL_FIELDS = ['refund_amount'] as const;
 
 interface RefundResult {
   refunded: number;
@@ -60,12 +67,14 @@ SELECT c.campaign_id, c.advertiser_id
  * refunded exactly what its DEDUCT row charged, or voided (for its advertiser and campaign
  * only) if it has not been charged yet, or left alone if another compensation already settled
  * it, or kept if its named original was already refunded or voided as a duplicate of it (the
- * same pair seen in the other order: refunding both would leave the group uncharged). Only that
- * exact reverse pair: in a chain v ← x ← w, x is still refunded, and v keeps the one charge. Inserts go in key
- * order, so concurrent batches wait on each other in one order.
+ * same pair seen in the other order: refunding both would leave the group uncharged), directly
+ * or through same-millisecond refunds (a ← b ← c by v1's arrival order, then c of a by v2's ids:
+ * c keeps the group's charge). Only such a cycle: in a chain v ← x ← w, x is still refunded, and
+ * v keeps the one charge. Inserts go in key order, so concurrent batches wait on each other in
+ * one order.
  */
 const REFUND_DUPLICATES = `
-WITH input AS (
+WITH RECURSIVE input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
                        $8::bigint[], $9::bigint[], $10::numeric[])
     AS t(compensation_id, duplicate_event_id, original_event_id, advertiser_id, campaign_id, ad_id, device_id,
@@ -92,6 +101,26 @@ matched AS (
     FROM fresh f
     LEFT JOIN ad_balance_histories d ON d.event_id = f.duplicate_event_id AND d.type = 'DEDUCT'
 ),
+same_ms_refunds AS (
+  -- From the click each compensation names as original, along the refunds and voids of
+  -- same-millisecond duplicates to their originals (a refunded as a duplicate of b, b of c, ...):
+  -- reaching the compensation's own duplicate closes a cycle, every other click of which is
+  -- refunded already. Only same-millisecond links: v1 and v2 order only those differently, a
+  -- link across milliseconds points to an earlier click in both, so it can close no cycle (and a
+  -- long chain of clicks minutes apart is never walked). UNION stops at a node seen before.
+  SELECT m.compensation_id, m.advertiser_id, m.campaign_id, m.duplicate_event_id, m.named_day, m.original_event_id AS node
+    FROM matched m
+   WHERE NOT m.mismatch
+  UNION
+  SELECT w.compensation_id, w.advertiser_id, w.campaign_id, w.duplicate_event_id, w.named_day, p.original_event_id
+    FROM same_ms_refunds w
+    JOIN duplicate_clicks p
+      ON p.duplicate_event_id = w.node AND p.outcome IN ('REFUNDED', 'VOIDED')
+     AND p.advertiser_id = w.advertiser_id AND p.campaign_id = w.campaign_id
+     AND p.duplicate_event_ts = p.original_event_ts
+     AND p.spend_date BETWEEN w.named_day - 1 AND w.named_day + 1
+   WHERE w.node <> w.duplicate_event_id
+),
 decided AS (
   SELECT m.*,
          CASE
@@ -106,6 +135,9 @@ decided AS (
                            AND p.outcome IN ('REFUNDED', 'VOIDED')
                            AND p.advertiser_id = m.advertiser_id AND p.campaign_id = m.campaign_id
                            AND p.spend_date BETWEEN m.original_day - 1 AND m.original_day + 1)
+             OR EXISTS (SELECT 1 FROM same_ms_refunds w
+                         WHERE w.compensation_id = m.compensation_id AND w.advertiser_id = m.advertiser_id
+                           AND w.campaign_id = m.campaign_id AND w.node = m.duplicate_event_id)
              THEN 'ORIGINAL_KEPT'
            WHEN m.charged_amount IS NOT NULL THEN 'REFUNDED'
            ELSE 'VOIDED'
@@ -213,12 +245,18 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
   summary.records = records.length;
   // No de-duplication here: a bad copy of a compensation must not hide a good copy of it.
   const { accepted: compensations, deadLetters } = sortBatch(records, (record) => {
-    const compensation = parseContractRecord(compensationEventContract, record.value);
+    const compensation = parseContractRecord(compensationEventContract, record.value, { informational: INFORMATIONAL_FIELDS });
     checkEventTime('duplicate_event_ts', compensation.duplicate_event_ts, now);
     checkEventTime('original_event_ts', compensation.original_event_ts, now);
-    if (compensation.refund_amount != null) {
-      const problem = checkInformationalAmount(compensation.refund_amount);
-      if (problem) throw new KafkaRecordError('ABSURD_AMOUNT', `refund_amount ${problem}`);
+    checkHistoryKept('duplicate_event_ts', compensation.duplicate_event_ts, deps.historySince, deps.budgetTimeZone);
+    // Flink's rule names a click redelivered to ad-events (or re-stamped) a duplicate of
+    // itself: its one charge is the click's own. Rejected before the copies are deduplicated, so
+    // it neither refunds that charge nor hides the click's real compensation (same id).
+    if (compensation.duplicate_event_id === compensation.original_event_id) {
+      throw new KafkaRecordError(
+        'SELF_DUPLICATE',
+        `compensation names click ${JSON.stringify(compensation.duplicate_event_id)} as a duplicate of itself; nothing refunded`,
+      );
     }
     return compensation;
   });

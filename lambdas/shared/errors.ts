@@ -14,6 +14,10 @@ export type DeadLetterReason =
   | 'INVALID_UTF8'
   | 'INVALID_JSON'
   | 'CONTRACT_VIOLATION'
+  /**
+   * No handler records it now: compensations dead-lettered for their quote before `refund_amount`
+   * became informational; `npm run redrive -- --cause ABSURD_AMOUNT` refunds them.
+   */
   | 'ABSURD_AMOUNT'
   | 'ABSURD_TIMESTAMP'
   | 'UNKNOWN_CAMPAIGN'
@@ -22,7 +26,11 @@ export type DeadLetterReason =
   /** The event id is already a click of another advertiser or campaign. */
   | 'EVENT_ID_CONFLICT'
   /** A compensation names another advertiser or campaign than the click it would refund. */
-  | 'CLICK_MISMATCH';
+  | 'CLICK_MISMATCH'
+  /** A compensation names a click as a duplicate of itself (its original_event_id is its duplicate_event_id). */
+  | 'SELF_DUPLICATE'
+  /** A re-driven record of a day whose charges, voids and duplicate log may be expired (`WorkerDeps.historySince`). */
+  | 'HISTORY_EXPIRED';
 
 /** Where a record sits in Kafka; the dead-letter table keys on it. */
 export interface KafkaCoordinates {

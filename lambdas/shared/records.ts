@@ -1,4 +1,5 @@
 import { checkAgainst, EventContract, FieldSpec, fieldEntries, RecordOfContract } from '../../contracts';
+import { budgetDayOf } from './budget-day';
 import { DeadLetter, deadLetterFor } from './dead-letter';
 import { KafkaCoordinates, KafkaRecordError } from './errors';
 import { checkInformationalAmount } from './money';
@@ -111,6 +112,21 @@ function withoutUnusableInformational(
 export function checkEventTime(field: string, ts: number, now: number): void {
   if (ts < EARLIEST_EVENT_TS || ts > now + MAX_FUTURE_SKEW_MS) {
     throw new KafkaRecordError('ABSURD_TIMESTAMP', `${field} ${ts} is before 2020 or more than a day in the future`);
+  }
+}
+
+/**
+ * Throws `HISTORY_EXPIRED` when the budget day of `ts` is `since` or earlier: the charge, void
+ * and log lookups of a click look in its day and the day before and after, which may be gone.
+ */
+export function checkHistoryKept(field: string, ts: number, since: string | undefined, timeZone: string): void {
+  if (since === undefined) return;
+  const day = budgetDayOf(ts, timeZone);
+  if (day <= since) {
+    throw new KafkaRecordError(
+      'HISTORY_EXPIRED',
+      `${field} is on budget day ${day}; the charges, voids and duplicate log are kept only after ${since} (ledger retention), so applying it could charge or refund twice`,
+    );
   }
 }
 

@@ -24,6 +24,13 @@ export interface WorkerDeps {
   /** Clock (epoch ms); tests pin it. @default Date.now */
   readonly now?: () => number;
   /**
+   * Oldest budget day (`YYYY-MM-DD`) whose charges, voids and duplicate log are surely still
+   * kept: a click or compensation of that day or earlier (its day before may be expired) is
+   * dead-lettered `HISTORY_EXPIRED`. Set by the recovery commands, which feed records older than
+   * the topics' retention. @default - no bound (a record from Kafka is younger than the retention)
+   */
+  readonly historySince?: string;
+  /**
    * Time a handler may spend publishing outbox rows right after its commit; what is not sent by
    * then is left to the outbox sweep, so a slow SNS or Kafka never holds up the next batch for
    * long. @default AFTER_COMMIT_PUBLISH_MS

@@ -190,6 +190,9 @@ export function brokenCompensationValues(seed: number, count: number, valid: (i:
   return Array.from({ length: count }, (_, i) => {
     const event = valid(i) as unknown as Record<string, unknown>;
     if (random() < 0.35) return garbage(random, JSON.stringify(event));
-    return breakEvent(random, event, COMP_REQUIRED, ['refund_amount'], ['duplicate_event_ts', 'original_event_ts'], COMP_STRINGS);
+    // refund_amount is informational (an unusable quote is dropped and the duplicate refunded,
+    // as click-balance charges a click whose actual_price is dropped): a bad amount goes where
+    // a JSON integer is required.
+    return breakEvent(random, event, COMP_REQUIRED, ['advertiser_id', 'campaign_id'], ['duplicate_event_ts', 'original_event_ts'], COMP_STRINGS);
   });
 }
