@@ -10,7 +10,7 @@ import { ledgerHistoryFromEnv } from '../../lambdas/budget-reset/ledger-history'
 import { createBudgetResetHandler } from '../../lambdas/budget-reset/resume-campaigns';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
 import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
-import { countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from './support/test-database';
+import { balanceOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from './support/test-database';
 
 const stores = isolatedWorkerStores();
 const DAY_MS = 24 * 3600 * 1000;
@@ -98,5 +98,35 @@ describe('ledger history', () => {
     });
     expect(() => ledgerHistoryFromEnv({ LEDGER_RETENTION_DAYS: '7' })).toThrow(/LEDGER_RETENTION_DAYS.*35 to 3650/);
     expect(() => ledgerHistoryFromEnv({ LEDGER_EXPIRED_PARTITIONS: 'archive' })).toThrow(/LEDGER_EXPIRED_PARTITIONS/);
+  });
+
+  test('a late click charged into a day about to expire is still found by a replay of its record: the day is kept while its rows are recent', async () => {
+    // A click dated 34 days before the handler's clock (late, but accepted: event times back to
+    // 2020 are charged to their own day) lands in that day's partition, one day inside the 35-day
+    // retention; two days later the day is past the retention, while the Kafka record, two days
+    // old, can still be delivered again. The clock is the real one: rows carry the database's.
+    const base = Date.now();
+    const clock = (days: number) => stores.deps({ now: () => base + days * DAY_MS, budgetTimeZone: 'UTC' });
+    const history = { retentionDays: 35, aheadDays: 2, expired: 'detach' } as const;
+    await seedAdvertiser(stores.pool, 3, '10000');
+    await seedCampaign(stores.pool, { campaignId: 31, advertiserId: 3, cpc: '10', dailyBudget: null });
+    // The days around the late click's were created ahead back then, as every day is.
+    await createBudgetResetHandler(clock(-35), history)({});
+    const batch = adEventsBatch([clickEvent(31, 3, { event_ts: base - 34 * DAY_MS }), clickEvent(31, 3, { event_ts: base })], 4, 0);
+    expect(await createClickBalanceHandler(clock(0))(batch)).toMatchObject({ charged: 2 });
+    expect(await countRows(stores.pool, dayName(base - 34 * DAY_MS), 'advertiser_id = 3')).toBe(1);
+
+    const reset = await createBudgetResetHandler(clock(2), history)({});
+    const replay = await createClickBalanceHandler(clock(2))(batch);
+
+    expect(replay).toMatchObject({ charged: 0, skipped: 2 });
+    expect(await balanceOf(stores.pool, 3)).toBe('9980');
+    expect(await countRows(stores.pool, 'ad_balance_histories', 'advertiser_id = 3')).toBe(2);
+    // Kept and reported until its rows are as old as the retention; then it expires as usual.
+    expect(await partitions()).toContain(dayName(base - 34 * DAY_MS));
+    expect(reset.partitionsKeptPending).toBeGreaterThan(0);
+    await createBudgetResetHandler(clock(36), history)({});
+    expect(await partitions()).not.toContain(dayName(base - 34 * DAY_MS));
+    expect(await countRows(stores.pool, `archived_${dayName(base - 34 * DAY_MS)}`)).toBe(1);
   });
 });
