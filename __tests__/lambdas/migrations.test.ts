@@ -469,4 +469,25 @@ describe('migrations', () => {
     const history = await pool.query("SELECT * FROM adstream_maintain_history(current_date, 3, 35, 'drop')");
     expect(history.rows).toEqual([]);
   });
+
+  test('the recent-history-days-kept migration makes the expiry check the day written into, and its down restores the check it replaced', async () => {
+    const migration = '1764990000000_recent-history-days-kept.sql';
+    const scratch = await createTestDatabase({ migrate: false });
+    try {
+      await migrateFirstOnly(scratch.url, migrationsBefore(migration));
+      const maintenance = async () =>
+        (await scratch.pool.query<{ def: string }>("SELECT pg_get_functiondef('adstream_maintain_history(date, integer, integer, text)'::regprocedure) AS def"))
+          .rows[0].def;
+      const before = await maintenance();
+
+      expect(await migrate(scratch.url)).toMatch(/1764990000000_recent-history-days-kept/);
+      expect(await maintenance()).toContain('adstream_history_day_pending(tbl, part.relname, today - retention_days - 1)');
+
+      await migrateSteps(scratch.url, 'down', migrationsFrom(migration));
+      expect(await maintenance()).toBe(before);
+      expect((await scratch.pool.query("SELECT to_regprocedure('adstream_history_day_pending(text, text, date)') AS f")).rows[0].f).toBeNull();
+    } finally {
+      await scratch.drop();
+    }
+  });
 });
