@@ -535,7 +535,6 @@ describe('click-balance charges a clean batch in one round trip, any other the l
     // one undecodable record added in another Kafka partition (always the long way). Event ids
     // repeat within and across batches, clicks name unknown campaigns and other advertisers,
     // prices are unusable, days differ, voids wait, batches are redelivered.
-    const DAY = 24 * 3600 * 1000;
     const random = (seed: number) => () => {
       seed = (seed + 0x6d2b79f5) | 0;
       let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
@@ -601,18 +600,17 @@ describe('click-balance charges a clean batch in one round trip, any other the l
             }
           }
           delivered.push(clicks);
-          const batch = adEventsBatch(clicks, 100 + world.u * 50 + scenario, b * 20);
-          if (world.u === 1)
-            (batch.records as Record<string, unknown>)['ad-events-99'] = adEventsBatch([{ base64: '!' }], 99, scenario * 10 + b).records['ad-events-99'];
+          const undecodable = world.u === 1 ? [{ partition: 99, firstOffset: scenario * 10 + b, values: [{ base64: '!' }] }] : [];
+          const batch = kafkaEvent('ad-events', [{ partition: 100 + world.u * 50 + scenario, firstOffset: b * 20, values: clicks }, ...undecodable]);
           const summary = await world.handler(batch);
-          if (world.u === 0) summary.dbRoundTrips === 1 ? clean++ : refused++;
-          const extra = world.u; // the undecodable record
+          if (world.u === 0 && summary.dbRoundTrips === 1) clean++;
+          else if (world.u === 0) refused++;
           trace[world.u].push({
             batch: b,
             charged: summary.charged,
             chargedAmount: summary.chargedAmount,
             voided: summary.voided,
-            deadLettered: summary.deadLettered - extra,
+            deadLettered: summary.deadLettered - undecodable.length,
             skipped: summary.skipped,
             outboxWritten: summary.outboxWritten,
           });
