@@ -337,7 +337,9 @@ describe('migrations', () => {
       const after = (await definitions()).rows;
       expect(after.map((r) => r.def)).not.toContain(before[0].def);
       expect(after.map((r) => r.def)).not.toContain(before[1].def);
-      const kept = await scratch.pool.query<{ def: string }>('SELECT definition AS def FROM adstream_replaced_functions ORDER BY signature');
+      const kept = await scratch.pool.query<{ def: string }>(
+        "SELECT definition AS def FROM adstream_replaced_functions WHERE migration = '1764960000000_leaner-charge' ORDER BY signature",
+      );
       expect(kept.rows.map((r) => r.def)).toEqual(before.map((r) => r.def));
 
       await migrateSteps(scratch.url, 'down', migrationsFrom(migration));

@@ -37,7 +37,11 @@ END $$;
 REVOKE ALL ON FUNCTION adstream_history_day_pending(text, text, date) FROM PUBLIC;
 
 -- The check of 1764980000000 before a day is detached, replaced by the one above (the fragment
--- must occur exactly once).
+-- must occur exactly once). The definition replaced is kept in adstream_replaced_functions
+-- (1764960000000) for the down migration.
+INSERT INTO adstream_replaced_functions (migration, signature, definition)
+VALUES ('1764990000000_recent-history-days-kept', 'adstream_maintain_history(date, integer, integer, text)',
+        pg_get_functiondef('adstream_maintain_history(date, integer, integer, text)'::regprocedure));
 DO $$
 DECLARE
   old_def text := pg_get_functiondef('adstream_maintain_history(date, integer, integer, text)'::regprocedure);
@@ -52,13 +56,8 @@ END $$;
 -- Down Migration
 
 DO $$
-DECLARE
-  old_def text := pg_get_functiondef('adstream_maintain_history(date, integer, integer, text)'::regprocedure);
-  new_check text := 'IF adstream_history_day_pending(tbl, part.relname, today - retention_days - 1) THEN';
 BEGIN
-  IF strpos(old_def, new_check) = 0 THEN
-    RAISE EXCEPTION 'adstream_maintain_history() has no check of recent history days to remove';
-  END IF;
-  EXECUTE replace(old_def, new_check, 'IF adstream_history_day_pending(tbl, part.relname) THEN');
+  EXECUTE (SELECT definition FROM adstream_replaced_functions WHERE migration = '1764990000000_recent-history-days-kept');
 END $$;
+DELETE FROM adstream_replaced_functions WHERE migration = '1764990000000_recent-history-days-kept';
 DROP FUNCTION adstream_history_day_pending(text, text, date);
