@@ -9,8 +9,9 @@
 import { ledgerHistoryFromEnv } from '../../lambdas/budget-reset/ledger-history';
 import { createBudgetResetHandler } from '../../lambdas/budget-reset/resume-campaigns';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
-import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
-import { countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from './support/test-database';
+import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
+import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
+import { balanceOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign } from './support/test-database';
 
 const stores = isolatedWorkerStores();
 const DAY_MS = 24 * 3600 * 1000;
@@ -35,6 +36,9 @@ describe('ledger history', () => {
     await createClickBalanceHandler(stores.deps({ budgetTimeZone: 'UTC' }))(adEventsBatch([clickEvent(11, 1, { event_ts: weekAgo }), clickEvent(11, 1)]));
     const oldest = (await partitions()).find((p) => p.startsWith('ad_balance_histories_p')) as string;
     expect(await countRows(stores.pool, 'ad_balance_histories')).toBe(2);
+    // Written back then, as a click of that day usually is (a day written into within the
+    // retention is kept: the last test).
+    await stores.pool.query(`UPDATE ${oldest} SET created_at = created_at - interval '7 days'`);
 
     // 35 days later, 35 days of retention: the days before today expire, today is kept.
     const later = Date.now() + 35 * DAY_MS;
@@ -98,5 +102,44 @@ describe('ledger history', () => {
     });
     expect(() => ledgerHistoryFromEnv({ LEDGER_RETENTION_DAYS: '7' })).toThrow(/LEDGER_RETENTION_DAYS.*35 to 3650/);
     expect(() => ledgerHistoryFromEnv({ LEDGER_EXPIRED_PARTITIONS: 'archive' })).toThrow(/LEDGER_EXPIRED_PARTITIONS/);
+  });
+
+  test('a late click charged or voided in a day about to expire is still found by a replay of its record: the day is kept while its rows are recent', async () => {
+    // A click dated 34 days before the handler's clock (late, but accepted: event times back to
+    // 2020 are charged to their own day) lands in that day's partition, one day inside the 35-day
+    // retention; two days later the day is past the retention, while the Kafka record, two days
+    // old, can still be delivered again. The same for the void a compensation records for a late
+    // click that has not arrived yet. The clock is the real one: rows carry the database's.
+    const base = Date.now();
+    const clock = (days: number) => stores.deps({ now: () => base + days * DAY_MS, budgetTimeZone: 'UTC' });
+    const history = { retentionDays: 35, aheadDays: 2, expired: 'detach' } as const;
+    await seedAdvertiser(stores.pool, 3, '10000');
+    await seedCampaign(stores.pool, { campaignId: 31, advertiserId: 3, cpc: '10', dailyBudget: null });
+    // The days around the late click's were created ahead back then, as every day is.
+    await createBudgetResetHandler(clock(-35), history)({});
+    const batch = adEventsBatch([clickEvent(31, 3, { event_ts: base - 34 * DAY_MS }), clickEvent(31, 3, { event_ts: base })], 4, 0);
+    expect(await createClickBalanceHandler(clock(0))(batch)).toMatchObject({ charged: 2 });
+    expect(await countRows(stores.pool, dayName(base - 34 * DAY_MS), 'advertiser_id = 3')).toBe(1);
+    const refunded = clickEvent(31, 3, { event_ts: base - 34 * DAY_MS });
+    expect(await createCompensationHandler(clock(0))(compensationBatch([compensationEvent(refunded)]))).toMatchObject({ voided: 1 });
+
+    const reset = await createBudgetResetHandler(clock(2), history)({});
+    const replay = await createClickBalanceHandler(clock(2))(batch);
+    const lateRefunded = await createClickBalanceHandler(clock(2))(adEventsBatch([refunded], 4, 2));
+
+    expect(replay).toMatchObject({ charged: 0, skipped: 2 });
+    expect(lateRefunded).toMatchObject({ charged: 0, voided: 1 });
+    expect(await balanceOf(stores.pool, 3)).toBe('9980');
+    expect(await countRows(stores.pool, 'ad_balance_histories', 'advertiser_id = 3')).toBe(2);
+    // Kept and reported until its rows were written a retention (and a day) ago; then it expires as usual.
+    for (const table of ['ad_balance_histories', 'click_voids', 'duplicate_clicks']) {
+      expect(await partitions(table)).toContain(dayName(base - 34 * DAY_MS, table));
+    }
+    expect(reset.partitionsKeptPending).toBe(3);
+    await createBudgetResetHandler(clock(36), history)({});
+    expect(await partitions()).toContain(dayName(base - 34 * DAY_MS));
+    await createBudgetResetHandler(clock(37), history)({});
+    expect(await partitions()).not.toContain(dayName(base - 34 * DAY_MS));
+    expect(await countRows(stores.pool, `archived_${dayName(base - 34 * DAY_MS)}`)).toBe(1);
   });
 });

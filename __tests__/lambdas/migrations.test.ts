@@ -337,7 +337,9 @@ describe('migrations', () => {
       const after = (await definitions()).rows;
       expect(after.map((r) => r.def)).not.toContain(before[0].def);
       expect(after.map((r) => r.def)).not.toContain(before[1].def);
-      const kept = await scratch.pool.query<{ def: string }>('SELECT definition AS def FROM adstream_replaced_functions ORDER BY signature');
+      const kept = await scratch.pool.query<{ def: string }>(
+        "SELECT definition AS def FROM adstream_replaced_functions WHERE migration = '1764960000000_leaner-charge' ORDER BY signature",
+      );
       expect(kept.rows.map((r) => r.def)).toEqual(before.map((r) => r.def));
 
       await migrateSteps(scratch.url, 'down', migrationsFrom(migration));
@@ -468,5 +470,26 @@ describe('migrations', () => {
     expect((await maintenanceFunction()).rows[0].def).toBe(maintenanceBefore);
     const history = await pool.query("SELECT * FROM adstream_maintain_history(current_date, 3, 35, 'drop')");
     expect(history.rows).toEqual([]);
+  });
+
+  test('the recent-history-days-kept migration makes the expiry check the day written into, and its down restores the check it replaced', async () => {
+    const migration = '1764990000000_recent-history-days-kept.sql';
+    const scratch = await createTestDatabase({ migrate: false });
+    try {
+      await migrateFirstOnly(scratch.url, migrationsBefore(migration));
+      const maintenance = async () =>
+        (await scratch.pool.query<{ def: string }>("SELECT pg_get_functiondef('adstream_maintain_history(date, integer, integer, text)'::regprocedure) AS def"))
+          .rows[0].def;
+      const before = await maintenance();
+
+      expect(await migrate(scratch.url)).toMatch(/1764990000000_recent-history-days-kept/);
+      expect(await maintenance()).toContain('adstream_history_day_pending(tbl, part.relname, today - retention_days - 1)');
+
+      await migrateSteps(scratch.url, 'down', migrationsFrom(migration));
+      expect(await maintenance()).toBe(before);
+      expect((await scratch.pool.query("SELECT to_regprocedure('adstream_history_day_pending(text, text, date)') AS f")).rows[0].f).toBeNull();
+    } finally {
+      await scratch.drop();
+    }
   });
 });

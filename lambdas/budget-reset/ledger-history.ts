@@ -18,7 +18,10 @@ export const DEFAULT_LEDGER_HISTORY: LedgerHistory = { retentionDays: 400, ahead
 
 /** One thing `adstream_maintain_history()` did. */
 export interface HistoryAction {
-  /** `kept-pending`: an expired outbox or dead-letter day still holding a row not published or not re-driven. */
+  /**
+   * `kept-pending`: an expired outbox or dead-letter day still holding a row not published or not
+   * re-driven, or a ledger, void or duplicate-log day holding a row written within the retention.
+   */
   readonly action: 'created' | 'kept-in-default' | 'detached' | 'dropped' | 'kept-pending';
   readonly partition_name: string;
 }

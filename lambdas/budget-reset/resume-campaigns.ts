@@ -169,7 +169,9 @@ export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, time
  * Builds the budget-reset handler, scheduled at local midnight of the budget zone. After the
  * reset commits it keeps the daily partitions of the history tables: `history.aheadDays` days
  * created ahead, days older than `history.retentionDays` detached or dropped, except an outbox or
- * dead-letter day still holding work (counted in `partitionsKeptPending` and logged).
+ * dead-letter day still holding work, or a ledger, void or duplicate-log day written into within
+ * the retention (a late click's charge, which a replay must still find), counted in
+ * `partitionsKeptPending` and logged.
  */
 export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistory = DEFAULT_LEDGER_HISTORY): (event: unknown) => Promise<BudgetResetSummary> {
   return async (event) => {
@@ -204,9 +206,12 @@ export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistor
       const pending = kept.rows.filter((r) => r.action === 'kept-pending').map((r) => r.partition_name);
       summary.partitionsKeptPending = pending.length;
       if (pending.length > 0) {
-        deps.observability.logger.warn('expired history days kept: they hold outbox rows not published or dead letters not re-driven', {
-          partitions: pending,
-        });
+        deps.observability.logger.warn(
+          'expired history days kept: they hold outbox rows not published, dead letters not re-driven, or rows written within the retention',
+          {
+            partitions: pending,
+          },
+        );
       }
     });
   };

@@ -312,8 +312,9 @@ async function applyCharges(
 
 /**
  * Every click ends in a charge or a dead letter: an event id already charged to another
- * advertiser or campaign is dead-lettered. Ids a concurrent batch committed after the charge
- * statement's snapshot are looked up again (one more round trip, only then).
+ * advertiser or campaign is dead-lettered, once however many DEDUCTs hold it. Ids a concurrent
+ * batch committed after the charge statement's snapshot are looked up again (one more round
+ * trip, only then).
  */
 async function deadLetterConflicts(
   client: TransactionClient,
@@ -327,18 +328,24 @@ async function deadLetterConflicts(
   const unseen = unaccounted.filter((u) => u.charged_advertiser_id === null).map((u) => u.event_id);
   if (unseen.length > 0) {
     const found = await client.query<Unaccounted>(CHARGED_ELSEWHERE, [unseen]);
-    if (found.rows.length < unseen.length) {
+    const held = new Set(found.rows.map((row) => row.event_id));
+    const unexplained = unseen.filter((id) => !held.has(id)).length;
+    if (unexplained > 0) {
       // Not charged, not voided, and no DEDUCT holds the id: nothing can explain it; retry the batch.
-      throw new Error(`${unseen.length - found.rows.length} clicks were neither charged nor found charged`);
+      throw new Error(`${unexplained} clicks were neither charged nor found charged`);
     }
     holders = holders.concat(found.rows);
   }
+  // One dead letter per click: an id charged on the day before and on the day after its own (two
+  // days apart, both stand) has a holder on each.
+  const lettered = new Set<string>();
   for (const holder of holders) {
     const click = clickOf.get(holder.event_id);
-    if (!click) continue;
+    if (!click || lettered.has(holder.event_id)) continue;
     if (holder.charged_advertiser_id === String(click.event.advertiser_id) && holder.charged_campaign_id === String(click.event.campaign_id)) {
       continue; // a concurrent copy of the same click: charged once, by the other batch
     }
+    lettered.add(holder.event_id);
     deadLetters.push(
       deadLetterFor(
         conflictError(holder.event_id, holder.charged_advertiser_id ?? '?', holder.charged_campaign_id ?? '?', 'already charged'),
