@@ -1,8 +1,9 @@
 import { createBudgetResetHandler, budgetDayToOpen, resetDays } from '../../lambdas/budget-reset/resume-campaigns';
 import { BudgetResetRequestError, DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
+import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
 import { checkAgainst, campaignEventContract } from '../../contracts';
-import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
+import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import { budgetDayOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign, startOfNextDay } from './support/test-database';
 
 const stores = isolatedWorkerStores();
@@ -155,5 +156,62 @@ describe('budget-reset', () => {
     expect(reset.paused).toBe(1);
     expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '71'")).toBe(1);
     expect(await statusOf(71)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+  });
+
+  test('a batch whose clock still reads the old day, charged after the reset opened the new day, does not pause the campaign through it', async () => {
+    await seedAdvertiser(stores.pool, 8, '100000');
+    await seedCampaign(stores.pool, { campaignId: 81, advertiserId: 8, cpc: '100', dailyBudget: '200' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    // The schedule fired at midnight; this batch's invocation read its clock just before it.
+    const reset = await createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))({ scheduled_time: new Date(midnight).toISOString() });
+    expect(reset.budgetDay).toBe(budgetDayOf(midnight));
+    await createClickBalanceHandler(stores.deps({ now: () => midnight - 500 }))(
+      adEventsBatch(Array.from({ length: 2 }, () => clickEvent(81, 8, { event_ts: midnight - 2000 }))),
+    );
+    // The old day's spend reached its budget, but that day is over: the new day has spent nothing.
+    expect(await statusOf(81)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    expect(
+      await countRows(stores.pool, 'campaign_daily_spend', 'campaign_id = 81 AND spend_date = $1::date AND spend = 200', [budgetDayOf(midnight - 2000)]),
+    ).toBe(1);
+  });
+
+  test('a batch of the old day still charging while the reset runs does not leave the campaign paused through the new day', async () => {
+    await seedAdvertiser(stores.pool, 9, '100000');
+    await seedCampaign(stores.pool, { campaignId: 91, advertiserId: 9, cpc: '100', dailyBudget: '200' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    await stores.pool.query(`
+      CREATE FUNCTION slow_old_day() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.campaign_id = 91 THEN PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER slow_old_day BEFORE INSERT ON campaign_daily_spend FOR EACH ROW EXECUTE FUNCTION slow_old_day();`);
+    try {
+      // The batch's clock reads the last second of the old day; it exhausts that day's budget.
+      const charging = createClickBalanceHandler(stores.deps({ now: () => midnight - 1000 }))(
+        adEventsBatch(Array.from({ length: 2 }, () => clickEvent(91, 9, { event_ts: midnight - 2000 }))),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))({ scheduled_time: new Date(midnight).toISOString() });
+      await charging;
+      expect(await statusOf(91)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    } finally {
+      await stores.pool.query('DROP TRIGGER slow_old_day ON campaign_daily_spend; DROP FUNCTION slow_old_day();');
+    }
+  });
+
+  test('the same reset delivered again later that day resumes nothing: a refund under the budget still waits for the next day', async () => {
+    await seedAdvertiser(stores.pool, 10, '100000');
+    await seedCampaign(stores.pool, { campaignId: 101, advertiserId: 10, cpc: '100', dailyBudget: '200' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    const schedule = { scheduled_time: new Date(midnight).toISOString() };
+    const first = await createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))(schedule);
+    expect(first.budgetDay).toBe(budgetDayOf(midnight));
+    const clicks = Array.from({ length: 2 }, () => clickEvent(101, 10, { event_ts: midnight + 60_000 }));
+    await createClickBalanceHandler(stores.deps({ now: () => midnight + 61_000 }))(adEventsBatch(clicks));
+    expect(await statusOf(101)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+    await createCompensationHandler(stores.deps({ now: () => midnight + 62_000 }))(compensationBatch([compensationEvent(clicks[1])]));
+    expect(await countRows(stores.pool, 'campaign_daily_spend', 'campaign_id = 101 AND spend = 100')).toBe(1);
+    // EventBridge delivers at least once (and Lambda retries a run that threw after its commit).
+    const again = await createBudgetResetHandler(stores.deps({ now: () => midnight + 180_000 }))(schedule);
+    expect(again).toMatchObject({ budgetDay: budgetDayOf(midnight), resumed: 0, paused: 0, outboxWritten: 0 });
+    expect(await statusOf(101)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
   });
 });
