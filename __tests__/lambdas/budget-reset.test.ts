@@ -8,6 +8,12 @@ import { budgetDayOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampa
 
 const stores = isolatedWorkerStores();
 
+// Each test is a timeline of its own on the file's database: the days one test's resets opened
+// (tomorrow, for most) are not open in the next one, whose clock may read today.
+afterEach(async () => {
+  await stores.pool.query('DELETE FROM budget_days_opened');
+});
+
 function deps() {
   return stores.deps();
 }
@@ -15,6 +21,26 @@ function deps() {
 async function statusOf(campaignId: number): Promise<{ status: string; paused_reason: string | null }> {
   const result = await stores.pool.query('SELECT status, paused_reason FROM campaigns WHERE campaign_id = $1', [campaignId]);
   return result.rows[0];
+}
+
+/**
+ * Charges `clicks` by a clock reading `chargeAt` while a reset scheduled at `midnight` runs by a
+ * clock reading `resetAt`: a trigger holds the batch inside its charge statement (0.4 s on the
+ * day spend of the clicks' campaign), and the reset starts meanwhile.
+ */
+async function resetDuringCharge(clicks: ReadonlyArray<ReturnType<typeof clickEvent>>, chargeAt: number, resetAt: number, midnight: number): Promise<void> {
+  await stores.pool.query(`
+    CREATE FUNCTION slow_spend() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.campaign_id = ${Number(clicks[0].campaign_id)} THEN PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;
+    CREATE TRIGGER slow_spend BEFORE INSERT ON campaign_daily_spend FOR EACH ROW EXECUTE FUNCTION slow_spend();`);
+  try {
+    const charging = createClickBalanceHandler(stores.deps({ now: () => chargeAt }))(adEventsBatch(clicks));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await createBudgetResetHandler(stores.deps({ now: () => resetAt }))({ scheduled_time: new Date(midnight).toISOString() });
+    await charging;
+  } finally {
+    await stores.pool.query('DROP TRIGGER slow_spend ON campaign_daily_spend; DROP FUNCTION slow_spend();');
+  }
 }
 
 describe('budget-reset', () => {
@@ -128,22 +154,9 @@ describe('budget-reset', () => {
     await seedCampaign(stores.pool, { campaignId: 61, advertiserId: 6, cpc: '100', dailyBudget: '100', status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
     const midnight = startOfNextDay('Asia/Seoul', 0);
     // The batch's charge statement takes a while, and the reset starts while it runs.
-    await stores.pool.query(`
-      CREATE FUNCTION slow_spend() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.campaign_id = 61 THEN PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER slow_spend BEFORE INSERT ON campaign_daily_spend FOR EACH ROW EXECUTE FUNCTION slow_spend();`);
-    try {
-      const clock = { now: () => midnight + 5000 };
-      const charging = createClickBalanceHandler(stores.deps(clock))(
-        adEventsBatch(Array.from({ length: 6 }, () => clickEvent(61, 6, { event_ts: midnight + 1000 }))),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      await createBudgetResetHandler(stores.deps(clock))({ scheduled_time: new Date(midnight).toISOString() });
-      await charging;
-      expect(await statusOf(61)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
-    } finally {
-      await stores.pool.query('DROP TRIGGER slow_spend ON campaign_daily_spend; DROP FUNCTION slow_spend();');
-    }
+    const clicks = Array.from({ length: 6 }, () => clickEvent(61, 6, { event_ts: midnight + 1000 }));
+    await resetDuringCharge(clicks, midnight + 5000, midnight + 5000, midnight);
+    expect(await statusOf(61)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
   });
 
   test('at midnight the reset pauses an ACTIVE campaign whose clicks dated ahead already exhausted the new day', async () => {
@@ -179,22 +192,15 @@ describe('budget-reset', () => {
     await seedAdvertiser(stores.pool, 9, '100000');
     await seedCampaign(stores.pool, { campaignId: 91, advertiserId: 9, cpc: '100', dailyBudget: '200' });
     const midnight = startOfNextDay('Asia/Seoul', 0);
-    await stores.pool.query(`
-      CREATE FUNCTION slow_old_day() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.campaign_id = 91 THEN PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER slow_old_day BEFORE INSERT ON campaign_daily_spend FOR EACH ROW EXECUTE FUNCTION slow_old_day();`);
-    try {
-      // The batch's clock reads the last second of the old day; it exhausts that day's budget.
-      const charging = createClickBalanceHandler(stores.deps({ now: () => midnight - 1000 }))(
-        adEventsBatch(Array.from({ length: 2 }, () => clickEvent(91, 9, { event_ts: midnight - 2000 }))),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      await createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))({ scheduled_time: new Date(midnight).toISOString() });
-      await charging;
-      expect(await statusOf(91)).toEqual({ status: 'ACTIVE', paused_reason: null });
-    } finally {
-      await stores.pool.query('DROP TRIGGER slow_old_day ON campaign_daily_spend; DROP FUNCTION slow_old_day();');
-    }
+    // The batch's clock reads the last second of the old day; it exhausts that day's budget.
+    const clicks = Array.from({ length: 2 }, () => clickEvent(91, 9, { event_ts: midnight - 2000 }));
+    await resetDuringCharge(clicks, midnight - 1000, midnight + 1000, midnight);
+    expect(await statusOf(91)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    // The batch either paused first and the reset resumed after it, or it waited and paused nothing.
+    const changes = await stores.pool.query(
+      "SELECT kind FROM outbox WHERE payload->>'campaign_id' = '91' AND kind IN ('CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED') ORDER BY id",
+    );
+    expect([[], ['CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED']]).toContainEqual(changes.rows.map((r) => r.kind));
   });
 
   test('the same reset delivered again later that day resumes nothing: a refund under the budget still waits for the next day', async () => {
