@@ -220,4 +220,18 @@ describe('budget-reset', () => {
     expect(again).toMatchObject({ budgetDay: budgetDayOf(midnight), resumed: 0, paused: 0, outboxWritten: 0 });
     expect(await statusOf(101)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
   });
+
+  test('in a zone whose midnight DST skips, the first run of the day (01:00) opens it and the next hour changes nothing', async () => {
+    await seedAdvertiser(stores.pool, 11, '1000');
+    await seedCampaign(stores.pool, { campaignId: 111, advertiserId: 11, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    // Havana moves its clocks from 00:00 to 01:00 on 2026-03-08: no midnight that day for the schedule.
+    const zone = 'America/Havana';
+    const oneAm = Date.parse('2026-03-08T05:00:00Z');
+    expect([budgetDayOf(oneAm - 1, zone), budgetDayOf(oneAm, zone)]).toEqual(['2026-03-07', '2026-03-08']);
+    const run = (at: number) =>
+      createBudgetResetHandler(stores.deps({ now: () => at + 1000, budgetTimeZone: zone }))({ scheduled_time: new Date(at).toISOString() });
+    expect(await run(oneAm)).toMatchObject({ budgetDay: '2026-03-08', alreadyOpened: false });
+    expect(await statusOf(111)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    expect(await run(oneAm + 3600_000)).toMatchObject({ budgetDay: '2026-03-08', resumed: 0, paused: 0, alreadyOpened: true });
+  });
 });
