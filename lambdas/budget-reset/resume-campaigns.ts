@@ -176,7 +176,8 @@ export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, time
 }
 
 /**
- * Builds the budget-reset handler, scheduled at local midnight of the budget zone. After the
+ * Builds the budget-reset handler, scheduled every hour of the budget zone (the run at local
+ * midnight opens the day, a later one only if that was missed). After the
  * reset commits it keeps the daily partitions of the history tables: `history.aheadDays` days
  * created ahead, days older than `history.retentionDays` detached or dropped, except an outbox or
  * dead-letter day still holding work (counted in `partitionsKeptPending` and logged).
