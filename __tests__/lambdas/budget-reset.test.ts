@@ -234,4 +234,36 @@ describe('budget-reset', () => {
     expect(await statusOf(111)).toEqual({ status: 'ACTIVE', paused_reason: null });
     expect(await run(oneAm + 3600_000)).toMatchObject({ budgetDay: '2026-03-08', resumed: 0, paused: 0, alreadyOpened: true });
   });
+
+  test('a resume announced after a pause it undoes is stamped later, even when the reset began before the pausing batch', async () => {
+    await seedAdvertiser(stores.pool, 12, '100000');
+    await seedAdvertiser(stores.pool, 13, '100000');
+    await seedCampaign(stores.pool, { campaignId: 121, advertiserId: 12, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    await seedCampaign(stores.pool, { campaignId: 131, advertiserId: 13, cpc: '100', dailyBudget: '200' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    // Another batch holds advertiser 12: the reset begins, then waits for it in its advertiser locks.
+    const holder = await stores.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM advertisers WHERE advertiser_id = 12 FOR UPDATE');
+      const resetting = createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))({ scheduled_time: new Date(midnight).toISOString() });
+      const waiting = async () => countRows(stores.pool, 'pg_locks l JOIN pg_class c ON c.oid = l.relation', "NOT l.granted AND c.relname = 'advertisers'");
+      for (let i = 0; i < 100 && (await waiting()) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      // Meanwhile a batch whose clock reads the old day exhausts campaign 131 of that day and pauses it.
+      await createClickBalanceHandler(stores.deps({ now: () => midnight - 1000 }))(
+        adEventsBatch(Array.from({ length: 2 }, () => clickEvent(131, 13, { event_ts: midnight - 2000 }))),
+      );
+      await holder.query('COMMIT');
+      await resetting;
+    } finally {
+      holder.release();
+    }
+    expect(await statusOf(131)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    const events = await stores.pool.query<{ kind: string; event_ts: string }>(
+      "SELECT kind, payload->>'event_ts' AS event_ts FROM outbox WHERE payload->>'campaign_id' = '131' AND kind <> 'BUDGET_WARNING' ORDER BY id",
+    );
+    expect(events.rows.map((r) => r.kind)).toEqual(['CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED']);
+    // The ranking keeps the campaign event with the latest event_ts: the resume must be the later one.
+    expect(BigInt(events.rows[1].event_ts)).toBeGreaterThan(BigInt(events.rows[0].event_ts));
+  });
 });
