@@ -367,6 +367,7 @@ describe('migrations', () => {
       const after = await definition();
       expect(after).not.toContain('$7::date');
       expect(after).toContain('pg_advisory_xact_lock_shared(1764990000, 1)');
+      expect(after).toContain("'event_ts', floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint");
       const opened = await scratch.pool.query<{ day: boolean }>("SELECT adstream_open_budget_day('2026-03-02') AS day");
       const again = await scratch.pool.query<{ day: boolean }>("SELECT adstream_open_budget_day('2026-03-01') AS day");
       expect([opened.rows[0].day, again.rows[0].day]).toEqual([true, false]);

@@ -39,7 +39,10 @@ REVOKE ALL ON FUNCTION adstream_open_budget_day(date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adstream_open_budget_day(date) TO adstream_budget_reset;
 
 -- The charge: its current budget day is $7 (the handler's clock) or the last day opened, if
--- later, read under the shared lock. Changed in place by checked replacements (each fragment
+-- later, read under the shared lock. Its CAMPAIGN_PAUSED events are stamped with the clock when
+-- the row is written (clock_timestamp(), after every lock), as budget-reset's are: a change that
+-- undoes another saw it committed, so it carries the later event_ts, which consumers keep (a
+-- transaction's start, now(), can precede the change it undoes when the transaction waited). Changed in place by checked replacements (each fragment
 -- must occur as often as said); the definition replaced is kept in adstream_replaced_functions
 -- (1764960000000_leaner-charge) for the down migration.
 INSERT INTO adstream_replaced_functions (migration, signature, definition)
@@ -53,16 +56,20 @@ DECLARE
   old_locks text := E'  PERFORM pg_advisory_xact_lock(k.key)\n';
   old_comment text := '-- $7 is the current budget day (of the handler''s clock).';
   old_today text := '$7::date';
+  old_stamp text := $q$'event_ts', floor(extract(epoch FROM now()) * 1000)::bigint$q$;
   new_def text;
 BEGIN
   IF (length(old_def) - length(replace(old_def, old_declare, ''))) / length(old_declare) <> 1
      OR (length(old_def) - length(replace(old_def, old_locks, ''))) / length(old_locks) <> 1
      OR (length(old_def) - length(replace(old_def, old_comment, ''))) / length(old_comment) <> 1
      OR (length(old_def) - length(replace(old_def, old_today, ''))) / length(old_today) <> 8
+     OR (length(old_def) - length(replace(old_def, old_stamp, ''))) / length(old_stamp) <> 1
      OR strpos(old_def, 'budget_today') > 0 THEN
-    RAISE EXCEPTION 'adstream_charge_priced_clicks() must contain "%", "%" and "%" once and "%" 8 times', old_declare, old_locks, old_comment, old_today;
+    RAISE EXCEPTION 'adstream_charge_priced_clicks() must contain "%", "%", "%" and "%" once and "%" 8 times',
+      old_declare, old_locks, old_comment, old_stamp, old_today;
   END IF;
   new_def := replace(old_def, old_today, 'budget_today');
+  new_def := replace(new_def, old_stamp, $q$'event_ts', floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint$q$);
   new_def := replace(new_def, old_comment,
     '-- budget_today is the current budget day: $7 (the handler''s clock), or the last day' || E'\n'
     || '    -- budget-reset opened if later (the old day is over once the reset opened the new one).');
