@@ -266,4 +266,15 @@ describe('budget-reset', () => {
     // The ranking keeps the campaign event with the latest event_ts: the resume must be the later one.
     expect(BigInt(events.rows[1].event_ts)).toBeGreaterThan(BigInt(events.rows[0].event_ts));
   });
+
+  test('the same schedule delivered twice at once opens the day once and announces each resume once', async () => {
+    await seedAdvertiser(stores.pool, 14, '1000');
+    await seedCampaign(stores.pool, { campaignId: 141, advertiserId: 14, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    const schedule = { scheduled_time: new Date(midnight).toISOString() };
+    const runs = await Promise.all([1000, 1500].map((ms) => createBudgetResetHandler(stores.deps({ now: () => midnight + ms }))(schedule)));
+    expect(runs.map((r) => r.alreadyOpened).sort()).toEqual([false, true]);
+    expect(await statusOf(141)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_RESUMED' AND payload->>'campaign_id' = '141'")).toBe(1);
+  });
 });
