@@ -351,7 +351,7 @@ describe('migrations', () => {
   });
 
   test('the opened-budget-days migration gives the charge the day budget-reset opened and its down restores the charge it changed', async () => {
-    const migration = '1764990000000_opened-budget-days.sql';
+    const migration = '1765000000000_opened-budget-days.sql';
     const scratch = await createTestDatabase({ migrate: false });
     try {
       await migrateFirstOnly(scratch.url, migrationsBefore(migration));
@@ -363,7 +363,7 @@ describe('migrations', () => {
         ).rows[0].def;
       const before = await definition();
 
-      expect(await migrate(scratch.url)).toMatch(/1764990000000_opened-budget-days/);
+      expect(await migrate(scratch.url)).toMatch(/1765000000000_opened-budget-days/);
       const after = await definition();
       expect(after).not.toContain('$7::date');
       expect(after).toContain('pg_advisory_xact_lock_shared(1764990000, 1)');

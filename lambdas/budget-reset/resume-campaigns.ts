@@ -64,7 +64,7 @@ SELECT advertiser_id FROM advertisers
  FOR UPDATE`;
 
 /**
- * Opens the current budget day once (migration 1764990000000): false when it or a later day was
+ * Opens the current budget day once (migration 1765000000000): false when it or a later day was
  * opened already, and the reset then changes nothing. Taken after the advertiser locks; it waits
  * for the charges under way, and charges starting later wait for the reset, then count the
  * opened day as theirs even when their clock still reads the old one.

@@ -46,7 +46,7 @@ GRANT EXECUTE ON FUNCTION adstream_open_budget_day(date) TO adstream_budget_rese
 -- must occur as often as said); the definition replaced is kept in adstream_replaced_functions
 -- (1764960000000_leaner-charge) for the down migration.
 INSERT INTO adstream_replaced_functions (migration, signature, definition)
-SELECT '1764990000000_opened-budget-days', s, pg_get_functiondef(s::regprocedure)
+SELECT '1765000000000_opened-budget-days', s, pg_get_functiondef(s::regprocedure)
   FROM unnest(ARRAY['adstream_charge_priced_clicks(text[], bigint[], bigint[], numeric[], bigint[], text, date, date, date)']) AS s;
 
 DO $$
@@ -75,7 +75,7 @@ BEGIN
     || '    -- budget-reset opened if later (the old day is over once the reset opened the new one).');
   new_def := replace(new_def, old_declare, old_declare || E'  budget_today date;\n');
   new_def := replace(new_def, old_locks,
-    '  -- Shared with every charge, exclusive to budget-reset opening a day (1764990000000): the day' || E'\n'
+    '  -- Shared with every charge, exclusive to budget-reset opening a day (1765000000000): the day' || E'\n'
     || '  -- read next is the one the reset opened, or the reset waits for this charge to commit.' || E'\n'
     || E'  PERFORM pg_advisory_xact_lock_shared(1764990000, 1);\n'
     || E'  SELECT greatest($7, max(o.budget_day)) INTO budget_today FROM budget_days_opened o;\n'
@@ -87,8 +87,8 @@ END $$;
 
 DO $$
 BEGIN
-  EXECUTE (SELECT definition FROM adstream_replaced_functions WHERE migration = '1764990000000_opened-budget-days');
+  EXECUTE (SELECT definition FROM adstream_replaced_functions WHERE migration = '1765000000000_opened-budget-days');
 END $$;
-DELETE FROM adstream_replaced_functions WHERE migration = '1764990000000_opened-budget-days';
+DELETE FROM adstream_replaced_functions WHERE migration = '1765000000000_opened-budget-days';
 DROP FUNCTION adstream_open_budget_day(date);
 DROP TABLE budget_days_opened;
