@@ -182,12 +182,15 @@ export class WorkersStack extends EnvironmentStack {
       for (const worker of [clickBalance, compensation, rankingCache]) worker.readsSecret('KafkaConsumerKeyStandby', streaming.standbyConsumerSecretArn);
     }
 
+    // Every hour: the first run of a budget day opens it and the others change nothing, so a
+    // midnight the zone skips (Scheduler does not run a time DST removes) or a run that failed
+    // through its retries is caught up within the hour.
     new WorkerSchedule(this, 'budget-reset-schedule', {
       worker: budgetReset,
       scheduleName: `${prefix}-budget-reset`,
-      expression: 'cron(0 0 * * ? *)',
+      expression: 'cron(0 * * * ? *)',
       timeZone: workers.budgetTimeZone,
-      description: 'Opens the new budget day at local midnight.',
+      description: 'Opens the new budget day at local midnight, or at the first hourly run after it that succeeds.',
       accountId: config.aws.accountId,
     });
     new WorkerSchedule(this, 'outbox-sweep-schedule', {

@@ -34,6 +34,8 @@ const TABLES = [
   // Definitions a migration replaced, for its down migration: no function role may read it.
   'adstream_replaced_functions',
   'advertisers',
+  // The budget days budget-reset opened: it inserts, click-balance reads.
+  'budget_days_opened',
   'campaign_daily_spend',
   'campaigns',
   'click_voids',
@@ -139,6 +141,8 @@ describe('one database role per function', () => {
     ['adstream_outbox_sweep', 'SELECT * FROM ad_balance_histories'],
     ['adstream_budget_reset', "UPDATE advertisers SET balance = '0'"],
     ['adstream_click_balance', 'DELETE FROM ad_balance_histories'],
+    ['adstream_click_balance', "INSERT INTO budget_days_opened (budget_day) VALUES ('2030-01-01')"],
+    ['adstream_compensation', "SELECT adstream_open_budget_day('2030-01-01')"],
     ['adstream_compensation', 'TRUNCATE duplicate_clicks'],
     ['adstream_click_balance', 'CREATE TABLE sneaky (id int)'],
     ['adstream_compensation', 'DROP TABLE outbox'],

@@ -219,10 +219,13 @@ describe('WorkersStack', () => {
         expect((invocation.triggers as { roleSecrets: string }).roleSecrets).toContain(arn);
     });
 
-    test('budget reset at local midnight and the outbox sweep, each role invoking only its function', () => {
+    test('budget reset every hour of the budget zone and the outbox sweep, each role invoking only its function', () => {
+      // The first run of a budget day opens it, the others change nothing: a midnight the zone
+      // skips (DST starting at 00:00, which Scheduler does not run) or a run that failed through
+      // its retries is caught up within the hour instead of leaving the day unopened.
       expect(json).toHaveResourceWithProperties(SchedulerSchedule, {
         name: `${prefix}-budget-reset`,
-        schedule_expression: 'cron(0 0 * * ? *)',
+        schedule_expression: 'cron(0 * * * ? *)',
         schedule_expression_timezone: config.workers.budgetTimeZone,
         flexible_time_window: { mode: 'OFF' },
       });

@@ -1,11 +1,18 @@
 import { createBudgetResetHandler, budgetDayToOpen, resetDays } from '../../lambdas/budget-reset/resume-campaigns';
 import { BudgetResetRequestError, DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
+import { createCompensationHandler } from '../../lambdas/compensation/refund-duplicates';
 import { checkAgainst, campaignEventContract } from '../../contracts';
-import { adEventsBatch, clickEvent } from './support/kafka-fixtures';
+import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import { budgetDayOf, countRows, isolatedWorkerStores, seedAdvertiser, seedCampaign, startOfNextDay } from './support/test-database';
 
 const stores = isolatedWorkerStores();
+
+// Each test is a timeline of its own on the file's database: the days one test's resets opened
+// (tomorrow, for most) are not open in the next one, whose clock may read today.
+afterEach(async () => {
+  await stores.pool.query('DELETE FROM budget_days_opened');
+});
 
 function deps() {
   return stores.deps();
@@ -14,6 +21,26 @@ function deps() {
 async function statusOf(campaignId: number): Promise<{ status: string; paused_reason: string | null }> {
   const result = await stores.pool.query('SELECT status, paused_reason FROM campaigns WHERE campaign_id = $1', [campaignId]);
   return result.rows[0];
+}
+
+/**
+ * Charges `clicks` by a clock reading `chargeAt` while a reset scheduled at `midnight` runs by a
+ * clock reading `resetAt`: a trigger holds the batch inside its charge statement (0.4 s on the
+ * day spend of the clicks' campaign), and the reset starts meanwhile.
+ */
+async function resetDuringCharge(clicks: ReadonlyArray<ReturnType<typeof clickEvent>>, chargeAt: number, resetAt: number, midnight: number): Promise<void> {
+  await stores.pool.query(`
+    CREATE FUNCTION slow_spend() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.campaign_id = ${Number(clicks[0].campaign_id)} THEN PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;
+    CREATE TRIGGER slow_spend BEFORE INSERT ON campaign_daily_spend FOR EACH ROW EXECUTE FUNCTION slow_spend();`);
+  try {
+    const charging = createClickBalanceHandler(stores.deps({ now: () => chargeAt }))(adEventsBatch(clicks));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await createBudgetResetHandler(stores.deps({ now: () => resetAt }))({ scheduled_time: new Date(midnight).toISOString() });
+    await charging;
+  } finally {
+    await stores.pool.query('DROP TRIGGER slow_spend ON campaign_daily_spend; DROP FUNCTION slow_spend();');
+  }
 }
 
 describe('budget-reset', () => {
@@ -127,22 +154,9 @@ describe('budget-reset', () => {
     await seedCampaign(stores.pool, { campaignId: 61, advertiserId: 6, cpc: '100', dailyBudget: '100', status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
     const midnight = startOfNextDay('Asia/Seoul', 0);
     // The batch's charge statement takes a while, and the reset starts while it runs.
-    await stores.pool.query(`
-      CREATE FUNCTION slow_spend() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.campaign_id = 61 THEN PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER slow_spend BEFORE INSERT ON campaign_daily_spend FOR EACH ROW EXECUTE FUNCTION slow_spend();`);
-    try {
-      const clock = { now: () => midnight + 5000 };
-      const charging = createClickBalanceHandler(stores.deps(clock))(
-        adEventsBatch(Array.from({ length: 6 }, () => clickEvent(61, 6, { event_ts: midnight + 1000 }))),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      await createBudgetResetHandler(stores.deps(clock))({ scheduled_time: new Date(midnight).toISOString() });
-      await charging;
-      expect(await statusOf(61)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
-    } finally {
-      await stores.pool.query('DROP TRIGGER slow_spend ON campaign_daily_spend; DROP FUNCTION slow_spend();');
-    }
+    const clicks = Array.from({ length: 6 }, () => clickEvent(61, 6, { event_ts: midnight + 1000 }));
+    await resetDuringCharge(clicks, midnight + 5000, midnight + 5000, midnight);
+    expect(await statusOf(61)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
   });
 
   test('at midnight the reset pauses an ACTIVE campaign whose clicks dated ahead already exhausted the new day', async () => {
@@ -155,5 +169,112 @@ describe('budget-reset', () => {
     expect(reset.paused).toBe(1);
     expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_PAUSED' AND payload->>'campaign_id' = '71'")).toBe(1);
     expect(await statusOf(71)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+  });
+
+  test('a batch whose clock still reads the old day, charged after the reset opened the new day, does not pause the campaign through it', async () => {
+    await seedAdvertiser(stores.pool, 8, '100000');
+    await seedCampaign(stores.pool, { campaignId: 81, advertiserId: 8, cpc: '100', dailyBudget: '200' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    // The schedule fired at midnight; this batch's invocation read its clock just before it.
+    const reset = await createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))({ scheduled_time: new Date(midnight).toISOString() });
+    expect(reset.budgetDay).toBe(budgetDayOf(midnight));
+    await createClickBalanceHandler(stores.deps({ now: () => midnight - 500 }))(
+      adEventsBatch(Array.from({ length: 2 }, () => clickEvent(81, 8, { event_ts: midnight - 2000 }))),
+    );
+    // The old day's spend reached its budget, but that day is over: the new day has spent nothing.
+    expect(await statusOf(81)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    expect(
+      await countRows(stores.pool, 'campaign_daily_spend', 'campaign_id = 81 AND spend_date = $1::date AND spend = 200', [budgetDayOf(midnight - 2000)]),
+    ).toBe(1);
+  });
+
+  test('a batch of the old day still charging while the reset runs does not leave the campaign paused through the new day', async () => {
+    await seedAdvertiser(stores.pool, 9, '100000');
+    await seedCampaign(stores.pool, { campaignId: 91, advertiserId: 9, cpc: '100', dailyBudget: '200' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    // The batch's clock reads the last second of the old day; it exhausts that day's budget.
+    const clicks = Array.from({ length: 2 }, () => clickEvent(91, 9, { event_ts: midnight - 2000 }));
+    await resetDuringCharge(clicks, midnight - 1000, midnight + 1000, midnight);
+    expect(await statusOf(91)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    // The batch either paused first and the reset resumed after it, or it waited and paused nothing.
+    const changes = await stores.pool.query(
+      "SELECT kind FROM outbox WHERE payload->>'campaign_id' = '91' AND kind IN ('CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED') ORDER BY id",
+    );
+    expect([[], ['CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED']]).toContainEqual(changes.rows.map((r) => r.kind));
+  });
+
+  test('the same reset delivered again later that day resumes nothing: a refund under the budget still waits for the next day', async () => {
+    await seedAdvertiser(stores.pool, 10, '100000');
+    await seedCampaign(stores.pool, { campaignId: 101, advertiserId: 10, cpc: '100', dailyBudget: '200' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    const schedule = { scheduled_time: new Date(midnight).toISOString() };
+    const first = await createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))(schedule);
+    expect(first.budgetDay).toBe(budgetDayOf(midnight));
+    const clicks = Array.from({ length: 2 }, () => clickEvent(101, 10, { event_ts: midnight + 60_000 }));
+    await createClickBalanceHandler(stores.deps({ now: () => midnight + 61_000 }))(adEventsBatch(clicks));
+    expect(await statusOf(101)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+    await createCompensationHandler(stores.deps({ now: () => midnight + 62_000 }))(compensationBatch([compensationEvent(clicks[1])]));
+    expect(await countRows(stores.pool, 'campaign_daily_spend', 'campaign_id = 101 AND spend = 100')).toBe(1);
+    // EventBridge delivers at least once (and Lambda retries a run that threw after its commit).
+    const again = await createBudgetResetHandler(stores.deps({ now: () => midnight + 180_000 }))(schedule);
+    expect(again).toMatchObject({ budgetDay: budgetDayOf(midnight), resumed: 0, paused: 0, outboxWritten: 0 });
+    expect(await statusOf(101)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+  });
+
+  test('in a zone whose midnight DST skips, the first run of the day (01:00) opens it and the next hour changes nothing', async () => {
+    await seedAdvertiser(stores.pool, 11, '1000');
+    await seedCampaign(stores.pool, { campaignId: 111, advertiserId: 11, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    // Havana moves its clocks from 00:00 to 01:00 on 2026-03-08: no midnight that day for the schedule.
+    const zone = 'America/Havana';
+    const oneAm = Date.parse('2026-03-08T05:00:00Z');
+    expect([budgetDayOf(oneAm - 1, zone), budgetDayOf(oneAm, zone)]).toEqual(['2026-03-07', '2026-03-08']);
+    const run = (at: number) =>
+      createBudgetResetHandler(stores.deps({ now: () => at + 1000, budgetTimeZone: zone }))({ scheduled_time: new Date(at).toISOString() });
+    expect(await run(oneAm)).toMatchObject({ budgetDay: '2026-03-08', alreadyOpened: false });
+    expect(await statusOf(111)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    expect(await run(oneAm + 3600_000)).toMatchObject({ budgetDay: '2026-03-08', resumed: 0, paused: 0, alreadyOpened: true });
+  });
+
+  test('a resume announced after a pause it undoes is stamped later, even when the reset began before the pausing batch', async () => {
+    await seedAdvertiser(stores.pool, 12, '100000');
+    await seedAdvertiser(stores.pool, 13, '100000');
+    await seedCampaign(stores.pool, { campaignId: 121, advertiserId: 12, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    await seedCampaign(stores.pool, { campaignId: 131, advertiserId: 13, cpc: '100', dailyBudget: '200' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    // Another batch holds advertiser 12: the reset begins, then waits for it in its advertiser locks.
+    const holder = await stores.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM advertisers WHERE advertiser_id = 12 FOR UPDATE');
+      const resetting = createBudgetResetHandler(stores.deps({ now: () => midnight + 1000 }))({ scheduled_time: new Date(midnight).toISOString() });
+      const waiting = async () => countRows(stores.pool, 'pg_locks l JOIN pg_class c ON c.oid = l.relation', "NOT l.granted AND c.relname = 'advertisers'");
+      for (let i = 0; i < 100 && (await waiting()) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      // Meanwhile a batch whose clock reads the old day exhausts campaign 131 of that day and pauses it.
+      await createClickBalanceHandler(stores.deps({ now: () => midnight - 1000 }))(
+        adEventsBatch(Array.from({ length: 2 }, () => clickEvent(131, 13, { event_ts: midnight - 2000 }))),
+      );
+      await holder.query('COMMIT');
+      await resetting;
+    } finally {
+      holder.release();
+    }
+    expect(await statusOf(131)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    const events = await stores.pool.query<{ kind: string; event_ts: string }>(
+      "SELECT kind, payload->>'event_ts' AS event_ts FROM outbox WHERE payload->>'campaign_id' = '131' AND kind <> 'BUDGET_WARNING' ORDER BY id",
+    );
+    expect(events.rows.map((r) => r.kind)).toEqual(['CAMPAIGN_PAUSED', 'CAMPAIGN_RESUMED']);
+    // The ranking keeps the campaign event with the latest event_ts: the resume must be the later one.
+    expect(BigInt(events.rows[1].event_ts)).toBeGreaterThan(BigInt(events.rows[0].event_ts));
+  });
+
+  test('the same schedule delivered twice at once opens the day once and announces each resume once', async () => {
+    await seedAdvertiser(stores.pool, 14, '1000');
+    await seedCampaign(stores.pool, { campaignId: 141, advertiserId: 14, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    const schedule = { scheduled_time: new Date(midnight).toISOString() };
+    const runs = await Promise.all([1000, 1500].map((ms) => createBudgetResetHandler(stores.deps({ now: () => midnight + ms }))(schedule)));
+    expect(runs.map((r) => r.alreadyOpened).sort()).toEqual([false, true]);
+    expect(await statusOf(141)).toEqual({ status: 'ACTIVE', paused_reason: null });
+    expect(await countRows(stores.pool, 'outbox', "kind = 'CAMPAIGN_RESUMED' AND payload->>'campaign_id' = '141'")).toBe(1);
   });
 });

@@ -203,6 +203,16 @@ describe('click-balance', () => {
     expect(await redis.get(dailySpendKey(81, budgetDayOf(tomorrow)))).toBe('900');
   });
 
+  test('one batch crossing both 90% and 100% announces the warning, then the pause, once each', async () => {
+    await seedAdvertiser(stores.pool, 18, '100000');
+    await seedCampaign(stores.pool, { campaignId: 181, advertiserId: 18, cpc: '100', dailyBudget: '1000' });
+    const batch = adEventsBatch(Array.from({ length: 10 }, () => clickEvent(181, 18)));
+    await createClickBalanceHandler(deps())(batch);
+    await createClickBalanceHandler(deps())(batch); // redelivered
+    const rows = await stores.pool.query<{ kind: string }>("SELECT kind FROM outbox WHERE payload->>'campaign_id' = '181' ORDER BY id");
+    expect(rows.rows.map((r) => r.kind)).toEqual(['BUDGET_WARNING', 'CAMPAIGN_PAUSED']);
+  });
+
   test('clicks dated in the next budget day never pause a campaign that is serving today', async () => {
     await seedAdvertiser(stores.pool, 13, '100000');
     await seedCampaign(stores.pool, { campaignId: 131, advertiserId: 13, cpc: '100', dailyBudget: '1000' });

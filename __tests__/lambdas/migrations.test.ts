@@ -350,6 +350,39 @@ describe('migrations', () => {
     }
   });
 
+  test('the opened-budget-days migration gives the charge the day budget-reset opened and its down restores the charge it changed', async () => {
+    const migration = '1765000000000_opened-budget-days.sql';
+    const scratch = await createTestDatabase({ migrate: false });
+    try {
+      await migrateFirstOnly(scratch.url, migrationsBefore(migration));
+      const definition = async () =>
+        (
+          await scratch.pool.query<{ def: string }>(
+            "SELECT pg_get_functiondef('adstream_charge_priced_clicks(text[], bigint[], bigint[], numeric[], bigint[], text, date, date, date)'::regprocedure) AS def",
+          )
+        ).rows[0].def;
+      const before = await definition();
+
+      expect(await migrate(scratch.url)).toMatch(/1765000000000_opened-budget-days/);
+      const after = await definition();
+      expect(after).not.toContain('$7::date');
+      expect(after).toContain('pg_advisory_xact_lock_shared(1764990000, 1)');
+      expect(after).toContain("'event_ts', floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint");
+      const opened = await scratch.pool.query<{ day: boolean }>("SELECT adstream_open_budget_day('2026-03-02') AS day");
+      const again = await scratch.pool.query<{ day: boolean }>("SELECT adstream_open_budget_day('2026-03-01') AS day");
+      expect([opened.rows[0].day, again.rows[0].day]).toEqual([true, false]);
+
+      await migrateSteps(scratch.url, 'down', migrationsFrom(migration));
+      expect(await definition()).toBe(before);
+      const gone = await scratch.pool.query(
+        "SELECT to_regclass('budget_days_opened') AS t, to_regprocedure('adstream_open_budget_day(date)') AS f, (SELECT count(*)::int FROM adstream_replaced_functions) AS kept",
+      );
+      expect(gone.rows[0]).toEqual({ t: null, f: null, kept: 2 });
+    } finally {
+      await scratch.drop();
+    }
+  });
+
   test('the partitioned-dead-letters-outbox migration moves dead letters and the outbox into daily partitions; redeliveries write nothing twice; down restores them', async () => {
     const migration = '1764980000000_partitioned-dead-letters-outbox.sql';
     await migrateFirstOnly(queuesDb.url, migrationsBefore(migration));

@@ -5,5 +5,5 @@ import { BUDGET_RESET_HANDLER, createBudgetResetHandler } from './resume-campaig
 
 const deps = loadWorkerDeps(BUDGET_RESET_HANDLER);
 
-/** Lambda entry point (EventBridge Scheduler, local midnight of BUDGET_TIME_ZONE). */
+/** Lambda entry point (EventBridge Scheduler, every hour of BUDGET_TIME_ZONE: the first run of a day opens it). */
 export const handler = withLambdaContext(deps.observability, createBudgetResetHandler(deps, ledgerHistoryFromEnv(process.env)));

@@ -34,6 +34,8 @@ export interface BudgetResetSummary extends InvocationSummary {
   resumed: number;
   /** ACTIVE campaigns paused because their spend on the current budget day already reached the budget. */
   paused: number;
+  /** True when an earlier run had opened the current budget day (or a later one) already: nothing was changed. */
+  alreadyOpened: boolean;
   /** Daily history partitions created ahead, and expired ones detached or dropped (config `database.history`). */
   partitionsCreated: number;
   partitionsExpired: number;
@@ -62,6 +64,14 @@ SELECT advertiser_id FROM advertisers
  FOR UPDATE`;
 
 /**
+ * Opens the current budget day once (migration 1765000000000): false when it or a later day was
+ * opened already, and the reset then changes nothing. Taken after the advertiser locks; it waits
+ * for the charges under way, and charges starting later wait for the reset, then count the
+ * opened day as theirs even when their clock still reads the old one.
+ */
+const OPEN_BUDGET_DAY = `SELECT adstream_open_budget_day($1::date) AS opened`;
+
+/**
  * Warning and exhaustion state is kept per (campaign, budget day) in campaign_daily_spend, so the
  * new day starts with none: opening it needs no deletes.
  *
@@ -70,8 +80,8 @@ SELECT advertiser_id FROM advertisers
  * the schedule fires; a late or manual run for another day must not resume a campaign exhausted
  * today). Pauses ACTIVE campaigns whose spend on the current day already reached the budget
  * (clicks dated ahead by ad-server clock skew). A campaign paused for any other reason stays
- * paused. Idempotent: a second run finds nothing to change; each change bumps status_seq, which
- * keys its outbox row. $2 is the day opened, named in the announcements.
+ * paused. Runs once per current budget day (OPEN_BUDGET_DAY); each change bumps status_seq,
+ * which keys its outbox row. $2 is the day opened, named in the announcements.
  */
 const RESET_CAMPAIGNS = `
 WITH today_spend AS (
@@ -166,7 +176,8 @@ export function budgetDayToOpen(event: BudgetResetEvent | null | undefined, time
 }
 
 /**
- * Builds the budget-reset handler, scheduled at local midnight of the budget zone. After the
+ * Builds the budget-reset handler, scheduled every hour of the budget zone (the run at local
+ * midnight opens the day, a later one only if that was missed). After the
  * reset commits it keeps the daily partitions of the history tables: `history.aheadDays` days
  * created ahead, days older than `history.retentionDays` detached or dropped, except an outbox or
  * dead-letter day still holding work, or a ledger, void or duplicate-log day written into within
@@ -181,6 +192,7 @@ export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistor
       budgetDay: '',
       resumed: 0,
       paused: 0,
+      alreadyOpened: false,
       partitionsCreated: 0,
       partitionsExpired: 0,
       partitionsKeptPending: 0,
@@ -191,13 +203,19 @@ export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistor
       summary.budgetDay = budgetDay;
       const { result, roundTrips } = await withTransaction(deps.pool, 'resuming budget-paused campaigns', async (client) => {
         await client.query(LOCK_ADVERTISERS, [today]);
+        const opened = await client.query<{ opened: boolean }>(OPEN_BUDGET_DAY, [today]);
+        if (!opened.rows[0].opened) return undefined;
         const rows = await client.query<{ resumed: number; paused: number; announced: number }>(RESET_CAMPAIGNS, [today, summary.budgetDay]);
         return rows.rows[0];
       });
+      if (result === undefined) {
+        summary.alreadyOpened = true;
+        deps.observability.logger.info('budget day already opened by an earlier run; no campaign changed', { budgetDay, currentDay: today });
+      }
       summary.dbRoundTrips = roundTrips;
-      summary.resumed = result.resumed;
-      summary.paused = result.paused;
-      summary.outboxWritten = result.announced;
+      summary.resumed = result?.resumed ?? 0;
+      summary.paused = result?.paused ?? 0;
+      summary.outboxWritten = result?.announced ?? 0;
       await publishAfterCommit(deps, summary);
       const kept = await (await deps.pool()).query<HistoryAction>(MAINTAIN_HISTORY, [today, history.aheadDays, history.retentionDays, history.expired]);
       summary.dbRoundTrips += 1;

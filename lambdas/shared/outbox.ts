@@ -23,7 +23,10 @@ const CAMPAIGN_STATUS_CHANGES = {
  * of worker status changes, bumped by the change being announced) and a budget-day SQL
  * expression `day`. Key and event id derive from the campaign, the day and `status_seq`: a
  * retried transaction writes the same event (the unique key keeps it once), and a second pause
- * on the same day (after a manual resume) is a new event, announced too.
+ * on the same day (after a manual resume) is a new event, announced too. `event_ts` is the
+ * clock when the row is written, after the writer's locks: a change that undoes another one saw
+ * it committed, so it is stamped later (consumers keep a campaign's latest event_ts), which a
+ * transaction's start time (now()) does not ensure.
  */
 export function campaignStatusOutboxColumns(kind: keyof typeof CAMPAIGN_STATUS_CHANGES, alias: string, day: string): string {
   const change = CAMPAIGN_STATUS_CHANGES[kind];
@@ -32,7 +35,7 @@ export function campaignStatusOutboxColumns(kind: keyof typeof CAMPAIGN_STATUS_C
          jsonb_build_object(
            'event_id', '${change.eventIdPrefix}-' || ${alias}.campaign_id || '-' || to_char(${day}, 'YYYYMMDD') || '-' || ${alias}.status_seq,
            'event_type', '${kind}',
-           'event_ts', floor(extract(epoch FROM now()) * 1000)::bigint,
+           'event_ts', floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint,
            'campaign_id', ${alias}.campaign_id, 'advertiser_id', ${alias}.advertiser_id, 'status', '${change.status}',
            'product_id', ${alias}.product_id, 'placement', ${alias}.placement, 'category', ${alias}.category,
            'bid_price', round(${alias}.bid_price, 2)::text, 'reason', '${change.reason}')`;
