@@ -578,10 +578,12 @@ describe('click-balance charges a clean batch in one round trip, any other the l
     const now = Date.now();
     let clean = 0;
     let refused = 0;
+    // One connection per universe for the whole test (a new one per scenario held 48 open).
+    const universeDeps = [deps(), deps()];
     for (let scenario = 0; scenario < 24; scenario++) {
       const universes = [0, 1].map((u) => ({
         u,
-        handler: createClickBalanceHandler(deps()),
+        handler: createClickBalanceHandler(universeDeps[u]),
         advertiser: (a: number) => 1_000_000 * (u + 1) + scenario * 10 + a,
         campaign: (k: number) => 1_000_000 * (u + 1) + scenario * 10 + k,
         id: (e: number) => `u${u}-s${scenario}-e${e}`,

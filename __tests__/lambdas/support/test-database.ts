@@ -209,7 +209,11 @@ export interface IsolatedWorkerStores {
   readonly db: TestDatabase;
   /** A pool on the file's database, for seeding and assertions. */
   readonly pool: Pool;
-  /** Handler dependencies bound to the file's database and prefix; closed after the file. */
+  /**
+   * Handler dependencies bound to the file's database and prefix: closed after the test that
+   * asked for them (each holds a connection, and a file's tests together can ask for more than
+   * the server allows), or after the file when asked for in a `beforeAll`.
+   */
   deps(options?: Omit<WorkerDepsOptions, 'databaseUrl' | 'keyPrefix'> & { readonly databaseUrl?: string }): ReturnType<typeof workerDeps>;
 }
 
@@ -220,6 +224,7 @@ export interface IsolatedWorkerStores {
 export function isolatedWorkerStores(): IsolatedWorkerStores {
   const prefix = testKeyPrefix();
   const closers: Array<() => Promise<void>> = [];
+  const testClosers: Array<() => Promise<void>> = [];
   let db: TestDatabase | undefined;
   const current = (): TestDatabase => {
     if (!db) throw new Error('the test database is created in beforeAll; use it inside hooks and tests');
@@ -227,6 +232,9 @@ export function isolatedWorkerStores(): IsolatedWorkerStores {
   };
   beforeAll(async () => {
     db = await createTestDatabase();
+  });
+  afterEach(async () => {
+    for (const close of testClosers.splice(0)) await close();
   });
   afterAll(async () => {
     for (const close of closers) await close();
@@ -243,7 +251,7 @@ export function isolatedWorkerStores(): IsolatedWorkerStores {
     },
     deps(options = {}) {
       const deps = workerDeps({ ...options, databaseUrl: options.databaseUrl ?? current().url, keyPrefix: prefix });
-      closers.push(() => deps.close());
+      (expect.getState().currentTestName === undefined ? closers : testClosers).push(() => deps.close());
       return deps;
     },
   };
