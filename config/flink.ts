@@ -67,7 +67,7 @@ export const defaultFlinkConfig: FlinkConfig = {
     'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] },
     'rtb-ranking': { version: 4, stopped: false, retiredVersions: [1, 2, 3] },
     attribution: { version: 2, stopped: false, retiredVersions: [1] },
-    'duplicate-clicks': { version: 2, stopped: false, retiredVersions: [1] },
+    'duplicate-clicks': { version: 3, stopped: false, retiredVersions: [1, 2] },
   },
   allowUnreleasedVersions: false,
 };

@@ -25,7 +25,7 @@ Options:
   --drain-timeout S  longest wait for the pipeline to drain             [240]
   --pipeline ID=V    run version V of a Flink pipeline instead of the configured one, deployed as
                      the upgrade path does (configured version retired); repeatable, e.g.
-                     --pipeline duplicate-clicks=2
+                     --pipeline duplicate-clicks=4 (a v4 written after the configured v3)
   --malformed-prices some bad clicks quote 'twelve' instead of a negative price
   --keep             keep the run's database and Redis keys
   -h, --help         this text
@@ -92,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
     const pipelineVersions: Record<string, number> = {};
     for (const spec of values.pipeline ?? []) {
       const match = /^([a-z-]+)=(\d+)$/.exec(spec);
-      if (!match) throw new TypeError(`--pipeline takes ID=VERSION (e.g. duplicate-clicks=2), got ${JSON.stringify(spec)}`);
+      if (!match) throw new TypeError(`--pipeline takes ID=VERSION (e.g. duplicate-clicks=4), got ${JSON.stringify(spec)}`);
       pipelineVersions[match[1]] = Number(match[2]);
     }
     const result = await runLocalPipeline({

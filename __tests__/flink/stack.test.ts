@@ -41,6 +41,7 @@ describe('FlinkStack (dev)', () => {
       'adstream-dev-attribution-v2-03',
       'adstream-dev-duplicate-clicks-v1-01',
       'adstream-dev-duplicate-clicks-v2-01',
+      'adstream-dev-duplicate-clicks-v3-01',
       'adstream-dev-performance-metrics-v1-01',
       'adstream-dev-performance-metrics-v1-02',
       'adstream-dev-performance-metrics-v1-03',
@@ -115,7 +116,7 @@ describe('FlinkStack (dev)', () => {
 
   it('renders the ranking top-N from config and sets stopped only on DML: the INSERTs of retired versions are stopped, the running ones not', () => {
     expect(statements.get('adstream-dev-rtb-ranking-v4-01')?.statement).toContain('`rank_no` <= 50');
-    const retired = /^adstream-dev-(rtb-ranking-v[123]|performance-metrics-v1|attribution-v1|duplicate-clicks-v1)-/;
+    const retired = /^adstream-dev-(rtb-ranking-v[123]|performance-metrics-v1|attribution-v1|duplicate-clicks-v[12])-/;
     for (const [name, s] of statements) expect(s.stopped).toBe(isDml(s) ? retired.test(name) : undefined);
     expect([...statements.values()].filter((s) => isDml(s) && s.stopped === false).length).toBeGreaterThanOrEqual(5);
   });

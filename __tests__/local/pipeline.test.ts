@@ -1,7 +1,7 @@
 /**
  * GIVEN the whole pipeline on this machine as `npm run local` runs it: the local broker (the
- * run's own topics), every Flink statement of dev in the local Flink engine on Kafka (with the
- * released duplicate-clicks v2 — see README, "The whole pipeline locally"), the six workers
+ * run's own topics), every Flink statement of dev in the local Flink engine on Kafka (the
+ * configured versions — see README, "The whole pipeline locally"), the six workers
  * through their factories and the emulated Kafka triggers, on a database and Redis prefix of
  * the run's own
  * WHEN a seeded run of a few thousand events goes through it: clicks with duplicates (same
@@ -41,7 +41,6 @@ describe('npm run local', () => {
       events: 3000,
       rate: 600,
       seed: 7,
-      pipelineVersions: { 'duplicate-clicks': 2 },
       databaseUrl: DATABASE_URL,
       redisUrl: REDIS_URL,
       viewIntervalSeconds: 5,
