@@ -249,9 +249,10 @@ async function refundDuplicates(deps: WorkerDeps, event: unknown, now: number, s
     checkEventTime('duplicate_event_ts', compensation.duplicate_event_ts, now);
     checkEventTime('original_event_ts', compensation.original_event_ts, now);
     checkHistoryKept('duplicate_event_ts', compensation.duplicate_event_ts, deps.historySince, deps.budgetTimeZone);
-    // Flink's rule names a click redelivered to ad-events (or re-stamped) a duplicate of
-    // itself: its one charge is the click's own. Rejected before the copies are deduplicated, so
-    // it neither refunds that charge nor hides the click's real compensation (same id).
+    // duplicate-clicks v2 named a click redelivered to ad-events (or re-stamped) a duplicate of
+    // itself (v3 does not; v2's records stay in the topic): its one charge is the click's own.
+    // Rejected before the copies are deduplicated, so it neither refunds that charge nor hides
+    // the click's real compensation (same id).
     if (compensation.duplicate_event_id === compensation.original_event_id) {
       throw new KafkaRecordError(
         'SELF_DUPLICATE',
