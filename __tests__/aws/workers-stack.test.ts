@@ -1,6 +1,6 @@
 // Types of the cdktf matchers that Testing.setupJest() registers.
 import 'cdktf/lib/testing/adapters/jest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Testing, TerraformStack } from 'cdktf';
@@ -18,7 +18,7 @@ import { KafkaTrigger } from '../../constructs/aws/kafka-trigger';
 import { WorkerFunction } from '../../constructs/aws/worker-function';
 import { parseWorkerEnv } from '../../lambdas/shared/env';
 import { parseRankingRowsVersioned } from '../../lambdas/ranking-cache/ranking-cache';
-import { FIRST_VERSIONED_RANKING_STATEMENT } from '../../contracts';
+import { FIRST_VERSIONED_RANKING_STATEMENT, RTB_RANKINGS_TOPIC } from '../../contracts';
 import { createFakeBundleRoot, fakeHandoffs, testEnvironment } from './support/fixtures';
 
 Testing.setupJest();
@@ -44,6 +44,18 @@ function functionNamed(parsed: Synthesized, name: string): Block {
 function policyOf(parsed: Synthesized, id: string): Array<{ sid: string; actions: string[]; resources: string[] }> {
   const [, document] = Object.entries(parsed.data.aws_iam_policy_document).find(([key]) => key.startsWith(`${id}_access_`))!;
   return document.statement as Array<{ sid: string; actions: string[]; resources: string[] }>;
+}
+
+/** Bucket (= partition) count of the Flink CREATE TABLE in flink-sql/ that creates `table`. */
+function bucketsOfFlinkTable(table: string): number {
+  const root = join(__dirname, '..', '..', 'flink-sql');
+  const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.sql'));
+  const counts = files
+    .map((file) => readFileSync(join(root, file), 'utf8'))
+    .filter((sql) => sql.includes(`CREATE TABLE \`${table}\``))
+    .map((sql) => Number(/INTO\s+(\d+)\s+BUCKETS/i.exec(sql)?.[1]));
+  if (counts.length === 0 || counts.some((n) => !Number.isInteger(n))) throw new Error(`no CREATE TABLE with a bucket count for ${table} under flink-sql/`);
+  return Math.max(...counts);
 }
 
 describe('WorkersStack', () => {
@@ -190,6 +202,25 @@ describe('WorkersStack', () => {
         // Records never flow before the schema migration ran.
         expect(mapping.depends_on).toEqual(expect.arrayContaining([expect.stringMatching(/^aws_lambda_invocation\./)]));
       }
+    });
+
+    test('each Kafka-triggered function may run one batch per partition of its topic at once (reserved concurrency ≥ partitions), the Flink-created rankings topic included', () => {
+      // Partitions of each trigger's topic: the config's topics, and for the rankings the
+      // bucket count of the CREATE TABLE that made the topic (Flink creates it, not Terraform).
+      const partitions = (topic: string): number => {
+        const configured = config.confluent.topics[topic as keyof typeof config.confluent.topics];
+        if (configured) return configured.partitions;
+        return bucketsOfFlinkTable(topic);
+      };
+      const checked = Object.values(parsed.resource.aws_lambda_event_source_mapping).map((mapping) => {
+        const [topic] = mapping.topics as string[];
+        const fn = Object.values(parsed.resource.aws_lambda_function).find((f) =>
+          String(mapping.function_name).includes(`aws_lambda_alias.${String(f.function_name).replace(`${prefix}-`, '')}_live_`),
+        )!;
+        return { topic, function: fn.function_name, reserved: fn.reserved_concurrent_executions as number, partitions: partitions(topic) };
+      });
+      expect(checked.map((c) => c.topic).sort()).toEqual(['ad-events', 'compensation-events', RTB_RANKINGS_TOPIC].sort());
+      for (const c of checked) expect({ ...c, enough: c.reserved >= c.partitions }).toEqual({ ...c, enough: true });
     });
 
     test('new code goes live only after its migration ran: triggers and schedules invoke the live alias, which waits for the migration', () => {
