@@ -1,3 +1,4 @@
+import { RTB_RANKINGS_PARTITIONS, RTB_RANKINGS_TOPIC } from '../contracts/rankings';
 import { ConfigError, ConfigErrors } from './errors';
 import { FlinkConfig, parseFlinkConfig } from './flink';
 import { MonitoringConfig, parseMonitoringConfig } from './monitoring';
@@ -643,17 +644,19 @@ function parseWorkers(raw: unknown, path: string, topics: Readonly<Record<TopicN
     WorkerFunctionName,
     FunctionSizing
   >;
-  const consumers: ReadonlyArray<[WorkerFunctionName, TopicName]> = [
-    ['clickBalance', 'ad-events'],
-    ['compensation', 'compensation-events'],
+  // Every Kafka-triggered function; the rankings topic is Flink's, its partitions its DDL's.
+  const consumers: ReadonlyArray<[WorkerFunctionName, string, number]> = [
+    ['clickBalance', 'ad-events', topics['ad-events'].partitions],
+    ['compensation', 'compensation-events', topics['compensation-events'].partitions],
+    ['rankingCache', RTB_RANKINGS_TOPIC, RTB_RANKINGS_PARTITIONS],
   ];
-  for (const [fn, topic] of consumers) {
+  for (const [fn, topic, partitions] of consumers) {
     const reserved = functions[fn].reservedConcurrency;
-    if (reserved < topics[topic].partitions) {
+    if (reserved < partitions) {
       throw new ConfigError(
         `${path}.functions.${fn}.reservedConcurrency`,
         reserved,
-        `at least ${topics[topic].partitions}, the partition count of ${topic} (fewer makes Lambda throttle its Kafka pollers)`,
+        `at least ${partitions}, the partition count of ${topic} (fewer makes Lambda throttle its Kafka pollers)`,
       );
     }
   }

@@ -27,6 +27,14 @@
  */
 export const RTB_RANKINGS_TOPIC = 'rtb-rankings-v2';
 
+/**
+ * Partitions of {@link RTB_RANKINGS_TOPIC}: the bucket count of its CREATE TABLE
+ * (`20-rtb-ranking/v3`, `INTO 6 BUCKETS`). Flink creates the topic, so no topic config carries
+ * it; the ranking cache's reserved concurrency is checked against it (config/schema.ts), and a
+ * test keeps it equal to the DDL.
+ */
+export const RTB_RANKINGS_PARTITIONS = 6;
+
 /** Topic of the first row schema (no `as_of`), created by `20-rtb-ranking/v1`, written by v1 and v2. */
 export const RTB_RANKINGS_V1_TOPIC = 'rtb-rankings';
 

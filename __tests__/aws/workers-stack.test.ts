@@ -18,7 +18,7 @@ import { KafkaTrigger } from '../../constructs/aws/kafka-trigger';
 import { WorkerFunction } from '../../constructs/aws/worker-function';
 import { parseWorkerEnv } from '../../lambdas/shared/env';
 import { parseRankingRowsVersioned } from '../../lambdas/ranking-cache/ranking-cache';
-import { FIRST_VERSIONED_RANKING_STATEMENT, RTB_RANKINGS_TOPIC } from '../../contracts';
+import { FIRST_VERSIONED_RANKING_STATEMENT, RTB_RANKINGS_PARTITIONS, RTB_RANKINGS_TOPIC } from '../../contracts';
 import { createFakeBundleRoot, fakeHandoffs, testEnvironment } from './support/fixtures';
 
 Testing.setupJest();
@@ -219,6 +219,8 @@ describe('WorkersStack', () => {
         )!;
         return { topic, function: fn.function_name, reserved: fn.reserved_concurrent_executions as number, partitions: partitions(topic) };
       });
+      // The schema checks the ranking cache against this constant: it must be the DDL's count.
+      expect(bucketsOfFlinkTable(RTB_RANKINGS_TOPIC)).toBe(RTB_RANKINGS_PARTITIONS);
       expect(checked.map((c) => c.topic).sort()).toEqual(['ad-events', 'compensation-events', RTB_RANKINGS_TOPIC].sort());
       for (const c of checked) expect({ ...c, enough: c.reserved >= c.partitions }).toEqual({ ...c, enough: true });
     });

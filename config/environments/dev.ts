@@ -36,7 +36,7 @@ export default defineEnvironment({
     functions: {
       clickBalance: { memoryMb: 512, timeoutSeconds: 60, reservedConcurrency: 3 },
       compensation: { memoryMb: 256, timeoutSeconds: 60, reservedConcurrency: 3 },
-      rankingCache: { memoryMb: 256, timeoutSeconds: 60, reservedConcurrency: 3 },
+      rankingCache: { memoryMb: 256, timeoutSeconds: 60, reservedConcurrency: 6 },
       budgetReset: { memoryMb: 256, timeoutSeconds: 300, reservedConcurrency: 1 },
       outboxSweep: { memoryMb: 256, timeoutSeconds: 60, reservedConcurrency: 1 },
       dbMigrate: { memoryMb: 256, timeoutSeconds: 300, reservedConcurrency: 1 },
