@@ -16,7 +16,7 @@ import { ledgerCommand } from '../../scripts/ledger';
 import { reconcileCommand } from '../../scripts/reconcile';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import { captureJsonLines } from './support/capture-output';
-import { balanceOf, createTestDatabase, REPO_ROOT, TestDatabase, workerDeps } from './support/test-database';
+import { balanceOf, countRows, createTestDatabase, REPO_ROOT, TestDatabase, workerDeps } from './support/test-database';
 
 const run = promisify(execFile);
 const TSX = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
@@ -206,5 +206,45 @@ describe('reconciliation', () => {
     expect(String(error)).toMatch(/ECONNREFUSED/);
     expect(lines.find((line) => line.message === 'reconciliation could not run')).toMatchObject({ level: 'ERROR' });
     expect(lines.some((line) => '_aws' in line)).toBe(false);
+  });
+});
+
+describe('reconciliation after history days expired', () => {
+  test('a ledger day expired by adstream_maintain_history() leaves no drift, and drift made after it is still found', async () => {
+    const own = await createTestDatabase();
+    const deps = workerDeps({ databaseUrl: own.url, keyPrefix: 'unused:', redisUrl: null });
+    try {
+      await own.pool.query('INSERT INTO advertisers (advertiser_id, balance) VALUES (5, 0)');
+      await own.pool.query("INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES (51, 5, '2.500001', NULL)");
+      await recordLedgerEntry(own.pool, { type: 'TOPUP', advertiserId: '5', amount: '100', externalRef: 'PAY-OLD', budgetTimeZone: TZ });
+      const clicks = [clickEvent(51, 5), clickEvent(51, 5), clickEvent(51, 5)];
+      expect(await createClickBalanceHandler(deps)(adEventsBatch(clicks))).toMatchObject({ charged: 3 });
+      expect(await createCompensationHandler(deps)(compensationBatch([compensationEvent(clicks[1])]))).toMatchObject({ refunded: 1 });
+      expect((await reconcileLedger(own.pool)).drift).toBe(0);
+
+      // Forty days on, with the shortest retention: the days of the top-up and the charges are
+      // dropped (they were written more than the retention and a day before).
+      const expired = await own.pool.query<{ action: string; partition_name: string }>(
+        "SELECT * FROM adstream_maintain_history(current_date + 40, 2, 35, 'drop') WHERE partition_name LIKE 'ad_balance_histories_p%' AND action = 'dropped'",
+      );
+      expect(expired.rows.length).toBeGreaterThan(0);
+      expect(await countRows(own.pool, 'ad_balance_histories')).toBe(0);
+      expect(await balanceOf(own.pool, 5)).toBe('94.999998');
+
+      const report = await reconcileLedger(own.pool);
+      expect({ drift: report.drift, balance: report.checks.balance.rows, spend: report.checks.spend.rows }).toEqual({ drift: 0, balance: [], spend: [] });
+
+      // Drift made after the expiry is found as before: a balance moved without a ledger row,
+      // and an expired day's spend changed.
+      await own.pool.query('UPDATE advertisers SET balance = balance - 0.000001 WHERE advertiser_id = 5');
+      await own.pool.query('UPDATE campaign_daily_spend SET spend = spend + 1 WHERE campaign_id = 51');
+      const drifted = await reconcileLedger(own.pool);
+      expect(drifted.checks.balance.rows).toEqual([{ id: '5', balance: '94.999997', ledger: '94.999998' }]);
+      expect(drifted.checks.spend.rows).toEqual([expect.objectContaining({ spend: '6.000002', ledger: '5.000002' })]);
+      expect(drifted.drift).toBe(2);
+    } finally {
+      await deps.close();
+      await own.drop();
+    }
   });
 });
