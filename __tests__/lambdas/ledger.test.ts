@@ -237,10 +237,8 @@ describe('reconciliation of money consistent in balance and spend but wrong', ()
 
       const report = await reconcileLedger(own.pool);
       expect(report.checks.balance.count + report.checks.spend.count).toBe(0);
-      expect((report.checks as Record<string, { rows: unknown[] }>).chargedTwice?.rows).toEqual([
-        { id: click.event_id, advertiser_id: '6', campaign_id: '61', charges: '2', amount: '6.000002' },
-      ]);
-      expect((report.checks as Record<string, { rows: unknown[] }>).refundedNotCharged?.rows).toEqual([
+      expect(report.checks.chargedTwice.rows).toEqual([{ id: click.event_id, advertiser_id: '6', campaign_id: '61', charges: '2', amount: '6.000002' }]);
+      expect(report.checks.refundedNotCharged.rows).toEqual([
         { id: 'never-charged', advertiser_id: '6', campaign_id: '61', spend_date: expect.any(String), amount: '1.5' },
       ]);
       expect(report.drift).toBe(2);
