@@ -209,14 +209,38 @@ describe('reconciliation', () => {
   });
 });
 
+/**
+ * Runs `body` on a database of its own (the drift it makes stays there) holding advertiser
+ * `advertiserId`, topped up with 100, and its campaign `campaignId` at `cpc`, without a budget.
+ */
+async function withFundedCampaign(
+  advertiserId: number,
+  campaignId: number,
+  cpc: string,
+  body: (own: TestDatabase, deps: ReturnType<typeof workerDeps>) => Promise<void>,
+): Promise<void> {
+  const own = await createTestDatabase();
+  const deps = workerDeps({ databaseUrl: own.url, keyPrefix: 'unused:', redisUrl: null });
+  try {
+    await own.pool.query('INSERT INTO advertisers (advertiser_id, balance) VALUES ($1, 0)', [advertiserId]);
+    await own.pool.query('INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES ($1, $2, $3, NULL)', [campaignId, advertiserId, cpc]);
+    await recordLedgerEntry(own.pool, {
+      type: 'TOPUP',
+      advertiserId: String(advertiserId),
+      amount: '100',
+      externalRef: `PAY-${advertiserId}`,
+      budgetTimeZone: TZ,
+    });
+    await body(own, deps);
+  } finally {
+    await deps.close();
+    await own.drop();
+  }
+}
+
 describe('reconciliation of money consistent in balance and spend but wrong', () => {
   test('a click charged on two days and a refund of a click never charged are found, with advertiser, campaign and amount', async () => {
-    const own = await createTestDatabase();
-    const deps = workerDeps({ databaseUrl: own.url, keyPrefix: 'unused:', redisUrl: null });
-    try {
-      await own.pool.query('INSERT INTO advertisers (advertiser_id, balance) VALUES (6, 0)');
-      await own.pool.query("INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES (61, 6, '3.000001', NULL)");
-      await recordLedgerEntry(own.pool, { type: 'TOPUP', advertiserId: '6', amount: '100', externalRef: 'PAY-6', budgetTimeZone: TZ });
+    await withFundedCampaign(6, 61, '3.000001', async (own, deps) => {
       const click = clickEvent(61, 6, { event_ts: Date.now() - 4 * 86_400_000 });
       expect(await createClickBalanceHandler(deps)(adEventsBatch([click]))).toMatchObject({ charged: 1 });
       expect((await reconcileLedger(own.pool)).drift).toBe(0);
@@ -242,21 +266,13 @@ describe('reconciliation of money consistent in balance and spend but wrong', ()
         { id: 'never-charged', advertiser_id: '6', campaign_id: '61', spend_date: expect.any(String), amount: '1.5' },
       ]);
       expect(report.drift).toBe(2);
-    } finally {
-      await deps.close();
-      await own.drop();
-    }
+    });
   });
 });
 
 describe('reconciliation after history days expired', () => {
   test('a ledger day expired by adstream_maintain_history() leaves no drift, and drift made after it is still found', async () => {
-    const own = await createTestDatabase();
-    const deps = workerDeps({ databaseUrl: own.url, keyPrefix: 'unused:', redisUrl: null });
-    try {
-      await own.pool.query('INSERT INTO advertisers (advertiser_id, balance) VALUES (5, 0)');
-      await own.pool.query("INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES (51, 5, '2.500001', NULL)");
-      await recordLedgerEntry(own.pool, { type: 'TOPUP', advertiserId: '5', amount: '100', externalRef: 'PAY-OLD', budgetTimeZone: TZ });
+    await withFundedCampaign(5, 51, '2.500001', async (own, deps) => {
       const clicks = [clickEvent(51, 5), clickEvent(51, 5), clickEvent(51, 5)];
       expect(await createClickBalanceHandler(deps)(adEventsBatch(clicks))).toMatchObject({ charged: 3 });
       expect(await createCompensationHandler(deps)(compensationBatch([compensationEvent(clicks[1])]))).toMatchObject({ refunded: 1 });
@@ -282,9 +298,6 @@ describe('reconciliation after history days expired', () => {
       expect(drifted.checks.balance.rows).toEqual([{ id: '5', balance: '94.999997', ledger: '94.999998' }]);
       expect(drifted.checks.spend.rows).toEqual([expect.objectContaining({ spend: '6.000002', ledger: '5.000002' })]);
       expect(drifted.drift).toBe(2);
-    } finally {
-      await deps.close();
-      await own.drop();
-    }
+    });
   });
 });
