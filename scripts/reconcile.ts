@@ -12,8 +12,9 @@ export const RECONCILE_USAGE = `usage: npm run reconcile [-- --outbox-grace-minu
 
 Checks, in one snapshot: per advertiser balance = Σ ledger (opening balance, top-ups and
 adjustments included); per campaign and budget day spend = Σ charges − Σ refunds; no click both
-charged and voided; each duplicate refunded at most once; no original of a refunded duplicate
-refunded; every outbox row published within the grace period. Writes nothing. Exit 0 when the
+charged and voided; no click charged twice (on two budget days); no refund without its charge;
+each duplicate refunded at most once; no original of a refunded duplicate refunded; every
+outbox row published within the grace period. Writes nothing. Exit 0 when the
 ledger reconciles, 1 when anything drifted (the offending ids are printed).
   --outbox-grace-minutes <n>  minutes an outbox row may stay unpublished (default ${OUTBOX_GRACE_MINUTES})
   --json                      print the report as JSON

@@ -42,6 +42,8 @@ const TABLES = [
   'dead_letters',
   'duplicate_clicks',
   'ledger_entry_refs',
+  // The nets of expired ledger days: adstream_maintain_history() (owner) inserts, reconcile reads.
+  'ledger_expired_totals',
   'outbox',
   'outbox_publishers',
   'pgmigrations',

@@ -16,7 +16,7 @@ import { ledgerCommand } from '../../scripts/ledger';
 import { reconcileCommand } from '../../scripts/reconcile';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent } from './support/kafka-fixtures';
 import { captureJsonLines } from './support/capture-output';
-import { balanceOf, createTestDatabase, REPO_ROOT, TestDatabase, workerDeps } from './support/test-database';
+import { balanceOf, countRows, createTestDatabase, REPO_ROOT, TestDatabase, workerDeps } from './support/test-database';
 
 const run = promisify(execFile);
 const TSX = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
@@ -206,5 +206,98 @@ describe('reconciliation', () => {
     expect(String(error)).toMatch(/ECONNREFUSED/);
     expect(lines.find((line) => line.message === 'reconciliation could not run')).toMatchObject({ level: 'ERROR' });
     expect(lines.some((line) => '_aws' in line)).toBe(false);
+  });
+});
+
+/**
+ * Runs `body` on a database of its own (the drift it makes stays there) holding advertiser
+ * `advertiserId`, topped up with 100, and its campaign `campaignId` at `cpc`, without a budget.
+ */
+async function withFundedCampaign(
+  advertiserId: number,
+  campaignId: number,
+  cpc: string,
+  body: (own: TestDatabase, deps: ReturnType<typeof workerDeps>) => Promise<void>,
+): Promise<void> {
+  const own = await createTestDatabase();
+  const deps = workerDeps({ databaseUrl: own.url, keyPrefix: 'unused:', redisUrl: null });
+  try {
+    await own.pool.query('INSERT INTO advertisers (advertiser_id, balance) VALUES ($1, 0)', [advertiserId]);
+    await own.pool.query('INSERT INTO campaigns (campaign_id, advertiser_id, cpc, daily_budget) VALUES ($1, $2, $3, NULL)', [campaignId, advertiserId, cpc]);
+    await recordLedgerEntry(own.pool, {
+      type: 'TOPUP',
+      advertiserId: String(advertiserId),
+      amount: '100',
+      externalRef: `PAY-${advertiserId}`,
+      budgetTimeZone: TZ,
+    });
+    await body(own, deps);
+  } finally {
+    await deps.close();
+    await own.drop();
+  }
+}
+
+describe('reconciliation of money consistent in balance and spend but wrong', () => {
+  test('a click charged on two days and a refund of a click never charged are found, with advertiser, campaign and amount', async () => {
+    await withFundedCampaign(6, 61, '3.000001', async (own, deps) => {
+      const click = clickEvent(61, 6, { event_ts: Date.now() - 4 * 86_400_000 });
+      expect(await createClickBalanceHandler(deps)(adEventsBatch([click]))).toMatchObject({ charged: 1 });
+      expect((await reconcileLedger(own.pool)).drift).toBe(0);
+
+      // The known gap of the charge (lambdas/README.md): the same click re-stamped three days
+      // later is charged again, balance and spend moved consistently.
+      expect(await createClickBalanceHandler(deps)(adEventsBatch([{ ...click, event_ts: Date.now() - 86_400_000 }], 0, 1))).toMatchObject({ charged: 1 });
+      expect(await balanceOf(own.pool, 6)).toBe('93.999998');
+      // A refund of a click never charged, written behind the handlers' back with the balance and
+      // the spend of the day moved as a refund moves them.
+      await own.pool.query(
+        `WITH day AS (SELECT spend_date FROM campaign_daily_spend WHERE campaign_id = 61 ORDER BY spend_date LIMIT 1),
+              refund AS (INSERT INTO ad_balance_histories (event_id, type, amount, advertiser_id, campaign_id, spend_date)
+                         SELECT 'never-charged', 'REFUND', 1.5, 6, 61, spend_date FROM day),
+              spend AS (UPDATE campaign_daily_spend SET spend = spend - 1.5 WHERE campaign_id = 61 AND spend_date = (SELECT spend_date FROM day))
+         UPDATE advertisers SET balance = balance + 1.5 WHERE advertiser_id = 6`,
+      );
+
+      const report = await reconcileLedger(own.pool);
+      expect(report.checks.balance.count + report.checks.spend.count).toBe(0);
+      expect(report.checks.chargedTwice.rows).toEqual([{ id: click.event_id, advertiser_id: '6', campaign_id: '61', charges: '2', amount: '6.000002' }]);
+      expect(report.checks.refundedNotCharged.rows).toEqual([
+        { id: 'never-charged', advertiser_id: '6', campaign_id: '61', spend_date: expect.any(String), amount: '1.5' },
+      ]);
+      expect(report.drift).toBe(2);
+    });
+  });
+});
+
+describe('reconciliation after history days expired', () => {
+  test('a ledger day expired by adstream_maintain_history() leaves no drift, and drift made after it is still found', async () => {
+    await withFundedCampaign(5, 51, '2.500001', async (own, deps) => {
+      const clicks = [clickEvent(51, 5), clickEvent(51, 5), clickEvent(51, 5)];
+      expect(await createClickBalanceHandler(deps)(adEventsBatch(clicks))).toMatchObject({ charged: 3 });
+      expect(await createCompensationHandler(deps)(compensationBatch([compensationEvent(clicks[1])]))).toMatchObject({ refunded: 1 });
+      expect((await reconcileLedger(own.pool)).drift).toBe(0);
+
+      // Forty days on, with the shortest retention: the days of the top-up and the charges are
+      // dropped (they were written more than the retention and a day before).
+      const expired = await own.pool.query<{ action: string; partition_name: string }>(
+        "SELECT * FROM adstream_maintain_history(current_date + 40, 2, 35, 'drop') WHERE partition_name LIKE 'ad_balance_histories_p%' AND action = 'dropped'",
+      );
+      expect(expired.rows.length).toBeGreaterThan(0);
+      expect(await countRows(own.pool, 'ad_balance_histories')).toBe(0);
+      expect(await balanceOf(own.pool, 5)).toBe('94.999998');
+
+      const report = await reconcileLedger(own.pool);
+      expect({ drift: report.drift, balance: report.checks.balance.rows, spend: report.checks.spend.rows }).toEqual({ drift: 0, balance: [], spend: [] });
+
+      // Drift made after the expiry is found as before: a balance moved without a ledger row,
+      // and an expired day's spend changed.
+      await own.pool.query('UPDATE advertisers SET balance = balance - 0.000001 WHERE advertiser_id = 5');
+      await own.pool.query('UPDATE campaign_daily_spend SET spend = spend + 1 WHERE campaign_id = 51');
+      const drifted = await reconcileLedger(own.pool);
+      expect(drifted.checks.balance.rows).toEqual([{ id: '5', balance: '94.999997', ledger: '94.999998' }]);
+      expect(drifted.checks.spend.rows).toEqual([expect.objectContaining({ spend: '6.000002', ledger: '5.000002' })]);
+      expect(drifted.drift).toBe(2);
+    });
   });
 });

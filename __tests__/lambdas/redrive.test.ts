@@ -222,6 +222,48 @@ describe('npm run redrive', () => {
   });
 });
 
+describe('npm run redrive racing the live handlers on the same records', () => {
+  test('a dead-lettered click re-driven while click-balance gets it again and compensation refunds it: charged once, refunded once, the row re-driven', async () => {
+    await seedAdvertiser(stores.pool, 20, '100');
+    const clicks = Array.from({ length: 6 }, () => clickEvent(201, 20));
+    const charge = createClickBalanceHandler(stores.deps());
+    expect(await charge(adEventsBatch(clicks, 20, 0))).toMatchObject({ charged: 0, deadLettered: 6 });
+    await seedCampaign(stores.pool, { campaignId: 201, advertiserId: 20, cpc: '1.000001', dailyBudget: null });
+
+    // At once: the re-drive of the six rows, the trigger delivering the batch again (a retry) and
+    // the compensations of three of the clicks (duplicates of clicks charged elsewhere).
+    const refund = createCompensationHandler(stores.deps());
+    const [redriven, live, refunds] = await Promise.all([
+      runRedrive(['--cause', 'UNKNOWN_CAMPAIGN', '--handler', 'click-balance']),
+      charge(adEventsBatch(clicks, 20, 0)),
+      refund(
+        compensationBatch(
+          clicks.slice(0, 3).map((c) => compensationEvent(c)),
+          20,
+          0,
+        ),
+      ),
+    ]);
+
+    const ledger = await stores.pool.query<{ type: string; n: number }>(
+      'SELECT type, count(*)::int AS n FROM ad_balance_histories WHERE advertiser_id = 20 GROUP BY type ORDER BY type',
+    );
+    // Each click charged once; each refunded one refunded once (or voided before its charge, then never charged).
+    const refunded = (ledger.rows.find((r) => r.type === 'REFUND')?.n ?? 0) + (await countRows(stores.pool, 'click_voids', 'advertiser_id = 20'));
+    const redriveCharged = redriven.result?.rows.filter((r) => r.outcome === 'CHARGED').length ?? 0;
+    expect(redriveCharged + live.charged).toBe(ledger.rows.find((r) => r.type === 'DEDUCT')?.n ?? 0);
+    expect(refunded).toBe(3);
+    expect(refunds).toMatchObject({ deadLettered: 0 });
+    const deducts = ledger.rows.find((r) => r.type === 'DEDUCT')?.n ?? 0;
+    expect(deducts + (await countRows(stores.pool, 'click_voids', 'advertiser_id = 20'))).toBe(6);
+    expect(await balanceOf(stores.pool, 20)).toBe('96.999997');
+    // Every dead letter re-driven, none left pending or recorded twice.
+    expect(await deadLetters("kafka_partition = 20 AND topic = 'ad-events'")).toEqual(
+      Array.from({ length: 6 }, () => expect.objectContaining({ handler: 'click-balance', redriven_at: expect.any(Date) })),
+    );
+  });
+});
+
 describe('npm run redrive after the history of its day expired', () => {
   test('a duplicate voided while dead-lettered NO_PRICE is not charged by a re-drive after the days of its void expired: records of expired days stay dead letters (HISTORY_EXPIRED)', async () => {
     await seedAdvertiser(stores.pool, 12, '100');
