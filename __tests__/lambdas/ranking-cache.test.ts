@@ -550,6 +550,41 @@ describe('ranking-cache versions (as_of on slot rows, rtb-ranking v4)', () => {
     expect(ttl).toBeLessThanOrEqual(RANKING_DELETE_GRACE_SECONDS);
   });
 
+  test('an emptied slot (every campaign paused) keeps its version: an older row in a later batch, during the delete grace or after it, never brings the paused ranking back', async () => {
+    const during = { placement: 'versioned_top', category: 'paused-during-grace' };
+    const after = { placement: 'versioned_top', category: 'paused-after-grace' };
+    const handler = handlerWith({ versionedRows: true });
+    for (const key of [during, after]) {
+      await handler(rankingsEvent([{ offset: 1, key, value: versioned(key, [campaign(1, 1)], T + 1_000) }]));
+      const paused = await handler(rankingsEvent([{ offset: 2, key, value: { ...key, as_of: T + 3_000, ranking: null } }]));
+      expect(paused).toMatchObject({ rankingsDeleted: 1, rankingsSuperseded: 0 });
+    }
+    // The grace passes for one slot: Redis drops its key.
+    await redis.pexpire(rankingCacheKey(after), 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await redis.exists(rankingCacheKey(after))).toBe(0);
+
+    // A row older than the pause (Flink between retracting and re-inserting a clock, a replayed
+    // or redelivered batch) arrives in a later batch.
+    const stale = await handler(
+      rankingsEvent([
+        { offset: 3, key: during, value: versioned(during, [campaign(1, 1)], T + 2_000) },
+        { partition: 1, offset: 3, key: after, value: versioned(after, [campaign(1, 1)], T + 2_000) },
+      ]),
+    );
+
+    expect(stale).toMatchObject({ rankingsWritten: 0, rankingsSuperseded: 2 });
+    const ttl = await redis.ttl(rankingCacheKey(during));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(RANKING_DELETE_GRACE_SECONDS);
+    expect(await redis.exists(rankingCacheKey(after))).toBe(0);
+    // A row at or after the pause's version (a resume) is written as usual.
+    const resumed = await handler(rankingsEvent([{ offset: 4, key: during, value: versioned(during, [campaign(1, 2)], T + 3_000) }]));
+    expect(resumed.rankingsWritten).toBe(1);
+    expect(await redis.ttl(rankingCacheKey(during))).toBe(-1);
+    expect(await cachedRanking(during)).toEqual({ ...during, as_of: T + 3_000, ranking: [campaign(1, 2)] });
+  });
+
   test('two invocations racing on one key (two partitions after repartitioning) always leave the newer ranking: the compare and the write are one atomic step in Redis', async () => {
     const key = { placement: 'versioned_top', category: 'race' };
     const older = handlerWith();
