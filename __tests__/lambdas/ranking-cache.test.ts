@@ -9,6 +9,7 @@ import {
   RANKING_DELETE_GRACE_SECONDS,
   RankingCacheUnavailableError,
 } from '../../lambdas/ranking-cache/ranking-cache';
+import { emptiedRankingVersionKey } from '../../lambdas/ranking-cache/rankings';
 import { DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import type { LambdaKafkaEvent, LambdaKafkaRecord } from '../../lambdas/shared/kafka-event';
 import { jsonBytes, withWireHeader } from './support/kafka-fixtures';
@@ -583,6 +584,9 @@ describe('ranking-cache versions (as_of on slot rows, rtb-ranking v4)', () => {
     expect(resumed.rankingsWritten).toBe(1);
     expect(await redis.ttl(rankingCacheKey(during))).toBe(-1);
     expect(await cachedRanking(during)).toEqual({ ...during, as_of: T + 3_000, ranking: [campaign(1, 2)] });
+    // The written ranking carries the version now; the emptied slot's own record of it is gone.
+    expect(await redis.exists(emptiedRankingVersionKey(during))).toBe(0);
+    expect(await redis.get(emptiedRankingVersionKey(after))).toBe(String(T + 3_000));
   });
 
   test('two invocations racing on one key (two partitions after repartitioning) always leave the newer ranking: the compare and the write are one atomic step in Redis', async () => {

@@ -140,31 +140,41 @@ return 1
 
 /**
  * Applies one slot's row unless Redis holds a newer one, in one atomic step (no other client can
- * write between the compare and the write). The stored ranking's `as_of` is its version; a row
- * is superseded when the stored one has a version and the row's is absent or lower (equal
- * versions apply: the later row of one version wins). KEYS[1] ranking key; ARGV version ('' =
- * none), value ('' = the slot is empty: expire the stored ranking after the grace), grace
+ * write between the compare and the write). The slot's version is the stored ranking's `as_of`,
+ * or the version it was emptied at (KEYS[2]) if that is higher: the ranking key of an emptied
+ * slot expires after the grace and its stored `as_of` is the old ranking's, so only KEYS[2] stops
+ * an older row from bringing the emptied ranking back. A row is superseded when the slot has a
+ * version and the row's is absent or lower (equal versions apply: the later row of one version
+ * wins). KEYS[1] ranking key, KEYS[2] emptied-version key; ARGV version ('' = none), value ('' =
+ * the slot is empty: expire the stored ranking after the grace and keep the version), grace
  * seconds. Returns 1 written, 2 emptied, 0 superseded.
  */
 const RANKING_SCRIPT = `
+local emptiedAt = redis.call('GET', KEYS[2])
+local slotVersion = emptiedAt and tonumber(emptiedAt)
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, stored = pcall(cjson.decode, current)
   local storedVersion = ok and type(stored) == 'table' and tonumber(stored.as_of)
-  if storedVersion then
-    local version = tonumber(ARGV[1])
-    if not version or version < storedVersion then
-      return 0
-    end
+  if storedVersion and (not slotVersion or storedVersion > slotVersion) then
+    slotVersion = storedVersion
   end
+end
+local version = tonumber(ARGV[1])
+if slotVersion and (not version or version < slotVersion) then
+  return 0
 end
 if ARGV[2] == '' then
   if current then
     redis.call('EXPIRE', KEYS[1], ARGV[3])
   end
+  if version then
+    redis.call('SET', KEYS[2], ARGV[1])
+  end
   return 2
 end
 redis.call('SET', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
 return 1
 `;
 
@@ -199,7 +209,15 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
   for (const { change } of changes) {
     if (change.kind !== 'upsert' && change.kind !== 'delete') continue;
     const value = change.kind === 'upsert' ? JSON.stringify(change.row) : '';
-    transaction.eval(RANKING_SCRIPT, 1, change.cacheKey, change.version === null ? '' : String(change.version), value, String(RANKING_DELETE_GRACE_SECONDS));
+    transaction.eval(
+      RANKING_SCRIPT,
+      2,
+      change.cacheKey,
+      change.emptiedKey,
+      change.version === null ? '' : String(change.version),
+      value,
+      String(RANKING_DELETE_GRACE_SECONDS),
+    );
   }
   if (heartbeat) {
     const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;

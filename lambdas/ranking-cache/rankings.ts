@@ -15,6 +15,8 @@ export type RankingChange =
       readonly kind: 'upsert';
       /** Redis key (`rankingCacheKey`), without the keyspace prefix. */
       readonly cacheKey: string;
+      /** {@link emptiedRankingVersionKey} of the slot, without the keyspace prefix. */
+      readonly emptiedKey: string;
       /** The ranking, sorted by `rank_no`. */
       readonly row: RankingRow;
       /** The row's `as_of` (rtb-ranking v4), or null for a row without one (v3). */
@@ -49,11 +51,24 @@ export type RankingChange =
       readonly kind: 'delete';
       /** Redis key (`rankingCacheKey`), without the keyspace prefix. */
       readonly cacheKey: string;
+      /** {@link emptiedRankingVersionKey} of the slot, without the keyspace prefix. */
+      readonly emptiedKey: string;
       /** Whose ranking disappeared. */
       readonly key: RankingKey;
       /** The row's `as_of`, or null for a tombstone or a row without one. */
       readonly version: number | null;
     };
+
+/**
+ * Redis key holding the version (`as_of`) at which a slot was emptied (a v4 row with `ranking`
+ * null): the ranking key itself expires after the delete grace and takes its version with it,
+ * so this key keeps it, and no older row brings the emptied ranking back. The worker deletes it
+ * when it writes the slot's next ranking (which carries the version itself). The bidder never
+ * reads it; the placement has no ':', so it cannot collide with another slot's key.
+ */
+export function emptiedRankingVersionKey(key: RankingKey): string {
+  return `rtb:ranking-emptied:${key.placement}:${key.category}`;
+}
 
 const CONFLUENT_MAGIC_BYTE = 0;
 const CONFLUENT_HEADER_BYTES = 5;
@@ -232,8 +247,9 @@ export function rankingChangeOf(record: DecodedKafkaRecord, options: { readonly 
   const key = parseKey(record);
   if (key === HEARTBEAT_KEY) return parseHeartbeat(record.value);
   const cacheKey = rankingCacheKey(key);
+  const emptiedKey = emptiedRankingVersionKey(key);
   if (record.value === null || record.value.length === 0) {
-    return { kind: 'delete', cacheKey, key, version: null };
+    return { kind: 'delete', cacheKey, emptiedKey, key, version: null };
   }
   const { row, version } = parseRow(key, record.value);
   if (version === null && options.versionedRows) {
@@ -241,10 +257,10 @@ export function rankingChangeOf(record: DecodedKafkaRecord, options: { readonly 
     // row was emitted while every clock of the slot was retracted and not yet re-inserted.
     return { kind: 'inconsistent', cacheKey, reason: 'no as_of from a versioned statement (every input clock of the slot retracted for a moment)' };
   }
-  if (row.ranking.length === 0) return { kind: 'delete', cacheKey, key, version };
+  if (row.ranking.length === 0) return { kind: 'delete', cacheKey, emptiedKey, key, version };
   const reason = rankingInconsistency(row.ranking);
   if (reason !== undefined) return { kind: 'inconsistent', cacheKey, reason };
-  return { kind: 'upsert', cacheKey, row, version };
+  return { kind: 'upsert', cacheKey, emptiedKey, row, version };
 }
 
 /** A change with where it came from, to pick the latest one per key. */
