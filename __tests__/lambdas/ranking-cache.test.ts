@@ -251,6 +251,26 @@ describe('ranking-cache', () => {
     expect(letters.rows.find((r) => r.kafka_offset === '9')?.detail).toMatch(/must not contain ':'/);
   });
 
+  test('two slots whose names differ only in a lone UTF-16 surrogate never share a Redis key: such a name is dead-lettered', async () => {
+    // Redis keys are UTF-8 bytes: a lone surrogate is encoded as U+FFFD, so "\ud800" and
+    // "\udbff" would become one key and the two slots would overwrite each other's ranking.
+    const first = { placement: 'surrogate_top', category: 'shoes\ud800' };
+    const second = { placement: 'surrogate_top', category: 'shoes\udbff' };
+    const handler = handlerWith();
+
+    const summary = await handler(
+      rankingsEvent([
+        { partition: 6, offset: 1, key: first, value: row(first, [campaign(1, 1)]) },
+        { partition: 6, offset: 2, key: second, value: row(second, [campaign(1, 2)]) },
+      ]),
+    );
+
+    expect(summary).toMatchObject({ rankingsWritten: 0, deadLettered: 2 });
+    expect(await redis.exists(rankingCacheKey({ placement: 'surrogate_top', category: 'shoes\ufffd' }))).toBe(0);
+    const letters = await pool.query<{ detail: string }>(`SELECT detail FROM dead_letters WHERE handler = 'ranking-cache' AND kafka_partition = 6`);
+    expect(letters.rows.map((r) => r.detail)).toEqual([expect.stringMatching(/lone UTF-16 surrogate/), expect.stringMatching(/lone UTF-16 surrogate/)]);
+  });
+
   test('Redis unreachable: the handler throws so the batch is retried, and records no dead letters yet', async () => {
     const key = { placement: 'home_top', category: 'redis-down' };
     const handler = handlerWith({ redisUrl: 'redis://127.0.0.1:1' });
