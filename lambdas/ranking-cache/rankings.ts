@@ -1,6 +1,7 @@
 import { RANKING_FRESHNESS_KEY, RankedCampaign, RankingKey, RankingRow, rankingCacheKey } from '../../contracts';
 import { KafkaRecordError } from '../shared/errors';
 import { DecodedKafkaRecord, parseJsonValue } from '../shared/kafka-event';
+import { hasLoneSurrogate } from '../shared/records';
 
 /** Longest placement or category accepted (the ad-event contract allows 64 characters). */
 export const MAX_KEY_PART_LENGTH = 64;
@@ -102,6 +103,11 @@ function keyPart(where: string, name: 'placement' | 'category', value: unknown):
   // Control characters have no business in a slot name and would make an unreadable Redis key.
   if (/[\u0000-\u001f\u007f]/.test(value)) {
     throw violation(`${where}.${name} must not contain control characters`);
+  }
+  // Redis keys are UTF-8 bytes, where every lone surrogate becomes U+FFFD: two slots differing
+  // only in one would share a key and overwrite each other's ranking.
+  if (hasLoneSurrogate(value)) {
+    throw violation(`${where}.${name} must be valid Unicode (it contains a lone UTF-16 surrogate)`);
   }
   // rtb:ranking:<placement>:<category> is only unambiguous when the placement has no colon:
   // ("a:b", "c") and ("a", "b:c") would otherwise share one key and overwrite each other.
