@@ -301,6 +301,23 @@ describe('ranking-cache', () => {
     await expect(handler(rankingsEvent([{ offset: 2, key, value: Buffer.from('{') }]))).rejects.toBeInstanceOf(DatabaseUnavailableError);
   });
 
+  test('a batch of 10 000 slot rows (the largest workers.batchSize) is applied, with its heartbeat: the fail-fast Redis command timeout bounds a command, not the batch', async () => {
+    const heartbeatAsOf = Date.now() - 60_000;
+    const fixtures: RankingFixture[] = [];
+    for (let i = 0; i < 10_000; i += 1) {
+      const key = { placement: 'large_batch', category: `c${i}` };
+      fixtures.push({ partition: 10, offset: i, key, value: row(key, [campaign(1, i)]) });
+    }
+    fixtures.push({ ...heartbeat(10_000, heartbeatAsOf, 10) });
+    const handler = handlerWith();
+
+    const summary = await handler(rankingsEvent(fixtures));
+
+    expect(summary).toMatchObject({ records: 10_001, rankingsWritten: 10_000, freshnessRefreshed: 1, deadLettered: 0 });
+    expect((await cachedRanking({ placement: 'large_batch', category: 'c9999' }))?.ranking).toEqual([campaign(1, 9999)]);
+    expect((await freshness())?.as_of).toBe(heartbeatAsOf);
+  }, 30_000);
+
   test('fuzzed record values and keys never crash a batch: each record is applied, superseded or dead-lettered', async () => {
     let seed = 42;
     const random = () => {
