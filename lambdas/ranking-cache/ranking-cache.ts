@@ -36,6 +36,13 @@ export const MIN_RANKING_FRESHNESS_SECONDS = RANKING_HEARTBEAT_MINUTES * 60 + 60
  */
 export const RANKING_DELETE_GRACE_SECONDS = 10;
 
+/**
+ * Most slot writes in one MULTI/EXEC. The client's command timeout (fail-fast, 250 ms) bounds each
+ * EXEC; a few hundred compare-and-sets take a few milliseconds, a whole batch of 10 000 did not
+ * fit.
+ */
+export const RANKING_WRITES_PER_TRANSACTION = 500;
+
 /** Largest freshness bound: one day. */
 export const MAX_RANKING_FRESHNESS_SECONDS = 86_400;
 
@@ -203,47 +210,64 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
       { cause: failure },
     );
   }
-  // One MULTI: each slot's ranking is one compare-and-SET of the whole row, and the whole batch
-  // (rankings and freshness) becomes visible to the bidder at once, in one round trip.
-  const transaction = client.multi();
-  for (const { change } of changes) {
-    if (change.kind !== 'upsert' && change.kind !== 'delete') continue;
-    const value = change.kind === 'upsert' ? JSON.stringify(change.row) : '';
-    transaction.eval(
-      RANKING_SCRIPT,
-      2,
-      change.cacheKey,
-      change.emptiedKey,
-      change.version === null ? '' : String(change.version),
-      value,
-      String(RANKING_DELETE_GRACE_SECONDS),
-    );
+  // Each slot's ranking is one compare-and-SET of the whole row, so no slot is ever half
+  // written; the batch goes in MULTIs of at most RANKING_WRITES_PER_TRANSACTION, each bounded by
+  // the client's command timeout (one MULTI of a whole large batch timed out on every retry).
+  // The heartbeat goes last, in the last MULTI: freshness moves only once every ranking of the
+  // batch is in Redis. A failure part-way throws and the retry re-applies the same rows, which
+  // the compare-and-set makes harmless.
+  const slotChanges = changes.flatMap(({ change }) => (change.kind === 'upsert' || change.kind === 'delete' ? [change] : []));
+  const replies: unknown[] = [];
+  let freshnessRefreshed = false;
+  for (let start = 0; start === 0 || start < slotChanges.length; start += RANKING_WRITES_PER_TRANSACTION) {
+    const chunk = slotChanges.slice(start, start + RANKING_WRITES_PER_TRANSACTION);
+    const last = start + RANKING_WRITES_PER_TRANSACTION >= slotChanges.length;
+    const transaction = client.multi();
+    for (const change of chunk) {
+      const value = change.kind === 'upsert' ? JSON.stringify(change.row) : '';
+      transaction.eval(
+        RANKING_SCRIPT,
+        2,
+        change.cacheKey,
+        change.emptiedKey,
+        change.version === null ? '' : String(change.version),
+        value,
+        String(RANKING_DELETE_GRACE_SECONDS),
+      );
+    }
+    if (last && heartbeat) {
+      const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;
+      transaction.eval(FRESHNESS_SCRIPT, 1, heartbeat.cacheKey, String(asOf), JSON.stringify(heartbeat.freshness), String(freshUntil));
+    }
+    const results = await execRankingTransaction(transaction, start, slotChanges.length);
+    replies.push(...results.slice(0, chunk.length));
+    if (last && heartbeat) freshnessRefreshed = results[results.length - 1] === 1;
   }
-  if (heartbeat) {
-    const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;
-    transaction.eval(FRESHNESS_SCRIPT, 1, heartbeat.cacheKey, String(asOf), JSON.stringify(heartbeat.freshness), String(freshUntil));
-  }
+  return {
+    written: replies.filter((r) => r === 1).length,
+    deleted: replies.filter((r) => r === 2).length,
+    superseded: replies.filter((r) => r === 0).length,
+    freshnessRefreshed,
+  };
+}
+
+/** Runs one MULTI of ranking writes; its replies, or RankingCacheUnavailableError. */
+async function execRankingTransaction(transaction: ReturnType<Redis['multi']>, start: number, total: number): Promise<unknown[]> {
+  const where = `ranking writes ${start + 1}–${Math.min(start + RANKING_WRITES_PER_TRANSACTION, total)} of ${total}`;
   let results: [Error | null, unknown][] | null;
   try {
     results = await transaction.exec();
   } catch (cause) {
-    throw new RankingCacheUnavailableError(`Redis MULTI/EXEC failed: ${describeCause(cause)}`, { cause });
+    throw new RankingCacheUnavailableError(`Redis MULTI/EXEC failed (${where}): ${describeCause(cause)}`, { cause });
   }
   if (results === null) {
-    throw new RankingCacheUnavailableError('Redis aborted the MULTI/EXEC transaction');
+    throw new RankingCacheUnavailableError(`Redis aborted the MULTI/EXEC transaction (${where})`);
   }
   const failed = results.find(([error]) => error !== null);
   if (failed) {
-    throw new RankingCacheUnavailableError(`Redis rejected a ranking write: ${describeCause(failed[0])}`, { cause: failed[0] });
+    throw new RankingCacheUnavailableError(`Redis rejected a ranking write (${where}): ${describeCause(failed[0])}`, { cause: failed[0] });
   }
-  const replies = results.map(([, reply]) => reply);
-  const slotReplies = heartbeat ? replies.slice(0, -1) : replies;
-  return {
-    written: slotReplies.filter((r) => r === 1).length,
-    deleted: slotReplies.filter((r) => r === 2).length,
-    superseded: slotReplies.filter((r) => r === 0).length,
-    freshnessRefreshed: heartbeat !== undefined && replies[replies.length - 1] === 1,
-  };
+  return results.map(([, reply]) => reply);
 }
 
 /**
@@ -251,8 +275,9 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
  * (placement, category) holding the ranking sorted by `rank_no`, without expiry (a tombstone or
  * an empty slot row expires the key after a grace), and the statement's heartbeat into the
  * freshness key, which expires the freshness bound after the heartbeat's event time. Only the
- * latest consistent record per key in a batch is applied (highest `as_of`, then offset), all in
- * one MULTI, each slot by an atomic compare-and-set that never replaces a newer stored ranking;
+ * latest consistent record per key in a batch is applied (highest `as_of`, then offset), in
+ * MULTIs of at most {@link RANKING_WRITES_PER_TRANSACTION} with the heartbeat last, each slot by
+ * an atomic compare-and-set that never replaces a newer stored ranking;
  * intermediate rankings are never written. Bad records
  * go to `dead_letters` and the batch goes on; Redis or Postgres failing throws so the batch is
  * retried.
