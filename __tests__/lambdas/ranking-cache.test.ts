@@ -271,6 +271,22 @@ describe('ranking-cache', () => {
     expect(letters.rows.map((r) => r.detail)).toEqual([expect.stringMatching(/lone UTF-16 surrogate/), expect.stringMatching(/lone UTF-16 surrogate/)]);
   });
 
+  test('a score or bid_price string beyond a double (Infinity for the bidder) is dead-lettered like NaN, and the stored ranking stays', async () => {
+    const key = { placement: 'overflow_top', category: 'shoes' };
+    const handler = handlerWith();
+    await handler(rankingsEvent([{ partition: 7, offset: 0, key, value: row(key, [campaign(1, 1)]) }]));
+
+    const summary = await handler(
+      rankingsEvent([
+        { partition: 7, offset: 1, key, value: row(key, [{ ...campaign(1, 2), score: '1e999' }]) },
+        { partition: 7, offset: 2, key, value: row(key, [{ ...campaign(1, 3), bid_price: '-1e400' }]) },
+      ]),
+    );
+
+    expect(summary).toMatchObject({ rankingsWritten: 0, deadLettered: 2 });
+    expect(await cachedRanking(key)).toEqual({ ...key, ranking: [campaign(1, 1)] });
+  });
+
   test('Redis unreachable: the handler throws so the batch is retried, and records no dead letters yet', async () => {
     const key = { placement: 'home_top', category: 'redis-down' };
     const handler = handlerWith({ redisUrl: 'redis://127.0.0.1:1' });
