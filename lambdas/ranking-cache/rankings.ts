@@ -185,8 +185,11 @@ function identifier(where: string, value: unknown, minimum: number): number {
 function decimal(where: string, value: unknown): number | string {
   // Flink writes DECIMAL as a JSON number, or a string when configured so; both stay as given.
   if (typeof value === 'number' && Number.isFinite(value)) return value;
-  if (typeof value === 'string' && /^-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,18})?([eE][+-]?[0-9]{1,3})?$/.test(value)) return value;
-  throw violation(`${where} must be a finite number or a decimal string, got ${describe(value)}`);
+  // The bidder reads it as a double: an exponent beyond one ('1e999') would be Infinity.
+  if (typeof value === 'string' && /^-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,18})?([eE][+-]?[0-9]{1,3})?$/.test(value) && Number.isFinite(Number(value))) {
+    return value;
+  }
+  throw violation(`${where} must be a finite number or a decimal string within a double's range, got ${describe(value)}`);
 }
 
 function rankedCampaign(index: number, value: unknown): RankedCampaign {
