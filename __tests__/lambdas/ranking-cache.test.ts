@@ -301,6 +301,28 @@ describe('ranking-cache', () => {
     expect(await cachedRanking(key)).toBeNull();
   });
 
+  test('Redis rejecting one ranking write fails the batch and leaves freshness where it was, so the slot is not read as fresh while the batch is retried', async () => {
+    const rejected = { placement: 'rejected_top', category: 'shoes' };
+    const fine = { placement: 'rejected_top', category: 'bags' };
+    // Something else holds the slot's key as a hash: every write to it fails (WRONGTYPE).
+    await redis.hset(rankingCacheKey(rejected), 'x', '1');
+    await redis.del(RANKING_FRESHNESS_KEY);
+    const handler = handlerWith();
+
+    await expect(
+      handler(
+        rankingsEvent([
+          { partition: 11, offset: 1, key: rejected, value: row(rejected, [campaign(1, 1)]) },
+          { partition: 11, offset: 2, key: fine, value: row(fine, [campaign(1, 2)]) },
+          heartbeat(3, Date.now() - 60_000, 11),
+        ]),
+      ),
+    ).rejects.toThrow(/Redis rejected a ranking write/);
+
+    expect(await redis.exists(RANKING_FRESHNESS_KEY)).toBe(0);
+    await redis.del(rankingCacheKey(rejected));
+  });
+
   test('a batch of only tombstones still needs Redis: unreachable Redis throws', async () => {
     const handler = handlerWith({ redisUrl: 'redis://127.0.0.1:1' });
 
