@@ -213,17 +213,15 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
   // Each slot's ranking is one compare-and-SET of the whole row, so no slot is ever half
   // written; the batch goes in MULTIs of at most RANKING_WRITES_PER_TRANSACTION, each bounded by
   // the client's command timeout (one MULTI of a whole large batch timed out on every retry).
-  // The heartbeat goes last, in the last MULTI: freshness moves only once every ranking of the
-  // batch is in Redis. A failure part-way throws and the retry re-applies the same rows, which
-  // the compare-and-set makes harmless.
+  // The heartbeat goes in a MULTI of its own once every ranking MULTI succeeded: EXEC does not
+  // roll back, so in the same one it would be applied even when a ranking write fails. A failure
+  // part-way throws and the retry re-applies the same rows, which the compare-and-set makes
+  // harmless.
   const slotChanges = changes.flatMap(({ change }) => (change.kind === 'upsert' || change.kind === 'delete' ? [change] : []));
   const replies: unknown[] = [];
-  let freshnessRefreshed = false;
-  for (let start = 0; start === 0 || start < slotChanges.length; start += RANKING_WRITES_PER_TRANSACTION) {
-    const chunk = slotChanges.slice(start, start + RANKING_WRITES_PER_TRANSACTION);
-    const last = start + RANKING_WRITES_PER_TRANSACTION >= slotChanges.length;
+  for (let start = 0; start < slotChanges.length; start += RANKING_WRITES_PER_TRANSACTION) {
     const transaction = client.multi();
-    for (const change of chunk) {
+    for (const change of slotChanges.slice(start, start + RANKING_WRITES_PER_TRANSACTION)) {
       const value = change.kind === 'upsert' ? JSON.stringify(change.row) : '';
       transaction.eval(
         RANKING_SCRIPT,
@@ -235,13 +233,18 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
         String(RANKING_DELETE_GRACE_SECONDS),
       );
     }
-    if (last && heartbeat) {
-      const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;
-      transaction.eval(FRESHNESS_SCRIPT, 1, heartbeat.cacheKey, String(asOf), JSON.stringify(heartbeat.freshness), String(freshUntil));
-    }
-    const results = await execRankingTransaction(transaction, start, slotChanges.length);
-    replies.push(...results.slice(0, chunk.length));
-    if (last && heartbeat) freshnessRefreshed = results[results.length - 1] === 1;
+    replies.push(
+      ...(await execRankingTransaction(
+        transaction,
+        `ranking writes ${start + 1}–${Math.min(start + RANKING_WRITES_PER_TRANSACTION, slotChanges.length)} of ${slotChanges.length}`,
+      )),
+    );
+  }
+  let freshnessRefreshed = false;
+  if (heartbeat) {
+    const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;
+    const transaction = client.multi().eval(FRESHNESS_SCRIPT, 1, heartbeat.cacheKey, String(asOf), JSON.stringify(heartbeat.freshness), String(freshUntil));
+    freshnessRefreshed = (await execRankingTransaction(transaction, 'the freshness heartbeat'))[0] === 1;
   }
   return {
     written: replies.filter((r) => r === 1).length,
@@ -251,9 +254,8 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
   };
 }
 
-/** Runs one MULTI of ranking writes; its replies, or RankingCacheUnavailableError. */
-async function execRankingTransaction(transaction: ReturnType<Redis['multi']>, start: number, total: number): Promise<unknown[]> {
-  const where = `ranking writes ${start + 1}–${Math.min(start + RANKING_WRITES_PER_TRANSACTION, total)} of ${total}`;
+/** Runs one MULTI of the batch (`where`: which part, for the error); its replies, or RankingCacheUnavailableError. */
+async function execRankingTransaction(transaction: ReturnType<Redis['multi']>, where: string): Promise<unknown[]> {
   let results: [Error | null, unknown][] | null;
   try {
     results = await transaction.exec();
@@ -276,7 +278,7 @@ async function execRankingTransaction(transaction: ReturnType<Redis['multi']>, s
  * an empty slot row expires the key after a grace), and the statement's heartbeat into the
  * freshness key, which expires the freshness bound after the heartbeat's event time. Only the
  * latest consistent record per key in a batch is applied (highest `as_of`, then offset), in
- * MULTIs of at most {@link RANKING_WRITES_PER_TRANSACTION} with the heartbeat last, each slot by
+ * MULTIs of at most {@link RANKING_WRITES_PER_TRANSACTION}, the heartbeat after them, each slot by
  * an atomic compare-and-set that never replaces a newer stored ranking;
  * intermediate rankings are never written. Bad records
  * go to `dead_letters` and the batch goes on; Redis or Postgres failing throws so the batch is
