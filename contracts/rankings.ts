@@ -11,7 +11,8 @@
  *    ranking is stale: the pipeline or the worker has stopped (or fallen behind); fall back.
  * 3. Otherwise a present ranking key is current; a missing one means the slot has no active
  *    campaign (fall back for that slot). A stored ranking carries its version (`as_of`, see
- *    {@link RankingRow}); the worker never replaces it with an older one.
+ *    {@link RankingRow}); the worker never replaces it with an older one, nor brings back an
+ *    emptied slot's ranking with a row older than the emptying.
  *
  * A ranking key has no expiry: it changes only when its ranking changes (a tombstone deletes
  * it), so a stable slot is never missing while the pipeline runs. The freshness key is

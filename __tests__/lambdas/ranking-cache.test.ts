@@ -9,6 +9,7 @@ import {
   RANKING_DELETE_GRACE_SECONDS,
   RankingCacheUnavailableError,
 } from '../../lambdas/ranking-cache/ranking-cache';
+import { emptiedRankingVersionKey } from '../../lambdas/ranking-cache/rankings';
 import { DatabaseUnavailableError } from '../../lambdas/shared/errors';
 import type { LambdaKafkaEvent, LambdaKafkaRecord } from '../../lambdas/shared/kafka-event';
 import { jsonBytes, withWireHeader } from './support/kafka-fixtures';
@@ -250,6 +251,42 @@ describe('ranking-cache', () => {
     expect(letters.rows.find((r) => r.kafka_offset === '9')?.detail).toMatch(/must not contain ':'/);
   });
 
+  test('two slots whose names differ only in a lone UTF-16 surrogate never share a Redis key: such a name is dead-lettered', async () => {
+    // Redis keys are UTF-8 bytes: a lone surrogate is encoded as U+FFFD, so "\ud800" and
+    // "\udbff" would become one key and the two slots would overwrite each other's ranking.
+    const first = { placement: 'surrogate_top', category: 'shoes\ud800' };
+    const second = { placement: 'surrogate_top', category: 'shoes\udbff' };
+    const handler = handlerWith();
+
+    const summary = await handler(
+      rankingsEvent([
+        { partition: 6, offset: 1, key: first, value: row(first, [campaign(1, 1)]) },
+        { partition: 6, offset: 2, key: second, value: row(second, [campaign(1, 2)]) },
+      ]),
+    );
+
+    expect(summary).toMatchObject({ rankingsWritten: 0, deadLettered: 2 });
+    expect(await redis.exists(rankingCacheKey({ placement: 'surrogate_top', category: 'shoes\ufffd' }))).toBe(0);
+    const letters = await pool.query<{ detail: string }>(`SELECT detail FROM dead_letters WHERE handler = 'ranking-cache' AND kafka_partition = 6`);
+    expect(letters.rows.map((r) => r.detail)).toEqual([expect.stringMatching(/lone UTF-16 surrogate/), expect.stringMatching(/lone UTF-16 surrogate/)]);
+  });
+
+  test('a score or bid_price string beyond a double (Infinity for the bidder) is dead-lettered like NaN, and the stored ranking stays', async () => {
+    const key = { placement: 'overflow_top', category: 'shoes' };
+    const handler = handlerWith();
+    await handler(rankingsEvent([{ partition: 7, offset: 0, key, value: row(key, [campaign(1, 1)]) }]));
+
+    const summary = await handler(
+      rankingsEvent([
+        { partition: 7, offset: 1, key, value: row(key, [{ ...campaign(1, 2), score: '1e999' }]) },
+        { partition: 7, offset: 2, key, value: row(key, [{ ...campaign(1, 3), bid_price: '-1e400' }]) },
+      ]),
+    );
+
+    expect(summary).toMatchObject({ rankingsWritten: 0, deadLettered: 2 });
+    expect(await cachedRanking(key)).toEqual({ ...key, ranking: [campaign(1, 1)] });
+  });
+
   test('Redis unreachable: the handler throws so the batch is retried, and records no dead letters yet', async () => {
     const key = { placement: 'home_top', category: 'redis-down' };
     const handler = handlerWith({ redisUrl: 'redis://127.0.0.1:1' });
@@ -262,6 +299,28 @@ describe('ranking-cache', () => {
 
     expect(await countRows(pool, 'dead_letters', 'kafka_partition = 3')).toBe(0);
     expect(await cachedRanking(key)).toBeNull();
+  });
+
+  test('Redis rejecting one ranking write fails the batch and leaves freshness where it was, so the slot is not read as fresh while the batch is retried', async () => {
+    const rejected = { placement: 'rejected_top', category: 'shoes' };
+    const fine = { placement: 'rejected_top', category: 'bags' };
+    // Something else holds the slot's key as a hash: every write to it fails (WRONGTYPE).
+    await redis.hset(rankingCacheKey(rejected), 'x', '1');
+    await redis.del(RANKING_FRESHNESS_KEY);
+    const handler = handlerWith();
+
+    await expect(
+      handler(
+        rankingsEvent([
+          { partition: 11, offset: 1, key: rejected, value: row(rejected, [campaign(1, 1)]) },
+          { partition: 11, offset: 2, key: fine, value: row(fine, [campaign(1, 2)]) },
+          heartbeat(3, Date.now() - 60_000, 11),
+        ]),
+      ),
+    ).rejects.toThrow(/Redis rejected a ranking write/);
+
+    expect(await redis.exists(RANKING_FRESHNESS_KEY)).toBe(0);
+    await redis.del(rankingCacheKey(rejected));
   });
 
   test('a batch of only tombstones still needs Redis: unreachable Redis throws', async () => {
@@ -279,6 +338,23 @@ describe('ranking-cache', () => {
 
     await expect(handler(rankingsEvent([{ offset: 2, key, value: Buffer.from('{') }]))).rejects.toBeInstanceOf(DatabaseUnavailableError);
   });
+
+  test('a batch of 10 000 slot rows (the largest workers.batchSize) is applied, with its heartbeat: the fail-fast Redis command timeout bounds a command, not the batch', async () => {
+    const heartbeatAsOf = Date.now() - 60_000;
+    const fixtures: RankingFixture[] = [];
+    for (let i = 0; i < 10_000; i += 1) {
+      const key = { placement: 'large_batch', category: `c${i}` };
+      fixtures.push({ partition: 10, offset: i, key, value: row(key, [campaign(1, i)]) });
+    }
+    fixtures.push({ ...heartbeat(10_000, heartbeatAsOf, 10) });
+    const handler = handlerWith();
+
+    const summary = await handler(rankingsEvent(fixtures));
+
+    expect(summary).toMatchObject({ records: 10_001, rankingsWritten: 10_000, freshnessRefreshed: 1, deadLettered: 0 });
+    expect((await cachedRanking({ placement: 'large_batch', category: 'c9999' }))?.ranking).toEqual([campaign(1, 9999)]);
+    expect((await freshness())?.as_of).toBe(heartbeatAsOf);
+  }, 30_000);
 
   test('fuzzed record values and keys never crash a batch: each record is applied, superseded or dead-lettered', async () => {
     let seed = 42;
@@ -548,6 +624,44 @@ describe('ranking-cache versions (as_of on slot rows, rtb-ranking v4)', () => {
     const ttl = await redis.ttl(rankingCacheKey(key));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(RANKING_DELETE_GRACE_SECONDS);
+  });
+
+  test('an emptied slot (every campaign paused) keeps its version: an older row in a later batch, during the delete grace or after it, never brings the paused ranking back', async () => {
+    const during = { placement: 'versioned_top', category: 'paused-during-grace' };
+    const after = { placement: 'versioned_top', category: 'paused-after-grace' };
+    const handler = handlerWith({ versionedRows: true });
+    for (const key of [during, after]) {
+      await handler(rankingsEvent([{ offset: 1, key, value: versioned(key, [campaign(1, 1)], T + 1_000) }]));
+      const paused = await handler(rankingsEvent([{ offset: 2, key, value: { ...key, as_of: T + 3_000, ranking: null } }]));
+      expect(paused).toMatchObject({ rankingsDeleted: 1, rankingsSuperseded: 0 });
+    }
+    // The grace passes for one slot: Redis drops its key.
+    await redis.pexpire(rankingCacheKey(after), 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await redis.exists(rankingCacheKey(after))).toBe(0);
+
+    // A row older than the pause (Flink between retracting and re-inserting a clock, a replayed
+    // or redelivered batch) arrives in a later batch.
+    const stale = await handler(
+      rankingsEvent([
+        { offset: 3, key: during, value: versioned(during, [campaign(1, 1)], T + 2_000) },
+        { partition: 1, offset: 3, key: after, value: versioned(after, [campaign(1, 1)], T + 2_000) },
+      ]),
+    );
+
+    expect(stale).toMatchObject({ rankingsWritten: 0, rankingsSuperseded: 2 });
+    const ttl = await redis.ttl(rankingCacheKey(during));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(RANKING_DELETE_GRACE_SECONDS);
+    expect(await redis.exists(rankingCacheKey(after))).toBe(0);
+    // A row at or after the pause's version (a resume) is written as usual.
+    const resumed = await handler(rankingsEvent([{ offset: 4, key: during, value: versioned(during, [campaign(1, 2)], T + 3_000) }]));
+    expect(resumed.rankingsWritten).toBe(1);
+    expect(await redis.ttl(rankingCacheKey(during))).toBe(-1);
+    expect(await cachedRanking(during)).toEqual({ ...during, as_of: T + 3_000, ranking: [campaign(1, 2)] });
+    // The written ranking carries the version now; the emptied slot's own record of it is gone.
+    expect(await redis.exists(emptiedRankingVersionKey(during))).toBe(0);
+    expect(await redis.get(emptiedRankingVersionKey(after))).toBe(String(T + 3_000));
   });
 
   test('two invocations racing on one key (two partitions after repartitioning) always leave the newer ranking: the compare and the write are one atomic step in Redis', async () => {

@@ -36,6 +36,13 @@ export const MIN_RANKING_FRESHNESS_SECONDS = RANKING_HEARTBEAT_MINUTES * 60 + 60
  */
 export const RANKING_DELETE_GRACE_SECONDS = 10;
 
+/**
+ * Most slot writes in one MULTI/EXEC. The client's command timeout (fail-fast, 250 ms) bounds each
+ * EXEC; a few hundred compare-and-sets take a few milliseconds, a whole batch of 10 000 did not
+ * fit.
+ */
+export const RANKING_WRITES_PER_TRANSACTION = 500;
+
 /** Largest freshness bound: one day. */
 export const MAX_RANKING_FRESHNESS_SECONDS = 86_400;
 
@@ -140,31 +147,41 @@ return 1
 
 /**
  * Applies one slot's row unless Redis holds a newer one, in one atomic step (no other client can
- * write between the compare and the write). The stored ranking's `as_of` is its version; a row
- * is superseded when the stored one has a version and the row's is absent or lower (equal
- * versions apply: the later row of one version wins). KEYS[1] ranking key; ARGV version ('' =
- * none), value ('' = the slot is empty: expire the stored ranking after the grace), grace
+ * write between the compare and the write). The slot's version is the stored ranking's `as_of`,
+ * or the version it was emptied at (KEYS[2]) if that is higher: the ranking key of an emptied
+ * slot expires after the grace and its stored `as_of` is the old ranking's, so only KEYS[2] stops
+ * an older row from bringing the emptied ranking back. A row is superseded when the slot has a
+ * version and the row's is absent or lower (equal versions apply: the later row of one version
+ * wins). KEYS[1] ranking key, KEYS[2] emptied-version key; ARGV version ('' = none), value ('' =
+ * the slot is empty: expire the stored ranking after the grace and keep the version), grace
  * seconds. Returns 1 written, 2 emptied, 0 superseded.
  */
 const RANKING_SCRIPT = `
+local emptiedAt = redis.call('GET', KEYS[2])
+local slotVersion = emptiedAt and tonumber(emptiedAt)
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, stored = pcall(cjson.decode, current)
   local storedVersion = ok and type(stored) == 'table' and tonumber(stored.as_of)
-  if storedVersion then
-    local version = tonumber(ARGV[1])
-    if not version or version < storedVersion then
-      return 0
-    end
+  if storedVersion and (not slotVersion or storedVersion > slotVersion) then
+    slotVersion = storedVersion
   end
+end
+local version = tonumber(ARGV[1])
+if slotVersion and (not version or version < slotVersion) then
+  return 0
 end
 if ARGV[2] == '' then
   if current then
     redis.call('EXPIRE', KEYS[1], ARGV[3])
   end
+  if version then
+    redis.call('SET', KEYS[2], ARGV[1])
+  end
   return 2
 end
 redis.call('SET', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
 return 1
 `;
 
@@ -193,39 +210,66 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
       { cause: failure },
     );
   }
-  // One MULTI: each slot's ranking is one compare-and-SET of the whole row, and the whole batch
-  // (rankings and freshness) becomes visible to the bidder at once, in one round trip.
-  const transaction = client.multi();
-  for (const { change } of changes) {
-    if (change.kind !== 'upsert' && change.kind !== 'delete') continue;
-    const value = change.kind === 'upsert' ? JSON.stringify(change.row) : '';
-    transaction.eval(RANKING_SCRIPT, 1, change.cacheKey, change.version === null ? '' : String(change.version), value, String(RANKING_DELETE_GRACE_SECONDS));
+  // Each slot's ranking is one compare-and-SET of the whole row, so no slot is ever half
+  // written; the batch goes in MULTIs of at most RANKING_WRITES_PER_TRANSACTION, each bounded by
+  // the client's command timeout (one MULTI of a whole large batch timed out on every retry).
+  // The heartbeat goes in a MULTI of its own once every ranking MULTI succeeded: EXEC does not
+  // roll back, so in the same one it would be applied even when a ranking write fails. A failure
+  // part-way throws and the retry re-applies the same rows, which the compare-and-set makes
+  // harmless.
+  const slotChanges = changes.flatMap(({ change }) => (change.kind === 'upsert' || change.kind === 'delete' ? [change] : []));
+  const replies: unknown[] = [];
+  for (let start = 0; start < slotChanges.length; start += RANKING_WRITES_PER_TRANSACTION) {
+    const transaction = client.multi();
+    for (const change of slotChanges.slice(start, start + RANKING_WRITES_PER_TRANSACTION)) {
+      const value = change.kind === 'upsert' ? JSON.stringify(change.row) : '';
+      transaction.eval(
+        RANKING_SCRIPT,
+        2,
+        change.cacheKey,
+        change.emptiedKey,
+        change.version === null ? '' : String(change.version),
+        value,
+        String(RANKING_DELETE_GRACE_SECONDS),
+      );
+    }
+    replies.push(
+      ...(await execRankingTransaction(
+        transaction,
+        `ranking writes ${start + 1}–${Math.min(start + RANKING_WRITES_PER_TRANSACTION, slotChanges.length)} of ${slotChanges.length}`,
+      )),
+    );
   }
+  let freshnessRefreshed = false;
   if (heartbeat) {
     const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;
-    transaction.eval(FRESHNESS_SCRIPT, 1, heartbeat.cacheKey, String(asOf), JSON.stringify(heartbeat.freshness), String(freshUntil));
+    const transaction = client.multi().eval(FRESHNESS_SCRIPT, 1, heartbeat.cacheKey, String(asOf), JSON.stringify(heartbeat.freshness), String(freshUntil));
+    freshnessRefreshed = (await execRankingTransaction(transaction, 'the freshness heartbeat'))[0] === 1;
   }
+  return {
+    written: replies.filter((r) => r === 1).length,
+    deleted: replies.filter((r) => r === 2).length,
+    superseded: replies.filter((r) => r === 0).length,
+    freshnessRefreshed,
+  };
+}
+
+/** Runs one MULTI of the batch (`where`: which part, for the error); its replies, or RankingCacheUnavailableError. */
+async function execRankingTransaction(transaction: ReturnType<Redis['multi']>, where: string): Promise<unknown[]> {
   let results: [Error | null, unknown][] | null;
   try {
     results = await transaction.exec();
   } catch (cause) {
-    throw new RankingCacheUnavailableError(`Redis MULTI/EXEC failed: ${describeCause(cause)}`, { cause });
+    throw new RankingCacheUnavailableError(`Redis MULTI/EXEC failed (${where}): ${describeCause(cause)}`, { cause });
   }
   if (results === null) {
-    throw new RankingCacheUnavailableError('Redis aborted the MULTI/EXEC transaction');
+    throw new RankingCacheUnavailableError(`Redis aborted the MULTI/EXEC transaction (${where})`);
   }
   const failed = results.find(([error]) => error !== null);
   if (failed) {
-    throw new RankingCacheUnavailableError(`Redis rejected a ranking write: ${describeCause(failed[0])}`, { cause: failed[0] });
+    throw new RankingCacheUnavailableError(`Redis rejected a ranking write (${where}): ${describeCause(failed[0])}`, { cause: failed[0] });
   }
-  const replies = results.map(([, reply]) => reply);
-  const slotReplies = heartbeat ? replies.slice(0, -1) : replies;
-  return {
-    written: slotReplies.filter((r) => r === 1).length,
-    deleted: slotReplies.filter((r) => r === 2).length,
-    superseded: slotReplies.filter((r) => r === 0).length,
-    freshnessRefreshed: heartbeat !== undefined && replies[replies.length - 1] === 1,
-  };
+  return results.map(([, reply]) => reply);
 }
 
 /**
@@ -233,8 +277,9 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
  * (placement, category) holding the ranking sorted by `rank_no`, without expiry (a tombstone or
  * an empty slot row expires the key after a grace), and the statement's heartbeat into the
  * freshness key, which expires the freshness bound after the heartbeat's event time. Only the
- * latest consistent record per key in a batch is applied (highest `as_of`, then offset), all in
- * one MULTI, each slot by an atomic compare-and-set that never replaces a newer stored ranking;
+ * latest consistent record per key in a batch is applied (highest `as_of`, then offset), in
+ * MULTIs of at most {@link RANKING_WRITES_PER_TRANSACTION}, the heartbeat after them, each slot by
+ * an atomic compare-and-set that never replaces a newer stored ranking;
  * intermediate rankings are never written. Bad records
  * go to `dead_letters` and the batch goes on; Redis or Postgres failing throws so the batch is
  * retried.

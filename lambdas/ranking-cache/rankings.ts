@@ -1,6 +1,7 @@
 import { RANKING_FRESHNESS_KEY, RankedCampaign, RankingKey, RankingRow, rankingCacheKey } from '../../contracts';
 import { KafkaRecordError } from '../shared/errors';
 import { DecodedKafkaRecord, parseJsonValue } from '../shared/kafka-event';
+import { hasLoneSurrogate } from '../shared/records';
 
 /** Longest placement or category accepted (the ad-event contract allows 64 characters). */
 export const MAX_KEY_PART_LENGTH = 64;
@@ -15,6 +16,8 @@ export type RankingChange =
       readonly kind: 'upsert';
       /** Redis key (`rankingCacheKey`), without the keyspace prefix. */
       readonly cacheKey: string;
+      /** {@link emptiedRankingVersionKey} of the slot, without the keyspace prefix. */
+      readonly emptiedKey: string;
       /** The ranking, sorted by `rank_no`. */
       readonly row: RankingRow;
       /** The row's `as_of` (rtb-ranking v4), or null for a row without one (v3). */
@@ -49,11 +52,24 @@ export type RankingChange =
       readonly kind: 'delete';
       /** Redis key (`rankingCacheKey`), without the keyspace prefix. */
       readonly cacheKey: string;
+      /** {@link emptiedRankingVersionKey} of the slot, without the keyspace prefix. */
+      readonly emptiedKey: string;
       /** Whose ranking disappeared. */
       readonly key: RankingKey;
       /** The row's `as_of`, or null for a tombstone or a row without one. */
       readonly version: number | null;
     };
+
+/**
+ * Redis key holding the version (`as_of`) at which a slot was emptied (a v4 row with `ranking`
+ * null): the ranking key itself expires after the delete grace and takes its version with it,
+ * so this key keeps it, and no older row brings the emptied ranking back. The worker deletes it
+ * when it writes the slot's next ranking (which carries the version itself). The bidder never
+ * reads it; the placement has no ':', so it cannot collide with another slot's key.
+ */
+export function emptiedRankingVersionKey(key: RankingKey): string {
+  return `rtb:ranking-emptied:${key.placement}:${key.category}`;
+}
 
 const CONFLUENT_MAGIC_BYTE = 0;
 const CONFLUENT_HEADER_BYTES = 5;
@@ -87,6 +103,11 @@ function keyPart(where: string, name: 'placement' | 'category', value: unknown):
   // Control characters have no business in a slot name and would make an unreadable Redis key.
   if (/[\u0000-\u001f\u007f]/.test(value)) {
     throw violation(`${where}.${name} must not contain control characters`);
+  }
+  // Redis keys are UTF-8 bytes, where every lone surrogate becomes U+FFFD: two slots differing
+  // only in one would share a key and overwrite each other's ranking.
+  if (hasLoneSurrogate(value)) {
+    throw violation(`${where}.${name} must be valid Unicode (it contains a lone UTF-16 surrogate)`);
   }
   // rtb:ranking:<placement>:<category> is only unambiguous when the placement has no colon:
   // ("a:b", "c") and ("a", "b:c") would otherwise share one key and overwrite each other.
@@ -164,8 +185,11 @@ function identifier(where: string, value: unknown, minimum: number): number {
 function decimal(where: string, value: unknown): number | string {
   // Flink writes DECIMAL as a JSON number, or a string when configured so; both stay as given.
   if (typeof value === 'number' && Number.isFinite(value)) return value;
-  if (typeof value === 'string' && /^-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,18})?([eE][+-]?[0-9]{1,3})?$/.test(value)) return value;
-  throw violation(`${where} must be a finite number or a decimal string, got ${describe(value)}`);
+  // The bidder reads it as a double: an exponent beyond one ('1e999') would be Infinity.
+  if (typeof value === 'string' && /^-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,18})?([eE][+-]?[0-9]{1,3})?$/.test(value) && Number.isFinite(Number(value))) {
+    return value;
+  }
+  throw violation(`${where} must be a finite number or a decimal string within a double's range, got ${describe(value)}`);
 }
 
 function rankedCampaign(index: number, value: unknown): RankedCampaign {
@@ -232,8 +256,9 @@ export function rankingChangeOf(record: DecodedKafkaRecord, options: { readonly 
   const key = parseKey(record);
   if (key === HEARTBEAT_KEY) return parseHeartbeat(record.value);
   const cacheKey = rankingCacheKey(key);
+  const emptiedKey = emptiedRankingVersionKey(key);
   if (record.value === null || record.value.length === 0) {
-    return { kind: 'delete', cacheKey, key, version: null };
+    return { kind: 'delete', cacheKey, emptiedKey, key, version: null };
   }
   const { row, version } = parseRow(key, record.value);
   if (version === null && options.versionedRows) {
@@ -241,10 +266,10 @@ export function rankingChangeOf(record: DecodedKafkaRecord, options: { readonly 
     // row was emitted while every clock of the slot was retracted and not yet re-inserted.
     return { kind: 'inconsistent', cacheKey, reason: 'no as_of from a versioned statement (every input clock of the slot retracted for a moment)' };
   }
-  if (row.ranking.length === 0) return { kind: 'delete', cacheKey, key, version };
+  if (row.ranking.length === 0) return { kind: 'delete', cacheKey, emptiedKey, key, version };
   const reason = rankingInconsistency(row.ranking);
   if (reason !== undefined) return { kind: 'inconsistent', cacheKey, reason };
-  return { kind: 'upsert', cacheKey, row, version };
+  return { kind: 'upsert', cacheKey, emptiedKey, row, version };
 }
 
 /** A change with where it came from, to pick the latest one per key. */

@@ -26,11 +26,19 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 /** Any surrogate at all: most values have none, and this scan is much cheaper than the one above. */
 const ANY_SURROGATE = /[\ud800-\udfff]/;
 
+/**
+ * True when `value` holds a lone UTF-16 surrogate: it has no UTF-8 encoding, so Postgres text and
+ * Redis keys (bytes) get U+FFFD in its place and two distinct strings become one.
+ */
+export function hasLoneSurrogate(value: string): boolean {
+  return ANY_SURROGATE.test(value) && LONE_SURROGATE.test(value);
+}
+
 /** Why a string value cannot be stored as Postgres text unchanged, or undefined. */
 function textProblem(value: string): string | undefined {
   // Postgres text cannot store NUL: accepting one would fail the whole batch, forever.
   if (value.includes('\u0000')) return 'must not contain NUL characters';
-  if (ANY_SURROGATE.test(value) && LONE_SURROGATE.test(value)) return 'must be valid Unicode (it contains a lone UTF-16 surrogate)';
+  if (hasLoneSurrogate(value)) return 'must be valid Unicode (it contains a lone UTF-16 surrogate)';
   return undefined;
 }
 
