@@ -19,10 +19,12 @@ CREATE TABLE ledger_expired_totals (
   -- Σ DEDUCT − Σ REFUND, as the spend check sums them (0 for top-ups and adjustments).
   spend_net     numeric NOT NULL,
   entries       bigint NOT NULL,
-  expired_at    timestamptz NOT NULL DEFAULT now(),
-  -- A day expires once: a second expiry of the same day would count it twice, so it fails.
-  CONSTRAINT ledger_expired_totals_key UNIQUE NULLS NOT DISTINCT (spend_date, advertiser_id, campaign_id)
+  expired_at    timestamptz NOT NULL DEFAULT now()
 );
+-- A day expires once: a second expiry of the same day would count it twice, so it fails. A null
+-- campaign_id (the advertiser's own rows) compares as one value: coalesce, not UNIQUE NULLS NOT
+-- DISTINCT, which Postgres 14 (accepted by database.engineVersion) does not have.
+CREATE UNIQUE INDEX ledger_expired_totals_key ON ledger_expired_totals (spend_date, advertiser_id, coalesce(campaign_id, -1));
 GRANT SELECT ON ledger_expired_totals TO adstream_reconcile;
 
 -- The detach of adstream_maintain_history() (1764990000000), preceded by the record of the
