@@ -62,6 +62,7 @@ describe('budget-reset', () => {
     expect(resetDays({ scheduled_time: '2026-12-02T15:00:00Z' }, 'Asia/Seoul', justBeforeMidnight)).toEqual({
       budgetDay: '2026-12-03',
       currentDay: '2026-12-03',
+      pastFirstHour: false,
     });
     expect(() => resetDays({ budget_day: '2026-12-03' }, 'Asia/Seoul', justBeforeMidnight)).toThrow(BudgetResetRequestError);
   });
@@ -219,6 +220,52 @@ describe('budget-reset', () => {
     const again = await createBudgetResetHandler(stores.deps({ now: () => midnight + 180_000 }))(schedule);
     expect(again).toMatchObject({ budgetDay: budgetDayOf(midnight), resumed: 0, paused: 0, outboxWritten: 0 });
     expect(await statusOf(101)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+  });
+
+  test('the first scheduled run after the upgrade to hourly resets, past the first hour of its day, takes that day as opened by the daily schedule and resumes nothing', async () => {
+    // Before migration 1765000000000 a reset ran once a day, at midnight, and kept no record of the
+    // days it opened: the first hourly run of the upgraded stack finds budget_days_opened empty.
+    await seedAdvertiser(stores.pool, 15, '100000');
+    await seedCampaign(stores.pool, { campaignId: 151, advertiserId: 15, cpc: '100', dailyBudget: '200' });
+    await seedCampaign(stores.pool, { campaignId: 152, advertiserId: 15, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    const day = budgetDayOf(midnight);
+    // That day, after the daily schedule's midnight run: campaign 151 exhausts its budget and is
+    // paused, then a refund brings its spend back under the budget (a refund never resumes one).
+    const clicks = Array.from({ length: 2 }, () => clickEvent(151, 15, { event_ts: midnight + 3600_000 }));
+    await createClickBalanceHandler(stores.deps({ now: () => midnight + 3601_000 }))(adEventsBatch(clicks));
+    await createCompensationHandler(stores.deps({ now: () => midnight + 3602_000 }))(compensationBatch([compensationEvent(clicks[1])]));
+    expect(await statusOf(151)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+
+    const twoPm = midnight + 14 * 3600_000;
+    const first = await createBudgetResetHandler(stores.deps({ now: () => twoPm + 1000 }))({ scheduled_time: new Date(twoPm).toISOString() });
+
+    expect(first).toMatchObject({ budgetDay: day, resumed: 0, paused: 0, outboxWritten: 0, alreadyOpened: true });
+    expect(await statusOf(151)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+    // 152 was paused before that day: the midnight run it missed is not known to have resumed it,
+    // and it stays paused until the next day opens, as under the daily schedule.
+    expect(await statusOf(152)).toEqual({ status: 'PAUSED', paused_reason: 'BUDGET_EXHAUSTED' });
+    expect((await stores.pool.query('SELECT budget_day::text AS day FROM budget_days_opened')).rows).toEqual([{ day }]);
+    const nextMidnight = startOfNextDay('Asia/Seoul', 0, midnight + 3600_000);
+    const next = await createBudgetResetHandler(stores.deps({ now: () => nextMidnight + 1000 }))({ scheduled_time: new Date(nextMidnight).toISOString() });
+    expect(next).toMatchObject({ budgetDay: budgetDayOf(nextMidnight), alreadyOpened: false });
+    expect([await statusOf(151), await statusOf(152)]).toEqual([
+      { status: 'ACTIVE', paused_reason: null },
+      { status: 'ACTIVE', paused_reason: null },
+    ]);
+  });
+
+  test('on a database that never opened a day, the run of the first hour of a day opens it, as do manual runs', async () => {
+    await seedAdvertiser(stores.pool, 16, '1000');
+    await seedCampaign(stores.pool, { campaignId: 161, advertiserId: 16, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
+    const midnight = startOfNextDay('Asia/Seoul', 0);
+    const halfPast = midnight + 30 * 60_000;
+    const atHalfPast = await createBudgetResetHandler(stores.deps({ now: () => halfPast + 1000 }))({ scheduled_time: new Date(halfPast).toISOString() });
+    expect(atHalfPast).toMatchObject({ budgetDay: budgetDayOf(midnight), resumed: 1, alreadyOpened: false });
+    await stores.pool.query('DELETE FROM budget_days_opened');
+    await stores.pool.query("UPDATE campaigns SET status = 'PAUSED', paused_reason = 'BUDGET_EXHAUSTED' WHERE campaign_id = 161");
+    const manual = await createBudgetResetHandler(stores.deps({ now: () => midnight + 14 * 3600_000 }))({ budget_day: budgetDayOf(midnight) });
+    expect(manual).toMatchObject({ resumed: 1, alreadyOpened: false });
   });
 
   test('in a zone whose midnight DST skips, the first run of the day (01:00) opens it and the next hour changes nothing', async () => {

@@ -72,6 +72,13 @@ SELECT advertiser_id FROM advertisers
 const OPEN_BUDGET_DAY = `SELECT adstream_open_budget_day($1::date) AS opened`;
 
 /**
+ * True while no reset has ever recorded a day: a new database, or one just upgraded from the
+ * daily schedule (before migration 1765000000000 a reset ran once a day, at midnight, and kept
+ * no record of the days it opened). Read before OPEN_BUDGET_DAY, in the same transaction.
+ */
+const NEVER_OPENED = `SELECT NOT EXISTS (SELECT 1 FROM budget_days_opened) AS never`;
+
+/**
  * Warning and exhaustion state is kept per (campaign, budget day) in campaign_daily_spend, so the
  * new day starts with none: opening it needs no deletes.
  *
@@ -130,12 +137,20 @@ SELECT (SELECT count(*) FROM resumed)::int AS resumed,
  */
 export const SCHEDULE_CLOCK_SKEW_MS = 60_000;
 
+const HOUR_MS = 3_600_000;
+
 /** What a reset works on: the day it opens and the current budget day it checks spend against. */
 export interface ResetDays {
   /** The day opened (named in the announcements). */
   readonly budgetDay: string;
   /** The current budget day: resumes and pauses are decided from the spend of this day. */
   readonly currentDay: string;
+  /**
+   * True for a scheduled run an hour or more into its budget day (not a manual run, not the run
+   * that opens the day): on a database that never recorded an opened day it takes the day as
+   * opened by the daily schedule it replaces, and changes no campaign.
+   */
+  readonly pastFirstHour: boolean;
 }
 
 /**
@@ -149,6 +164,7 @@ export interface ResetDays {
 export function resetDays(event: BudgetResetEvent | null | undefined, timeZone: string, now: number): ResetDays {
   let currentDay = budgetDayOf(now, timeZone);
   let budgetDay: string;
+  let pastFirstHour = false;
   if (event?.budget_day !== undefined) {
     if (typeof event.budget_day !== 'string' || !isCalendarDay(event.budget_day)) {
       throw new BudgetResetRequestError(`budget_day must be an existing day as YYYY-MM-DD, got ${JSON.stringify(event.budget_day).slice(0, 40)}`);
@@ -162,12 +178,13 @@ export function resetDays(event: BudgetResetEvent | null | undefined, timeZone: 
       if (Number.isNaN(at)) throw new BudgetResetRequestError(`scheduled_time must be an ISO-8601 time, got ${JSON.stringify(stamp).slice(0, 60)}`);
     }
     budgetDay = budgetDayOf(at, timeZone);
+    pastFirstHour = budgetDayOf(at - HOUR_MS, timeZone) === budgetDay;
     if (budgetDay > currentDay && at - now <= SCHEDULE_CLOCK_SKEW_MS) currentDay = budgetDay;
   }
   if (budgetDay > currentDay) {
     throw new BudgetResetRequestError(`budget day ${budgetDay} has not begun in ${timeZone} (the current budget day is ${currentDay}); nothing was reset`);
   }
-  return { budgetDay, currentDay };
+  return { budgetDay, currentDay, pastFirstHour };
 }
 
 /** The budget day a reset opens (see `resetDays`). */
@@ -199,16 +216,29 @@ export function createBudgetResetHandler(deps: WorkerDeps, history: LedgerHistor
     };
     watchCache(deps, summary);
     return instrumentInvocation(deps.observability, summary, 'budget reset failed; nothing applied, the next run retries', async () => {
-      const { budgetDay, currentDay: today } = resetDays(event as BudgetResetEvent, deps.budgetTimeZone, now);
+      const { budgetDay, currentDay: today, pastFirstHour } = resetDays(event as BudgetResetEvent, deps.budgetTimeZone, now);
       summary.budgetDay = budgetDay;
+      let adopted = false;
       const { result, roundTrips } = await withTransaction(deps.pool, 'resuming budget-paused campaigns', async (client) => {
         await client.query(LOCK_ADVERTISERS, [today]);
+        const never = pastFirstHour && (await client.query<{ never: boolean }>(NEVER_OPENED)).rows[0].never;
         const opened = await client.query<{ opened: boolean }>(OPEN_BUDGET_DAY, [today]);
         if (!opened.rows[0].opened) return undefined;
+        // The daily schedule opened this day at midnight: resuming now would resume a campaign
+        // paused today and refunded under its budget (a second reset of the day, which never
+        // resumes one). The day is recorded as opened; the next midnight opens the next one.
+        adopted = never;
+        if (adopted) return undefined;
         const rows = await client.query<{ resumed: number; paused: number; announced: number }>(RESET_CAMPAIGNS, [today, summary.budgetDay]);
         return rows.rows[0];
       });
-      if (result === undefined) {
+      if (adopted) {
+        summary.alreadyOpened = true;
+        deps.observability.logger.warn(
+          'no budget day was ever recorded (first hourly run after the daily schedule): the current day is taken as opened by that schedule at midnight; no campaign changed',
+          { budgetDay, currentDay: today },
+        );
+      } else if (result === undefined) {
         summary.alreadyOpened = true;
         deps.observability.logger.info('budget day already opened by an earlier run; no campaign changed', { budgetDay, currentDay: today });
       }
