@@ -59,8 +59,9 @@ export interface DatabaseMonitoringConfig {
 export interface ProxyMonitoringConfig {
   /**
    * `ClientConnections` above this. Each function instance holds at most one connection, so
-   * more than the functions' total reserved concurrency means connections are leaking.
-   * @default - the sum of every function's reserved concurrency
+   * more than the total reserved concurrency of the functions that connect means connections
+   * are leaking.
+   * @default - the sum of the reserved concurrency of every worker function and the reconciliation
    */
   readonly clientConnections?: number;
   /** `DatabaseConnectionsBorrowLatency` average above this many milliseconds. @default 50 */

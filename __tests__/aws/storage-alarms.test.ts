@@ -4,6 +4,7 @@ import { Testing } from 'cdktf';
 import { DbInstance } from '@cdktf/provider-aws/lib/db-instance';
 import { StorageStack } from '../../stacks/storage-stack';
 import { storageAlarmNames } from '../../constructs/aws/storage-alarms';
+import { RECONCILE_SIZING } from '../../constructs/aws/reconciliation';
 import { createAlarm } from '../../constructs/aws/alarm';
 import { TerraformStack } from 'cdktf';
 import { defaultMaxConnections, instanceClassMemoryGib } from '../../constructs/aws/rds-instance-classes';
@@ -136,7 +137,8 @@ describe('stateful-tier alarms', () => {
         'DatabaseConnectionsCurrentlySessionPinned',
       ]);
       for (const a of proxyAlarms) expect(a.dimensions!.ProxyName).toBe(`\${aws_db_proxy.${proxies[0]}.name}`);
-      const reserved = Object.values(config.workers.functions).reduce((sum, f) => sum + f.reservedConcurrency, 0);
+      // Every function that connects to the ledger: the workers and the reconciliation.
+      const reserved = Object.values(config.workers.functions).reduce((sum, f) => sum + f.reservedConcurrency, 0) + RECONCILE_SIZING.reservedConcurrency;
       expect(alarm('ledger-proxy-client-connections').threshold).toBe(reserved);
       expect(alarm('ledger-proxy-borrow-latency').threshold).toBe(50_000);
     });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Construct } from 'constructs';
 import type { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
-import type { LOG_RETENTION_DAYS } from '../../config/schema';
+import type { FunctionSizing, LOG_RETENTION_DAYS } from '../../config/schema';
 import { AlarmTarget, createAlarm } from './alarm';
 import { AwsConstructError } from './errors';
 import type { PostgresEndpoint, WorkerSubnets } from './endpoints';
@@ -40,6 +40,12 @@ export interface ReconciliationProps {
  * charged and voided or refunded twice, logs the offending ids and emits `ReconciliationDrift`.
  * One alarm fires on any drift, and when the function did not report (missing data breaches).
  */
+/**
+ * The reconciliation function's size: one instance at a time (it holds one ledger connection,
+ * which the RDS Proxy client-connections alarm counts).
+ */
+export const RECONCILE_SIZING: FunctionSizing = { memoryMb: 256, timeoutSeconds: 300, reservedConcurrency: 1 };
+
 export class Reconciliation extends Construct {
   /** The function. */
   public readonly worker: WorkerFunction;
@@ -60,7 +66,7 @@ export class Reconciliation extends Construct {
       functionName: `${props.namePrefix}-reconcile`,
       description: 'Checks that balances and spend are explained by the ledger; alarms on drift.',
       bundleDirectory: join(props.bundleRoot, 'reconcile'),
-      sizing: { memoryMb: 256, timeoutSeconds: 300, reservedConcurrency: 1 },
+      sizing: RECONCILE_SIZING,
       logRetentionDays: props.logRetentionDays,
       network: props.network,
       serviceName: 'reconcile',

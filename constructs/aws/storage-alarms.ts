@@ -4,6 +4,7 @@ import type { EnvironmentConfig } from '../../config/schema';
 import { AlarmSettings, AlarmTarget, createAlarm } from './alarm';
 import { availabilityZoneNames } from './arn';
 import { AwsConstructError } from './errors';
+import { RECONCILE_SIZING } from './reconciliation';
 import { defaultMaxConnections, instanceClassMemoryGib } from './rds-instance-classes';
 
 const GIB = 1024 ** 3;
@@ -123,7 +124,10 @@ export function storageAlarmSpecs(config: EnvironmentConfig, tier: StatefulTier)
   });
 
   if (tier.proxyName !== undefined) {
-    const clientLimit = proxy.clientConnections ?? Object.values(config.workers.functions).reduce((sum, f) => sum + f.reservedConcurrency, 0);
+    // One connection per instance of every function that connects: the workers and the reconciliation.
+    const clientLimit =
+      proxy.clientConnections ??
+      Object.values(config.workers.functions).reduce((sum, f) => sum + f.reservedConcurrency, 0) + RECONCILE_SIZING.reservedConcurrency;
     // Proxy metrics are published per proxy node each minute; Sum over a minute adds the nodes.
     const rdsProxy = (metricName: string, statistic: string) => ({
       namespace: 'AWS/RDS',
@@ -146,7 +150,7 @@ export function storageAlarmSpecs(config: EnvironmentConfig, tier: StatefulTier)
     add('ledger-proxy-pinned-connections', {
       ...rdsProxy('DatabaseConnectionsCurrentlySessionPinned', 'Sum'),
       threshold: proxy.pinnedConnections,
-      alarmDescription: `RDS Proxy has more than ${proxy.pinnedConnections} session-pinned connections for 5 minutes. Money path: pinned connections are not shared, so the pool drains and charges wait. The handlers avoid pinning (no SET, no named prepared statements, no advisory locks); a change or a manual client pinned. Do: read the proxy log for the pinning reason. ${RUNBOOK}#ledger-proxy`,
+      alarmDescription: `RDS Proxy has more than ${proxy.pinnedConnections} session-pinned connections for 5 minutes. Money path: pinned connections are not shared, so the pool drains and charges wait. The handlers avoid pinning (no SET, no named prepared statements, no session-level advisory locks); a change or a manual client pinned. Do: read the proxy log for the pinning reason. ${RUNBOOK}#ledger-proxy`,
     });
   }
 
