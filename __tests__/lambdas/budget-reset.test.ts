@@ -255,7 +255,7 @@ describe('budget-reset', () => {
     ]);
   });
 
-  test('on a database that never opened a day, the run of the first hour of a day opens it, as do manual runs', async () => {
+  test('on a database that never opened a day, the run of the first hour of a day opens it, as do manual runs (a budget_day or an empty event)', async () => {
     await seedAdvertiser(stores.pool, 16, '1000');
     await seedCampaign(stores.pool, { campaignId: 161, advertiserId: 16, status: 'PAUSED', pausedReason: 'BUDGET_EXHAUSTED' });
     const midnight = startOfNextDay('Asia/Seoul', 0);
@@ -266,6 +266,10 @@ describe('budget-reset', () => {
     await stores.pool.query("UPDATE campaigns SET status = 'PAUSED', paused_reason = 'BUDGET_EXHAUSTED' WHERE campaign_id = 161");
     const manual = await createBudgetResetHandler(stores.deps({ now: () => midnight + 14 * 3600_000 }))({ budget_day: budgetDayOf(midnight) });
     expect(manual).toMatchObject({ resumed: 1, alreadyOpened: false });
+    await stores.pool.query('DELETE FROM budget_days_opened');
+    await stores.pool.query("UPDATE campaigns SET status = 'PAUSED', paused_reason = 'BUDGET_EXHAUSTED' WHERE campaign_id = 161");
+    const unscheduled = await createBudgetResetHandler(stores.deps({ now: () => midnight + 14 * 3600_000 }))({});
+    expect(unscheduled).toMatchObject({ budgetDay: budgetDayOf(midnight), resumed: 1, alreadyOpened: false });
   });
 
   test('in a zone whose midnight DST skips, the first run of the day (01:00) opens it and the next hour changes nothing', async () => {

@@ -146,9 +146,10 @@ export interface ResetDays {
   /** The current budget day: resumes and pauses are decided from the spend of this day. */
   readonly currentDay: string;
   /**
-   * True for a scheduled run an hour or more into its budget day (not a manual run, not the run
-   * that opens the day): on a database that never recorded an opened day it takes the day as
-   * opened by the daily schedule it replaces, and changes no campaign.
+   * True for a scheduled run (`scheduled_time` or `time`) an hour or more into its budget day:
+   * not a manual run (`budget_day`, or an empty event), not the run that opens the day. On a
+   * database that never recorded an opened day it takes the day as opened by the daily schedule
+   * it replaces, and changes no campaign.
    */
   readonly pastFirstHour: boolean;
 }
@@ -178,7 +179,7 @@ export function resetDays(event: BudgetResetEvent | null | undefined, timeZone: 
       if (Number.isNaN(at)) throw new BudgetResetRequestError(`scheduled_time must be an ISO-8601 time, got ${JSON.stringify(stamp).slice(0, 60)}`);
     }
     budgetDay = budgetDayOf(at, timeZone);
-    pastFirstHour = budgetDayOf(at - HOUR_MS, timeZone) === budgetDay;
+    pastFirstHour = stamp !== undefined && budgetDayOf(at - HOUR_MS, timeZone) === budgetDay;
     if (budgetDay > currentDay && at - now <= SCHEDULE_CLOCK_SKEW_MS) currentDay = budgetDay;
   }
   if (budgetDay > currentDay) {

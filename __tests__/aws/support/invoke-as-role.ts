@@ -4,7 +4,17 @@
  * record it cannot apply, so dead-letter inserts are covered). Prints the invocation result as
  * one JSON line. Run with tsx by database-roles.test.ts.
  */
+import { budgetDayOf } from '../../../lambdas/shared/budget-day';
 import { adEventsBatch, clickEvent, compensationBatch, compensationEvent, kafkaEvent } from '../../lambdas/support/kafka-fixtures';
+
+/** ISO time of the start (midnight) of the budget day that `now` falls in. */
+function startOfBudgetDay(now: number, timeZone: string): string {
+  const day = budgetDayOf(now, timeZone);
+  // Zone offsets are whole minutes: walk back a minute at a time while still in that day.
+  let t = now - (now % 60_000);
+  while (budgetDayOf(t - 60_000, timeZone) === day) t -= 60_000;
+  return new Date(t).toISOString();
+}
 
 async function main(): Promise<void> {
   const name = process.argv[2];
@@ -20,8 +30,9 @@ async function main(): Promise<void> {
     result = await handler(compensationBatch([compensationEvent(click), garbage]));
   } else if (name === 'budget-reset') {
     const { handler } = await import('../../../lambdas/budget-reset/handler');
-    // The midnight run of the current budget day (a future day is refused).
-    result = await handler({ scheduled_time: new Date().toISOString() });
+    // The midnight run of the current budget day (a future day is refused; a later hour of a
+    // database that never opened a day would take the day as opened and change nothing).
+    result = await handler({ scheduled_time: startOfBudgetDay(Date.now(), process.env.BUDGET_TIME_ZONE ?? 'Asia/Seoul') });
   } else if (name === 'outbox-sweep') {
     const { handler } = await import('../../../lambdas/outbox-sweep/handler');
     result = await handler({});
