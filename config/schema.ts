@@ -228,7 +228,8 @@ export interface DatabaseConfig {
  * How long the ledger, the voids, the duplicate log, the dead letters and the outbox keep their
  * daily partitions, applied every day by budget-reset through `adstream_maintain_history()`
  * (db/migrations/1764800000000_partitioned-ledger.sql, 1764940000000_partitioned-voids-duplicates.sql,
- * 1764980000000_partitioned-dead-letters-outbox.sql). An outbox day with a row not published, or a
+ * 1764980000000_partitioned-dead-letters-outbox.sql; one table per transaction since
+ * 1765040000000_upkeep-one-table-at-a-time.sql). An outbox day with a row not published, or a
  * dead-letter day with a row not re-driven, is kept past the retention until that is done.
  */
 export interface HistoryConfig {

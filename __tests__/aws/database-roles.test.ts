@@ -209,5 +209,11 @@ describe('one database role per function', () => {
     await expect(asRole('adstream_click_balance', "SELECT * FROM adstream_maintain_history(current_date, 7, 400, 'drop')")).rejects.toThrow(
       /permission denied/,
     );
+    await expect(
+      asRole('adstream_click_balance', "SELECT * FROM adstream_maintain_history(current_date, 7, 400, 'drop', 'ad_balance_histories')"),
+    ).rejects.toThrow(/permission denied/);
+    await expect(asRole('adstream_budget_reset', "SELECT * FROM adstream_maintain_history(current_date, 7, 400, 'drop', 'advertisers')")).rejects.toThrow(
+      /advertisers is not a history table/,
+    );
   });
 });

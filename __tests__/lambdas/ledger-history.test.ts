@@ -143,3 +143,76 @@ describe('ledger history', () => {
     expect(await countRows(stores.pool, `archived_${dayName(base - 34 * DAY_MS)}`)).toBe(1);
   });
 });
+
+describe('partition upkeep beside charges in flight', () => {
+  /** Lock requests on `table` still waiting, of any mode. */
+  async function waitingOn(table: string): Promise<number> {
+    return countRows(stores.pool, 'pg_locks l JOIN pg_class c ON c.oid = l.relation', `NOT l.granted AND c.relname = '${table}'`);
+  }
+  async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
+    for (let i = 0; i < 250; i += 1) {
+      if (await condition()) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
+
+  test('the daily upkeep never deadlocks with a charge: a charge locks the voids before the ledger, the upkeep the other way round', async () => {
+    await seedAdvertiser(stores.pool, 41, '100000');
+    await seedCampaign(stores.pool, { campaignId: 411, advertiserId: 41, cpc: '10', dailyBudget: null });
+    // A reader of the ledger (a reconcile run, a report) holds it when the upkeep of a day whose
+    // partitions do not exist yet starts: the upkeep waits for the ledger, a charge arriving
+    // meanwhile takes the voids and queues behind it for the ledger.
+    const reader = await stores.pool.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM ad_balance_histories');
+      const ahead = Date.now() + 20 * DAY_MS;
+      const upkeep = createBudgetResetHandler(stores.deps({ now: () => ahead, budgetTimeZone: 'UTC' }), { retentionDays: 35, aheadDays: 2, expired: 'detach' })(
+        {},
+      );
+      await until(async () => (await waitingOn('ad_balance_histories')) === 1, 'the upkeep to wait for the ledger');
+      const charge = createClickBalanceHandler(stores.deps({ budgetTimeZone: 'UTC' }))(adEventsBatch([clickEvent(411, 41), clickEvent(411, 41)]));
+      await until(async () => (await waitingOn('ad_balance_histories')) === 2, 'the charge to queue behind the upkeep');
+      await reader.query('COMMIT');
+
+      const [upkept, charged] = await Promise.allSettled([upkeep, charge]);
+
+      expect(charged).toMatchObject({ status: 'fulfilled', value: { charged: 2 } });
+      expect(upkept).toMatchObject({ status: 'fulfilled' });
+    } finally {
+      reader.release();
+    }
+    expect(await balanceOf(stores.pool, 41)).toBe('99980');
+  });
+
+  test('behind a long reader the upkeep gives way after 2 s instead of holding charges behind it, and the next run catches up', async () => {
+    await seedAdvertiser(stores.pool, 42, '100000');
+    await seedCampaign(stores.pool, { campaignId: 421, advertiserId: 42, cpc: '10', dailyBudget: null });
+    // 10:00 UTC of a day a month ahead: the next run, an hour later, is the same day.
+    const ahead = Math.floor((Date.now() + 30 * DAY_MS) / DAY_MS) * DAY_MS + 10 * 3600_000;
+    const history = { retentionDays: 35, aheadDays: 2, expired: 'detach' } as const;
+    const reader = await stores.pool.connect();
+    let first;
+    try {
+      // A reconciliation reads the voids in one snapshot for longer than the upkeep waits.
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM click_voids');
+      const upkeep = createBudgetResetHandler(stores.deps({ now: () => ahead, budgetTimeZone: 'UTC' }), history)({});
+      await until(async () => (await waitingOn('click_voids')) === 1, 'the upkeep to wait for the voids');
+      // A charge queued behind the upkeep's lock request goes through once the upkeep gives up,
+      // while the reader still holds the voids.
+      const charged = await createClickBalanceHandler(stores.deps({ budgetTimeZone: 'UTC' }))(adEventsBatch([clickEvent(421, 42)]));
+      expect(charged).toMatchObject({ charged: 1 });
+      first = await upkeep;
+    } finally {
+      await reader.query('COMMIT');
+      reader.release();
+    }
+    expect(first).toMatchObject({ partitionTablesPostponed: 1, partitionsCreated: 12 });
+    expect(await partitions('click_voids')).not.toContain(dayName(ahead, 'click_voids'));
+    const next = await createBudgetResetHandler(stores.deps({ now: () => ahead + 3600_000, budgetTimeZone: 'UTC' }), history)({});
+    expect(next).toMatchObject({ partitionTablesPostponed: 0, partitionsCreated: 3 });
+    expect(await partitions('click_voids')).toContain(dayName(ahead, 'click_voids'));
+  });
+});

@@ -49,8 +49,20 @@ export function ledgerHistoryFromEnv(source: Readonly<Record<string, string | un
 }
 
 /**
- * Creates the daily ledger partitions ahead of `today` and expires those older than the
- * retention (one statement, the migration's SECURITY DEFINER function; its DDL locks the ledger
- * for a moment, so it runs outside the reset's transaction).
+ * The day-partitioned history tables, in the order the upkeep keeps them: every table
+ * `adstream_maintain_history()` knows (it refuses any other name).
  */
-export const MAINTAIN_HISTORY = `SELECT action, partition_name FROM adstream_maintain_history($1::date, $2::int, $3::int, $4::text)`;
+export const HISTORY_TABLES = ['ad_balance_histories', 'click_voids', 'duplicate_clicks', 'dead_letters', 'outbox'] as const;
+
+/**
+ * Creates one history table's daily partitions ahead of `today` and expires those older than
+ * the retention ($5 names the table; the migrations' SECURITY DEFINER function). One statement
+ * per table, each its own transaction, outside the reset's: its DDL locks the table's parent for
+ * a moment, and holding one table's locks at a time is what keeps it from deadlocking with a
+ * charge, which locks the voids before the ledger (migration 1765040000000). The function gives
+ * up after waiting 2 s for a lock (SQLSTATE 55P03); the table is then postponed to the next run.
+ */
+export const MAINTAIN_HISTORY = `SELECT action, partition_name FROM adstream_maintain_history($1::date, $2::int, $3::int, $4::text, $5::text)`;
+
+/** SQLSTATE of a lock not obtained within `lock_timeout`. */
+export const LOCK_NOT_AVAILABLE = '55P03';
