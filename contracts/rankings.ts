@@ -33,7 +33,7 @@
  * key unset; the worker logs it and counts it (`RankingHeartbeatPartitionsMissing`). With 64
  * keys over 6 partitions that happens with probability about 6·(5/6)^64 ≈ 5·10⁻⁵ per
  * environment (which partition a key lands on depends on its serialized bytes, schema id
- * included), and then only a statement with more heartbeat keys fixes it. The bidder's reads
+ * included), and then only a version with different heartbeat keys fixes it. The bidder's reads
  * do not change.
  */
 
@@ -163,7 +163,10 @@ export const RANKING_FRESHNESS_KEY = 'rtb:ranking-freshness';
 
 /** Value of {@link RANKING_FRESHNESS_KEY} (JSON). */
 export interface RankingFreshness {
-  /** The heartbeat's `as_of`: rankings include every input up to this event time (epoch ms). */
+  /**
+   * The heartbeat's `as_of` (from v5 on: the oldest of the newest heartbeats of the topic's
+   * partitions): rankings include every input up to this event time (epoch ms).
+   */
   readonly as_of: number;
   /** Epoch ms after which rankings are stale; the key expires at this instant too. */
   readonly fresh_until: number;

@@ -408,7 +408,8 @@ async function execRankingTransaction(transaction: ReturnType<Redis['multi']>, w
  * Builds the ranking-cache handler: turns `rtb-rankings-v2` upserts into one Redis key per
  * (placement, category) holding the ranking sorted by `rank_no`, without expiry (a tombstone or
  * an empty slot row expires the key after a grace), and the statement's heartbeat into the
- * freshness key, which expires the freshness bound after the heartbeat's event time. Only the
+ * freshness key, which expires the freshness bound after the heartbeat's event time (with
+ * `heartbeatPartitions`, after the oldest partition's newest heartbeat). Only the
  * latest consistent record per key in a batch is applied (highest `as_of`, then offset), in
  * MULTIs of at most {@link RANKING_WRITES_PER_TRANSACTION}, the heartbeat after them, each slot by
  * an atomic compare-and-set that never replaces a newer stored ranking;
