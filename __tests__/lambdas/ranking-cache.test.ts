@@ -793,10 +793,18 @@ describe('ranking-cache per-partition freshness (rtb-ranking v5: the heartbeat o
   test('a partition that has never delivered a heartbeat keeps the freshness key unset, and the worker warns and counts it', async () => {
     const now = Date.now();
     const warnings: unknown[][] = [];
+    const metrics: unknown[][] = [];
     const handler = handlerWith({
       now: () => now,
       heartbeatPartitions: PARTITIONS,
-      observe: (o) => jest.spyOn(o.logger, 'warn').mockImplementation((...args: unknown[]) => void warnings.push(args)),
+      observe: (o) => {
+        jest.spyOn(o.logger, 'warn').mockImplementation((...args: unknown[]) => void warnings.push(args));
+        const addMetric = o.metrics.addMetric.bind(o.metrics);
+        jest.spyOn(o.metrics, 'addMetric').mockImplementation((...args) => {
+          metrics.push(args);
+          return addMetric(...args);
+        });
+      },
     });
     const five = [0, 1, 2, 3, 4].map((p) => keyedHeartbeat(p, 0, p, now - 2 * MINUTE));
 
@@ -806,6 +814,7 @@ describe('ranking-cache per-partition freshness (rtb-ranking v5: the heartbeat o
     expect(await redis.exists(RANKING_FRESHNESS_KEY)).toBe(0);
     expect(await bidderView(now)).toBe('stale');
     expect(warnings).toEqual([[expect.stringMatching(/without a heartbeat yet/), { missingPartitions: [5], partitions: PARTITIONS }]]);
+    expect(metrics).toContainEqual(['RankingHeartbeatPartitionsMissing', 'Count', 1]);
     // Nothing is written as a slot from a heartbeat key.
     expect(await redis.exists(...[0, 1, 2, 3, 4].map((c) => rankingCacheKey({ placement: '', category: `#0${c}` })))).toBe(0);
     expect(await redis.hgetall(RANKING_HEARTBEATS_KEY)).toEqual({
@@ -819,6 +828,13 @@ describe('ranking-cache per-partition freshness (rtb-ranking v5: the heartbeat o
     // Partition 5's first heartbeat, newer than the others: freshness is the oldest partition's.
     const later = await handler(rankingsEvent([keyedHeartbeat(5, 0, 5, now - MINUTE)]));
     expect(later).toMatchObject({ freshnessRefreshed: 1, heartbeatPartitionsMissing: 0 });
+    expect(metrics.filter(([name]) => name === 'RankingHeartbeatPartitionsMissing')).toEqual([
+      ['RankingHeartbeatPartitionsMissing', 'Count', 1],
+      ['RankingHeartbeatPartitionsMissing', 'Count', 0],
+    ]);
+    // A batch without heartbeats reports nothing about the partitions.
+    await handler(rankingsEvent([{ partition: 5, offset: 1, key: slot, value: { ...slot, as_of: now, ranking: [campaign(1, 11)] } }]));
+    expect(metrics.filter(([name]) => name === 'RankingHeartbeatPartitionsMissing')).toHaveLength(2);
     expect(await freshness()).toEqual({ as_of: now - 2 * MINUTE, fresh_until: now - 2 * MINUTE + bound });
   });
 

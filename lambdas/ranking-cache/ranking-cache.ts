@@ -439,9 +439,6 @@ export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unkno
       deps.observability.metrics.addMetric('RankingsInconsistent', MetricUnit.Count, summary.rankingsInconsistent);
       deps.observability.metrics.addMetric('RankingsSuperseded', MetricUnit.Count, summary.rankingsSuperseded);
       deps.observability.metrics.addMetric('RankingFreshnessRefreshed', MetricUnit.Count, summary.freshnessRefreshed);
-      if (heartbeatPartitions > 0) {
-        deps.observability.metrics.addMetric('RankingHeartbeatPartitionsMissing', MetricUnit.Count, summary.heartbeatPartitionsMissing);
-      }
     });
   };
 }
@@ -522,6 +519,8 @@ async function cacheRankings(deps: RankingCacheDeps, event: unknown, freshness: 
       // Every keyed heartbeat that did not become its partition's newest stored one.
       summary.heartbeatsIgnored += heartbeats.filter((h) => h.form === 'keyed').length - recorded;
       summary.heartbeatPartitionsMissing = missing.length;
+      // Only from batches that carried heartbeats: a 0 from any other batch would hide a missing partition.
+      deps.observability.metrics.addMetric('RankingHeartbeatPartitionsMissing', MetricUnit.Count, missing.length);
       if (missing.length > 0) {
         deps.observability.logger.warn(
           'partitions of rtb-rankings-v2 without a heartbeat yet: the freshness key stays unset and the bidder reads every ranking as stale',
