@@ -7,8 +7,9 @@
 -- (probability 6 * (5/6)^64, about 5e-5, fixed per environment by the key bytes); the worker takes
 -- the oldest of the partitions' newest heartbeats as freshness (contracts/rankings.ts). The 64
 -- rows go through the same GROUP BY (placement, category) as the slots, read ad-events
--- append-only through a stateless CROSS JOIN UNNEST, and are emitted when their bucket changes:
--- 64 rows per 5 minutes of event time, and 64 aggregate updates per ad event instead of one. Everything else is v4's, unchanged: the
+-- through a stateless CROSS JOIN UNNEST of the distinct buckets of ad-events, and are emitted
+-- when their bucket changes: 64 rows and 64 aggregate updates per 5 minutes of event time (each
+-- ad event costs one lookup of its bucket, as v4's one heartbeat group did). Everything else is v4's, unchanged: the
 -- slot rows, their as_of, the table (rtb-rankings-v2, created by v3; v3 stays deployed, stopped,
 -- for it).
 -- v4's description follows.
@@ -213,13 +214,16 @@ WITH
       CAST(NULL AS BIGINT) AS `touched`,
       `k`.`heartbeat_bucket`
     FROM (
-      SELECT CAST(TIMESTAMPDIFF(MINUTE, TIMESTAMP '1970-01-01 00:00:00', CAST(`event_ts` AS TIMESTAMP(3))) AS BIGINT) / 5 AS `bucket`
+      -- One row per bucket, emitted when the bucket's first ad event is read (an unchanged
+      -- DISTINCT row is not emitted again): 64 heartbeat rows per 5 minutes, not per ad event.
+      -- State: one row per bucket seen, like the heartbeat group's own MAX.
+      SELECT DISTINCT CAST(TIMESTAMPDIFF(MINUTE, TIMESTAMP '1970-01-01 00:00:00', CAST(`event_ts` AS TIMESTAMP(3))) AS BIGINT) / 5 AS `bucket`
       FROM `ad-events`
     ) AS `e`
-    -- Each element names the ad event's own bucket, so the UNNEST is correlated and planned as a
-    -- stateless Correlate on ad-events. A constant ARRAY['#00', …] is planned as a regular join of
-    -- ad-events with a 64-row constant: it keeps every ad event in state (no TTL here) and emits
-    -- the heartbeats out of order (seen on the local engine).
+    -- Each element names the bucket row's own bucket, so the UNNEST is correlated and planned as
+    -- a stateless Correlate. A constant ARRAY['#00', …] is planned as a regular join with a 64-row
+    -- constant: it keeps every input row in state (no TTL here) and emitted the heartbeats out of
+    -- order on the local engine.
     CROSS JOIN UNNEST(
       ARRAY[
         ROW('#00', `e`.`bucket`), ROW('#01', `e`.`bucket`), ROW('#02', `e`.`bucket`), ROW('#03', `e`.`bucket`),
