@@ -1,4 +1,4 @@
-import { FIRST_VERSIONED_RANKING_STATEMENT } from '../contracts/rankings';
+import { FIRST_PARTITIONED_HEARTBEAT_RANKING_STATEMENT, FIRST_VERSIONED_RANKING_STATEMENT, RTB_RANKINGS_PARTITIONS } from '../contracts/rankings';
 import { ConfigError } from './errors';
 import { readArray, readBoolean, readInt, readObject, rejectUnknownKeys } from './validate';
 
@@ -65,7 +65,7 @@ export const defaultFlinkConfig: FlinkConfig = {
     // The released versions that fix what the local engine showed in the earlier ones; the retired
     // versions stay deployed for the tables their DDL created (flink-sql/README.md, "Upgrading").
     'performance-metrics': { version: 2, stopped: false, retiredVersions: [1] },
-    'rtb-ranking': { version: 4, stopped: false, retiredVersions: [1, 2, 3] },
+    'rtb-ranking': { version: 5, stopped: false, retiredVersions: [1, 2, 3, 4] },
     attribution: { version: 2, stopped: false, retiredVersions: [1] },
     'duplicate-clicks': { version: 3, stopped: false, retiredVersions: [1, 2] },
   },
@@ -140,4 +140,14 @@ export function parseFlinkConfig(raw: unknown, path: string, production: boolean
  */
 export function writesVersionedRankingRows(flink: FlinkConfig): boolean {
   return flink.pipelines['rtb-ranking'].version >= FIRST_VERSIONED_RANKING_STATEMENT;
+}
+
+/**
+ * The partitions of `rtb-rankings-v2` the ranking-cache worker takes the freshness key's minimum
+ * over when the deployed rtb-ranking statement writes its heartbeat under 64 keys (v5 on), else
+ * 0: one heartbeat key, the newest heartbeat of any partition counts
+ * (`RANKING_HEARTBEAT_PARTITIONS`).
+ */
+export function rankingHeartbeatPartitions(flink: FlinkConfig): number {
+  return flink.pipelines['rtb-ranking'].version >= FIRST_PARTITIONED_HEARTBEAT_RANKING_STATEMENT ? RTB_RANKINGS_PARTITIONS : 0;
 }

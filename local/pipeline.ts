@@ -11,7 +11,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import Redis from 'ioredis';
 import { Client, Pool } from 'pg';
-import { FlinkPipelineId, writesVersionedRankingRows } from '../config/flink';
+import { FlinkPipelineId, rankingHeartbeatPartitions, writesVersionedRankingRows } from '../config/flink';
 import type { EnvironmentConfig, TopicConfig } from '../config/schema';
 import { createBudgetResetHandler } from '../lambdas/budget-reset/resume-campaigns';
 import { createClickBalanceHandler } from '../lambdas/click-balance/charge-clicks';
@@ -393,6 +393,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
           budgetTimeZone: d.budgetTimeZone,
           freshnessSeconds: config.workers.rankingTtlSeconds,
           versionedRows: writesVersionedRankingRows(config.flink),
+          heartbeatPartitions: rankingHeartbeatPartitions(config.flink),
         }) as KafkaEventHandler;
       },
     };

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Construct } from 'constructs';
 import { TerraformOutput, Token } from 'cdktf';
 import { RTB_RANKINGS_TOPIC, adEventContract, campaignEventContract, compensationEventContract } from '../contracts';
-import { writesVersionedRankingRows } from '../config/flink';
+import { rankingHeartbeatPartitions, writesVersionedRankingRows } from '../config/flink';
 import type { WorkerFunctionName } from '../config/schema';
 import { createAwsProvider } from '../constructs/aws/aws-provider';
 import type { StorageHandoff, StreamingHandoff } from '../constructs/aws/stack-inputs';
@@ -108,6 +108,7 @@ export class WorkersStack extends EnvironmentStack {
     const rankingCache = fn('ranking-cache', 'rankingCache', 'Writes RTB rankings into Redis.', {
       RANKING_TTL_SECONDS: String(workers.rankingTtlSeconds),
       RANKING_ROWS_VERSIONED: String(writesVersionedRankingRows(config.flink)),
+      RANKING_HEARTBEAT_PARTITIONS: String(rankingHeartbeatPartitions(config.flink)),
     });
     const { history } = config.database;
     const budgetReset = fn('budget-reset', 'budgetReset', 'Resumes budget-paused campaigns at local midnight.', {

@@ -148,3 +148,14 @@ HAVING COUNT(*) > 1
   expect(answer.error?.statement).toBe('adstream-dev-duplicate-clicks-v2-01');
   expect(answer.error?.message).toMatch(/doesn't support consuming update changes/);
 });
+
+test('rtb-ranking v5 fans its heartbeat out to 64 keys once per bucket, with a stateless Correlate on the distinct buckets, not a join that keeps every ad event', () => {
+  const [deployment] = deployments.filter((d) => d.statements.some((s) => s.name === 'adstream-dev-rtb-ranking-v5-01'));
+  const plan = answers.get(deployment)!.statements.find((s) => s.name === 'adstream-dev-rtb-ranking-v5-01')!.plan ?? '';
+  // A constant ARRAY[…] in the UNNEST is planned as Join(where=[true]) of ad-events with a
+  // 64-row constant: unbounded state (no TTL in the ranking) and heartbeats out of order.
+  expect(plan).toMatch(/Correlate\(invocation=\[\$UNNEST_ROWS\$\d+\(ARRAY\(ROW\(_UTF-16LE'#00', \$cor\d+\.bucket\)/);
+  expect(plan).not.toMatch(/Join\(joinType=\[InnerJoin\], where=\[true\]/);
+  // The fan-out reads the buckets deduplicated (one row per 5 minutes), not every ad event.
+  expect(plan).toMatch(/Correlate\(invocation=\[\$UNNEST_ROWS[^\n]*\n\s*\+- GroupAggregate\(groupBy=\[bucket\], select=\[bucket\]/);
+});

@@ -119,6 +119,10 @@ describe('Confluent dialect lint', () => {
     it('rejects an unknown table', () => {
       expect(rules('SELECT `a` FROM `product_metrics_cache`')).toContain('unknown-table');
     });
+    it('accepts the columns an alias column list names (CROSS JOIN UNNEST … AS `k` (`key`))', () => {
+      expect(rules("SELECT `e`.`event_id`, `k`.`copy` AS `c`, `copy` FROM `ad-events` AS `e` CROSS JOIN UNNEST(ARRAY['a', 'b']) AS `k` (`copy`)")).toEqual([]);
+      expect(rules("SELECT `e`.`event_id`, `other` FROM `ad-events` AS `e` CROSS JOIN UNNEST(ARRAY['a', 'b']) AS `k` (`copy`)")).toContain('source-columns');
+    });
     it('accepts contract columns, aliases, $rowtime and window columns', () => {
       expect(
         rules(

@@ -3,7 +3,7 @@ import { flinkStack } from './helpers';
 
 /**
  * Grammar check with dt-sql-parser 4.5.1's FlinkSQL parser (open-source Flink grammar). It lacks
- * three pieces of Confluent syntax, so the text is rewritten for the parser only — the deployed
+ * some Flink and Confluent syntax, so the text is rewritten for the parser only — the deployed
  * text is never rewritten:
  *   1. `DISTRIBUTED BY (…) INTO n BUCKETS` is removed;
  *   2. `ALTER TABLE t MODIFY WATERMARK FOR c AS e` becomes a CREATE TABLE declaring the same
@@ -25,6 +25,9 @@ export function rewriteForParser(sql: string): string {
       .replace(/\bTRY_CAST\s*\(/gi, 'CAST(')
       // Nor the aggregate FILTER (WHERE …) clause (Flink SQL has it); dropped for parsing only.
       .replace(/\)\s*FILTER\s*\(\s*WHERE\s+[^()]*\)/gi, ')')
+      // Nor the array value constructor ARRAY[a, b] (rtb-ranking v5's heartbeat keys); parsed as
+      // a function call with the same arguments.
+      .replace(/\bARRAY\s*\[([^[\]]*)\]/gi, 'ARRAY_FN($1)')
   );
 }
 

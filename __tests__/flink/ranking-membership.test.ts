@@ -1,5 +1,5 @@
 /**
- * GIVEN rtb-ranking (the deployed version, v4) on the local Flink engine: a slot with campaigns
+ * GIVEN rtb-ranking (the deployed version, v5) on the local Flink engine: a slot with campaigns
  *   2 (created 10:00) and 3 (updated 10:07); then campaign 2 paused by an event stamped 10:04,
  *   read after the 10:07 update (campaign-events is keyed by campaign: two partitions, no order
  *   between them, and an admin clock behind another)

@@ -63,6 +63,8 @@ describe('FlinkStack (dev)', () => {
       'adstream-dev-rtb-ranking-v3-04',
       'adstream-dev-rtb-ranking-v4-01',
       'adstream-dev-rtb-ranking-v4-02',
+      'adstream-dev-rtb-ranking-v5-01',
+      'adstream-dev-rtb-ranking-v5-02',
       'adstream-dev-sources-v1-01',
       'adstream-dev-sources-v1-02',
     ]);
@@ -112,11 +114,12 @@ describe('FlinkStack (dev)', () => {
     expect(statements.get('adstream-dev-performance-metrics-v2-03')?.properties['sql.local-time-zone']).toBe('UTC');
     expect(statements.get('adstream-dev-rtb-ranking-v3-03')?.properties['sql.state-ttl']).toBeUndefined();
     expect(statements.get('adstream-dev-rtb-ranking-v4-01')?.properties['sql.state-ttl']).toBeUndefined();
+    expect(statements.get('adstream-dev-rtb-ranking-v5-01')?.properties['sql.state-ttl']).toBeUndefined();
   });
 
   it('renders the ranking top-N from config and sets stopped only on DML: the INSERTs of retired versions are stopped, the running ones not', () => {
-    expect(statements.get('adstream-dev-rtb-ranking-v4-01')?.statement).toContain('`rank_no` <= 50');
-    const retired = /^adstream-dev-(rtb-ranking-v[123]|performance-metrics-v1|attribution-v1|duplicate-clicks-v[12])-/;
+    expect(statements.get('adstream-dev-rtb-ranking-v5-01')?.statement).toContain('`rank_no` <= 50');
+    const retired = /^adstream-dev-(rtb-ranking-v[1234]|performance-metrics-v1|attribution-v1|duplicate-clicks-v[12])-/;
     for (const [name, s] of statements) expect(s.stopped).toBe(isDml(s) ? retired.test(name) : undefined);
     expect([...statements.values()].filter((s) => isDml(s) && s.stopped === false).length).toBeGreaterThanOrEqual(5);
   });

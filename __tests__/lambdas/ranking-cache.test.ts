@@ -1,10 +1,21 @@
 import type Redis from 'ioredis';
 import type { Pool } from 'pg';
-import { RANKING_FRESHNESS_KEY, RankedCampaign, RankingFreshness, RankingKey, RankingRow, rankingCacheKey, RTB_RANKINGS_TOPIC } from '../../contracts';
+import {
+  RANKING_FRESHNESS_KEY,
+  RANKING_HEARTBEATS_KEY,
+  RankedCampaign,
+  RankingFreshness,
+  RankingKey,
+  RankingRow,
+  rankingCacheKey,
+  RTB_RANKINGS_PARTITIONS,
+  RTB_RANKINGS_TOPIC,
+} from '../../contracts';
 import {
   createRankingCacheHandler,
   DEFAULT_RANKING_FRESHNESS_SECONDS,
   parseRankingFreshnessSeconds,
+  parseRankingHeartbeatPartitions,
   parseRankingRowsVersioned,
   RANKING_DELETE_GRACE_SECONDS,
   RankingCacheUnavailableError,
@@ -31,8 +42,20 @@ function deps(options: { redisUrl?: string | null; databaseUrl?: string } = {}) 
   return d;
 }
 
-function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; freshnessSeconds?: number; now?: () => number; versionedRows?: boolean } = {}) {
+interface HandlerOptions {
+  readonly redisUrl?: string | null;
+  readonly databaseUrl?: string;
+  readonly freshnessSeconds?: number;
+  readonly now?: () => number;
+  readonly versionedRows?: boolean;
+  readonly heartbeatPartitions?: number;
+  /** Called with the handler's observability (to watch its logs). */
+  readonly observe?: (observability: ReturnType<typeof deps>['observability']) => void;
+}
+
+function handlerWith(options: HandlerOptions = {}) {
   const d = deps(options);
+  options.observe?.(d.observability);
   return createRankingCacheHandler({
     pool: d.pool,
     cache: d.cache,
@@ -41,6 +64,7 @@ function handlerWith(options: { redisUrl?: string | null; databaseUrl?: string; 
     freshnessSeconds: options.freshnessSeconds,
     now: options.now,
     versionedRows: options.versionedRows,
+    heartbeatPartitions: options.heartbeatPartitions,
   });
 }
 
@@ -689,5 +713,220 @@ describe('ranking-cache versions (as_of on slot rows, rtb-ranking v4)', () => {
       ]),
     );
     expect(summary).toMatchObject({ deadLettered: 2, rankingsWritten: 0 });
+  });
+});
+
+describe('ranking-cache per-partition freshness (rtb-ranking v5: the heartbeat on every partition)', () => {
+  const MINUTE = 60_000;
+  const PARTITIONS = RTB_RANKINGS_PARTITIONS;
+  const bound = DEFAULT_RANKING_FRESHNESS_SECONDS * 1000;
+  const slot = { placement: 'partitioned_top', category: 'lagging' };
+
+  /** One of v5's 64 heartbeat rows: placement '', category '#00'..'#63'. */
+  function keyedHeartbeat(partition: number, offset: number, copy: number, asOf: number): RankingFixture {
+    const key = { placement: '', category: `#${String(copy).padStart(2, '0')}` };
+    return { partition, offset, key, value: { ...key, as_of: asOf, ranking: null } };
+  }
+
+  /** What the bidder concludes at wall-clock `t` (one MGET, contracts/rankings.ts). */
+  async function bidderView(t: number): Promise<'fresh' | 'stale' | 'missing'> {
+    const [ranking, fresh] = await redis.mget(rankingCacheKey(slot), RANKING_FRESHNESS_KEY);
+    if (fresh === null || (JSON.parse(fresh) as RankingFreshness).fresh_until <= t) return 'stale';
+    return ranking === null ? 'missing' : 'fresh';
+  }
+
+  beforeEach(async () => {
+    await redis.del(RANKING_FRESHNESS_KEY, RANKING_HEARTBEATS_KEY, rankingCacheKey(slot));
+  });
+
+  test('heartbeats keep arriving on partition 0 while partition 3 stops: the bidder reads every ranking stale within the bound', async () => {
+    // Event time in the future of Redis's clock (PXAT expiries are real); the worker's clock
+    // runs 30 s behind each round's delivery.
+    const start = Math.ceil(Date.now() / (5 * MINUTE)) * 5 * MINUTE + 5 * MINUTE;
+    let clock = start;
+    const handler = handlerWith({ now: () => clock, versionedRows: true, heartbeatPartitions: PARTITIONS });
+    const offsets = new Array<number>(PARTITIONS).fill(0);
+    // Each partition gets some of the 64 heartbeat keys (copy c on partition c mod 6 here).
+    const round = (asOf: number, partitions: readonly number[]): RankingFixture[] =>
+      partitions.flatMap((p) =>
+        Array.from({ length: 64 }, (_, c) => c)
+          .filter((c) => c % PARTITIONS === p)
+          .map((c) => keyedHeartbeat(p, offsets[p]++, c, asOf)),
+      );
+    const all = [0, 1, 2, 3, 4, 5];
+    await handler(
+      rankingsEvent([{ partition: 3, offset: offsets[3]++, key: slot, value: { ...slot, as_of: start, ranking: [campaign(1, 11)] } }, ...round(start, all)]),
+    );
+    expect(await bidderView(start)).toBe('fresh');
+
+    // Three hours with every partition healthy: never stale, even just before the next round.
+    let asOf = start;
+    for (; asOf < start + 3 * 60 * MINUTE;) {
+      for (const t of [clock, asOf + 5 * MINUTE + 30_000 - 1]) expect(await bidderView(t)).toBe('fresh');
+      asOf += 5 * MINUTE;
+      clock = asOf + 30_000;
+      expect((await handler(rankingsEvent(round(asOf, all)))).freshnessRefreshed).toBe(1);
+    }
+    const lastOnPartition3 = asOf;
+
+    // Partition 3 stops (its batch keeps failing, its leader is gone, the worker lags on it);
+    // the other five keep delivering heartbeats for another hour.
+    for (let next = asOf + 5 * MINUTE; next <= lastOnPartition3 + 60 * MINUTE; next += 5 * MINUTE) {
+      clock = next + 30_000;
+      const summary = await handler(rankingsEvent(round(next, [0, 1, 2, 4, 5])));
+      expect(summary.freshnessRefreshed).toBe(0);
+      expect(await bidderView(clock)).toBe(clock < lastOnPartition3 + bound ? 'fresh' : 'stale');
+    }
+    expect(await freshness()).toEqual({ as_of: lastOnPartition3, fresh_until: lastOnPartition3 + bound });
+    expect(await bidderView(lastOnPartition3 + bound - 1)).toBe('fresh');
+    expect(await bidderView(lastOnPartition3 + bound)).toBe('stale');
+    const expiresAt = Date.now() + (await redis.pttl(RANKING_FRESHNESS_KEY));
+    expect(Math.abs(expiresAt - (lastOnPartition3 + bound))).toBeLessThan(2_000);
+
+    // Partition 3 catches up: fresh again at the slowest partition's heartbeat.
+    const caughtUp = lastOnPartition3 + 60 * MINUTE;
+    clock = caughtUp + 30_000;
+    expect((await handler(rankingsEvent(round(caughtUp, [3])))).freshnessRefreshed).toBe(1);
+    expect(await freshness()).toEqual({ as_of: caughtUp, fresh_until: caughtUp + bound });
+  });
+
+  test('a partition that has never delivered a heartbeat keeps the freshness key unset, and the worker warns and counts it', async () => {
+    const now = Date.now();
+    const warnings: unknown[][] = [];
+    const metrics: unknown[][] = [];
+    const handler = handlerWith({
+      now: () => now,
+      heartbeatPartitions: PARTITIONS,
+      observe: (o) => {
+        jest.spyOn(o.logger, 'warn').mockImplementation((...args: unknown[]) => void warnings.push(args));
+        const addMetric = o.metrics.addMetric.bind(o.metrics);
+        jest.spyOn(o.metrics, 'addMetric').mockImplementation((...args) => {
+          metrics.push(args);
+          return addMetric(...args);
+        });
+      },
+    });
+    const five = [0, 1, 2, 3, 4].map((p) => keyedHeartbeat(p, 0, p, now - 2 * MINUTE));
+
+    const summary = await handler(rankingsEvent(five));
+
+    expect(summary).toMatchObject({ freshnessRefreshed: 0, heartbeatPartitionsMissing: 1, heartbeatsIgnored: 0, deadLettered: 0 });
+    expect(await redis.exists(RANKING_FRESHNESS_KEY)).toBe(0);
+    expect(await bidderView(now)).toBe('stale');
+    expect(warnings).toEqual([[expect.stringMatching(/without a heartbeat yet/), { missingPartitions: [5], partitions: PARTITIONS }]]);
+    expect(metrics).toContainEqual(['RankingHeartbeatPartitionsMissing', 'Count', 1]);
+    // Nothing is written as a slot from a heartbeat key.
+    expect(await redis.exists(...[0, 1, 2, 3, 4].map((c) => rankingCacheKey({ placement: '', category: `#0${c}` })))).toBe(0);
+    expect(await redis.hgetall(RANKING_HEARTBEATS_KEY)).toEqual({
+      0: String(now - 2 * MINUTE),
+      1: String(now - 2 * MINUTE),
+      2: String(now - 2 * MINUTE),
+      3: String(now - 2 * MINUTE),
+      4: String(now - 2 * MINUTE),
+    });
+
+    // Partition 5's first heartbeat, newer than the others: freshness is the oldest partition's.
+    const later = await handler(rankingsEvent([keyedHeartbeat(5, 0, 5, now - MINUTE)]));
+    expect(later).toMatchObject({ freshnessRefreshed: 1, heartbeatPartitionsMissing: 0 });
+    expect(metrics.filter(([name]) => name === 'RankingHeartbeatPartitionsMissing')).toEqual([
+      ['RankingHeartbeatPartitionsMissing', 'Count', 1],
+      ['RankingHeartbeatPartitionsMissing', 'Count', 0],
+    ]);
+    // A batch without heartbeats reports nothing about the partitions.
+    await handler(rankingsEvent([{ partition: 5, offset: 1, key: slot, value: { ...slot, as_of: now, ranking: [campaign(1, 11)] } }]));
+    expect(metrics.filter(([name]) => name === 'RankingHeartbeatPartitionsMissing')).toHaveLength(2);
+    expect(await freshness()).toEqual({ as_of: now - 2 * MINUTE, fresh_until: now - 2 * MINUTE + bound });
+  });
+
+  test('replayed, redelivered or older heartbeats never move a partition or the freshness key back; within a batch the newest per partition counts', async () => {
+    const now = Date.now();
+    const handler = handlerWith({ now: () => now, heartbeatPartitions: PARTITIONS });
+    const at = (asOf: number, copy = 0) => [0, 1, 2, 3, 4, 5].map((p) => keyedHeartbeat(p, asOf, copy + p, asOf));
+    // A batch with two heartbeat rounds: the later one counts, the earlier ones are ignored.
+    const first = await handler(rankingsEvent([...at(now - 10 * MINUTE), ...at(now - 5 * MINUTE, 10)]));
+    expect(first).toMatchObject({ freshnessRefreshed: 1, heartbeatsIgnored: 6 });
+    const stored = await freshness();
+    expect(stored).toEqual({ as_of: now - 5 * MINUTE, fresh_until: now - 5 * MINUTE + bound });
+    const partitions = await redis.hgetall(RANKING_HEARTBEATS_KEY);
+
+    // The same heartbeats again (a redelivery), older ones on one partition, and a replay from
+    // the earliest offset (older than the bound).
+    const same = await handler(rankingsEvent(at(now - 5 * MINUTE, 10)));
+    const older = await handler(rankingsEvent([keyedHeartbeat(2, 0, 2, now - 20 * MINUTE)]));
+    const replay = await handler(rankingsEvent(at(now - 24 * 60 * MINUTE)));
+
+    expect([same, older, replay].map((s) => [s.freshnessRefreshed, s.heartbeatsIgnored])).toEqual([
+      [0, 6],
+      [0, 1],
+      [0, 6],
+    ]);
+    expect(await redis.hgetall(RANKING_HEARTBEATS_KEY)).toEqual(partitions);
+    expect(await freshness()).toEqual(stored);
+
+    // One partition moving ahead alone moves nothing; all of them do.
+    expect((await handler(rankingsEvent([keyedHeartbeat(4, 1, 4, now)]))).freshnessRefreshed).toBe(0);
+    expect(await freshness()).toEqual(stored);
+    expect((await handler(rankingsEvent(at(now, 20)))).freshnessRefreshed).toBe(1);
+    expect(await freshness()).toEqual({ as_of: now, fresh_until: now + bound });
+  });
+
+  test('every partition behind the bound (v5 catching up from the earliest offset) records the heartbeats but writes no freshness', async () => {
+    const now = Date.now();
+    const handler = handlerWith({ now: () => now, heartbeatPartitions: PARTITIONS });
+    const summary = await handler(rankingsEvent([0, 1, 2, 3, 4, 5].map((p) => keyedHeartbeat(p, 0, p, now - bound))));
+    expect(summary).toMatchObject({ freshnessRefreshed: 0, heartbeatPartitionsMissing: 0, heartbeatsIgnored: 0 });
+    expect(await redis.exists(RANKING_FRESHNESS_KEY)).toBe(0);
+    expect(Object.keys(await redis.hgetall(RANKING_HEARTBEATS_KEY))).toHaveLength(PARTITIONS);
+  });
+
+  test('a heartbeat from a clock ahead counts from now: freshness never lasts longer than the bound', async () => {
+    const now = Date.now();
+    const handler = handlerWith({ now: () => now, heartbeatPartitions: PARTITIONS });
+    await handler(rankingsEvent([0, 1, 2, 3, 4, 5].map((p) => keyedHeartbeat(p, 0, p, now + 6 * 60 * MINUTE))));
+    expect(await freshness()).toEqual({ as_of: now + 6 * 60 * MINUTE, fresh_until: now + bound });
+  });
+
+  test("the single heartbeat ('', '') of v4, still in the compacted topic, is ignored and counted, and never written as a slot", async () => {
+    const now = Date.now();
+    const handler = handlerWith({ now: () => now, heartbeatPartitions: PARTITIONS });
+    const summary = await handler(rankingsEvent([heartbeat(7, now - MINUTE, 1)]));
+    expect(summary).toMatchObject({ freshnessRefreshed: 0, heartbeatsIgnored: 1, deadLettered: 0, rankingsWritten: 0 });
+    expect(await redis.exists(RANKING_FRESHNESS_KEY, RANKING_HEARTBEATS_KEY)).toBe(0);
+  });
+
+  test("without per-partition heartbeats (v4 and earlier deployed) the worker behaves as before; a v5 heartbeat row ('', '#NN') is a heartbeat, never a slot", async () => {
+    const now = Date.now();
+    const handler = handlerWith({ now: () => now, versionedRows: true });
+    const legacy = await handler(rankingsEvent([heartbeat(1, now - 2 * MINUTE, 3)]));
+    expect(legacy).toMatchObject({ freshnessRefreshed: 1, heartbeatPartitionsMissing: 0 });
+    expect(await freshness()).toEqual({ as_of: now - 2 * MINUTE, fresh_until: now - 2 * MINUTE + bound });
+
+    const keyed = await handler(rankingsEvent([keyedHeartbeat(0, 1, 7, now - MINUTE), keyedHeartbeat(0, 2, 13, now - 3 * MINUTE)]));
+    expect(keyed).toMatchObject({ freshnessRefreshed: 1, heartbeatsIgnored: 1, rankingsWritten: 0, deadLettered: 0 });
+    expect(await freshness()).toEqual({ as_of: now - MINUTE, fresh_until: now - MINUTE + bound });
+    expect(await redis.exists(rankingCacheKey({ placement: '', category: '#07' }), rankingCacheKey({ placement: '', category: '#13' }))).toBe(0);
+    expect(await redis.exists(RANKING_HEARTBEATS_KEY)).toBe(0);
+  });
+
+  test("a heartbeat-shaped key that is not one of the 64 ('', '#64'), ('', 'x') is dead-lettered like any slot with an empty placement", async () => {
+    const handler = handlerWith({ heartbeatPartitions: PARTITIONS });
+    const bad = (offset: number, category: string): RankingFixture => ({
+      partition: 2,
+      offset,
+      key: { placement: '', category },
+      value: { placement: '', category, as_of: Date.now(), ranking: null },
+    });
+    const summary = await handler(rankingsEvent([bad(0, '#64'), bad(1, 'x'), bad(2, '#7')]));
+    expect(summary).toMatchObject({ deadLettered: 3, freshnessRefreshed: 0 });
+  });
+
+  test('RANKING_HEARTBEAT_PARTITIONS is 0 (absent or empty: 0) or a partition count, anything else fails at load', () => {
+    expect(parseRankingHeartbeatPartitions({})).toBe(0);
+    expect(parseRankingHeartbeatPartitions({ RANKING_HEARTBEAT_PARTITIONS: '' })).toBe(0);
+    expect(parseRankingHeartbeatPartitions({ RANKING_HEARTBEAT_PARTITIONS: '0' })).toBe(0);
+    expect(parseRankingHeartbeatPartitions({ RANKING_HEARTBEAT_PARTITIONS: '6' })).toBe(6);
+    for (const raw of ['-1', '6.5', 'six', '1001']) {
+      expect(() => parseRankingHeartbeatPartitions({ RANKING_HEARTBEAT_PARTITIONS: raw })).toThrow(/RANKING_HEARTBEAT_PARTITIONS/);
+    }
   });
 });

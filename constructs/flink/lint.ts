@@ -368,6 +368,14 @@ function analyseShape(tokens: readonly SqlToken[]): QueryShape {
     }
     if (isWord(t, 'AS') && isIdentifierToken(tokens[k + 1]) && !(tokens[k + 1].kind === 'word' && KEYWORDS.has(tokens[k + 1].upper))) {
       define(k + 1);
+      // `AS alias (column, …)`: the column list of a derived table or UNNEST names its columns
+      if (isSymbol(tokens[k + 2], '(')) {
+        const close = matchingParen(tokens, k + 2);
+        const list = tokens.slice(k + 3, close);
+        if (list.length > 0 && list.every((x, i) => (i % 2 === 0 ? isIdentifierToken(x) : isSymbol(x, ',')))) {
+          for (let j = k + 3; j < close; j += 2) define(j);
+        }
+      }
     }
     // ROW<name TYPE, …> / ARRAY<ROW<…>>: field names are definitions, not columns
     if (isSymbol(t, '<') && isWord(tokens[k - 1], 'ROW', 'ARRAY', 'MAP', 'MULTISET')) {

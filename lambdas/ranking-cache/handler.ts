@@ -4,7 +4,13 @@ import { ConfigError } from '../shared/errors';
 import { createObservability, withLambdaContext } from '../shared/observability';
 import { emfEmitter, withBatchAge } from '../shared/health-metrics';
 import { createRedisClientProvider, RedisCache } from '../shared/redis';
-import { createRankingCacheHandler, parseRankingFreshnessSeconds, parseRankingRowsVersioned, RANKING_CACHE_HANDLER } from './ranking-cache';
+import {
+  createRankingCacheHandler,
+  parseRankingFreshnessSeconds,
+  parseRankingHeartbeatPartitions,
+  parseRankingRowsVersioned,
+  RANKING_CACHE_HANDLER,
+} from './ranking-cache';
 
 // Module scope: parsed and connected once per container, reused by every invocation. Built
 // from the shared pieces rather than loadWorkerDeps so this bundle carries no outbox publishers
@@ -27,6 +33,7 @@ export const handler = withLambdaContext(
       budgetTimeZone: env.budgetTimeZone,
       freshnessSeconds: parseRankingFreshnessSeconds(process.env),
       versionedRows: parseRankingRowsVersioned(process.env),
+      heartbeatPartitions: parseRankingHeartbeatPartitions(process.env),
     }),
     emfEmitter(RANKING_CACHE_HANDLER),
   ),

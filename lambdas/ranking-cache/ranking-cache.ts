@@ -7,8 +7,8 @@ import { decodeKafkaEvent } from '../shared/kafka-event';
 import { sortBatch } from '../shared/records';
 import { emptySummary, InvocationSummary, instrumentInvocation, Observability, SummaryCounter } from '../shared/observability';
 import type { RedisCache } from '../shared/redis';
-import { RANKING_HEARTBEAT_MINUTES, RankingFreshness } from '../../contracts';
-import { latestPerKey, PositionedChange, rankingChangeOf } from './rankings';
+import { RANKING_FRESHNESS_KEY, RANKING_HEARTBEAT_MINUTES, RANKING_HEARTBEATS_KEY, RankingFreshness } from '../../contracts';
+import { latestPerKey, PositionedChange, RankingChange, rankingChangeOf } from './rankings';
 
 /** Name of the handler in logs, metrics and `dead_letters.handler`. */
 export const RANKING_CACHE_HANDLER = 'ranking-cache';
@@ -66,6 +66,14 @@ export interface RankingCacheDeps {
    * written. False accepts v3's rows, which carry none. @default false
    */
   readonly versionedRows?: boolean;
+  /**
+   * Partitions of `rtb-rankings-v2` when the deployed ranking statement writes its heartbeat
+   * under 64 keys (rtb-ranking v5 on; `RANKING_HEARTBEAT_PARTITIONS`): the worker then keeps the
+   * newest heartbeat per partition and sets the freshness key from the oldest of them, once
+   * every partition 0..n-1 has one; a `('', '')` heartbeat (v3, v4) is ignored. 0 (v3, v4): the
+   * newest heartbeat of any partition sets the freshness key. @default 0
+   */
+  readonly heartbeatPartitions?: number;
 }
 
 /** Summary metrics the ranking cache emits (its Rankings* metrics are added per invocation). */
@@ -83,8 +91,18 @@ export interface RankingCacheSummary extends InvocationSummary {
   rankingsSuperseded: number;
   /** 1 when the batch's heartbeat moved the freshness key forward, else 0. */
   freshnessRefreshed: number;
-  /** Heartbeats not applied: already older than the bound, or not newer than the stored one. */
+  /**
+   * Heartbeats not applied: already older than the bound, or not newer than the stored one; with
+   * per-partition heartbeats, not newer than their partition's stored one, or of the
+   * `('', '')` form v5 no longer writes.
+   */
   heartbeatsIgnored: number;
+  /**
+   * With per-partition heartbeats, after a batch that carried any: how many of the partitions
+   * have never delivered one. While it is above 0 the freshness key is not set and the bidder
+   * reads every ranking as stale.
+   */
+  heartbeatPartitionsMissing: number;
 }
 
 /**
@@ -109,6 +127,28 @@ export function parseRankingRowsVersioned(source: Readonly<Record<string, string
   if (raw === 'true') return true;
   if (raw === 'false' || raw === undefined || raw === '') return false;
   throw new ConfigError('RANKING_ROWS_VERSIONED', `must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+/** Most partitions `RANKING_HEARTBEAT_PARTITIONS` accepts (a Kafka topic has far fewer in practice). */
+export const MAX_RANKING_HEARTBEAT_PARTITIONS = 1_000;
+
+/**
+ * Reads `RANKING_HEARTBEAT_PARTITIONS` (set by the workers stack: the partitions of
+ * `rtb-rankings-v2` when the deployed rtb-ranking version writes per-partition heartbeats, else
+ * 0; see {@link RankingCacheDeps.heartbeatPartitions}). Absent or empty: 0. Called once at module
+ * load.
+ */
+export function parseRankingHeartbeatPartitions(source: Readonly<Record<string, string | undefined>>): number {
+  const raw = source.RANKING_HEARTBEAT_PARTITIONS?.trim();
+  if (raw === undefined || raw === '') return 0;
+  const value = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || value > MAX_RANKING_HEARTBEAT_PARTITIONS) {
+    throw new ConfigError(
+      'RANKING_HEARTBEAT_PARTITIONS',
+      `must be 0 (one heartbeat key, rtb-ranking v4 and earlier) or the partition count of rtb-rankings-v2 (at most ${MAX_RANKING_HEARTBEAT_PARTITIONS}), got ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
 }
 
 /**
@@ -143,6 +183,59 @@ if current then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 return 1
+`;
+
+/**
+ * The per-partition heartbeat step (rtb-ranking v5 on), atomic: records each of the batch's
+ * partitions' newest heartbeat in the hash KEYS[1] (field = partition) only if it is newer than
+ * the stored one, then, if every partition 0..P-1 has one, moves the freshness key KEYS[2]
+ * forward (never back) to `{as_of: min, fresh_until: min(min, now) + bound}` with PXAT
+ * fresh_until, min being the oldest of the P; a fresh_until not after now is not written.
+ * ARGV: P, now, bound (ms), then pairs partition, as_of. Numbers stay decimal strings in and out
+ * (Lua's own number printing would turn epoch milliseconds into exponents). Returns
+ * {heartbeats recorded, 1 if the freshness key was written else 0, min ('' when a partition is
+ * missing), the partition holding min (-1 when one is missing), the missing partitions...}.
+ */
+const PARTITION_HEARTBEAT_SCRIPT = `
+local recorded = 0
+for i = 4, #ARGV, 2 do
+  local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
+  if not stored or tonumber(ARGV[i + 1]) > stored then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    recorded = recorded + 1
+  end
+end
+local missing = {}
+local oldest, oldestText, oldestPartition
+for p = 0, tonumber(ARGV[1]) - 1 do
+  local text = redis.call('HGET', KEYS[1], tostring(p))
+  local value = text and tonumber(text)
+  if not value then
+    missing[#missing + 1] = p
+  elseif not oldest or value < oldest then
+    oldest, oldestText, oldestPartition = value, text, p
+  end
+end
+if #missing > 0 then
+  local reply = {recorded, 0, '', -1}
+  for _, p in ipairs(missing) do reply[#reply + 1] = p end
+  return reply
+end
+local now = tonumber(ARGV[2])
+local freshUntil = math.min(oldest, now) + tonumber(ARGV[3])
+if freshUntil <= now then
+  return {recorded, 0, oldestText, oldestPartition}
+end
+local current = redis.call('GET', KEYS[2])
+if current then
+  local ok, stored = pcall(cjson.decode, current)
+  if ok and type(stored) == 'table' and tonumber(stored.as_of) and tonumber(stored.as_of) >= oldest then
+    return {recorded, 0, oldestText, oldestPartition}
+  end
+end
+local untilText = string.format('%.0f', freshUntil)
+redis.call('SET', KEYS[2], '{"as_of":' .. oldestText .. ',"fresh_until":' .. untilText .. '}', 'PXAT', untilText)
+return {recorded, 1, oldestText, oldestPartition}
 `;
 
 /**
@@ -185,17 +278,36 @@ redis.call('DEL', KEYS[2])
 return 1
 `;
 
-/** What applying a batch did, from Redis's replies. */
+/** The freshness step of a batch: one heartbeat for the freshness key, or the newest heartbeat per partition. */
+type Heartbeat =
+  | { readonly kind: 'single'; readonly cacheKey: string; readonly freshness: RankingFreshness }
+  | {
+      readonly kind: 'partitioned';
+      /** Partitions of the topic (P). */
+      readonly partitions: number;
+      readonly now: number;
+      readonly boundMs: number;
+      /** The batch's newest heartbeat `as_of` per partition. */
+      readonly newest: ReadonlyMap<number, number>;
+    };
+
+/** What the per-partition heartbeat step did (PARTITION_HEARTBEAT_SCRIPT's reply). */
+interface PartitionHeartbeats {
+  readonly recorded: number;
+  /** The oldest partition's newest heartbeat, or null while a partition has none. */
+  readonly oldest: number | null;
+  /** The partition holding {@link oldest} (-1 while a partition has none). */
+  readonly oldestPartition: number;
+  readonly missing: readonly number[];
+}
+
 interface Applied {
   readonly written: number;
   readonly deleted: number;
   readonly superseded: number;
   readonly freshnessRefreshed: boolean;
-}
-
-interface Heartbeat {
-  readonly cacheKey: string;
-  readonly freshness: RankingFreshness;
+  /** With per-partition heartbeats, what the step did. */
+  readonly partitions?: PartitionHeartbeats;
 }
 
 async function applyChanges(cache: RedisCache, changes: readonly PositionedChange[], heartbeat: Heartbeat | undefined): Promise<Applied> {
@@ -241,16 +353,36 @@ async function applyChanges(cache: RedisCache, changes: readonly PositionedChang
     );
   }
   let freshnessRefreshed = false;
-  if (heartbeat) {
+  let partitions: PartitionHeartbeats | undefined;
+  if (heartbeat?.kind === 'single') {
     const { as_of: asOf, fresh_until: freshUntil } = heartbeat.freshness;
     const transaction = client.multi().eval(FRESHNESS_SCRIPT, 1, heartbeat.cacheKey, String(asOf), JSON.stringify(heartbeat.freshness), String(freshUntil));
     freshnessRefreshed = (await execRankingTransaction(transaction, 'the freshness heartbeat'))[0] === 1;
+  } else if (heartbeat?.kind === 'partitioned') {
+    const pairs = [...heartbeat.newest].flatMap(([partition, asOf]) => [String(partition), String(asOf)]);
+    const transaction = client
+      .multi()
+      .eval(
+        PARTITION_HEARTBEAT_SCRIPT,
+        2,
+        RANKING_HEARTBEATS_KEY,
+        RANKING_FRESHNESS_KEY,
+        String(heartbeat.partitions),
+        String(heartbeat.now),
+        String(heartbeat.boundMs),
+        ...pairs,
+      );
+    const [reply] = await execRankingTransaction(transaction, 'the per-partition heartbeats');
+    const [recorded, written, oldest, oldestPartition, ...missing] = reply as [number, number, string, number, ...number[]];
+    freshnessRefreshed = written === 1;
+    partitions = { recorded, oldest: oldest === '' ? null : Number(oldest), oldestPartition, missing };
   }
   return {
     written: replies.filter((r) => r === 1).length,
     deleted: replies.filter((r) => r === 2).length,
     superseded: replies.filter((r) => r === 0).length,
     freshnessRefreshed,
+    partitions,
   };
 }
 
@@ -276,7 +408,8 @@ async function execRankingTransaction(transaction: ReturnType<Redis['multi']>, w
  * Builds the ranking-cache handler: turns `rtb-rankings-v2` upserts into one Redis key per
  * (placement, category) holding the ranking sorted by `rank_no`, without expiry (a tombstone or
  * an empty slot row expires the key after a grace), and the statement's heartbeat into the
- * freshness key, which expires the freshness bound after the heartbeat's event time. Only the
+ * freshness key, which expires the freshness bound after the heartbeat's event time (with
+ * `heartbeatPartitions`, after the oldest partition's newest heartbeat). Only the
  * latest consistent record per key in a batch is applied (highest `as_of`, then offset), in
  * MULTIs of at most {@link RANKING_WRITES_PER_TRANSACTION}, the heartbeat after them, each slot by
  * an atomic compare-and-set that never replaces a newer stored ranking;
@@ -287,6 +420,7 @@ async function execRankingTransaction(transaction: ReturnType<Redis['multi']>, w
 export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unknown) => Promise<RankingCacheSummary> {
   const freshnessSeconds = deps.freshnessSeconds ?? DEFAULT_RANKING_FRESHNESS_SECONDS;
   const now = deps.now ?? Date.now;
+  const heartbeatPartitions = deps.heartbeatPartitions ?? 0;
   return async (event) => {
     const summary: RankingCacheSummary = {
       ...emptySummary(RANKING_CACHE_HANDLER, RANKING_CACHE_METRICS),
@@ -296,9 +430,10 @@ export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unkno
       rankingsSuperseded: 0,
       freshnessRefreshed: 0,
       heartbeatsIgnored: 0,
+      heartbeatPartitionsMissing: 0,
     };
     return instrumentInvocation(deps.observability, summary, 'ranking batch not applied; the trigger will retry it', async () => {
-      await cacheRankings(deps, event, freshnessSeconds * 1000, now, summary);
+      await cacheRankings(deps, event, { boundMs: freshnessSeconds * 1000, now, heartbeatPartitions }, summary);
       deps.observability.metrics.addMetric('RankingsWritten', MetricUnit.Count, summary.rankingsWritten);
       deps.observability.metrics.addMetric('RankingsDeleted', MetricUnit.Count, summary.rankingsDeleted);
       deps.observability.metrics.addMetric('RankingsInconsistent', MetricUnit.Count, summary.rankingsInconsistent);
@@ -308,7 +443,15 @@ export function createRankingCacheHandler(deps: RankingCacheDeps): (event: unkno
   };
 }
 
-async function cacheRankings(deps: RankingCacheDeps, event: unknown, boundMs: number, now: () => number, summary: RankingCacheSummary): Promise<void> {
+interface FreshnessSettings {
+  readonly boundMs: number;
+  readonly now: () => number;
+  /** {@link RankingCacheDeps.heartbeatPartitions}. */
+  readonly heartbeatPartitions: number;
+}
+
+async function cacheRankings(deps: RankingCacheDeps, event: unknown, freshness: FreshnessSettings, summary: RankingCacheSummary): Promise<void> {
+  const { boundMs, now } = freshness;
   const records = decodeKafkaEvent(event);
   summary.records = records.length;
   const sorted = sortBatch(records, (record): PositionedChange => ({
@@ -335,16 +478,32 @@ async function cacheRankings(deps: RankingCacheDeps, event: unknown, boundMs: nu
   }
   const slots = latestPerKey(usable.filter((c) => c.change.kind === 'upsert' || c.change.kind === 'delete'));
 
-  // The newest heartbeat of the batch; one whose bound has already passed (a replay, a
-  // pipeline catching up) would only report stale rankings as fresh, so it is not written.
-  const heartbeats = usable.map((c) => c.change).filter((c): c is Extract<typeof c, { kind: 'heartbeat' }> => c.kind === 'heartbeat');
+  const heartbeatChanges = usable.filter(
+    (c): c is PositionedChange & { change: Extract<RankingChange, { kind: 'heartbeat' }> } => c.change.kind === 'heartbeat',
+  );
+  const heartbeats = heartbeatChanges.map((c) => c.change);
   let heartbeat: Heartbeat | undefined;
-  if (heartbeats.length > 0) {
+  if (freshness.heartbeatPartitions > 0) {
+    // rtb-ranking v5 on: the newest keyed heartbeat per partition; the freshness key follows the
+    // oldest partition (PARTITION_HEARTBEAT_SCRIPT). A ('', '') heartbeat is v4's (its last one
+    // stays in the compacted topic): it says nothing about the partitions of v5's rows.
+    const newest = new Map<number, number>();
+    let single = 0;
+    for (const { change, partition } of heartbeatChanges) {
+      if (change.form === 'single') single += 1;
+      else newest.set(partition, Math.max(newest.get(partition) ?? 0, change.asOf));
+    }
+    if (single > 0) deps.observability.logger.info('heartbeats of the single-key form (rtb-ranking v4 and earlier) ignored', { count: single });
+    summary.heartbeatsIgnored = single;
+    if (newest.size > 0) heartbeat = { kind: 'partitioned', partitions: freshness.heartbeatPartitions, now: now(), boundMs, newest };
+  } else if (heartbeats.length > 0) {
+    // The newest heartbeat of the batch; one whose bound has already passed (a replay, a
+    // pipeline catching up) would only report stale rankings as fresh, so it is not written.
     const newest = heartbeats.reduce((a, b) => (b.asOf > a.asOf ? b : a));
     const clock = now();
     // A heartbeat from the future (a producer clock ahead) counts from now, never longer.
     const freshUntil = Math.min(newest.asOf, clock) + boundMs;
-    if (freshUntil > clock) heartbeat = { cacheKey: newest.cacheKey, freshness: { as_of: newest.asOf, fresh_until: freshUntil } };
+    if (freshUntil > clock) heartbeat = { kind: 'single', cacheKey: newest.cacheKey, freshness: { as_of: newest.asOf, fresh_until: freshUntil } };
     summary.heartbeatsIgnored = heartbeats.length - (heartbeat ? 1 : 0);
   }
 
@@ -354,7 +513,30 @@ async function cacheRankings(deps: RankingCacheDeps, event: unknown, boundMs: nu
     summary.rankingsDeleted = applied.deleted;
     summary.rankingsSuperseded = applied.superseded;
     summary.freshnessRefreshed = applied.freshnessRefreshed ? 1 : 0;
-    if (heartbeat && !applied.freshnessRefreshed) summary.heartbeatsIgnored += 1;
+    if (heartbeat?.kind === 'single' && !applied.freshnessRefreshed) summary.heartbeatsIgnored += 1;
+    if (heartbeat?.kind === 'partitioned' && applied.partitions) {
+      const { recorded, oldest, oldestPartition, missing } = applied.partitions;
+      // Every keyed heartbeat that did not become its partition's newest stored one.
+      summary.heartbeatsIgnored += heartbeats.filter((h) => h.form === 'keyed').length - recorded;
+      summary.heartbeatPartitionsMissing = missing.length;
+      // Only from batches that carried heartbeats: a 0 from any other batch would hide a missing partition.
+      deps.observability.metrics.addMetric('RankingHeartbeatPartitionsMissing', MetricUnit.Count, missing.length);
+      if (missing.length > 0) {
+        deps.observability.logger.warn(
+          'partitions of rtb-rankings-v2 without a heartbeat yet: the freshness key stays unset and the bidder reads every ranking as stale',
+          {
+            missingPartitions: missing,
+            partitions: freshness.heartbeatPartitions,
+          },
+        );
+      } else if (oldest !== null && !applied.freshnessRefreshed && oldest + boundMs <= now()) {
+        deps.observability.logger.warn('a partition of rtb-rankings-v2 is behind by more than the freshness bound: every ranking reads as stale', {
+          partition: oldestPartition,
+          heartbeatAsOf: oldest,
+          boundMs,
+        });
+      }
+    }
   }
   summary.skipped = usable.length - slots.length - heartbeats.length;
 

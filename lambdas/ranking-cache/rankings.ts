@@ -1,4 +1,12 @@
-import { RANKING_FRESHNESS_KEY, RankedCampaign, RankingKey, RankingRow, rankingCacheKey } from '../../contracts';
+import {
+  RANKING_FRESHNESS_KEY,
+  RANKING_HEARTBEAT_KEY_COUNT,
+  RankedCampaign,
+  RankingKey,
+  RankingRow,
+  rankingCacheKey,
+  rankingHeartbeatCategory,
+} from '../../contracts';
 import { KafkaRecordError } from '../shared/errors';
 import { DecodedKafkaRecord, parseJsonValue } from '../shared/kafka-event';
 import { hasLoneSurrogate } from '../shared/records';
@@ -43,6 +51,11 @@ export type RankingChange =
       readonly cacheKey: string;
       /** Event time (epoch ms) the statement has read up to. */
       readonly asOf: number;
+      /**
+       * `single`: the one heartbeat key `('', '')` of rtb-ranking v3 and v4; `keyed`: one of
+       * v5's 64 keys `('', '#00')`..`('', '#63')` (contracts/rankings.ts).
+       */
+      readonly form: 'single' | 'keyed';
     }
   | {
       /**
@@ -127,11 +140,17 @@ function parseKey(record: DecodedKafkaRecord): RankingKey {
   }
   const key = parsed as Record<string, unknown>;
   if (key.placement === '' && key.category === '') return HEARTBEAT_KEY;
+  if (key.placement === '' && typeof key.category === 'string' && KEYED_HEARTBEAT_CATEGORIES.has(key.category)) {
+    return { placement: '', category: key.category };
+  }
   return { placement: keyPart('key', 'placement', key.placement), category: keyPart('key', 'category', key.category) };
 }
 
-/** The reserved key of the statement's heartbeat row. */
+/** The reserved key of the heartbeat row of rtb-ranking v3 and v4. */
 const HEARTBEAT_KEY: RankingKey = Object.freeze({ placement: '', category: '' });
+
+/** Categories of v5's heartbeat keys (placement ''): '#00'..'#63'. */
+const KEYED_HEARTBEAT_CATEGORIES: ReadonlySet<string> = new Set(Array.from({ length: RANKING_HEARTBEAT_KEY_COUNT }, (_, i) => rankingHeartbeatCategory(i)));
 
 /** Latest plausible heartbeat: year 2200 (a larger value is a broken row, not a clock). */
 const MAX_AS_OF = 7_258_118_400_000;
@@ -143,9 +162,9 @@ function epochMillis(where: string, value: unknown): number {
   return value;
 }
 
-function parseHeartbeat(value: Buffer | null): RankingChange {
+function parseHeartbeat(value: Buffer | null, form: 'single' | 'keyed'): RankingChange {
   if (value === null || value.length === 0) {
-    throw violation('the heartbeat key (placement and category empty) has no value; the ranking statement never deletes its heartbeat');
+    throw violation('a heartbeat key (placement empty) has no value; the ranking statement never deletes its heartbeat');
   }
   const parsed = parseJsonValue(value);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
@@ -156,7 +175,7 @@ function parseHeartbeat(value: Buffer | null): RankingChange {
   if (row.ranking !== undefined && row.ranking !== null) {
     throw violation(`heartbeat ranking must be null, got ${describe(row.ranking)}`);
   }
-  return { kind: 'heartbeat', cacheKey: RANKING_FRESHNESS_KEY, asOf };
+  return { kind: 'heartbeat', cacheKey: RANKING_FRESHNESS_KEY, asOf, form };
 }
 
 /**
@@ -246,7 +265,8 @@ function parseRow(key: RankingKey, value: Buffer): ParsedRow {
 /**
  * Turns one decoded `rtb-rankings-v2` record into a cache change. A null (or empty) value is a
  * tombstone, and a row whose ranking is null or empty an empty slot: the ranking of that
- * (placement, category) is gone. The key ('', '') is the statement's heartbeat. A ranking that is not consistent (see {@link rankingInconsistency}) is
+ * (placement, category) is gone. The key ('', '') is the heartbeat of rtb-ranking v3 and v4,
+ * the keys ('', '#00')..('', '#63') are v5's (never a slot). A ranking that is not consistent (see {@link rankingInconsistency}) is
  * an intermediate state, returned as `inconsistent` so it is never written; so is, with
  * `versionedRows` (the statement writes `as_of` on every settled row, rtb-ranking v4 on), a row
  * without `as_of`. Throws
@@ -254,7 +274,8 @@ function parseRow(key: RankingKey, value: Buffer): ParsedRow {
  */
 export function rankingChangeOf(record: DecodedKafkaRecord, options: { readonly versionedRows?: boolean } = {}): RankingChange {
   const key = parseKey(record);
-  if (key === HEARTBEAT_KEY) return parseHeartbeat(record.value);
+  if (key === HEARTBEAT_KEY) return parseHeartbeat(record.value, 'single');
+  if (key.placement === '') return parseHeartbeat(record.value, 'keyed');
   const cacheKey = rankingCacheKey(key);
   const emptiedKey = emptiedRankingVersionKey(key);
   if (record.value === null || record.value.length === 0) {

@@ -33,11 +33,12 @@ export function useEngineAndStores(): EngineAndStores {
 
 /**
  * The ranking-cache worker on the rig's stores, as the deployed module builds it, with the
- * test's clock; `close` ends its pool and Redis client.
+ * test's clock and `RANKING_HEARTBEAT_PARTITIONS`; `close` ends its pool and Redis client.
  */
 export function rankingWorker(
   rig: EngineAndStores,
   now: () => number,
+  heartbeatPartitions = 0,
 ): { readonly handler: (event: unknown) => Promise<RankingCacheSummary>; close(): Promise<void> } {
   const deps = workerDeps({ databaseUrl: rig.db.url, keyPrefix: rig.prefix });
   const handler = createRankingCacheHandler({
@@ -46,8 +47,10 @@ export function rankingWorker(
     observability: deps.observability,
     budgetTimeZone: deps.budgetTimeZone,
     now,
-    // The scenarios run the default rtb-ranking (v4), which writes as_of on every settled row.
+    // The scenarios run rtb-ranking v4 or later, which write as_of on every settled row.
     versionedRows: true,
+    // RTB_RANKINGS_PARTITIONS for v5 on (one heartbeat per partition), 0 for v4's one heartbeat key.
+    heartbeatPartitions,
   });
   return { handler, close: () => deps.close() };
 }
