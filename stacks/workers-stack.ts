@@ -243,6 +243,7 @@ export class WorkersStack extends EnvironmentStack {
     for (const t of this.triggers) alarms.watchTrigger(t, { offsetLag: OFFSET_LAG_ALARM });
     for (const worker of [clickBalance, compensation, rankingCache]) alarms.watchDeadLetters(worker);
     alarms.watchDuplicateRate(clickBalance, compensation, DUPLICATE_RATE_ALARM);
+    if (rankingHeartbeatPartitions(config.flink) > 0) alarms.watchRankingHeartbeats(rankingCache);
     const silence = new SilenceAlarms(this, 'silence-alarms', {
       config,
       target: this.alerts,

@@ -8,7 +8,7 @@ import { CLICK_BALANCE_HANDLER, CLICK_BALANCE_METRICS } from '../../lambdas/clic
 import { COMPENSATION_HANDLER, COMPENSATION_METRICS } from '../../lambdas/compensation/refund-duplicates';
 import { DB_MIGRATE_HANDLER } from '../../lambdas/db-migrate/run-migrations';
 import { OUTBOX_SWEEP_HANDLER, OUTBOX_SWEEP_METRICS } from '../../lambdas/outbox-sweep/sweep-outbox';
-import { RANKING_CACHE_HANDLER, RANKING_CACHE_METRICS } from '../../lambdas/ranking-cache/ranking-cache';
+import { RANKING_CACHE_HANDLER, RANKING_CACHE_METRICS, RANKING_HEARTBEAT_PARTITIONS_MISSING_METRIC } from '../../lambdas/ranking-cache/ranking-cache';
 import { FLINK_STATUS_HANDLER, FLINK_STATUS_METRICS } from '../../lambdas/flink-status/check-statements';
 import { HEALTH_METRICS } from '../../lambdas/shared/health-metrics';
 import { TRIGGER_STATUS_HANDLER, TRIGGER_STATUS_METRICS } from '../../lambdas/trigger-status/check-triggers';
@@ -44,6 +44,10 @@ function emittedMetricNames(handler: string): string[] {
 describe('worker metrics seen by the alarms', () => {
   test('alarms read the namespace the handlers write to', () => {
     expect(WORKER_METRICS_NAMESPACE).toBe(METRICS_NAMESPACE);
+  });
+
+  test('the ranking heartbeat alarm reads the metric the ranking cache sends', () => {
+    expect(WORKER_METRICS.rankingHeartbeatPartitionsMissing).toBe(RANKING_HEARTBEAT_PARTITIONS_MISSING_METRIC);
   });
 
   test('the dead-letter and charged-click metrics are emitted by the charging handler, the duplicate count by compensation', () => {

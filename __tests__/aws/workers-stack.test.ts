@@ -18,6 +18,7 @@ import { KafkaTrigger } from '../../constructs/aws/kafka-trigger';
 import { WorkerFunction } from '../../constructs/aws/worker-function';
 import { parseWorkerEnv } from '../../lambdas/shared/env';
 import { parseRankingRowsVersioned } from '../../lambdas/ranking-cache/ranking-cache';
+import { rankingHeartbeatPartitions } from '../../config/flink';
 import { FIRST_VERSIONED_RANKING_STATEMENT, RTB_RANKINGS_PARTITIONS, RTB_RANKINGS_TOPIC } from '../../contracts';
 import { createFakeBundleRoot, fakeHandoffs, testEnvironment } from './support/fixtures';
 
@@ -293,6 +294,27 @@ describe('WorkersStack', () => {
       expect(JSON.stringify(rate.metric_query)).toContain('DuplicateClicks');
       expect(JSON.stringify(rate.metric_query)).toContain('ClicksCharged');
       for (const alarm of alarms) expect(alarm.alarm_actions).toEqual([expect.stringMatching(/^\$\{aws_sns_topic\.alerts_topic_/)]);
+    });
+
+    test('an alarm when a partition of rtb-rankings-v2 has no heartbeat, where the ranking writes one per partition', () => {
+      // Freshness follows the oldest partition (rtb-ranking v5): a partition none of the 64
+      // heartbeat keys reaches keeps the freshness key unset, so the bidder reads every ranking stale.
+      const alarm = Object.values(parsed.resource.aws_cloudwatch_metric_alarm).find((a) => a.alarm_name === `${prefix}-ranking-heartbeat-partitions-missing`);
+      if (rankingHeartbeatPartitions(config.flink) === 0) {
+        expect(alarm).toBeUndefined();
+        return;
+      }
+      expect(alarm).toMatchObject({
+        namespace: 'adstream',
+        metric_name: 'RankingHeartbeatPartitionsMissing',
+        dimensions: { service: 'ranking-cache' },
+        statistic: 'Maximum',
+        threshold: 0,
+        comparison_operator: 'GreaterThanThreshold',
+        evaluation_periods: 3,
+        treat_missing_data: 'notBreaching',
+      });
+      expect(alarm!.alarm_description).toContain('docs/operations.md#failed-flink-statement');
     });
 
     test('every configured e-mail address is subscribed to the KMS-encrypted alerts topic', () => {

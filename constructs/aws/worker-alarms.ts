@@ -15,6 +15,8 @@ export const WORKER_METRICS = {
   clicksCharged: 'ClicksCharged',
   /** Duplicate clicks refunded or voided (numerator of the duplicate rate). */
   duplicateClicks: 'DuplicateClicks',
+  /** Partitions of rtb-rankings-v2 the ranking cache has never had a heartbeat from (rtb-ranking v5 on). */
+  rankingHeartbeatPartitionsMissing: 'RankingHeartbeatPartitionsMissing',
 } as const;
 
 /** What a function is for, which decides what its errors mean. */
@@ -114,6 +116,23 @@ export class WorkerAlarms extends Construct {
       metricName: WORKER_METRICS.deadLettered,
       dimensions: { service: worker.serviceName },
       statistic: 'Sum',
+    });
+  }
+
+  /**
+   * A partition of rtb-rankings-v2 without any heartbeat, for 15 minutes of batches that carried
+   * heartbeats (rtb-ranking v5 writes one per partition; the ranking cache sets the freshness key
+   * from the oldest partition's, so until every partition has one the bidder reads every ranking
+   * as stale). The metric comes only from batches with heartbeats: no data is no news.
+   */
+  public watchRankingHeartbeats(worker: WorkerFunction): void {
+    this.alarmOn('ranking-heartbeat-partitions-missing', {
+      alarmDescription: `${worker.node.id} has had no ranking heartbeat from some partition of rtb-rankings-v2 for 15 minutes: the freshness key stays unset and the bidder reads every ranking as stale (falls back). Either none of the statement's 64 heartbeat keys lands on that partition (about 1 environment in 20 000), or the statement is still catching up after an upgrade. The worker's log names the partitions. Runbook: docs/operations.md#failed-flink-statement`,
+      namespace: WORKER_METRICS_NAMESPACE,
+      metricName: WORKER_METRICS.rankingHeartbeatPartitionsMissing,
+      dimensions: { service: worker.serviceName },
+      statistic: 'Maximum',
+      evaluationPeriods: 3,
     });
   }
 

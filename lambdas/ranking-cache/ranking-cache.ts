@@ -14,6 +14,12 @@ import { latestPerKey, PositionedChange, RankingChange, rankingChangeOf } from '
 export const RANKING_CACHE_HANDLER = 'ranking-cache';
 
 /**
+ * Metric of the partitions of rtb-rankings-v2 never heard a heartbeat from, sent after each batch
+ * that carried heartbeats (per-partition mode); the workers stack alarms on it.
+ */
+export const RANKING_HEARTBEAT_PARTITIONS_MISSING_METRIC = 'RankingHeartbeatPartitionsMissing';
+
+/**
  * Default freshness bound: 15 minutes. The freshness key (`RANKING_FRESHNESS_KEY`) expires this
  * long after the event time of the ranking statement's latest heartbeat, so the bidder treats
  * every ranking as stale at most 15 minutes after the last ad event the pipeline got through,
@@ -520,7 +526,7 @@ async function cacheRankings(deps: RankingCacheDeps, event: unknown, freshness: 
       summary.heartbeatsIgnored += heartbeats.filter((h) => h.form === 'keyed').length - recorded;
       summary.heartbeatPartitionsMissing = missing.length;
       // Only from batches that carried heartbeats: a 0 from any other batch would hide a missing partition.
-      deps.observability.metrics.addMetric('RankingHeartbeatPartitionsMissing', MetricUnit.Count, missing.length);
+      deps.observability.metrics.addMetric(RANKING_HEARTBEAT_PARTITIONS_MISSING_METRIC, MetricUnit.Count, missing.length);
       if (missing.length > 0) {
         deps.observability.logger.warn(
           'partitions of rtb-rankings-v2 without a heartbeat yet: the freshness key stays unset and the bidder reads every ranking as stale',
