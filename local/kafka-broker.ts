@@ -359,11 +359,11 @@ const TOPIC_CREATION_TIMEOUT_MS = 60_000;
  * answers UNKNOWN_TOPIC_OR_PARTITION for a topic it has just created until its metadata catches
  * up (KAFKA-15780), which kafkajs's own wait for leaders does not retry.
  */
-const TOPIC_NOT_READY = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+const TOPIC_NOT_READY = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION']);
 
 /**
  * Creates topics that do not exist yet and waits until every partition of every topic in
- * `specs` (also one another caller is creating at the same time) has a leader.
+ * `specs` (also one another caller is creating at the same time) has a leader that serves it.
  */
 export async function createTopics(
   connection: KafkaConnection,
@@ -400,7 +400,14 @@ async function waitForLeaders(admin: Admin, specs: readonly TopicSpec[], deadlin
     try {
       const metadata = await admin.fetchTopicMetadata({ topics });
       const leaderless = metadata.topics.flatMap((t) => t.partitions.filter((p) => p.leader < 0).map((p) => `${t.name}/${p.partitionId}`));
-      if (leaderless.length === 0 && metadata.topics.length === topics.length) return;
+      if (leaderless.length === 0 && metadata.topics.length === topics.length) {
+        // The metadata can name a leader before that broker serves the partition (KRaft applies
+        // the change asynchronously): the first ListOffsets then fails with "not the leader".
+        // Asking for the offsets of every topic waits for that too.
+        waitingFor = 'the leaders to serve the partitions';
+        for (const topic of topics) await admin.fetchTopicOffsets(topic);
+        return;
+      }
       waitingFor = `leaders of ${leaderless.join(', ') || 'every topic'}`;
     } catch (error) {
       const { type: ownType, originalError } = error as { type?: string; originalError?: { type?: string } };
