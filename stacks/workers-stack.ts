@@ -111,11 +111,16 @@ export class WorkersStack extends EnvironmentStack {
       RANKING_HEARTBEAT_PARTITIONS: String(rankingHeartbeatPartitions(config.flink)),
     });
     const { history } = config.database;
-    const budgetReset = fn('budget-reset', 'budgetReset', 'Resumes budget-paused campaigns at local midnight.', {
-      LEDGER_RETENTION_DAYS: String(history.ledgerRetentionDays),
-      LEDGER_PARTITIONS_AHEAD_DAYS: String(history.partitionsAheadDays),
-      LEDGER_EXPIRED_PARTITIONS: history.expired,
-    });
+    const budgetReset = fn(
+      'budget-reset',
+      'budgetReset',
+      'Opens each budget day once (hourly schedule; the first run of a day resumes budget-paused campaigns) and keeps the history partitions.',
+      {
+        LEDGER_RETENTION_DAYS: String(history.ledgerRetentionDays),
+        LEDGER_PARTITIONS_AHEAD_DAYS: String(history.partitionsAheadDays),
+        LEDGER_EXPIRED_PARTITIONS: history.expired,
+      },
+    );
     const outboxSweep = fn('outbox-sweep', 'outboxSweep', 'Publishes outbox rows that were not published after commit.');
     const dbMigrate = fn('db-migrate', 'dbMigrate', 'Applies db/migrations on deploy.', { MIGRATIONS_DIR: '/var/task/migrations' });
     this.functions = { clickBalance, compensation, rankingCache, budgetReset, outboxSweep, dbMigrate };
