@@ -31,8 +31,10 @@ describe('ledger history', () => {
   test('budget-reset creates the partitions ahead and detaches the days past the retention, keeping their rows', async () => {
     await seedAdvertiser(stores.pool, 1, '10000');
     await seedCampaign(stores.pool, { campaignId: 11, advertiserId: 1, cpc: '10', dailyBudget: null });
-    // A charge a week ago (in the migration's first partition) and one today.
-    const weekAgo = Date.now() - 7 * DAY_MS + 3600_000;
+    // A charge a week ago (in the migration's first partition: 01:00 UTC of that day, whatever the
+    // time of this run; now minus a week plus an hour fell into the next day from 23:00 UTC) and
+    // one today.
+    const weekAgo = Math.floor(Date.now() / DAY_MS) * DAY_MS - 7 * DAY_MS + 3600_000;
     await createClickBalanceHandler(stores.deps({ budgetTimeZone: 'UTC' }))(adEventsBatch([clickEvent(11, 1, { event_ts: weekAgo }), clickEvent(11, 1)]));
     const oldest = (await partitions()).find((p) => p.startsWith('ad_balance_histories_p')) as string;
     expect(await countRows(stores.pool, 'ad_balance_histories')).toBe(2);
