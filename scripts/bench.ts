@@ -15,7 +15,9 @@
  * The floor: one transaction on the same driver that inserts a batch's ledger rows with
  * INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING and updates one balance; it runs
  * interleaved with the handler's batches of 100 (same run, same load), and the handler's p50 is
- * reported as a ratio of the floor's p50.
+ * reported as a ratio of the floor's p50. So is the charge statement alone (the handler's one
+ * round trip, `SELECT adstream_charge_clicks(…)`, sent from its own client without decoding or
+ * Redis), and, with a local server, the Postgres backend CPU per batch of all three.
  *
  * Every run creates its own database (migrated with the project's migration command) and Redis
  * key prefix, and removes both at the end, with the test suite's helpers. Admin connection:
@@ -25,6 +27,7 @@
 import { parseArgs } from 'node:util';
 import { ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import Redis from 'ioredis';
 import pg from 'pg';
@@ -328,10 +331,15 @@ class Floor {
     private readonly options: BenchOptions,
   ) {}
 
+  /** Backend CPU of this client's session since it was opened. */
+  cpu?: BackendCpu;
+
   static async open(databaseUrl: string, runId: string, options: BenchOptions): Promise<Floor> {
     const client = new pg.Client({ connectionString: databaseUrl });
     await client.connect();
-    return new Floor(client, runId, options);
+    const floor = new Floor(client, runId, options);
+    floor.cpu = await BackendCpu.of(client, databaseUrl);
+    return floor;
   }
 
   async batch(size: number): Promise<number> {
@@ -362,6 +370,109 @@ class Floor {
       FLOOR_ADVERTISER,
     ]);
     await this.client.query('COMMIT');
+    const elapsed = performance.now() - started;
+    this.batchMs.push(elapsed);
+    this.clicks += size;
+    return elapsed;
+  }
+
+  p50(): number {
+    return percentile(
+      [...this.batchMs].sort((a, b) => a - b),
+      50,
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.client.end();
+  }
+}
+
+/**
+ * CPU time (user + system) of one Postgres backend, read from /proc/<pid>/stat: only when the
+ * server runs on this machine and its processes are readable (undefined otherwise). Unlike wall
+ * time it does not count waiting for a CPU, the WAL flush or the network.
+ */
+class BackendCpu {
+  private readonly startTicks: number;
+
+  private constructor(private readonly pid: number) {
+    this.startTicks = BackendCpu.ticks(pid);
+  }
+
+  /** The backend serving `client`, if it can be read here. */
+  static async of(client: pg.Client | pg.PoolClient, databaseUrl: string, pid?: number): Promise<BackendCpu | undefined> {
+    if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(new URL(databaseUrl).hostname)) return undefined;
+    const backend = pid ?? Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+    try {
+      return new BackendCpu(backend);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private static ticks(pid: number): number {
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  }
+
+  /** Milliseconds of CPU since this reading was opened (Linux reports ticks of 1/100 s to processes). */
+  sinceMs(): number {
+    return (BackendCpu.ticks(this.pid) - this.startTicks) * 10;
+  }
+}
+
+/**
+ * The charge statement alone (issue 14): `SELECT adstream_charge_clicks(…)`, the handler's one
+ * round trip for a clean batch, sent from its own pg client with batches shaped like the
+ * handler's (100 clicks over the seeded campaigns), interleaved with the handler and the floor.
+ * No decoding, no validation, no Redis: how far the database part alone is from the floor.
+ */
+class ChargeStatement {
+  private sequence = 0;
+  readonly batchMs: number[] = [];
+  clicks = 0;
+  cpu?: BackendCpu;
+
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly runId: string,
+    private readonly options: BenchOptions,
+  ) {}
+
+  static async open(databaseUrl: string, runId: string, options: BenchOptions): Promise<ChargeStatement> {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    const statement = new ChargeStatement(client, runId, options);
+    statement.cpu = await BackendCpu.of(client, databaseUrl);
+    return statement;
+  }
+
+  async batch(size: number): Promise<number> {
+    const ids: string[] = [];
+    const campaigns: number[] = [];
+    const advertisers: number[] = [];
+    const now = Date.now();
+    for (let i = 0; i < size; i += 1) {
+      this.sequence += 1;
+      const campaign = 1 + Math.floor(Math.random() * this.options.campaigns);
+      ids.push(`statement-${this.runId}-${this.sequence}`);
+      campaigns.push(campaign);
+      advertisers.push(advertiserOf(campaign, this.options));
+    }
+    const day = budgetDayOf(now, BUDGET_TIME_ZONE);
+    const started = performance.now();
+    await this.client.query('SELECT adstream_charge_clicks($1, $2, $3, $4, $5, $6, $7, $8)', [
+      ids,
+      campaigns,
+      advertisers,
+      ids.map(() => now),
+      BUDGET_TIME_ZONE,
+      day,
+      day,
+      day,
+    ]);
     const elapsed = performance.now() - started;
     this.batchMs.push(elapsed);
     this.clicks += size;
@@ -477,10 +588,11 @@ async function runHandler(
   clicks: number,
   batchSize: number,
   options: BenchOptions,
-  floor?: Floor,
-  name?: string,
-): Promise<RunResult> {
+  { floor, statement, name, databaseUrl }: { floor?: Floor; statement?: ChargeStatement; name?: string; databaseUrl?: string } = {},
+): Promise<RunResult & { handlerBackendCpuMs?: number }> {
   for (const event of batchesOf(`${runId}-warmup`, options.warmupBatches * batchSize, batchSize, options)) await handler(event);
+  // The handler's own backend (its pool's one connection, application_name adstream-worker).
+  const handlerCpu = databaseUrl ? await handlerBackendCpu(databaseUrl) : undefined;
   const batchMs: number[] = [];
   const roundTrips: number[] = [];
   let charged = 0;
@@ -497,16 +609,32 @@ async function runHandler(
     charged += summary.charged;
     if (summary.deadLettered > 0) throw new BenchError(`handler dead-lettered ${summary.deadLettered} generated clicks; the benchmark input is wrong`);
     // Interleaved: the floor sees the same machine load, cache and ledger as the handler.
-    if (floor) {
+    if (floor || statement) {
       profiling = false;
-      await floor.batch(batchSize);
+      await floor?.batch(batchSize);
+      await statement?.batch(batchSize);
       profiling = options.profile && batchSize === 100;
     }
   }
   profiling = false;
+  const handlerBackendCpuMs = handlerCpu ? handlerCpu.sinceMs() / batchMs.length : undefined;
   if (charged !== clicks) throw new BenchError(`handler charged ${charged} of ${clicks} clicks`);
   // Throughput over time spent inside the handler: building the Kafka events is Lambda's work.
-  return summarise(name ?? `handler, batch ${batchSize}, 1 partition`, batchSize, 1, clicks, batchMs, roundTrips, busy / 1000);
+  return { ...summarise(name ?? `handler, batch ${batchSize}, 1 partition`, batchSize, 1, clicks, batchMs, roundTrips, busy / 1000), handlerBackendCpuMs };
+}
+
+/** BackendCpu of the handler's pool connection, found by its application_name on the bench database. */
+async function handlerBackendCpu(databaseUrl: string): Promise<BackendCpu | undefined> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'adstream-worker'",
+    );
+    return rows.length === 1 ? await BackendCpu.of(client, databaseUrl, Number(rows[0].pid)) : undefined;
+  } finally {
+    await client.end();
+  }
 }
 
 /**
@@ -739,39 +867,48 @@ async function main(): Promise<void> {
     const results: RunResult[] = [];
     let paused = 0;
     const floor = await Floor.open(databaseUrl, `${runId}-f`, options);
+    const statement = await ChargeStatement.open(databaseUrl, `${runId}-s`, options);
     const historyFloor = await Floor.open(databaseUrl, `${runId}-hf`, options);
+    // Backend CPU of the primary run (read before the connections close).
+    let handlerBackendCpuMs: number | undefined;
+    let statementCpuMs: number | undefined;
+    let floorCpuMs: number | undefined;
     let history: { seconds: number; rows: number; oldestDay: string; newestDay: string } | undefined;
     let historyRun: RunResult | undefined;
     try {
       for (const batchSize of options.batchSizes) {
         for (const partitions of options.partitions) {
           await resetLedger(pool);
-          const withFloor = batchSize === 100 && partitions === 1 ? floor : undefined;
-          const result =
-            partitions === 1
-              ? await runHandler(handler, `${runId}-h${batchSize}`, options.clicks, batchSize, options, withFloor)
-              : await runPartitions(env, `${runId}-h${batchSize}x${partitions}`, options.clicks, batchSize, partitions, options);
-          const floorClicks = withFloor ? withFloor.clicks : 0;
-          paused += (await checkLedger(pool, options.clicks + partitions * options.warmupBatches * batchSize + floorClicks)).paused;
+          const primaryRun = batchSize === 100 && partitions === 1;
+          let result: RunResult;
+          if (partitions > 1) {
+            result = await runPartitions(env, `${runId}-h${batchSize}x${partitions}`, options.clicks, batchSize, partitions, options);
+          } else if (primaryRun) {
+            const run = await runHandler(handler, `${runId}-h${batchSize}`, options.clicks, batchSize, options, { floor, statement, databaseUrl });
+            handlerBackendCpuMs = run.handlerBackendCpuMs;
+            statementCpuMs = statement.cpu?.sinceMs();
+            floorCpuMs = floor.cpu?.sinceMs();
+            result = run;
+          } else {
+            result = await runHandler(handler, `${runId}-h${batchSize}`, options.clicks, batchSize, options);
+          }
+          const interleavedClicks = primaryRun ? floor.clicks + statement.clicks : 0;
+          paused += (await checkLedger(pool, options.clicks + partitions * options.warmupBatches * batchSize + interleavedClicks)).paused;
           results.push(result);
         }
       }
       if (options.historyRows > 0) {
         await resetLedger(pool);
         history = await loadHistory(databaseUrl, options, log);
-        historyRun = await runHandler(
-          handler,
-          `${runId}-hist`,
-          options.clicks,
-          100,
-          options,
-          historyFloor,
-          `handler, batch 100, 1 partition, ${history.rows} rows of history`,
-        );
+        historyRun = await runHandler(handler, `${runId}-hist`, options.clicks, 100, options, {
+          floor: historyFloor,
+          name: `handler, batch 100, 1 partition, ${history.rows} rows of history`,
+        });
         paused += (await checkLedger(pool, options.clicks + options.warmupBatches * 100 + historyFloor.clicks)).paused;
       }
     } finally {
       await floor.close();
+      await statement.close();
       await historyFloor.close();
     }
     await resetLedger(pool);
@@ -788,6 +925,15 @@ async function main(): Promise<void> {
     const floorRatio = Number((primary.p50BatchMs / floorMs).toFixed(2));
     const historyRatio = historyRun ? Number((historyRun.clicksPerSecond / primary.clicksPerSecond).toFixed(2)) : null;
     const historyFloorMs = historyRun ? Number(historyFloor.p50().toFixed(2)) : null;
+    const cpuPerBatch = (ms: number | undefined, batches: number) => (ms === undefined || batches === 0 ? null : Number((ms / batches).toFixed(2)));
+    const statementMs = Number(statement.p50().toFixed(2));
+    const statementSummary = {
+      p50BatchMs: statementMs,
+      floorRatio: Number((statementMs / floorMs).toFixed(2)),
+      backendCpuMs: cpuPerBatch(statementCpuMs, statement.batchMs.length),
+      floorBackendCpuMs: cpuPerBatch(floorCpuMs, floor.batchMs.length),
+      handlerBackendCpuMs: handlerBackendCpuMs === undefined ? null : Number(handlerBackendCpuMs.toFixed(2)),
+    };
     const cpus = os.cpus();
     const load = os
       .loadavg()
@@ -813,6 +959,16 @@ async function main(): Promise<void> {
       `floor (BEGIN, one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING of the batch's 100 ledger rows, one balance UPDATE, COMMIT; ` +
         `interleaved with the handler's batches): p50 ${floorMs.toFixed(2)} ms; handler p50 ${primary.p50BatchMs.toFixed(2)} ms = ${floorRatio}× the floor`,
     );
+    log(
+      `the charge statement alone (SELECT adstream_charge_clicks(…) from its own client, batches of 100 interleaved with the handler's and the floor's; ` +
+        `no decoding, no Redis): p50 ${statementMs.toFixed(2)} ms = ${statementSummary.floorRatio}× the floor`,
+    );
+    if (statementSummary.backendCpuMs !== null) {
+      log(
+        `Postgres backend CPU per batch: the statement alone ${statementSummary.backendCpuMs} ms, the handler's ${statementSummary.handlerBackendCpuMs ?? '?'} ms, ` +
+          `the floor's ${statementSummary.floorBackendCpuMs} ms (/proc/<pid>/stat; wall time also waits for a CPU, the WAL flush and the network)`,
+      );
+    }
     if (historyRun && history) {
       log(
         `with ${history.rows} ledger rows of history: ${historyRun.clicksPerSecond} clicks/s, p50 ${historyRun.p50BatchMs.toFixed(2)} ms ` +
@@ -844,6 +1000,7 @@ async function main(): Promise<void> {
           floorMs,
           floorRatio,
           historyRatio,
+          statement: statementSummary,
           history:
             historyRun && history
               ? { rows: history.rows, days: options.historyDays, loadSeconds: Number(history.seconds.toFixed(1)), run: historyRun, floorMs: historyFloorMs }

@@ -31,6 +31,13 @@ interface BenchJson {
   readonly floorMs: number;
   readonly floorRatio: number;
   readonly historyRatio: number | null;
+  readonly statement: {
+    readonly p50BatchMs: number;
+    readonly floorRatio: number;
+    readonly backendCpuMs: number | null;
+    readonly floorBackendCpuMs: number | null;
+    readonly handlerBackendCpuMs: number | null;
+  };
   readonly history: { readonly rows: number; readonly days: number; readonly run: RunResult } | null;
   readonly dbRoundTripsPerBatch: number;
   readonly clicks: number;
@@ -105,6 +112,14 @@ test('npm run bench -- --json prints one JSON object on its last line, with the 
   // The floor ran in the same run, and the handler is reported as a ratio of it.
   expect(result.floorMs).toBeGreaterThan(0);
   expect(result.floorRatio).toBeCloseTo(result.p50BatchMs / result.floorMs, 1);
+  // The charge statement alone ran interleaved with both (its charges are in the ledger check):
+  // its ratio to the same floor, and, the server being local, the backend CPU of all three.
+  expect(result.statement.p50BatchMs).toBeGreaterThan(0);
+  expect(result.statement.floorRatio).toBeCloseTo(result.statement.p50BatchMs / result.floorMs, 1);
+  expect(result.statement.backendCpuMs).toBeGreaterThan(0);
+  expect(result.statement.handlerBackendCpuMs).toBeGreaterThan(0);
+  expect(result.statement.floorBackendCpuMs).toEqual(expect.any(Number));
+  expect(stdout).toMatch(/the charge statement alone \(SELECT adstream_charge_clicks/);
   // --history loaded its rows into past days and ran batches of 100 over them.
   expect(result.history).toMatchObject({ rows: 3000, days: 3, run: { batchSize: 100, clicks: 3000, batches: 30 } });
   expect(result.historyRatio).toBeCloseTo((result.history?.run.clicksPerSecond ?? 0) / result.clicksPerSecond, 1);
