@@ -217,4 +217,32 @@ describe('partition upkeep beside charges in flight', () => {
     expect(next).toMatchObject({ partitionTablesPostponed: 0, partitionsCreated: 3 });
     expect(await partitions('click_voids')).toContain(dayName(ahead, 'click_voids'));
   });
+
+  test('the four-argument upkeep (manual runs) is the per-table one for each table: the same 2 s limit behind a reader, the same work once free', async () => {
+    const reader = await stores.pool.connect();
+    const today = new Date(Date.now() + 60 * DAY_MS).toISOString().slice(0, 10);
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM duplicate_clicks');
+      const started = performance.now();
+      const manual = stores.pool.query("SELECT * FROM adstream_maintain_history($1::date, 2, 35, 'detach')", [today]).then(
+        () => 'completed',
+        (error: { code?: string }) => error.code,
+      );
+      const outcome = await Promise.race([manual, new Promise((resolve) => setTimeout(() => resolve('still waiting after 6 s'), 6000))]);
+      // lock_not_available, from the per-table function's lock_timeout; nothing of the run is kept.
+      expect(outcome).toBe('55P03');
+      expect(performance.now() - started).toBeLessThan(4000);
+      expect(await partitions()).not.toContain(`ad_balance_histories_p${today.replace(/-/g, '')}`);
+    } finally {
+      await reader.query('COMMIT');
+      reader.release();
+    }
+    const { rows } = await stores.pool.query<{ action: string; partition_name: string }>("SELECT * FROM adstream_maintain_history($1::date, 2, 35, 'detach')", [
+      today,
+    ]);
+    const perTable = ['ad_balance_histories', 'click_voids', 'duplicate_clicks', 'dead_letters', 'outbox'];
+    // The tables in the upkeep's order, three days each.
+    expect(rows.filter((r) => r.action === 'created').map((r) => r.partition_name.replace(/_p\d{8}$/, ''))).toEqual(perTable.flatMap((t) => [t, t, t]));
+  });
 });

@@ -515,12 +515,40 @@ describe('migrations', () => {
           .rows[0].def;
       const before = await maintenance();
 
-      expect(await migrate(scratch.url)).toMatch(/1764990000000_recent-history-days-kept/);
+      // This migration alone: later ones rebuild the four-argument function around the five-argument one.
+      await migrateSteps(scratch.url, 'up', 1);
       expect(await maintenance()).toContain('adstream_history_day_pending(tbl, part.relname, today - retention_days - 1)');
 
-      await migrateSteps(scratch.url, 'down', migrationsFrom(migration));
+      await migrateSteps(scratch.url, 'down', 1);
       expect(await maintenance()).toBe(before);
       expect((await scratch.pool.query("SELECT to_regprocedure('adstream_history_day_pending(text, text, date)') AS f")).rows[0].f).toBeNull();
+    } finally {
+      await scratch.drop();
+    }
+  });
+
+  test('the upkeep-four-argument-wrapper migration leaves one upkeep body, and its down restores the four-argument one', async () => {
+    const migration = '1765060000000_upkeep-four-argument-wrapper.sql';
+    const scratch = await createTestDatabase({ migrate: false });
+    try {
+      await migrateFirstOnly(scratch.url, migrationsBefore(migration));
+      const definition = async (signature: string) =>
+        (await scratch.pool.query<{ def: string }>('SELECT pg_get_functiondef($1::regprocedure) AS def', [signature])).rows[0].def;
+      const fourArgs = 'adstream_maintain_history(date, integer, integer, text)';
+      const fiveArgs = 'adstream_maintain_history(date, integer, integer, text, text)';
+      const before = await definition(fourArgs);
+      const perTable = await definition(fiveArgs);
+
+      await migrateSteps(scratch.url, 'up', 1);
+      const after = await definition(fourArgs);
+      // The partition DDL is in the five-argument function only; the four-argument one calls it.
+      expect(after).not.toMatch(/PARTITION OF|DETACH PARTITION|ledger_expired_totals/);
+      expect(after).toContain('adstream_maintain_history(today, ahead_days, retention_days, expired, tbl)');
+      expect(await definition(fiveArgs)).toBe(perTable);
+      expect(perTable).toMatch(/PARTITION OF/);
+
+      await migrateSteps(scratch.url, 'down', 1);
+      expect(await definition(fourArgs)).toBe(before);
     } finally {
       await scratch.drop();
     }
