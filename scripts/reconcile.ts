@@ -25,7 +25,7 @@ Database: DATABASE_URL.`;
 export function formatReport(report: ReconcileReport): string {
   const lines = [report.drift === 0 ? 'ledger reconciles: no drift' : `ledger does NOT reconcile: ${report.drift} offending rows`];
   for (const [name, check] of Object.entries(report.checks)) {
-    lines.push(`  ${name.padEnd(18)} ${check.count === 0 ? 'ok' : `${check.count} offending`}`);
+    lines.push(`  ${name.padEnd(18)} ${(check.count === 0 ? 'ok' : `${check.count} offending`).padEnd(14)} ${(check.durationMs / 1000).toFixed(1)} s`);
     for (const row of check.rows)
       lines.push(
         `    ${Object.entries(row)

@@ -1,7 +1,7 @@
 import { createPoolProvider } from '../shared/db';
 import { parseDatabaseEnv } from '../shared/env';
 import { createObservability, withLambdaContext } from '../shared/observability';
-import { createReconcileHandler, OUTBOX_GRACE_MINUTES, RECONCILE_HANDLER } from './reconcile-ledger';
+import { createReconcileHandler, OUTBOX_GRACE_MINUTES, RECONCILE_HANDLER, RECONCILE_POOL_OVERRIDES } from './reconcile-ledger';
 import { ConfigError } from '../shared/errors';
 
 // Module scope: parsed once per container; a bad environment fails the cold start, loudly.
@@ -15,7 +15,7 @@ const observability = createObservability(RECONCILE_HANDLER);
 export const handler = withLambdaContext(
   observability,
   createReconcileHandler({
-    pool: createPoolProvider(parseDatabaseEnv(process.env)),
+    pool: createPoolProvider(parseDatabaseEnv(process.env), { ...RECONCILE_POOL_OVERRIDES }),
     observability,
     options: { outboxGraceMinutes: Number(grace) },
   }),
