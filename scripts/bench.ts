@@ -315,34 +315,71 @@ function* batchesOf(runId: string, total: number, batchSize: number, options: Be
 const FLOOR_ADVERTISER = 1;
 
 /**
+ * A contender interleaved with the handler's batches: its own pg client (and backend), one timed
+ * batch at a time. Subclasses say what a batch sends (`send`).
+ */
+abstract class Interleaved {
+  protected sequence = 0;
+  readonly batchMs: number[] = [];
+  clicks = 0;
+  /** Backend CPU of this client's session since it was opened (local server only). */
+  cpu?: BackendCpu;
+
+  constructor(
+    protected readonly client: pg.Client,
+    protected readonly runId: string,
+    protected readonly options: BenchOptions,
+  ) {}
+
+  /** Connects a contender of class `kind`. */
+  static async connect<T extends Interleaved>(
+    kind: new (client: pg.Client, runId: string, options: BenchOptions) => T,
+    databaseUrl: string,
+    runId: string,
+    options: BenchOptions,
+  ): Promise<T> {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    const contender = new kind(client, runId, options);
+    contender.cpu = await BackendCpu.of(client, databaseUrl);
+    return contender;
+  }
+
+  /** Sends a batch of `size` clicks; returns the wall time of its database part (inputs are built before the clock starts). */
+  protected abstract send(size: number): Promise<number>;
+
+  /** One batch; returns its wall time. */
+  async batch(size: number): Promise<number> {
+    const elapsed = await this.send(size);
+    this.batchMs.push(elapsed);
+    this.clicks += size;
+    return elapsed;
+  }
+
+  p50(): number {
+    return percentile(
+      [...this.batchMs].sort((a, b) => a - b),
+      50,
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.client.end();
+  }
+}
+
+/**
  * One transaction per batch on its own pg client (the same driver as the handler): BEGIN, the
  * batch's ledger rows in one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING, one balance
  * UPDATE, COMMIT. Nothing the handler must do beyond that (locks, prices, voids, spend, budgets,
  * outbox, dead letters, cache mirrors) is in it.
  */
-class Floor {
-  private sequence = 0;
-  readonly batchMs: number[] = [];
-  clicks = 0;
-
-  private constructor(
-    private readonly client: pg.Client,
-    private readonly runId: string,
-    private readonly options: BenchOptions,
-  ) {}
-
-  /** Backend CPU of this client's session since it was opened. */
-  cpu?: BackendCpu;
-
-  static async open(databaseUrl: string, runId: string, options: BenchOptions): Promise<Floor> {
-    const client = new pg.Client({ connectionString: databaseUrl });
-    await client.connect();
-    const floor = new Floor(client, runId, options);
-    floor.cpu = await BackendCpu.of(client, databaseUrl);
-    return floor;
+class Floor extends Interleaved {
+  static open(databaseUrl: string, runId: string, options: BenchOptions): Promise<Floor> {
+    return Interleaved.connect(Floor, databaseUrl, runId, options);
   }
 
-  async batch(size: number): Promise<number> {
+  protected async send(size: number): Promise<number> {
     const ids: string[] = [];
     const campaigns: number[] = [];
     for (let i = 0; i < size; i += 1) {
@@ -370,21 +407,7 @@ class Floor {
       FLOOR_ADVERTISER,
     ]);
     await this.client.query('COMMIT');
-    const elapsed = performance.now() - started;
-    this.batchMs.push(elapsed);
-    this.clicks += size;
-    return elapsed;
-  }
-
-  p50(): number {
-    return percentile(
-      [...this.batchMs].sort((a, b) => a - b),
-      50,
-    );
-  }
-
-  async close(): Promise<void> {
-    await this.client.end();
+    return performance.now() - started;
   }
 }
 
@@ -429,27 +452,12 @@ class BackendCpu {
  * handler's (100 clicks over the seeded campaigns), interleaved with the handler and the floor.
  * No decoding, no validation, no Redis: how far the database part alone is from the floor.
  */
-class ChargeStatement {
-  private sequence = 0;
-  readonly batchMs: number[] = [];
-  clicks = 0;
-  cpu?: BackendCpu;
-
-  private constructor(
-    private readonly client: pg.Client,
-    private readonly runId: string,
-    private readonly options: BenchOptions,
-  ) {}
-
-  static async open(databaseUrl: string, runId: string, options: BenchOptions): Promise<ChargeStatement> {
-    const client = new pg.Client({ connectionString: databaseUrl });
-    await client.connect();
-    const statement = new ChargeStatement(client, runId, options);
-    statement.cpu = await BackendCpu.of(client, databaseUrl);
-    return statement;
+class ChargeStatement extends Interleaved {
+  static open(databaseUrl: string, runId: string, options: BenchOptions): Promise<ChargeStatement> {
+    return Interleaved.connect(ChargeStatement, databaseUrl, runId, options);
   }
 
-  async batch(size: number): Promise<number> {
+  protected async send(size: number): Promise<number> {
     const ids: string[] = [];
     const campaigns: number[] = [];
     const advertisers: number[] = [];
@@ -473,21 +481,7 @@ class ChargeStatement {
       day,
       day,
     ]);
-    const elapsed = performance.now() - started;
-    this.batchMs.push(elapsed);
-    this.clicks += size;
-    return elapsed;
-  }
-
-  p50(): number {
-    return percentile(
-      [...this.batchMs].sort((a, b) => a - b),
-      50,
-    );
-  }
-
-  async close(): Promise<void> {
-    await this.client.end();
+    return performance.now() - started;
   }
 }
 
