@@ -270,7 +270,7 @@ export class WorkersStack extends EnvironmentStack {
       functions: [...Object.values(this.functions), flinkStatus.worker, triggerStatus.worker, reconciliation.worker],
       triggers: this.triggers,
       flinkStatements: flinkStatus.statements.map((s) => s.statementName),
-      pipelineAlarmNames: [...alarms.alarmNames, ...silence.alarmNames, reconciliation.alarmName],
+      pipelineAlarmNames: [...alarms.alarmNames, ...silence.alarmNames, ...reconciliation.alarmNames],
       statefulAlarmNames: storageAlarmNames(config),
     });
 

@@ -13,7 +13,7 @@ import { FLINK_STATUS_HANDLER, FLINK_STATUS_METRICS } from '../../lambdas/flink-
 import { HEALTH_METRICS } from '../../lambdas/shared/health-metrics';
 import { TRIGGER_STATUS_HANDLER, TRIGGER_STATUS_METRICS } from '../../lambdas/trigger-status/check-triggers';
 import { RECONCILE_HANDLER, RECONCILE_METRICS } from '../../lambdas/reconcile/reconcile-ledger';
-import { RECONCILIATION_DRIFT_METRIC } from '../../constructs/aws/reconciliation';
+import { RECONCILIATION_DRIFT_METRIC, RECONCILIATION_SECONDS_METRIC } from '../../constructs/aws/reconciliation';
 import { SILENCE_METRICS } from '../../constructs/aws/silence-alarms';
 import { createFakeBundleRoot, testEnvironment } from './support/fixtures';
 import { addAwsStacks } from './support/synth';
@@ -111,6 +111,7 @@ describe('worker metrics seen by the alarms', () => {
     expect(SILENCE_METRICS.flinkRunning).toBe(FLINK_STATUS_METRICS.running);
     expect(SILENCE_METRICS.flinkNotRunning).toBe(FLINK_STATUS_METRICS.notRunning);
     expect(RECONCILIATION_DRIFT_METRIC).toBe(RECONCILE_METRICS.drift);
+    expect(RECONCILIATION_SECONDS_METRIC).toBe(RECONCILE_METRICS.seconds);
     expect(SILENCE_METRICS.triggerHealthy).toBe(TRIGGER_STATUS_METRICS.healthy);
     const summary = emittedMetricNames(CLICK_BALANCE_HANDLER);
     expect(summary).toEqual(expect.arrayContaining([SILENCE_METRICS.recordsReceived, SILENCE_METRICS.recordsSkipped, SILENCE_METRICS.clicksCharged]));

@@ -197,6 +197,8 @@ describe('reconciliation', () => {
     expect(error.offending.originalRefunded.rows[0].id).toBe(orig);
     const emf = lines.find((line) => '_aws' in line) as Record<string, unknown>;
     expect(emf[RECONCILE_METRICS.drift]).toBe(6);
+    // How long the run took, for the alarm that warns before the growing ledger outlasts the function.
+    expect(emf[RECONCILE_METRICS.seconds]).toEqual(expect.any(Number));
   });
 
   test('a reconciliation that cannot run emits no drift metric and throws, so the alarm breaches on missing data', async () => {

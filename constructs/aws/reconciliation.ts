@@ -10,6 +10,8 @@ import { WorkerSchedule, rate } from './worker-schedule';
 
 /** The metric the reconcile function emits (lambdas/reconcile/reconcile-ledger.ts). */
 export const RECONCILIATION_DRIFT_METRIC = 'ReconciliationDrift';
+/** How long a completed run took, in seconds (the same file). */
+export const RECONCILIATION_SECONDS_METRIC = 'ReconciliationSeconds';
 
 /** Database role the function connects as (db/migrations/1764700000000_ledger-entries.sql: SELECT only). */
 export const RECONCILE_DATABASE_ROLE = 'adstream_reconcile';
@@ -53,6 +55,10 @@ export class Reconciliation extends Construct {
   public readonly alarm: CloudwatchMetricAlarm;
   /** Its name (known at synth; the dashboard lists it). */
   public readonly alarmName: string;
+  /** The alarm on a run taking half the function's timeout. */
+  public readonly slowAlarm: CloudwatchMetricAlarm;
+  /** Both alarms' names. */
+  public readonly alarmNames: readonly string[];
 
   constructor(scope: Construct, id: string, props: ReconciliationProps) {
     super(scope, id);
@@ -93,5 +99,19 @@ export class Reconciliation extends Construct {
       alarmDescription:
         'The ledger does not reconcile (a balance or a day\'s spend not explained by the ledger, a click charged and voided, a duplicate refunded twice, an original refunded with its duplicate, an outbox row never published), or the reconciliation did not run. Money path: an advertiser is over- or under-charged. Do: read the reconcile log line "ledger does not reconcile" for the offending ids, then run npm run reconcile. Runbook: docs/operations.md#reconciliation-alarm',
     });
+    // Every run reads the whole ledger, so it slows as the ledger grows; past the function's
+    // timeout it is cut off and the drift alarm above can only say that it did not run.
+    const slowAlarmName = `${props.namePrefix}-reconciliation-slow`;
+    this.slowAlarm = createAlarm(this, 'slow', props.target, {
+      alarmName: slowAlarmName,
+      namespace: WORKER_METRICS_NAMESPACE,
+      metricName: RECONCILIATION_SECONDS_METRIC,
+      dimensions: { service: this.worker.serviceName },
+      statistic: 'Maximum',
+      period: 2 * props.everyHours * 3600,
+      threshold: RECONCILE_SIZING.timeoutSeconds / 2,
+      alarmDescription: `A ledger reconciliation took over ${RECONCILE_SIZING.timeoutSeconds / 2} s, half its function's timeout: every run reads the whole ledger, and as the ledger grows the runs will be cut off and drift will go unseen. Money path: not yet; the checks still ran. Do: read durationsMs in the reconcile log line to see which check grows, then shorten the retention or the run's work. Runbook: docs/operations.md#reconciliation-slow`,
+    });
+    this.alarmNames = [this.alarmName, slowAlarmName];
   }
 }

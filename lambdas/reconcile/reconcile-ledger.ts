@@ -11,6 +11,8 @@ export const RECONCILE_HANDLER = 'reconcile';
 export const RECONCILE_METRICS = {
   /** Offending rows over every check; emitted only when every check ran (missing data breaches). */
   drift: 'ReconciliationDrift',
+  /** How long a run that completed took, in seconds (the slow alarm warns before runs outlast the function). */
+  seconds: 'ReconciliationSeconds',
 } as const;
 
 /** Offending ids logged per check at most (the count is always complete). */
@@ -223,6 +225,7 @@ export function createReconcileHandler(deps: ReconcileHandlerDeps): (event?: unk
   return async () => {
     const { logger, metrics } = deps.observability;
     let report: ReconcileReport;
+    const started = performance.now();
     try {
       report = await reconcileLedger(await deps.pool(), deps.options);
     } catch (error) {
@@ -242,6 +245,7 @@ export function createReconcileHandler(deps: ReconcileHandlerDeps): (event?: unk
       logger.info('ledger reconciles', { drift: 0, counts, durationsMs });
     }
     metrics.addMetric(RECONCILE_METRICS.drift, MetricUnit.Count, report.drift);
+    metrics.addMetric(RECONCILE_METRICS.seconds, MetricUnit.Seconds, Number(((performance.now() - started) / 1000).toFixed(1)));
     metrics.publishStoredMetrics();
     return report;
   };
