@@ -375,10 +375,6 @@ abstract class Interleaved {
  * outbox, dead letters, cache mirrors) is in it.
  */
 class Floor extends Interleaved {
-  static open(databaseUrl: string, runId: string, options: BenchOptions): Promise<Floor> {
-    return Interleaved.connect(Floor, databaseUrl, runId, options);
-  }
-
   protected async send(size: number): Promise<number> {
     const ids: string[] = [];
     const campaigns: number[] = [];
@@ -453,10 +449,6 @@ class BackendCpu {
  * No decoding, no validation, no Redis: how far the database part alone is from the floor.
  */
 class ChargeStatement extends Interleaved {
-  static open(databaseUrl: string, runId: string, options: BenchOptions): Promise<ChargeStatement> {
-    return Interleaved.connect(ChargeStatement, databaseUrl, runId, options);
-  }
-
   protected async send(size: number): Promise<number> {
     const ids: string[] = [];
     const campaigns: number[] = [];
@@ -860,9 +852,9 @@ async function main(): Promise<void> {
 
     const results: RunResult[] = [];
     let paused = 0;
-    const floor = await Floor.open(databaseUrl, `${runId}-f`, options);
-    const statement = await ChargeStatement.open(databaseUrl, `${runId}-s`, options);
-    const historyFloor = await Floor.open(databaseUrl, `${runId}-hf`, options);
+    const floor = await Interleaved.connect(Floor, databaseUrl, `${runId}-f`, options);
+    const statement = await Interleaved.connect(ChargeStatement, databaseUrl, `${runId}-s`, options);
+    const historyFloor = await Interleaved.connect(Floor, databaseUrl, `${runId}-hf`, options);
     // Backend CPU of the primary run (read before the connections close).
     let handlerBackendCpuMs: number | undefined;
     let statementCpuMs: number | undefined;

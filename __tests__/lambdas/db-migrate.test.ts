@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { createClickBalanceHandler } from '../../lambdas/click-balance/charge-clicks';
@@ -24,8 +25,6 @@ function migrationsWith(upSql: string): string {
   writeFileSync(path.join(dir, `${PROBE}.sql`), `-- Up Migration\n${upSql}\n-- Down Migration\n`);
   return dir;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let db: TestDatabase;
 let dirs: string[] = [];

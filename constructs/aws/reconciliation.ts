@@ -53,11 +53,7 @@ export class Reconciliation extends Construct {
   public readonly worker: WorkerFunction;
   /** The drift alarm. */
   public readonly alarm: CloudwatchMetricAlarm;
-  /** Its name (known at synth; the dashboard lists it). */
-  public readonly alarmName: string;
-  /** The alarm on a run taking half the function's timeout. */
-  public readonly slowAlarm: CloudwatchMetricAlarm;
-  /** Both alarms' names. */
+  /** The names of the drift alarm and the slow-run alarm (known at synth; the dashboard lists them). */
   public readonly alarmNames: readonly string[];
 
   constructor(scope: Construct, id: string, props: ReconciliationProps) {
@@ -87,9 +83,9 @@ export class Reconciliation extends Construct {
       accountId: props.accountId,
     });
     // One period spans two runs, so a run landing late in its hour never leaves a period empty.
-    this.alarmName = `${props.namePrefix}-reconciliation-drift`;
+    const driftAlarmName = `${props.namePrefix}-reconciliation-drift`;
     this.alarm = createAlarm(this, 'drift', props.target, {
-      alarmName: this.alarmName,
+      alarmName: driftAlarmName,
       namespace: WORKER_METRICS_NAMESPACE,
       metricName: RECONCILIATION_DRIFT_METRIC,
       dimensions: { service: this.worker.serviceName },
@@ -102,7 +98,7 @@ export class Reconciliation extends Construct {
     // Every run reads the whole ledger, so it slows as the ledger grows; past the function's
     // timeout it is cut off and the drift alarm above can only say that it did not run.
     const slowAlarmName = `${props.namePrefix}-reconciliation-slow`;
-    this.slowAlarm = createAlarm(this, 'slow', props.target, {
+    createAlarm(this, 'slow', props.target, {
       alarmName: slowAlarmName,
       namespace: WORKER_METRICS_NAMESPACE,
       metricName: RECONCILIATION_SECONDS_METRIC,
@@ -112,6 +108,6 @@ export class Reconciliation extends Construct {
       threshold: RECONCILE_SIZING.timeoutSeconds / 2,
       alarmDescription: `A ledger reconciliation took over ${RECONCILE_SIZING.timeoutSeconds / 2} s, half its function's timeout: every run reads the whole ledger, and as the ledger grows the runs will be cut off and drift will go unseen. Money path: not yet; the checks still ran. Do: read durationsMs in the reconcile log line to see which check grows, then shorten the retention or the run's work. Runbook: docs/operations.md#reconciliation-slow`,
     });
-    this.alarmNames = [this.alarmName, slowAlarmName];
+    this.alarmNames = [driftAlarmName, slowAlarmName];
   }
 }

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PoolConfig } from 'pg';
 import { createPoolProvider, guardCheckedOutClient, PoolProvider } from '../shared/db';
 import { DatabaseConfig } from '../shared/env';
@@ -105,8 +106,6 @@ SELECT pid, usename AS role, application_name, state,
    AND xact_start < clock_timestamp() - $1::integer * interval '1 millisecond'
  ORDER BY xact_start
  LIMIT 5`;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Builds the db-migrate handler: applies pending migrations with node-pg-migrate's runner, in a
